@@ -1,0 +1,106 @@
+"""Events the call path emits; the ledger and telemetry subscribe. Nothing in the call path imports them.
+
+Event names are past tense. Sinks must not raise: the bus logs and swallows a sink's failure so an
+observer can never break a request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from model_orchestrator.core.usage import Usage
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events: when (wall clock) and for which request."""
+
+    request_id: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted(Event):
+    """A call to one deployment began."""
+
+    attempt_id: str
+    model: str
+    provider: str
+    deployment: str
+    estimated_input_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSucceeded(Event):
+    """A call to one deployment returned an answer."""
+
+    attempt_id: str
+    model: str
+    provider: str
+    deployment: str
+    usage: Usage
+    cost: float | None
+    latency: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFailed(Event):
+    """A call to one deployment failed or was cancelled; usage is whatever was reported or estimated."""
+
+    attempt_id: str
+    model: str
+    provider: str
+    deployment: str
+    error_type: str
+    error_message: str
+    status_code: int | None
+    retryable: bool
+    latency: float
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = None
+    cancelled: bool = False
+
+
+class EventSink(Protocol):
+    """Something that listens to events (ledger, telemetry, logs, tests)."""
+
+    def handle(self, event: Event) -> None: ...
+
+
+class EventBus:
+    """Fans each event out to every subscribed sink, in subscription order."""
+
+    def __init__(self) -> None:
+        self._sinks: list[EventSink] = []
+
+    def subscribe(self, sink: EventSink) -> Callable[[], None]:
+        """Add ``sink``; returns a function that removes it again."""
+        self._sinks.append(sink)
+        return lambda: self._sinks.remove(sink)
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event`` to every sink; a failing sink is logged, never propagated."""
+        for sink in self._sinks:
+            try:
+                sink.handle(event)
+            except Exception:  # noqa: BLE001 - an observer must never break the call path
+                _log.exception("event sink %r failed on %s", sink, type(event).__name__)
+
+
+class RecordingSink:
+    """A sink that keeps every event it sees (for tests and for ``--json`` explanations)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def handle(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of_type(self, kind: type[Event]) -> list[Event]:
+        """The recorded events of one type, in order."""
+        return [e for e in self.events if isinstance(e, kind)]

@@ -1,0 +1,167 @@
+"""``ObservedModel``: the wrapper every upstream attempt passes through.
+
+It prices the reported usage, measures latency and emits ``AttemptStarted`` / ``AttemptSucceeded`` /
+``AttemptFailed`` (cancelled included) so the ledger and telemetry see every attempt. It does not retry,
+route or decide anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from model_orchestrator.core.clock import Clock, SystemClock
+from model_orchestrator.core.errors import OrchestratorError
+from model_orchestrator.core.events import AttemptFailed, AttemptStarted, AttemptSucceeded, EventBus
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.pricing import Price, cost_of
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.tokens import estimate_message_tokens, estimate_tokens_for_chars
+from model_orchestrator.core.usage import Usage
+
+
+class ObservedModel:
+    """Wraps one deployment's adapter: prices usage and reports every attempt to the event bus."""
+
+    def __init__(
+        self,
+        inner: ChatModel,
+        *,
+        name: str,
+        provider: str,
+        deployment: str,
+        price: Price | None,
+        bus: EventBus,
+        clock: Clock | None = None,
+    ) -> None:
+        self._inner = inner
+        self._name = name
+        self._provider = provider
+        self._deployment = deployment
+        self._price = price
+        self._bus = bus
+        self._clock = clock or SystemClock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def price(self) -> Price | None:
+        """The price this deployment's usage is charged at (None when unknown)."""
+        return self._price
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        attempt = self._start(request)
+        started = self._clock.monotonic()
+        try:
+            completion = await self._inner.complete(request)
+        except asyncio.CancelledError:
+            self._failed(request, attempt, started, None, cancelled=True)
+            raise
+        except OrchestratorError as exc:
+            self._failed(request, attempt, started, exc)
+            raise
+        cost = cost_of(completion.usage, self._price)
+        completion = replace(completion, cost=cost, deployment=self._deployment)
+        self._succeeded(request, attempt, completion.usage, cost, completion.latency)
+        return completion
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        attempt = self._start(request)
+        started = self._clock.monotonic()
+        chars = 0
+        usage: Usage | None = None
+        try:
+            async for delta in self._inner.stream(request):
+                chars += len(delta.text)
+                if delta.usage is not None:
+                    usage = delta.usage
+                yield delta
+        except (asyncio.CancelledError, GeneratorExit):
+            self._failed(request, attempt, started, None, cancelled=True, usage=_estimate(request, chars, usage))
+            raise
+        except OrchestratorError as exc:
+            self._failed(request, attempt, started, exc, usage=_estimate(request, chars, usage))
+            raise
+        final = _estimate(request, chars, usage)
+        self._succeeded(request, attempt, final, cost_of(final, self._price), self._clock.monotonic() - started)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def _start(self, request: ChatRequest) -> str:
+        attempt = uuid.uuid4().hex
+        self._bus.emit(
+            AttemptStarted(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                attempt_id=attempt,
+                model=self._name,
+                provider=self._provider,
+                deployment=self._deployment,
+                estimated_input_tokens=estimate_message_tokens(request.messages),
+            )
+        )
+        return attempt
+
+    def _succeeded(
+        self, request: ChatRequest, attempt: str, usage: Usage, cost: float | None, latency: float
+    ) -> None:
+        self._bus.emit(
+            AttemptSucceeded(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                attempt_id=attempt,
+                model=self._name,
+                provider=self._provider,
+                deployment=self._deployment,
+                usage=usage,
+                cost=cost,
+                latency=latency,
+            )
+        )
+
+    def _failed(
+        self,
+        request: ChatRequest,
+        attempt: str,
+        started: float,
+        error: OrchestratorError | None,
+        *,
+        cancelled: bool = False,
+        usage: Usage | None = None,
+    ) -> None:
+        usage = usage or Usage()
+        self._bus.emit(
+            AttemptFailed(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                attempt_id=attempt,
+                model=self._name,
+                provider=self._provider,
+                deployment=self._deployment,
+                error_type="Cancelled" if error is None else type(error).__name__,
+                error_message="cancelled by the caller" if error is None else error.message,
+                status_code=None if error is None else error.status_code,
+                retryable=False if error is None else error.retryable,
+                latency=self._clock.monotonic() - started,
+                usage=usage,
+                cost=cost_of(usage, self._price),
+                cancelled=cancelled,
+            )
+        )
+
+
+def _estimate(request: ChatRequest, output_chars: int, reported: Usage | None) -> Usage:
+    """Reported usage when there is some; otherwise an estimate flagged as such."""
+    if reported is not None:
+        return reported
+    return Usage(
+        input_tokens=estimate_message_tokens(request.messages),
+        output_tokens=estimate_tokens_for_chars(output_chars),
+        estimated=True,
+    )

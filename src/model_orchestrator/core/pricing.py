@@ -1,0 +1,46 @@
+"""Prices and the cost of a usage. Where prices come from (catalogue, genai-prices, config) is config's job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model_orchestrator.core.usage import Usage
+
+_PER_MILLION = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens. Cached input and reasoning fall back to the input/output rates when unset."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+    reasoning: float | None = None
+
+    @property
+    def is_free(self) -> bool:
+        """True for models that cost nothing per token (local models)."""
+        return self.input == 0 and self.output == 0
+
+    def cost_of(self, usage: Usage) -> float:
+        """The USD cost of ``usage`` at these prices."""
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        reasoning_rate = self.output if self.reasoning is None else self.reasoning
+        total = (
+            (usage.input_tokens - cached) * self.input
+            + cached * cached_rate
+            + (usage.output_tokens - reasoning) * self.output
+            + reasoning * reasoning_rate
+        )
+        return total / _PER_MILLION
+
+
+FREE = Price(0.0, 0.0)
+
+
+def cost_of(usage: Usage, price: Price | None) -> float | None:
+    """The cost of ``usage``, or None when the price is unknown."""
+    return None if price is None else price.cost_of(usage)

@@ -1,0 +1,54 @@
+"""The provider-neutral chat request. Owns what a caller may ask for; not how it is sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from model_orchestrator.core.messages import Message
+
+
+class ResponseFormat(str, Enum):
+    """Whether the answer must be free text or a JSON object."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One request to a chat model.
+
+    ``deadline`` is an absolute time on the orchestrator's monotonic clock (seconds),
+    so it can be handed down through every layer without shrinking by hand.
+    """
+
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    response_format: ResponseFormat = ResponseFormat.TEXT
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    deadline: float | None = None
+    request_id: str | None = None
+    metadata: tuple[tuple[str, str], ...] = field(default=())
+
+    @classmethod
+    def from_prompt(cls, prompt: str, *, system: str | None = None, **options: object) -> ChatRequest:
+        """A request holding one user message (and an optional system message)."""
+        messages = (Message.system(system),) if system else ()
+        return cls(messages=(*messages, Message.user(prompt)), **options)  # type: ignore[arg-type]
+
+    def with_options(self, **changes: object) -> ChatRequest:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def system_text(self) -> str | None:
+        """All system messages joined, or None when there are none."""
+        texts = [m.text for m in self.messages if m.role.value == "system"]
+        return "\n\n".join(texts) if texts else None

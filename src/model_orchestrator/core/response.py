@@ -1,0 +1,70 @@
+"""What a model returns: a whole completion, or a stream of deltas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from model_orchestrator.core.rate_limits import EMPTY_RATE_LIMITS, RateLimitSnapshot
+from model_orchestrator.core.usage import Usage
+
+
+class FinishReason(str, Enum):
+    """Why generation stopped, normalised across providers."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    CONTENT_FILTER = "content_filter"
+    TOOL_CALLS = "tool_calls"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """The log-probability of one generated token, with its top alternatives when asked."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finished answer from one model call (or from a strategy that chose one).
+
+    ``cost`` is USD, or None when the price is unknown (never silently 0).
+    ``latency`` is seconds from sending the request to the last byte.
+    """
+
+    text: str
+    model: str
+    provider: str
+    deployment: str
+    usage: Usage
+    cost: float | None = None
+    latency: float = 0.0
+    finish_reason: FinishReason = FinishReason.STOP
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    response_id: str | None = None
+    rate_limits: RateLimitSnapshot = EMPTY_RATE_LIMITS
+    details: tuple[tuple[str, object], ...] = field(default=())
+
+    def with_cost(self, cost: float | None) -> Completion:
+        """A copy carrying ``cost``."""
+        return replace(self, cost=cost)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """One piece of a streamed answer.
+
+    The last delta of a stream carries ``finish_reason`` and, where the provider reports it, ``usage``.
+    """
+
+    text: str = ""
+    logprobs: tuple[TokenLogprob, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    rate_limits: RateLimitSnapshot | None = None

@@ -1,0 +1,35 @@
+"""Token usage of one call. Owns counting and adding; not prices (see ``pricing``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a call consumed.
+
+    ``estimated`` is True when the provider reported nothing and the numbers are our guess;
+    cached and reasoning tokens are kept apart because they are priced at their own rates.
+    ``cached_input_tokens`` is part of ``input_tokens``; ``reasoning_tokens`` is part of ``output_tokens``.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            estimated=self.estimated or other.estimated,
+        )
