@@ -65,7 +65,8 @@ class ObservedModel:
         except OrchestratorError as exc:
             self._failed(request, attempt, started, exc)
             raise
-        cost = cost_of(completion.usage, self._price)
+        # A known price wins; otherwise keep a cost the provider itself reported (CLI agents do).
+        cost = cost_of(completion.usage, self._price) if self._price is not None else completion.cost
         completion = replace(completion, cost=cost, deployment=self._deployment)
         self._succeeded(request, attempt, completion.usage, cost, completion.latency)
         return completion

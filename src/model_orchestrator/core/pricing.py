@@ -11,20 +11,37 @@ _PER_MILLION = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens. Cached input and reasoning fall back to the input/output rates when unset."""
+    """USD per million tokens. Cached input and reasoning fall back to the input/output rates when unset.
+
+    ``tiers`` holds long-context rates: ``(start, price)`` pairs, ascending; when a call's input tokens
+    exceed ``start`` the whole call is charged at that tier's price (Anthropic's and Gemini's rule).
+    """
 
     input: float
     output: float
     cached_input: float | None = None
     reasoning: float | None = None
+    tiers: tuple[tuple[int, Price], ...] = ()
 
     @property
     def is_free(self) -> bool:
         """True for models that cost nothing per token (local models)."""
         return self.input == 0 and self.output == 0
 
+    def for_input(self, input_tokens: int) -> Price:
+        """The price that applies to a call with ``input_tokens`` of input."""
+        chosen = self
+        for start, tier in self.tiers:
+            if input_tokens > start:
+                chosen = tier
+        return chosen
+
     def cost_of(self, usage: Usage) -> float:
-        """The USD cost of ``usage`` at these prices."""
+        """The USD cost of ``usage`` at these prices (long-context tier included)."""
+        if self.tiers:
+            tier = self.for_input(usage.input_tokens)
+            if tier is not self:
+                return tier.cost_of(usage)
         cached = min(usage.cached_input_tokens, usage.input_tokens)
         reasoning = min(usage.reasoning_tokens, usage.output_tokens)
         cached_rate = self.input if self.cached_input is None else self.cached_input

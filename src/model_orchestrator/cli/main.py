@@ -1,0 +1,91 @@
+"""The ``orchestrator`` command group and its error handling (exit 2 for bad input, 1 for failed calls).
+
+Heavy imports (the façade, pydantic, the HTTP client, rich) happen inside commands, never at import.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from model_orchestrator import __version__
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Group(click.Group):
+    """Maps our error hierarchy to exit codes and one clear line on stderr."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from model_orchestrator.core.errors import ConfigError, OrchestratorError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_BAD_INPUT)
+        except OrchestratorError as exc:
+            _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _list_models_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from model_orchestrator.cli.models_view import show_models
+
+        show_models(ctx.params.get("config_path"), as_json=False)
+        ctx.exit()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="orchestrator")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="ORCHESTRATOR_CONFIG",
+              help="Path to orchestrator.yaml (default: $ORCHESTRATOR_CONFIG, then ./orchestrator.yaml).")
+@click.option("-v", "--verbose", count=True, help="Log more to stderr (-v info, -vv debug).")
+@click.option("--list-models", is_flag=True, expose_value=False, is_eager=False, callback=_list_models_flag,
+              help="Same as `orchestrator models`.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Send each LLM request to the right model: routing, fallbacks, cascades, ensembles, budgets."""
+    ctx.obj = {"config": config_path}
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _register(command: Callable[..., Any]) -> None:
+    cli.add_command(command)  # type: ignore[arg-type]
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def models_command(ctx: click.Context, as_json: bool) -> None:
+    """List models: name, provider, tier, context window, prices, whether usable now."""
+    from model_orchestrator.cli.models_view import show_models
+
+    show_models(ctx.obj["config"], as_json)
+
+
+def _register_all() -> None:
+    from model_orchestrator.cli.run import run_command
+
+    _register(models_command)
+    _register(run_command)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="orchestrator")

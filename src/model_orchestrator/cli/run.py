@@ -1,0 +1,80 @@
+"""``orchestrator run``: answer one prompt and print the answer, or the seed-004 JSON with ``--json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+_STRATEGIES = ("single", "cheapest", "fallback", "cascade", "ensemble", "race", "pipeline", "route")
+
+
+@click.command("run")
+@click.option("-p", "--prompt", help="The prompt; read from stdin when omitted.")
+@click.option("-m", "--model", help="Model (or strategy) name; default: the config's default_model or the embedded model.")
+@click.option("--strategy", type=click.Choice(_STRATEGIES), default="single", show_default=True,
+              help="How to combine models (only 'single' in this version).")
+@click.option("--system", help="A system prompt.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Cap on generated tokens.")
+@click.option("--temperature", type=click.FloatRange(0.0, 2.0), help="Sampling temperature.")
+@click.option("--timeout", type=click.FloatRange(min=0.001), help="Deadline for the whole request, in seconds.")
+@click.option("--logprobs", is_flag=True, help="Ask for token log-probabilities (gives a confidence).")
+@click.option("--stream", "stream_output", is_flag=True, help="Print the answer as it is generated.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (response, model_used, cost, ...).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Also write the result JSON here.")
+@click.pass_context
+def run_command(ctx: click.Context, prompt: str | None, model: str | None, strategy: str, as_json: bool,
+                output: str | None, stream_output: bool, **options: Any) -> None:
+    """Answer a prompt with one model and report model, tokens, cost and latency."""
+    text = _read_prompt(prompt)
+    if stream_output and (as_json or output):
+        raise click.UsageError("--stream prints text as it comes; it cannot be combined with --json or --output")
+    from model_orchestrator.orchestrator import Orchestrator
+
+    orch = Orchestrator.from_config(ctx.obj["config"])
+    if stream_output:
+        import asyncio
+
+        asyncio.run(_stream(orch, text, model, options))
+        return
+    result = orch.complete_sync(text, model=model, strategy=strategy, **options)
+    data = result.to_dict()
+    if output:
+        Path(output).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(result.response)
+    cost = "unknown" if result.cost is None else f"${result.cost:.6f}"
+    click.echo(
+        f"[{result.model_used} · {result.input_tokens} in / {result.output_tokens} out tokens · "
+        f"cost {cost} · {result.latency:.2f}s]",
+        err=True,
+    )
+
+
+def _read_prompt(prompt: str | None) -> str:
+    if prompt is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise click.UsageError("give --prompt TEXT or pipe the prompt on stdin")
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise click.UsageError("the prompt is empty")
+    return prompt
+
+
+async def _stream(orch: Any, text: str, model: str | None, options: dict[str, Any]) -> None:
+    usage = None
+    try:
+        async for delta in orch.stream(text, model=model, **options):
+            if delta.text:
+                click.echo(delta.text, nl=False)
+            usage = delta.usage or usage
+    finally:
+        await orch.aclose()
+    click.echo("")
+    if usage is not None:
+        click.echo(f"[{usage.input_tokens} in / {usage.output_tokens} out tokens]", err=True)

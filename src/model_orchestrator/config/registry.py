@@ -1,0 +1,182 @@
+"""``ModelRegistry``: every model name a user can say, what it is, whether it is usable, and its built model.
+
+Names come from three places, later ones overriding earlier: the embedded local model, the built-in
+catalogue, and ``orchestrator.yaml``. A ``provider:model`` reference (``openai:gpt-4.1-nano``) names a
+model of a known provider that is in neither. Models are built on first use, so listing never loads one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from model_orchestrator.config.pricing import resolve_price
+from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig
+from model_orchestrator.core.errors import MissingCredentialsError, ModelNotFoundError
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.pricing import Price
+from model_orchestrator.providers.catalogue import CATALOGUE, EMBEDDED_MODEL, CatalogueEntry
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What ``orchestrator models`` shows about one name."""
+
+    name: str
+    provider: str
+    model_id: str
+    tier: int | None
+    context_window: int | None
+    max_output_tokens: int | None
+    price: Price | None
+    capabilities: frozenset[str]
+    api_key_env: str | None
+    source: str
+    usable: bool
+    unusable_reason: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready; prices in USD per million tokens, None when unknown."""
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "model": self.model_id,
+            "tier": self.tier,
+            "context_window": self.context_window,
+            "max_output_tokens": self.max_output_tokens,
+            "price": None if self.price is None else {"input": self.price.input, "output": self.price.output},
+            "capabilities": sorted(self.capabilities),
+            "api_key_env": self.api_key_env,
+            "source": self.source,
+            "usable": self.usable,
+            "unusable_reason": self.unusable_reason,
+        }
+
+
+ModelFactory = Callable[[ModelConfig, Price | None, "str | None"], ChatModel]
+
+
+class ModelRegistry:
+    """Resolves names to models; builds each model once, on first use."""
+
+    def __init__(
+        self,
+        config: OrchestratorConfig,
+        env: Mapping[str, str],
+        factory: ModelFactory,
+        provider_key_envs: Mapping[str, str | None],
+        local_available: Callable[[], str | None],
+    ) -> None:
+        """``provider_key_envs`` maps each known provider to its standard key variable (None: no key)."""
+        self._env = env
+        self._factory = factory
+        self._provider_key_envs = provider_key_envs
+        self._local_available = local_available
+        self._configs: dict[str, tuple[ModelConfig, str, str]] = {}
+        self._built: dict[str, ChatModel] = {}
+        self._add_entry(EMBEDDED_MODEL, "embedded")
+        for entry in CATALOGUE:
+            self._add_entry(entry, "catalogue")
+        for model in config.models:
+            self._configs[model.name] = (model, "config", _prices_provider(model.provider))
+
+    def names(self) -> list[str]:
+        """Every configured or catalogued model name."""
+        return list(self._configs)
+
+    def info(self, name: str) -> ModelInfo:
+        """What is known about ``name``; raises ModelNotFoundError with suggestions."""
+        cfg, source, prices_provider = self._lookup(name)
+        reason = self._unusable_reason(cfg)
+        catalogued = _CATALOGUE_BY_NAME.get(cfg.name)
+        return ModelInfo(
+            name=cfg.name,
+            provider=cfg.provider,
+            model_id=cfg.model or cfg.name,
+            tier=cfg.tier,
+            context_window=cfg.context_window,
+            max_output_tokens=cfg.max_output_tokens,
+            price=resolve_price(cfg.provider, prices_provider, cfg.model or cfg.name, cfg.price),
+            capabilities=frozenset(cfg.capabilities or (catalogued.capabilities if catalogued else ("text",))),
+            api_key_env=self._key_env(cfg),
+            source=source,
+            usable=reason is None,
+            unusable_reason=reason,
+        )
+
+    def infos(self) -> list[ModelInfo]:
+        """Info on every name, in registration order."""
+        return [self.info(name) for name in self._configs]
+
+    def resolve(self, name: str) -> ChatModel:
+        """The model for ``name``, built on first use. Missing keys raise MissingCredentialsError."""
+        if name in self._built:
+            return self._built[name]
+        cfg, _source, _prices = self._lookup(name)
+        key_env = self._key_env(cfg)
+        api_key = self._env.get(key_env) if key_env else None
+        if key_env and not api_key:
+            raise MissingCredentialsError(
+                f"model {name!r} needs an API key in the environment variable {key_env}, which is not set; "
+                f"export {key_env}=... or choose another model (`orchestrator models` lists usable ones)"
+            )
+        info = self.info(name)
+        model = self._factory(cfg, info.price, api_key)
+        self._built[name] = model
+        return model
+
+    async def aclose(self) -> None:
+        """Close every model built so far."""
+        built, self._built = list(self._built.values()), {}
+        for model in built:
+            await model.aclose()
+
+    def _add_entry(self, entry: CatalogueEntry, source: str) -> None:
+        cfg = ModelConfig(
+            name=entry.name,
+            provider=entry.provider,
+            model=entry.model_id,
+            context_window=entry.context_window,
+            max_output_tokens=entry.max_output_tokens,
+            tier=entry.tier,
+            capabilities=tuple(sorted(entry.capabilities)),  # type: ignore[arg-type]
+        )
+        self._configs[entry.name] = (cfg, source, entry.prices_provider)
+
+    def _lookup(self, name: str) -> tuple[ModelConfig, str, str]:
+        if name in self._configs:
+            return self._configs[name]
+        provider, sep, model_id = name.partition(":")
+        if sep and model_id and provider in self._provider_key_envs:
+            cfg = ModelConfig(name=name, provider=provider, model=model_id)
+            self._configs[name] = (cfg, "reference", _prices_provider(provider))
+            return self._configs[name]
+        close = difflib.get_close_matches(name, list(self._configs), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ModelNotFoundError(
+            f"unknown model {name!r}{hint} Run `orchestrator models` to list models, add it to "
+            "orchestrator.yaml, or name it as provider:model (e.g. openai:gpt-4.1-nano)"
+        )
+
+    def _key_env(self, cfg: ModelConfig) -> str | None:
+        if cfg.api_key_env is not None:
+            return cfg.api_key_env
+        if cfg.api_base is not None and cfg.provider == "openai":
+            return None  # a self-hosted OpenAI-compatible server usually needs no key
+        return self._provider_key_envs.get(cfg.provider)
+
+    def _unusable_reason(self, cfg: ModelConfig) -> str | None:
+        if cfg.provider == "local":
+            return self._local_available()
+        key_env = self._key_env(cfg)
+        if key_env and not self._env.get(key_env):
+            return f"{key_env} is not set"
+        return None
+
+
+_CATALOGUE_BY_NAME = {e.name: e for e in (EMBEDDED_MODEL, *CATALOGUE)}
+
+
+def _prices_provider(provider: str) -> str:
+    return "google" if provider == "gemini" else provider

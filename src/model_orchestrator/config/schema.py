@@ -1,0 +1,104 @@
+"""The pydantic schema of ``orchestrator.yaml``. Owns shape and validation; not finding or building anything.
+
+Keys are named by environment variable (``api_key_env``), never written in the file.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Capability = Literal["text", "vision", "tools", "json", "code", "long_context", "reasoning", "logprobs"]
+
+
+class PriceConfig(BaseModel):
+    """USD per million tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    reasoning: float | None = Field(default=None, ge=0)
+
+
+class ModelConfig(BaseModel):
+    """One named model: a provider's model at one endpoint with one key (a deployment)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    model: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    api_version: str | None = None
+    price: PriceConfig | None = None
+    context_window: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    tier: int | None = Field(default=None, ge=0, le=5)
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    capabilities: tuple[Capability, ...] | None = None
+    command: tuple[str, ...] | None = None
+    output_format: Literal["text", "json"] | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0)
+    headers: dict[str, str] | None = None
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _looks_like_a_variable_name(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace("_", "").isalnum():
+            raise ValueError(
+                "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> ModelConfig:
+        if self.provider == "cli" and not self.command:
+            raise ValueError("provider 'cli' needs 'command', an argument list such as [claude, -p]")
+        if self.provider != "cli" and self.provider != "local" and not self.model:
+            raise ValueError(f"provider {self.provider!r} needs 'model', the provider's own model id")
+        return self
+
+
+class StrategyConfig(BaseModel):
+    """A named strategy; its type-specific fields are validated by the strategy that owns the type."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+
+
+class BudgetsConfig(BaseModel):
+    """Spending limits in USD."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+    per_request_usd: float | None = Field(default=None, ge=0)
+
+
+class OrchestratorConfig(BaseModel):
+    """The whole ``orchestrator.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_model: str | None = None
+    models: tuple[ModelConfig, ...] = ()
+    strategies: tuple[StrategyConfig, ...] = ()
+    budgets: BudgetsConfig | None = None
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> OrchestratorConfig:
+        seen: set[str] = set()
+        for name in [m.name for m in self.models] + [s.name for s in self.strategies]:
+            if name in seen:
+                raise ValueError(f"the name {name!r} is used twice; model and strategy names must be unique")
+            seen.add(name)
+        return self

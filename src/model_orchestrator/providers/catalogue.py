@@ -1,0 +1,72 @@
+"""Well-known models, as data rows: provider, model id, context window, output cap, capabilities, tier.
+
+Prices are not here: config/pricing.py looks them up in ``genai-prices`` (``prices_provider`` names the
+provider there). Tiers follow seed 003: 0 fast/cheap, 1 capable/cheap, 2 balanced, 3 strongest.
+Context windows and output caps are the vendors' published figures (their model pages).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueEntry:
+    """One known model."""
+
+    name: str
+    provider: str
+    model_id: str
+    context_window: int
+    max_output_tokens: int
+    tier: int
+    capabilities: frozenset[str]
+    prices_provider: str
+
+
+def _row(name: str, provider: str, ctx: int, out: int, tier: int, caps: str, prices: str | None = None,
+         model_id: str | None = None) -> CatalogueEntry:
+    return CatalogueEntry(
+        name=name,
+        provider=provider,
+        model_id=model_id or name,
+        context_window=ctx,
+        max_output_tokens=out,
+        tier=tier,
+        capabilities=frozenset(caps.split()),
+        prices_provider=prices or provider,
+    )
+
+
+_ALL = "text vision tools json code"
+CATALOGUE: tuple[CatalogueEntry, ...] = (
+    _row("gpt-4o-mini", "openai", 128_000, 16_384, 1, _ALL + " logprobs"),
+    _row("gpt-4o", "openai", 128_000, 16_384, 2, _ALL + " logprobs"),
+    _row("gpt-4.1-nano", "openai", 1_047_576, 32_768, 0, _ALL + " long_context logprobs"),
+    _row("gpt-4.1-mini", "openai", 1_047_576, 32_768, 1, _ALL + " long_context logprobs"),
+    _row("gpt-4.1", "openai", 1_047_576, 32_768, 2, _ALL + " long_context logprobs"),
+    _row("gpt-5-nano", "openai", 400_000, 128_000, 0, _ALL + " reasoning long_context"),
+    _row("gpt-5-mini", "openai", 400_000, 128_000, 1, _ALL + " reasoning long_context"),
+    _row("gpt-5", "openai", 400_000, 128_000, 3, _ALL + " reasoning long_context"),
+    _row("o4-mini", "openai", 200_000, 100_000, 2, _ALL + " reasoning"),
+    _row("o3", "openai", 200_000, 100_000, 3, _ALL + " reasoning"),
+    _row("claude-haiku-4-5", "anthropic", 200_000, 64_000, 1, _ALL),
+    _row("claude-sonnet-4-5", "anthropic", 200_000, 64_000, 2, _ALL + " reasoning"),
+    _row("claude-opus-4-5", "anthropic", 200_000, 64_000, 3, _ALL + " reasoning"),
+    _row("claude-opus-4-1", "anthropic", 200_000, 32_000, 3, _ALL + " reasoning"),
+    _row("gemini-2.5-flash-lite", "gemini", 1_048_576, 65_536, 0, _ALL + " long_context", "google"),
+    _row("gemini-2.5-flash", "gemini", 1_048_576, 65_536, 0, _ALL + " long_context reasoning", "google"),
+    _row("gemini-2.5-pro", "gemini", 1_048_576, 65_536, 3, _ALL + " long_context reasoning", "google"),
+    _row("groq/llama-3.3-70b-versatile", "groq", 131_072, 32_768, 1, "text tools json code",
+         model_id="llama-3.3-70b-versatile"),
+    _row("groq/llama-3.1-8b-instant", "groq", 131_072, 131_072, 0, "text tools json",
+         model_id="llama-3.1-8b-instant"),
+    _row("deepseek-chat", "deepseek", 64_000, 8_192, 1, "text tools json code"),
+    _row("deepseek-reasoner", "deepseek", 64_000, 32_768, 2, "text json code reasoning"),
+    _row("mistral-small-latest", "mistral", 128_000, 32_768, 0, "text tools json code"),
+    _row("mistral-large-latest", "mistral", 128_000, 32_768, 2, "text tools json code"),
+)
+
+# The embedded model: always listed, needs no key, runs on the CPU (the 'local' extra).
+EMBEDDED_MODEL = _row("local/smollm2-135m", "local", 2_048, 2_048, 0, "text logprobs", prices="local",
+                      model_id="smollm2-135m-instruct-q4_1")

@@ -1,0 +1,89 @@
+"""Core value types: pricing (tiers, cached and reasoning rates), usage sums, errors, messages, events."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_orchestrator.core.errors import (
+    AllModelsFailedError,
+    AuthenticationError,
+    ContextWindowExceededError,
+    RateLimitedError,
+    ServerError,
+)
+from model_orchestrator.core.events import AttemptStarted, EventBus, RecordingSink
+from model_orchestrator.core.messages import Message, Role
+from model_orchestrator.core.pricing import FREE, Price, cost_of
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.tokens import estimate_text_tokens
+from model_orchestrator.core.usage import Usage
+
+
+def test_cost_uses_cached_and_reasoning_rates() -> None:
+    price = Price(input=2.0, output=8.0, cached_input=0.5, reasoning=10.0)
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_input_tokens=400_000,
+                  reasoning_tokens=250_000)
+    expected = 0.6 * 2.0 + 0.4 * 0.5 + 0.75 * 8.0 + 0.25 * 10.0
+    assert price.cost_of(usage) == pytest.approx(expected)
+
+
+def test_cached_tokens_default_to_input_rate() -> None:
+    price = Price(input=1.0, output=1.0)
+    assert price.cost_of(Usage(1_000_000, 0, cached_input_tokens=500_000)) == pytest.approx(1.0)
+
+
+def test_long_context_tier_charges_whole_call_at_tier_rate() -> None:
+    price = Price(3.0, 15.0, tiers=((200_000, Price(6.0, 22.5)),))
+    assert price.cost_of(Usage(200_000, 0)) == pytest.approx(0.6)
+    assert price.cost_of(Usage(300_000, 1_000_000)) == pytest.approx(1.8 + 22.5)
+
+
+def test_unknown_price_gives_unknown_cost_never_zero() -> None:
+    assert cost_of(Usage(10, 10), None) is None
+    assert cost_of(Usage(10, 10), FREE) == 0.0
+
+
+def test_usage_adds_and_keeps_estimated_flag() -> None:
+    total = Usage(1, 2, 0, 0) + Usage(3, 4, 1, 1, estimated=True)
+    assert (total.input_tokens, total.output_tokens, total.total_tokens, total.estimated) == (4, 6, 10, True)
+
+
+def test_error_defaults_and_overrides() -> None:
+    err = RateLimitedError("slow down", retry_after=2.5, provider="openai", deployment="fast@x")
+    assert (err.status_code, err.retryable, err.retry_after) == (429, True, 2.5)
+    assert str(err) == "[fast@x] slow down"
+    assert not AuthenticationError("no").retryable
+    ctx = ContextWindowExceededError("too long")
+    assert ctx.status_code == 400 and not ctx.retryable
+
+
+def test_all_models_failed_aggregates_attempts() -> None:
+    errors = [ServerError("boom", provider="a"), RateLimitedError("wait", retry_after=3.0, provider="b"),
+              RateLimitedError("wait", retry_after=1.0, provider="c")]
+    agg = AllModelsFailedError("all 3 models failed", errors)
+    assert agg.retryable and agg.retry_after == 1.0
+    assert len(agg.to_dict()["errors"]) == 3  # type: ignore[arg-type]
+    assert "ServerError" in str(agg) and "RateLimitedError" in str(agg)
+
+
+def test_message_and_request_helpers() -> None:
+    request = ChatRequest.from_prompt("hi", system="be brief", max_tokens=5)
+    assert [m.role for m in request.messages] == [Role.SYSTEM, Role.USER]
+    assert request.system_text == "be brief" and request.max_tokens == 5
+    assert Message.of("assistant", "x").text == "x"
+    assert estimate_text_tokens("") == 0 and estimate_text_tokens("abcdefgh") == 2
+
+
+def test_event_bus_isolates_failing_sinks() -> None:
+    class Broken:
+        def handle(self, event: object) -> None:
+            raise RuntimeError("sink bug")
+
+    bus, sink = EventBus(), RecordingSink()
+    bus.subscribe(Broken())
+    unsubscribe = bus.subscribe(sink)
+    event = AttemptStarted("r", 0.0, "a", "m", "p", "d")
+    bus.emit(event)
+    unsubscribe()
+    bus.emit(event)
+    assert sink.events == [event]
