@@ -1,0 +1,277 @@
+"""Pure conversions between the core types and Anthropic's Messages API wire format.
+
+Owns the request body, reading a message, reading stream events and classifying error bodies into plain
+``VendorError`` values. Does not send anything, read headers or build exceptions (see ``adapter``).
+Wire format: https://docs.anthropic.com/en/api/messages and https://docs.anthropic.com/en/api/messages-streaming
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from model_orchestrator.core.messages import Message, Role
+from model_orchestrator.core.request import ChatRequest, ResponseFormat
+from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
+from model_orchestrator.core.usage import Usage
+
+# Anthropic has no JSON-mode switch; its guide steers format through instructions instead:
+# https://docs.anthropic.com/en/docs/test-and-evaluate/strengthen-guardrails/increase-consistency
+JSON_INSTRUCTION = "Respond with one valid JSON object only: no prose, no code fences."
+
+# https://docs.anthropic.com/en/api/messages (stop_reason); refusal means the safety classifier stopped it.
+_FINISH = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "pause_turn": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "refusal": FinishReason.CONTENT_FILTER,
+}
+
+# Error types and their statuses: https://docs.anthropic.com/en/api/errors. Used for errors that arrive
+# inside a 200 stream, where the type is the only status we get.
+_STATUS_OF_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+# Phrasings of "the prompt does not fit", e.g. "prompt is too long: 208310 tokens > 200000 maximum" and
+# "input length and `max_tokens` exceed context limit: ...".
+_CONTEXT_PHRASES = ("prompt is too long", "exceed context limit", "context window", "context length")
+_FILTER_PHRASES = ("content filtering policy",)
+
+
+@dataclass(frozen=True, slots=True)
+class VendorError:
+    """An error Anthropic reported, classified but not yet raised (the adapter raises it)."""
+
+    status: int
+    message: str
+    error_type: str = ""
+    context_exceeded: bool = False
+    content_filtered: bool = False
+
+
+def encode_request(request: ChatRequest, *, model_id: str, default_max_tokens: int, stream: bool) -> bytes:
+    """The JSON body of ``POST /v1/messages`` for ``request``."""
+    body: dict[str, Any] = {
+        "model": model_id,
+        # max_tokens is required by the Messages API.
+        "max_tokens": request.max_tokens if request.max_tokens is not None else default_max_tokens,
+        "messages": _turns(request.messages),
+    }
+    system = _system(request)
+    if system:
+        body["system"] = system
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    if stream:
+        body["stream"] = True
+    # Anthropic returns no token log-probabilities, so request.logprobs is not sent.
+    return json.dumps(body).encode()
+
+
+def _system(request: ChatRequest) -> str | None:
+    """The top-level system prompt: the request's system messages plus the JSON instruction if asked."""
+    parts = [request.system_text] if request.system_text else []
+    if request.response_format is ResponseFormat.JSON:
+        parts.append(JSON_INSTRUCTION)
+    return "\n\n".join(parts) or None
+
+
+def _turns(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """User/assistant turns with text blocks; consecutive same-role messages merge into one turn.
+
+    Empty text blocks are rejected by the API, so they are dropped.
+    """
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role is Role.SYSTEM:
+            continue
+        blocks = [{"type": "text", "text": p.text} for p in message.parts if p.text]
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == message.role.value:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": message.role.value, "content": blocks})
+    return turns
+
+
+def decode_message(
+    body: bytes, *, provider: str, deployment: str, latency: float
+) -> Completion | VendorError:
+    """A completion from a 200 response body, or a ``VendorError`` when the body is unreadable."""
+    data = _json_object(body)
+    if data is None or data.get("type") == "error":
+        return _payload_error(data) if data else _unreadable("message")
+    text = "".join(
+        str(block.get("text", "")) for block in _objects(data.get("content")) if block.get("type") == "text"
+    )
+    return Completion(
+        text=text,
+        model=str(data.get("model") or ""),
+        provider=provider,
+        deployment=deployment,
+        usage=usage_of(_object(data.get("usage"))),
+        latency=latency,
+        finish_reason=finish_reason_of(data.get("stop_reason")),
+        response_id=_opt_str(data.get("id")),
+    )
+
+
+def usage_of(usage: Mapping[str, Any]) -> Usage:
+    """Core usage from Anthropic's ``usage`` object.
+
+    Anthropic's ``input_tokens`` excludes cache reads and cache writes, while core counts every prompt
+    token as input (cached reads included). Cache writes are billed as input too (at a premium), so they
+    are added to input rather than dropped: https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching
+    """
+    cache_read = _int(usage.get("cache_read_input_tokens"))
+    cache_write = _int(usage.get("cache_creation_input_tokens"))
+    return Usage(
+        input_tokens=_int(usage.get("input_tokens")) + cache_read + cache_write,
+        output_tokens=_int(usage.get("output_tokens")),
+        cached_input_tokens=cache_read,
+    )
+
+
+def finish_reason_of(stop_reason: object) -> FinishReason:
+    """The core finish reason for an Anthropic ``stop_reason``."""
+    if stop_reason is None:
+        return FinishReason.UNKNOWN
+    return _FINISH.get(str(stop_reason), FinishReason.UNKNOWN)
+
+
+def decode_error(status: int, body: bytes) -> VendorError:
+    """Classify a non-2xx response: ``{"type": "error", "error": {"type": ..., "message": ...}}``."""
+    data = _json_object(body)
+    if data is None:
+        snippet = body[:200].decode("utf-8", errors="replace").strip()
+        return VendorError(status=status, message=f"HTTP {status}: {snippet or 'empty body'}")
+    return _classify(status, _object(data.get("error")))
+
+
+def _payload_error(data: Mapping[str, Any]) -> VendorError:
+    """An error object found where a message or event was expected (status taken from its type)."""
+    error = _object(data.get("error"))
+    return _classify(_STATUS_OF_TYPE.get(str(error.get("type", "")), 500), error)
+
+
+def _classify(status: int, error: Mapping[str, Any]) -> VendorError:
+    error_type = str(error.get("type") or "")
+    message = str(error.get("message") or error_type or f"HTTP {status}")
+    lowered = message.lower()
+    # 413 is a byte limit enforced before the model sees the prompt; a smaller request or a model that
+    # takes bigger ones is the remedy, which is what a context-window fallback does.
+    context = (
+        error_type == "request_too_large"
+        or status == 413
+        or (error_type == "invalid_request_error" and any(p in lowered for p in _CONTEXT_PHRASES))
+    )
+    filtered = any(p in lowered for p in _FILTER_PHRASES)
+    return VendorError(status, message, error_type, context_exceeded=context, content_filtered=filtered)
+
+
+def _unreadable(what: str) -> VendorError:
+    # 502: the upstream answered, but not with anything we can read; a server-side failure to retry.
+    return VendorError(status=502, message=f"unreadable {what} from upstream", error_type="unreadable")
+
+
+class StreamDecoder:
+    """Turns Messages-API stream events into ``StreamDelta`` values, one event at a time.
+
+    The final delta (finish reason, usage, model) is emitted on ``message_stop``; a stream that ends
+    before it is incomplete (see ``end``).
+    """
+
+    def __init__(self) -> None:
+        self._model: str | None = None
+        self._start_usage: Mapping[str, Any] = {}
+        self._stop_reason: object = None
+        self._late_usage: dict[str, Any] = {}
+        self._finished = False
+
+    def feed(self, data: str) -> StreamDelta | VendorError | None:
+        """The delta for one event's data, a ``VendorError`` for an error event, or None for bookkeeping."""
+        event = _json_object(data)
+        if event is None:
+            return _unreadable("stream event")
+        kind = event.get("type")
+        if kind == "message_start":
+            message = _object(event.get("message"))
+            self._model = _opt_str(message.get("model"))
+            self._start_usage = _object(message.get("usage"))
+        elif kind in ("content_block_start", "content_block_delta"):
+            return self._text(event)
+        elif kind == "message_delta":
+            self._stop_reason = _object(event.get("delta")).get("stop_reason")
+            late = _object(event.get("usage"))
+            self._late_usage.update({k: v for k, v in late.items() if v is not None})
+        elif kind == "message_stop":
+            self._finished = True
+            return self._final()
+        elif kind == "error":
+            return _payload_error(event)
+        return None  # ping, content_block_stop and event types added later
+
+    def end(self) -> VendorError | None:
+        """Called when the stream closes: a ``VendorError`` unless ``message_stop`` arrived."""
+        if self._finished:
+            return None
+        return VendorError(502, "stream ended before message_stop", error_type="incomplete_stream")
+
+    def _text(self, event: Mapping[str, Any]) -> StreamDelta | None:
+        block = _object(event.get("delta") or event.get("content_block"))
+        text = block.get("text") if block.get("type") in ("text_delta", "text") else None
+        return StreamDelta(text=str(text)) if text else None
+
+    def _final(self) -> StreamDelta:
+        # message_delta carries the cumulative output count (and, in newer API versions, may restate
+        # input counts), so its fields override message_start's.
+        merged = {**self._start_usage, **self._late_usage}
+        return StreamDelta(
+            finish_reason=finish_reason_of(self._stop_reason),
+            usage=usage_of(merged),
+            model=self._model,
+        )
+
+
+def _json_object(raw: str | bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _object(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _objects(value: object) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

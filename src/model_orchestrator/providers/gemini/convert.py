@@ -1,0 +1,321 @@
+"""Pure conversions between the core types and the Gemini API's generateContent wire format.
+
+Owns the request body, reading a GenerateContentResponse (whole or as stream chunks) and classifying
+error bodies into plain ``VendorError`` values. Does not send anything, read headers or build exceptions
+(see ``adapter``). Wire format: https://ai.google.dev/api/generate-content
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from model_orchestrator.core.messages import Message, Role
+from model_orchestrator.core.request import ChatRequest, ResponseFormat
+from model_orchestrator.core.response import Completion, FinishReason, StreamDelta, TokenLogprob
+from model_orchestrator.core.usage import Usage
+
+# https://ai.google.dev/api/generate-content#FinishReason
+_FINISH = {
+    "STOP": FinishReason.STOP,
+    "MAX_TOKENS": FinishReason.LENGTH,
+    "SAFETY": FinishReason.CONTENT_FILTER,
+    "RECITATION": FinishReason.CONTENT_FILTER,
+    "BLOCKLIST": FinishReason.CONTENT_FILTER,
+    "PROHIBITED_CONTENT": FinishReason.CONTENT_FILTER,
+    "SPII": FinishReason.CONTENT_FILTER,
+    "IMAGE_SAFETY": FinishReason.CONTENT_FILTER,
+    "MALFORMED_FUNCTION_CALL": FinishReason.ERROR,
+}
+
+# e.g. "The input token count (1196265) exceeds the maximum number of tokens allowed (1048575)."
+_CONTEXT_PHRASES = ("exceeds the maximum number of tokens", "input token count", "context window")
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+_ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class VendorError:
+    """An error Gemini reported, classified but not yet raised (the adapter raises it)."""
+
+    status: int
+    message: str
+    error_status: str = ""
+    retry_after: float | None = None
+    context_exceeded: bool = False
+    content_filtered: bool = False
+
+
+def encode_request(request: ChatRequest) -> bytes:
+    """The JSON body of ``models/{model}:generateContent`` (and ``:streamGenerateContent``)."""
+    body: dict[str, Any] = {"contents": _contents(request.messages)}
+    if request.system_text:
+        body["systemInstruction"] = {"parts": [{"text": request.system_text}]}
+    config = _generation_config(request)
+    if config:
+        body["generationConfig"] = config
+    return json.dumps(body).encode()
+
+
+def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Turns with roles ``user``/``model``; consecutive same-role messages merge into one turn."""
+    contents: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role is Role.SYSTEM:
+            continue
+        role = "model" if message.role is Role.ASSISTANT else "user"
+        parts = [{"text": p.text} for p in message.parts if p.text]
+        if not parts:
+            continue
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    return contents
+
+
+def _generation_config(request: ChatRequest) -> dict[str, Any]:
+    # https://ai.google.dev/api/generate-content#generationconfig
+    config: dict[str, Any] = {}
+    if request.max_tokens is not None:
+        config["maxOutputTokens"] = request.max_tokens
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.top_p is not None:
+        config["topP"] = request.top_p
+    if request.stop:
+        config["stopSequences"] = list(request.stop)
+    if request.response_format is ResponseFormat.JSON:
+        config["responseMimeType"] = "application/json"
+    if request.logprobs:
+        config["responseLogprobs"] = True
+        # "logprobs" (how many alternatives per step) is only valid together with responseLogprobs.
+        if request.top_logprobs:
+            config["logprobs"] = request.top_logprobs
+    return config
+
+
+def decode_response(
+    body: bytes, *, provider: str, deployment: str, latency: float
+) -> Completion | VendorError:
+    """A completion from a 200 response body, or a ``VendorError`` for blocked or unreadable answers."""
+    data = _json_object(body)
+    if data is None:
+        return _unreadable("response")
+    problem = _chunk_problem(data)
+    if problem is not None:
+        return problem
+    candidate = _first_candidate(data)
+    if candidate is None:
+        return _unreadable("response without candidates")
+    return Completion(
+        text=_candidate_text(candidate),
+        model=str(data.get("modelVersion") or ""),
+        provider=provider,
+        deployment=deployment,
+        usage=usage_of(_object(data.get("usageMetadata"))),
+        latency=latency,
+        finish_reason=finish_reason_of(candidate.get("finishReason")),
+        logprobs=logprobs_of(candidate),
+        response_id=_opt_str(data.get("responseId")),
+    )
+
+
+def usage_of(metadata: Mapping[str, Any]) -> Usage:
+    """Core usage from ``usageMetadata``.
+
+    ``promptTokenCount`` already includes ``cachedContentTokenCount``; ``candidatesTokenCount`` excludes
+    ``thoughtsTokenCount``, which is billed as output, so thoughts are added to output (core counts
+    reasoning inside output). Tool-use prompt tokens are billed as input.
+    https://ai.google.dev/api/generate-content#UsageMetadata
+    """
+    thoughts = _int(metadata.get("thoughtsTokenCount"))
+    return Usage(
+        input_tokens=_int(metadata.get("promptTokenCount")) + _int(metadata.get("toolUsePromptTokenCount")),
+        output_tokens=_int(metadata.get("candidatesTokenCount")) + thoughts,
+        cached_input_tokens=_int(metadata.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
+    )
+
+
+def finish_reason_of(reason: object) -> FinishReason:
+    """The core finish reason for a Gemini ``finishReason``."""
+    return _FINISH.get(str(reason), FinishReason.UNKNOWN) if reason else FinishReason.UNKNOWN
+
+
+def logprobs_of(candidate: Mapping[str, Any]) -> tuple[TokenLogprob, ...] | None:
+    """Per-token log-probabilities from ``logprobsResult``, or None when the answer has none."""
+    result = _object(candidate.get("logprobsResult"))
+    chosen = _objects(result.get("chosenCandidates"))
+    if not chosen:
+        return None
+    tops = _objects(result.get("topCandidates"))
+    return tuple(
+        TokenLogprob(
+            token=str(pick.get("token", "")),
+            logprob=_float(pick.get("logProbability")),
+            top=_alternatives(tops[i]) if i < len(tops) else (),
+        )
+        for i, pick in enumerate(chosen)
+    )
+
+
+def _alternatives(step: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+    return tuple(
+        (str(c.get("token", "")), _float(c.get("logProbability"))) for c in _objects(step.get("candidates"))
+    )
+
+
+def decode_error(status: int, body: bytes) -> VendorError:
+    """Classify a non-2xx response: ``{"error": {"code", "message", "status", "details"}}``.
+
+    The streaming endpoint may wrap the same object in a one-element list.
+    """
+    data = _json_value(body)
+    if isinstance(data, list) and data:
+        data = data[0]
+    if not isinstance(data, dict):
+        snippet = body[:200].decode("utf-8", errors="replace").strip()
+        return VendorError(status=status, message=f"HTTP {status}: {snippet or 'empty body'}")
+    blocked = _chunk_problem(data)
+    if blocked is not None and blocked.content_filtered:
+        # A block normally comes as a 200 answer; a proxy may pass it on with an error status.
+        return replace(blocked, status=status)
+    return _classify(status, _object(data.get("error")))
+
+
+def _classify(status: int, error: Mapping[str, Any]) -> VendorError:
+    message = str(error.get("message") or f"HTTP {status}")
+    error_status = str(error.get("status") or "")
+    details = _objects(error.get("details"))
+    if status == 400 and any(
+        d.get("@type") == _ERROR_INFO and d.get("reason") == "API_KEY_INVALID" for d in details
+    ):
+        # Gemini answers a bad key with 400 INVALID_ARGUMENT + ErrorInfo API_KEY_INVALID; it is an auth
+        # failure, so it is reported as 401: https://ai.google.dev/gemini-api/docs/troubleshooting
+        status = 401
+    lowered = message.lower()
+    return VendorError(
+        status=status,
+        message=message,
+        error_status=error_status,
+        retry_after=_retry_delay(details),
+        context_exceeded=error_status == "INVALID_ARGUMENT" and any(p in lowered for p in _CONTEXT_PHRASES),
+    )
+
+
+def _retry_delay(details: list[Mapping[str, Any]]) -> float | None:
+    """Seconds from a ``google.rpc.RetryInfo`` detail (a protobuf Duration such as ``"30s"``)."""
+    for detail in details:
+        if detail.get("@type") == _RETRY_INFO:
+            match = _DURATION.match(str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _chunk_problem(data: Mapping[str, Any]) -> VendorError | None:
+    """A blocked prompt or an embedded error object in an otherwise successful body or chunk."""
+    if isinstance(data.get("error"), dict):
+        error = _object(data["error"])
+        return _classify(_int(error.get("code")) or 500, error)
+    block = _object(data.get("promptFeedback")).get("blockReason")
+    if block:
+        # https://ai.google.dev/api/generate-content#BlockReason
+        return VendorError(
+            status=400, message=f"prompt blocked: {block}", error_status=str(block), content_filtered=True
+        )
+    return None
+
+
+def _unreadable(what: str) -> VendorError:
+    # 502: the upstream answered, but not with anything we can read; a server-side failure to retry.
+    return VendorError(status=502, message=f"unreadable {what} from upstream", error_status="UNREADABLE")
+
+
+class StreamDecoder:
+    """Turns ``streamGenerateContent?alt=sse`` chunks into ``StreamDelta`` values.
+
+    Each chunk is a GenerateContentResponse; usage metadata is cumulative, so the last one seen is kept.
+    The stream has no terminal event: ``end()`` emits the final delta once a finish reason was seen.
+    """
+
+    def __init__(self) -> None:
+        self._model: str | None = None
+        self._usage: Mapping[str, Any] = {}
+        self._finish: object = None
+
+    def feed(self, data: str) -> StreamDelta | VendorError | None:
+        """The text delta of one chunk, a ``VendorError`` for a blocked or error chunk, or None."""
+        chunk = _json_object(data)
+        if chunk is None:
+            return _unreadable("stream chunk")
+        problem = _chunk_problem(chunk)
+        if problem is not None:
+            return problem
+        self._model = _opt_str(chunk.get("modelVersion")) or self._model
+        self._usage = _object(chunk.get("usageMetadata")) or self._usage
+        candidate = _first_candidate(chunk)
+        if candidate is None:
+            return None
+        self._finish = candidate.get("finishReason") or self._finish
+        text = _candidate_text(candidate)
+        logprobs = logprobs_of(candidate) or ()
+        return StreamDelta(text=text, logprobs=logprobs) if text or logprobs else None
+
+    def end(self) -> StreamDelta | VendorError:
+        """The final delta, or a ``VendorError`` when the stream stopped before any finish reason."""
+        if self._finish is None:
+            return VendorError(
+                status=502, message="stream ended before a finish reason", error_status="INCOMPLETE_STREAM"
+            )
+        return StreamDelta(
+            finish_reason=finish_reason_of(self._finish), usage=usage_of(self._usage), model=self._model
+        )
+
+
+def _first_candidate(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    candidates = _objects(data.get("candidates"))
+    return candidates[0] if candidates else None
+
+
+def _candidate_text(candidate: Mapping[str, Any]) -> str:
+    # Parts flagged "thought" are the model's reasoning summary, not the answer.
+    parts = _objects(_object(candidate.get("content")).get("parts"))
+    return "".join(str(p.get("text", "")) for p in parts if not p.get("thought"))
+
+
+def _json_value(raw: str | bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _json_object(raw: str | bytes) -> dict[str, Any] | None:
+    data = _json_value(raw)
+    return data if isinstance(data, dict) else None
+
+
+def _object(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _objects(value: object) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
