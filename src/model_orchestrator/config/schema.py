@@ -52,14 +52,14 @@ class ModelConfig(BaseModel):
     def _looks_like_a_variable_name(cls, value: str | None) -> str | None:
         if value is not None and not value.replace("_", "").isalnum():
             raise ValueError(
-                "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself"
+                "must be the NAME of an environment variable (e.g. MY_PROVIDER_API_KEY), never the key itself"
             )
         return value
 
     @model_validator(mode="after")
     def _provider_needs(self) -> ModelConfig:
         if self.provider == "cli" and not self.command:
-            raise ValueError("provider 'cli' needs 'command', an argument list such as [claude, -p]")
+            raise ValueError("provider 'cli' needs 'command', an argument list such as [my-agent, --print]")
         if self.provider != "cli" and self.provider != "local" and not self.model:
             raise ValueError(f"provider {self.provider!r} needs 'model', the provider's own model id")
         return self

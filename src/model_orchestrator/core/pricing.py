@@ -14,7 +14,7 @@ class Price:
     """USD per million tokens. Cached input and reasoning fall back to the input/output rates when unset.
 
     ``tiers`` holds long-context rates: ``(start, price)`` pairs, ascending; when a call's input tokens
-    exceed ``start`` the whole call is charged at that tier's price (Anthropic's and Gemini's rule).
+    exceed ``start`` the whole call is charged at that tier's price (how vendors price long context).
     """
 
     input: float
