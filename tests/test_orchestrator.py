@@ -1,0 +1,85 @@
+"""The façade end to end over FakeUpstream: each wire format, streaming, events, prices, sync API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from model_orchestrator import Orchestrator, run_orchestration
+from model_orchestrator.config.loader import parse_config
+from model_orchestrator.core.errors import RateLimitedError
+from model_orchestrator.core.events import AttemptFailed, AttemptSucceeded, RecordingSink
+from model_orchestrator.testing import Fault, FakeUpstream, Reply
+
+ENV = {"K1": "key-one", "K2": "key-two", "K3": "key-three"}
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as up:
+        yield up
+
+
+def config_text(up: FakeUpstream) -> str:
+    return (
+        "models:\n"
+        f"  - {{name: o, provider: openai, model: gpt-4o-mini, api_base: '{up.openai_base}', api_key_env: K1}}\n"
+        f"  - {{name: a, provider: anthropic, model: claude-haiku-4-5, api_base: '{up.url}', api_key_env: K2}}\n"
+        f"  - {{name: g, provider: gemini, model: gemini-2.5-flash, api_base: '{up.url}', api_key_env: K3}}\n"
+    )
+
+
+@pytest.mark.parametrize(("name", "price_in", "price_out"), [("o", 0.15, 0.6), ("a", 1.0, 5.0), ("g", 0.3, 2.5)])
+async def test_each_wire_format_answers_and_is_priced(upstream: FakeUpstream, name: str, price_in: float,
+                                                      price_out: float) -> None:
+    upstream.script(Reply("Paris", usage=(2000, 1000)))
+    async with Orchestrator(parse_config(config_text(upstream)), env=ENV) as orch:
+        result = await orch.complete("Capital of France?", model=name, max_tokens=10)
+    assert result.response == "Paris" and result.model_used == name
+    assert (result.input_tokens, result.output_tokens) == (2000, 1000)
+    assert result.cost == pytest.approx((2000 * price_in + 1000 * price_out) / 1e6)
+
+
+@pytest.mark.parametrize("name", ["o", "a", "g"])
+async def test_streaming_matches_complete(upstream: FakeUpstream, name: str) -> None:
+    upstream.script(Reply("one two three four", chunk_size=4), Reply("one two three four"))
+    async with Orchestrator(parse_config(config_text(upstream)), env=ENV) as orch:
+        deltas = [d async for d in orch.stream("count", model=name)]
+        whole = await orch.complete("count", model=name)
+    assert "".join(d.text for d in deltas) == whole.response
+    assert deltas[-1].usage is not None and deltas[-1].usage.output_tokens > 0
+
+
+async def test_every_attempt_reaches_the_event_bus(upstream: FakeUpstream) -> None:
+    upstream.script(Fault.rate_limited(retry_after=7), Reply("ok"))
+    sink = RecordingSink()
+    async with Orchestrator(parse_config(config_text(upstream)), env=ENV) as orch:
+        orch.events.subscribe(sink)
+        with pytest.raises(RateLimitedError) as info:
+            await orch.complete("hi", model="o")
+        assert info.value.retry_after == pytest.approx(7)
+        await orch.complete("hi", model="o")
+    failed, succeeded = sink.of_type(AttemptFailed), sink.of_type(AttemptSucceeded)
+    assert len(failed) == 1 and len(succeeded) == 1
+    assert isinstance(failed[0], AttemptFailed) and failed[0].status_code == 429
+
+
+def test_run_orchestration_sync(upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "orchestrator.yaml"
+    path.write_text(config_text(upstream))
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    upstream.script(Reply("Docker packages apps in containers."))
+    result = run_orchestration(prompt="Explain Docker", model="o", config=path)
+    assert result.response.startswith("Docker") and result.model_used == "o" and result.cost is not None
+
+
+async def test_options_reach_the_wire(upstream: FakeUpstream) -> None:
+    async with Orchestrator(parse_config(config_text(upstream)), env=ENV) as orch:
+        await orch.complete("hi", model="o", system="be brief", max_tokens=12, temperature=0.2, json=True)
+    body = upstream.requests[-1].json
+    assert body["messages"][0] == {"role": "system", "content": "be brief"}
+    assert body["temperature"] == 0.2 and body["response_format"] == {"type": "json_object"}
+    assert body.get("max_completion_tokens", body.get("max_tokens")) == 12

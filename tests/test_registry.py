@@ -1,0 +1,67 @@
+"""Which names exist, which are usable, and how they resolve: embedded, catalogue, config, provider:model."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_orchestrator.config.loader import parse_config
+from model_orchestrator.core.errors import ConfigError, MissingCredentialsError, ModelNotFoundError
+from model_orchestrator.orchestrator import Orchestrator
+
+
+def orchestrator(yaml: str = "", env: dict[str, str] | None = None) -> Orchestrator:
+    return Orchestrator(parse_config(yaml), env=env or {})
+
+
+def test_without_config_the_embedded_model_and_keyed_catalogue_models_are_usable() -> None:
+    infos = {i.name: i for i in orchestrator(env={"OPENAI_API_KEY": "k"}).models()}
+    assert infos["local/smollm2-135m"].price is not None and infos["local/smollm2-135m"].price.is_free
+    assert infos["gpt-4o-mini"].usable
+    assert not infos["claude-haiku-4-5"].usable
+    assert infos["claude-haiku-4-5"].unusable_reason == "ANTHROPIC_API_KEY is not set"
+    assert infos["gpt-4o-mini"].price is not None and infos["gpt-4o-mini"].price.input == pytest.approx(0.15)
+
+
+def test_config_overrides_catalogue_and_self_hosted_needs_no_key() -> None:
+    orch = orchestrator(
+        "models:\n"
+        "  - {name: gpt-4o-mini, provider: openai, model: gpt-4o-mini, price: {input: 9, output: 9}}\n"
+        "  - {name: mine, provider: vllm, model: qwen, api_base: 'http://127.0.0.1:9/v1'}\n"
+    )
+    infos = {i.name: i for i in orch.models()}
+    assert infos["gpt-4o-mini"].source == "config" and infos["gpt-4o-mini"].price is not None
+    assert infos["gpt-4o-mini"].price.input == 9
+    assert infos["mine"].usable and infos["mine"].price is None
+
+
+def test_unknown_model_suggests_close_names() -> None:
+    with pytest.raises(ModelNotFoundError, match="did you mean 'gpt-4o-mini'"):
+        orchestrator().model("gpt-4o-mni")
+
+
+def test_provider_reference_resolves_any_model_of_a_known_provider() -> None:
+    orch = orchestrator(env={"OPENAI_API_KEY": "k"})
+    info = next(i for i in [orch.model("openai:gpt-4.1-nano")] if i)
+    assert info.name == "openai:gpt-4.1-nano"
+    with pytest.raises(ModelNotFoundError):
+        orch.model("nosuchprovider:model")
+
+
+def test_missing_key_is_a_clear_error_naming_the_variable() -> None:
+    with pytest.raises(MissingCredentialsError, match="ANTHROPIC_API_KEY"):
+        orchestrator().model("claude-haiku-4-5")
+
+
+def test_unknown_provider_in_config_lists_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown provider 'opneai'.*anthropic"):
+        orchestrator("models:\n  - {name: x, provider: opneai, model: m}\n")
+
+
+def test_default_model_prefers_config_then_embedded() -> None:
+    assert orchestrator("default_model: gpt-4o\n").default_model == "gpt-4o"
+    assert orchestrator().default_model == "local/smollm2-135m"
+
+
+def test_unavailable_strategy_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not available in this version"):
+        orchestrator().complete_sync("hi", strategy="ensemble")
