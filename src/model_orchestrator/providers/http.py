@@ -1,0 +1,230 @@
+"""The HTTP seam every HTTP adapter sends through: one pooled aiohttp session per ``HttpTransport``.
+
+Owns connection pooling, timeouts and deadlines, line framing of streamed bodies, and translating
+aiohttp's exceptions into the core error tree (timeouts -> ``RequestTimeoutError``, connection failures,
+resets and truncated bodies -> ``UpstreamConnectionError``). It does not know any wire format, does not
+look at status codes (adapters classify those) and never sees a provider name: adapters fill in
+``provider`` and ``deployment`` on the errors it raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+from yarl import URL
+
+from model_orchestrator.core.errors import ProviderError, RequestTimeoutError, UpstreamConnectionError
+
+# WHATWG SSE accepts CRLF, LF and a lone CR as line endings.
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Connect timeout and the per-call total read budget, in seconds."""
+
+    connect: float = 10.0
+    read: float = 600.0  # shrunk to the request deadline when that is sooner
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A fully read response. ``headers`` keys are lower-case."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class HttpStream(Protocol):
+    """A response whose body is read incrementally (``HttpTransport.stream_post``)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def read(self) -> bytes:
+        """The whole remaining body (used for error responses)."""
+        ...
+
+    def lines(self) -> AsyncIterator[bytes]:
+        """The body's lines without their line endings."""
+        ...
+
+
+class HttpTransport:
+    """One pooled ``aiohttp.ClientSession``, created lazily inside the running event loop.
+
+    The session is bound to the loop that first used it; ``aclose`` releases it, after which the
+    transport may be used again (a fresh session is made). The transport belongs to whoever built
+    it: adapters never close it.
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int = 100,
+        limit_per_host: int = 0,
+        keepalive_timeout: float = 30.0,
+        trust_env: bool = False,
+    ) -> None:
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._keepalive_timeout = keepalive_timeout
+        self._trust_env = trust_env
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._session is not None and not self._session.closed else "idle"
+        return f"HttpTransport(limit={self._limit}, {state})"
+
+    async def post(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: Timeouts,
+        deadline: float | None = None,
+    ) -> HttpResponse:
+        """POST ``body`` and read the whole response."""
+        client_timeout = _client_timeout(timeout, deadline)
+        session = self._session_in_loop()
+        try:
+            async with session.post(url, data=body, headers=headers, timeout=client_timeout) as resp:
+                data = await resp.read()
+                return HttpResponse(resp.status, _lower_headers(resp.headers), data)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate_client_error(exc, url) from exc
+
+    def stream_post(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: Timeouts,
+        deadline: float | None = None,
+    ) -> AbstractAsyncContextManager[HttpStream]:
+        """POST ``body``; the context yields the response as soon as its headers arrive."""
+        return self._stream(url, headers, body, _client_timeout(timeout, deadline))
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (idempotent)."""
+        session, self._session, self._loop = self._session, None, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    @asynccontextmanager
+    async def _stream(
+        self, url: str, headers: Mapping[str, str], body: bytes, client_timeout: aiohttp.ClientTimeout
+    ) -> AsyncIterator[HttpStream]:
+        session = self._session_in_loop()
+        try:
+            resp = await session.post(url, data=body, headers=headers, timeout=client_timeout)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate_client_error(exc, url) from exc
+        try:
+            yield _AiohttpStream(resp, url)
+        except BaseException:
+            # Cancelled or failed mid-body: drop the connection instead of returning it to the pool,
+            # so the upstream sees the disconnect and stops generating.
+            resp.close()
+            raise
+        else:
+            resp.release()
+
+    def _session_in_loop(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is not None and not self._session.closed:
+            if self._loop is not loop:
+                raise RuntimeError("HttpTransport is bound to another event loop; build one per loop")
+            return self._session
+        connector = aiohttp.TCPConnector(
+            limit=self._limit,
+            limit_per_host=self._limit_per_host,
+            keepalive_timeout=self._keepalive_timeout,
+        )
+        self._session = aiohttp.ClientSession(connector=connector, trust_env=self._trust_env)
+        self._loop = loop
+        return self._session
+
+
+class _AiohttpStream:
+    """``HttpStream`` over an aiohttp response; read errors are translated like request errors."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, url: str) -> None:
+        self._resp = resp
+        self._url = url
+        self.status = resp.status
+        self.headers: Mapping[str, str] = _lower_headers(resp.headers)
+
+    async def read(self) -> bytes:
+        try:
+            return await self._resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate_client_error(exc, self._url) from exc
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        pending = b""
+        try:
+            async for chunk in self._resp.content.iter_any():
+                buffer = pending + chunk
+                # A trailing CR may be the first half of a CRLF split across chunks: hold it back.
+                held = b"\r" if buffer.endswith(b"\r") else b""
+                parts = _LINE_END.split(buffer[: len(buffer) - len(held)])
+                pending = parts.pop() + held
+                for line in parts:
+                    yield line
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate_client_error(exc, self._url) from exc
+        if pending.endswith(b"\r"):
+            yield pending[:-1]
+        elif pending:
+            yield pending
+
+
+def translate_client_error(exc: BaseException, url: str) -> ProviderError:
+    """The core error for an aiohttp/timeout failure; the message never includes the URL's query."""
+    where = _safe_url(url)
+    detail = _redact_url(str(exc), url, where) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        # aiohttp's ServerTimeoutError/ConnectionTimeoutError are TimeoutErrors too.
+        return RequestTimeoutError(f"request to {where} timed out ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return UpstreamConnectionError(f"response from {where} was cut off: {detail}")
+    return UpstreamConnectionError(f"connection to {where} failed: {type(exc).__name__}: {detail}")
+
+
+def _client_timeout(timeout: Timeouts, deadline: float | None) -> aiohttp.ClientTimeout:
+    total = timeout.read
+    if deadline is not None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeoutError("the request deadline passed before it was sent")
+        total = min(total, remaining)
+    return aiohttp.ClientTimeout(total=total, sock_connect=min(timeout.connect, total))
+
+
+def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without query, fragment or user info (keys sometimes travel there)."""
+    parsed = URL(url)
+    return str(parsed.with_query(None).with_fragment(None).with_user(None))
+
+
+def _redact_url(text: str, url: str, safe: str) -> str:
+    return text.replace(url, safe) if url != safe else text
