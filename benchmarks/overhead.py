@@ -28,8 +28,9 @@ BODY = {"model": "bench", "messages": [{"role": "user", "content": "What is the 
 
 
 def start_upstream() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, str(HERE / "_upstream.py")], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_upstream.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
 
@@ -67,17 +68,22 @@ async def run_http(url: str, calls: int) -> dict[str, dict[int, tuple[float, flo
     async with aiohttp.ClientSession() as session:
 
         async def bare() -> object:
-            async with session.post(f"{url}/v1/chat/completions", data=payload,
-                                    headers={"content-type": "application/json", "authorization": "Bearer k"}) as r:
+            async with session.post(
+                f"{url}/v1/chat/completions",
+                data=payload,
+                headers={"content-type": "application/json", "authorization": "Bearer k"},
+            ) as r:
                 return json.loads(await r.read())
 
         transport = HttpTransport()
-        adapter = OpenAICompatibleModel(name="bench", model_id="bench", api_base=f"{url}/v1", api_key="k",
-                                        transport=transport)
+        adapter = OpenAICompatibleModel(
+            name="bench", model_id="bench", api_base=f"{url}/v1", api_key="k", transport=transport
+        )
         request = ChatRequest.from_prompt("What is the capital of France?")
         config = parse_config(
             "models:\n"
-            f"  - {{name: bench, provider: openai, model: bench, api_base: '{url}/v1', api_key_env: BENCH_KEY,"
+            f"  - {{name: bench, provider: openai, model: bench, api_base: '{url}/v1',"
+            " api_key_env: BENCH_KEY,"
             " price: {input: 1, output: 2}}\n"
         )
         orch = Orchestrator(config, env={"BENCH_KEY": "k"})
@@ -87,7 +93,9 @@ async def run_http(url: str, calls: int) -> dict[str, dict[int, tuple[float, flo
 
         for concurrency in (1, 64):
             results["bare"][concurrency] = await measure(bare, calls, concurrency)
-            results["adapter"][concurrency] = await measure(lambda: adapter.complete(request), calls, concurrency)
+            results["adapter"][concurrency] = await measure(
+                lambda: adapter.complete(request), calls, concurrency
+            )
             results["library"][concurrency] = await measure(library, calls, concurrency)
         await orch.aclose()
         await transport.aclose()
@@ -111,8 +119,10 @@ def startup_figures() -> None:
     help_ms = median_wall([*command, "--help"])
     print("\nstart-up (median of 7, wall ms)")
     print(f"  python -c pass                    {python:8.1f}")
-    print(f"  python -c 'import model_orchestrator' {imported:6.1f}   (+{imported - python:.1f} ms over bare python)")
-    print(f"  orchestrator --help               {help_ms:8.1f}   (+{help_ms - python:.1f} ms over bare python)")
+    print(f"  import model_orchestrator         {imported:8.1f}   (+{imported - python:.1f} ms over python)")
+    print(
+        f"  orchestrator --help               {help_ms:8.1f}   (+{help_ms - python:.1f} ms over bare python)"
+    )
 
 
 def main() -> None:
@@ -127,12 +137,15 @@ def main() -> None:
         proc.stdin.close()
         proc.wait(timeout=10)
     print(f"per-call cost, {args.calls} calls, FakeUpstream in another process")
-    print(f"{'path':10} {'conc':>4} {'CPU µs':>9} {'wall µs':>9} {'CPU ×bare':>10} {'CPU over bare µs':>17}")
+    print(f"{'path':10} {'conc':>4} {'CPU µs':>9} {'wall µs':>9} {'CPU x bare':>10} {'CPU over bare µs':>17}")
     for concurrency in (1, 64):
         floor_cpu = results["bare"][concurrency][0]
         for path in ("bare", "adapter", "library"):
             cpu, wall = results[path][concurrency]
-            print(f"{path:10} {concurrency:>4} {cpu:9.0f} {wall:9.0f} {cpu / floor_cpu:10.2f} {cpu - floor_cpu:17.0f}")
+            print(
+                f"{path:10} {concurrency:>4} {cpu:9.0f} {wall:9.0f} "
+                f"{cpu / floor_cpu:10.2f} {cpu - floor_cpu:17.0f}"
+            )
     startup_figures()
 
 

@@ -1,4 +1,4 @@
-"""The layering rules of STYLE.md, enforced: imports point down, vendors stay in providers/, imports stay light."""
+"""STYLE.md's layering, enforced: imports point down, vendors stay in providers/, imports stay light."""
 
 from __future__ import annotations
 
@@ -21,11 +21,19 @@ _ALLOWED_DIRS = ("providers", "testing", "wire")
 def test_import_layers_point_down() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "importlinter.cli", "--config", str(ROOT / "pyproject.toml")],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     if result.returncode != 0 and "No module named importlinter.cli" in result.stderr:
-        result = subprocess.run(["lint-imports", "--config", str(ROOT / "pyproject.toml")],
-                                capture_output=True, text=True, cwd=ROOT, check=False)
+        result = subprocess.run(
+            ["lint-imports", "--config", str(ROOT / "pyproject.toml")],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -48,7 +56,9 @@ def test_import_loads_no_optional_extra() -> None:
         "'mcp', 'starlette', 'uvicorn', 'opentelemetry', 'sqlalchemy']\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "", f"import model_orchestrator loaded: {out}"
 
 

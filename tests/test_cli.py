@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from model_orchestrator.testing import Fault, FakeUpstream, Reply
+from model_orchestrator.testing import FakeUpstream, Fault, Reply
 
 pytestmark = pytest.mark.subprocess
 
@@ -24,12 +24,21 @@ def _command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "model_orchestrator"]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if "API_KEY" not in k}
     full_env.update(env or {})
-    return subprocess.run([*_command(), *args], capture_output=True, text=True, env=full_env,
-                          input=stdin if stdin is not None else "", cwd=cwd, timeout=120, check=False)
+    return subprocess.run(
+        [*_command(), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=stdin if stdin is not None else "",
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -68,8 +77,9 @@ def test_models_json_marks_what_is_usable(config: Path) -> None:
     assert models["fast"]["unusable_reason"] == "TEST_FAST_API_KEY is not set"
     assert models["fast"]["price"] == {"input": 1.0, "output": 2.0}
     assert "local/smollm2-135m" in models
-    keyed = json.loads(run_cli("--config", str(config), "models", "--json",
-                               env={"TEST_FAST_API_KEY": SECRET}).stdout)
+    keyed = json.loads(
+        run_cli("--config", str(config), "models", "--json", env={"TEST_FAST_API_KEY": SECRET}).stdout
+    )
     assert next(m for m in keyed if m["name"] == "fast")["usable"] is True
 
 
@@ -81,13 +91,33 @@ def test_list_models_flag_is_the_table(config: Path) -> None:
 
 def test_run_json_has_the_seed_fields(config: Path, upstream: FakeUpstream) -> None:
     upstream.script(Reply("Paris.", usage=(1000, 500)))
-    result = run_cli("--config", str(config), "run", "--prompt", "Capital of France?", "--model", "fast",
-                     "--json", env={"TEST_FAST_API_KEY": SECRET})
+    result = run_cli(
+        "--config",
+        str(config),
+        "run",
+        "--prompt",
+        "Capital of France?",
+        "--model",
+        "fast",
+        "--json",
+        env={"TEST_FAST_API_KEY": SECRET},
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert list(data) == ["response", "model_used", "cost", "latency", "confidence", "input_tokens",
-                          "output_tokens", "strategy", "fallback_chain", "ensemble_models", "metadata",
-                          "timestamp"]
+    assert list(data) == [
+        "response",
+        "model_used",
+        "cost",
+        "latency",
+        "confidence",
+        "input_tokens",
+        "output_tokens",
+        "strategy",
+        "fallback_chain",
+        "ensemble_models",
+        "metadata",
+        "timestamp",
+    ]
     assert data["response"] == "Paris." and data["model_used"] == "fast"
     assert (data["input_tokens"], data["output_tokens"]) == (1000, 500)
     assert data["cost"] == pytest.approx(1000 * 1.0 / 1e6 + 500 * 2.0 / 1e6)
@@ -99,8 +129,17 @@ def test_run_json_has_the_seed_fields(config: Path, upstream: FakeUpstream) -> N
 def test_prompt_from_stdin_and_output_file(config: Path, upstream: FakeUpstream, tmp_path: Path) -> None:
     upstream.script(Reply("four"))
     out = tmp_path / "result.json"
-    result = run_cli("--config", str(config), "run", "--model", "fast", "--output", str(out),
-                     stdin="What is 2+2?", env={"TEST_FAST_API_KEY": SECRET})
+    result = run_cli(
+        "--config",
+        str(config),
+        "run",
+        "--model",
+        "fast",
+        "--output",
+        str(out),
+        stdin="What is 2+2?",
+        env={"TEST_FAST_API_KEY": SECRET},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "four"
     assert "in /" in result.stderr and "cost $" in result.stderr
@@ -110,8 +149,17 @@ def test_prompt_from_stdin_and_output_file(config: Path, upstream: FakeUpstream,
 
 def test_stream_prints_text(config: Path, upstream: FakeUpstream) -> None:
     upstream.script(Reply("streamed answer", chunk_size=3))
-    result = run_cli("--config", str(config), "run", "-p", "hi", "-m", "fast", "--stream",
-                     env={"TEST_FAST_API_KEY": SECRET})
+    result = run_cli(
+        "--config",
+        str(config),
+        "run",
+        "-p",
+        "hi",
+        "-m",
+        "fast",
+        "--stream",
+        env={"TEST_FAST_API_KEY": SECRET},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "streamed answer"
 
@@ -146,17 +194,32 @@ def test_missing_prompt_is_bad_input(config: Path) -> None:
 
 def test_upstream_failure_exits_1_with_a_clear_line(config: Path, upstream: FakeUpstream) -> None:
     upstream.script(Fault.status(400, "model fake-mini does not exist"))
-    result = run_cli("--config", str(config), "run", "-p", "hi", "-m", "fast", env={"TEST_FAST_API_KEY": SECRET})
+    result = run_cli(
+        "--config", str(config), "run", "-p", "hi", "-m", "fast", env={"TEST_FAST_API_KEY": SECRET}
+    )
     assert result.returncode == 1
     assert "BadRequestError" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_api_key_never_appears_in_output_errors_or_logs(config: Path, upstream: FakeUpstream,
-                                                        tmp_path: Path) -> None:
+def test_api_key_never_appears_in_output_errors_or_logs(
+    config: Path, upstream: FakeUpstream, tmp_path: Path
+) -> None:
     env = {"TEST_FAST_API_KEY": SECRET}
     upstream.script(Reply("fine"))
-    ok = run_cli("-vv", "--config", str(config), "run", "-p", "hi", "-m", "fast", "--json",
-                 "--output", str(tmp_path / "r.json"), env=env)
+    ok = run_cli(
+        "-vv",
+        "--config",
+        str(config),
+        "run",
+        "-p",
+        "hi",
+        "-m",
+        "fast",
+        "--json",
+        "--output",
+        str(tmp_path / "r.json"),
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr
     # the upstream echoes the key back in its error text, as some vendors do
     upstream.script(Fault.status(401, f"Incorrect API key provided: {SECRET}"))

@@ -80,7 +80,9 @@ def test_cli_models_need_a_command_and_names_must_be_unique() -> None:
     with pytest.raises(ConfigError, match="needs 'command'"):
         parse_config("models:\n  - {name: c, provider: cli}\n")
     with pytest.raises(ConfigError, match="used twice"):
-        parse_config("models:\n  - {name: a, provider: openai, model: m}\n  - {name: a, provider: openai, model: n}\n")
+        parse_config(
+            "models:\n  - {name: a, provider: openai, model: m}\n  - {name: a, provider: openai, model: n}\n"
+        )
 
 
 def test_bad_yaml_and_wrong_top_level() -> None:

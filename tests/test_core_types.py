@@ -21,8 +21,9 @@ from model_orchestrator.core.usage import Usage
 
 def test_cost_uses_cached_and_reasoning_rates() -> None:
     price = Price(input=2.0, output=8.0, cached_input=0.5, reasoning=10.0)
-    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_input_tokens=400_000,
-                  reasoning_tokens=250_000)
+    usage = Usage(
+        input_tokens=1_000_000, output_tokens=1_000_000, cached_input_tokens=400_000, reasoning_tokens=250_000
+    )
     expected = 0.6 * 2.0 + 0.4 * 0.5 + 0.75 * 8.0 + 0.25 * 10.0
     assert price.cost_of(usage) == pytest.approx(expected)
 
@@ -58,8 +59,11 @@ def test_error_defaults_and_overrides() -> None:
 
 
 def test_all_models_failed_aggregates_attempts() -> None:
-    errors = [ServerError("boom", provider="a"), RateLimitedError("wait", retry_after=3.0, provider="b"),
-              RateLimitedError("wait", retry_after=1.0, provider="c")]
+    errors = [
+        ServerError("boom", provider="a"),
+        RateLimitedError("wait", retry_after=3.0, provider="b"),
+        RateLimitedError("wait", retry_after=1.0, provider="c"),
+    ]
     agg = AllModelsFailedError("all 3 models failed", errors)
     assert agg.retryable and agg.retry_after == 1.0
     assert len(agg.to_dict()["errors"]) == 3  # type: ignore[arg-type]

@@ -7,7 +7,13 @@ import asyncio
 import pytest
 
 from model_orchestrator.core.errors import ServerError
-from model_orchestrator.core.events import AttemptFailed, AttemptStarted, AttemptSucceeded, EventBus, RecordingSink
+from model_orchestrator.core.events import (
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    EventBus,
+    RecordingSink,
+)
 from model_orchestrator.core.observed import ObservedModel
 from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.request import ChatRequest
@@ -21,8 +27,15 @@ PRICE = Price(input=1.0, output=2.0)
 def observe(inner: object, price: Price | None = PRICE) -> tuple[ObservedModel, RecordingSink]:
     bus, sink = EventBus(), RecordingSink()
     bus.subscribe(sink)
-    model = ObservedModel(inner, name="m", provider="p", deployment="m@host", price=price, bus=bus,  # type: ignore[arg-type]
-                          clock=FakeClock())
+    model = ObservedModel(
+        inner,
+        name="m",
+        provider="p",
+        deployment="m@host",
+        price=price,
+        bus=bus,  # type: ignore[arg-type]
+        clock=FakeClock(),
+    )
     return model, sink
 
 
@@ -56,7 +69,11 @@ async def test_failure_is_reported_and_reraised() -> None:
     failed = sink.of_type(AttemptFailed)[0]
     assert isinstance(failed, AttemptFailed)
     assert (failed.error_type, failed.status_code, failed.retryable, failed.cancelled) == (
-        "ServerError", 503, True, False)
+        "ServerError",
+        503,
+        True,
+        False,
+    )
 
 
 async def test_cancellation_is_reported_as_a_cancelled_attempt() -> None:

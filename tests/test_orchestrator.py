@@ -11,7 +11,7 @@ from model_orchestrator import Orchestrator, run_orchestration
 from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.errors import RateLimitedError
 from model_orchestrator.core.events import AttemptFailed, AttemptSucceeded, RecordingSink
-from model_orchestrator.testing import Fault, FakeUpstream, Reply
+from model_orchestrator.testing import FakeUpstream, Fault, Reply
 
 ENV = {"K1": "key-one", "K2": "key-two", "K3": "key-three"}
 
@@ -23,17 +23,24 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 def config_text(up: FakeUpstream) -> str:
-    return (
-        "models:\n"
-        f"  - {{name: o, provider: openai, model: gpt-4o-mini, api_base: '{up.openai_base}', api_key_env: K1}}\n"
-        f"  - {{name: a, provider: anthropic, model: claude-haiku-4-5, api_base: '{up.url}', api_key_env: K2}}\n"
-        f"  - {{name: g, provider: gemini, model: gemini-2.5-flash, api_base: '{up.url}', api_key_env: K3}}\n"
-    )
+    rows = [
+        ("o", "openai", "gpt-4o-mini", up.openai_base, "K1"),
+        ("a", "anthropic", "claude-haiku-4-5", up.url, "K2"),
+        ("g", "gemini", "gemini-2.5-flash", up.url, "K3"),
+    ]
+    lines = [
+        f"  - {{name: {n}, provider: {p}, model: {m}, api_base: '{base}', api_key_env: {k}}}"
+        for n, p, m, base, k in rows
+    ]
+    return "models:\n" + "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize(("name", "price_in", "price_out"), [("o", 0.15, 0.6), ("a", 1.0, 5.0), ("g", 0.3, 2.5)])
-async def test_each_wire_format_answers_and_is_priced(upstream: FakeUpstream, name: str, price_in: float,
-                                                      price_out: float) -> None:
+@pytest.mark.parametrize(
+    ("name", "price_in", "price_out"), [("o", 0.15, 0.6), ("a", 1.0, 5.0), ("g", 0.3, 2.5)]
+)
+async def test_each_wire_format_answers_and_is_priced(
+    upstream: FakeUpstream, name: str, price_in: float, price_out: float
+) -> None:
     upstream.script(Reply("Paris", usage=(2000, 1000)))
     async with Orchestrator(parse_config(config_text(upstream)), env=ENV) as orch:
         result = await orch.complete("Capital of France?", model=name, max_tokens=10)
@@ -66,7 +73,9 @@ async def test_every_attempt_reaches_the_event_bus(upstream: FakeUpstream) -> No
     assert isinstance(failed[0], AttemptFailed) and failed[0].status_code == 429
 
 
-def test_run_orchestration_sync(upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_orchestration_sync(
+    upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "orchestrator.yaml"
     path.write_text(config_text(upstream))
     for key, value in ENV.items():

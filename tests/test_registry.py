@@ -53,7 +53,7 @@ def test_missing_key_is_a_clear_error_naming_the_variable() -> None:
 
 
 def test_unknown_provider_in_config_lists_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown provider 'opneai'.*anthropic"):
+    with pytest.raises(ConfigError, match=r"unknown provider 'opneai'.*anthropic"):
         orchestrator("models:\n  - {name: x, provider: opneai, model: m}\n")
 
 

@@ -54,10 +54,13 @@ class Orchestrator:
 
     @classmethod
     def from_config(
-        cls, path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None,
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
         clock: Clock | None = None,
     ) -> Orchestrator:
-        """Build from ``orchestrator.yaml`` (explicit path, ``$ORCHESTRATOR_CONFIG`` or ./orchestrator.yaml)."""
+        """Build from ``orchestrator.yaml``: ``path``, else ``$ORCHESTRATOR_CONFIG``, else the working dir."""
         from model_orchestrator.config.loader import load_config
 
         config, found = load_config(path, env)
@@ -117,7 +120,9 @@ class Orchestrator:
         completion = await chat_model.complete(request)
         return _result(name, strategy, completion, self._clock.monotonic() - started, request)
 
-    async def stream(self, prompt: Prompt, *, model: str | None = None, **options: Any) -> AsyncIterator[StreamDelta]:
+    async def stream(
+        self, prompt: Prompt, *, model: str | None = None, **options: Any
+    ) -> AsyncIterator[StreamDelta]:
         """Stream the answer to ``prompt`` as ``StreamDelta`` pieces; the last carries usage."""
         chat_model = self.model(model or self.default_model)
         async for delta in chat_model.stream(self.request(prompt, **options)):

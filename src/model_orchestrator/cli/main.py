@@ -46,11 +46,22 @@ def _list_models_flag(ctx: click.Context, _param: click.Parameter, value: bool) 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="orchestrator")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="ORCHESTRATOR_CONFIG",
-              help="Path to orchestrator.yaml (default: $ORCHESTRATOR_CONFIG, then ./orchestrator.yaml).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="ORCHESTRATOR_CONFIG",
+    help="Path to orchestrator.yaml (default: $ORCHESTRATOR_CONFIG, then ./orchestrator.yaml).",
+)
 @click.option("-v", "--verbose", count=True, help="Log more to stderr (-v info, -vv debug).")
-@click.option("--list-models", is_flag=True, expose_value=False, is_eager=False, callback=_list_models_flag,
-              help="Same as `orchestrator models`.")
+@click.option(
+    "--list-models",
+    is_flag=True,
+    expose_value=False,
+    is_eager=False,
+    callback=_list_models_flag,
+    help="Same as `orchestrator models`.",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """Send each LLM request to the right model: routing, fallbacks, cascades, ensembles, budgets."""
@@ -58,8 +69,11 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     if verbose:
         import logging
 
-        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
 
 
 def _register(command: Callable[..., Any]) -> None:

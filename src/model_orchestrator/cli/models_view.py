@@ -20,13 +20,22 @@ def show_models(config_path: str | None, as_json: bool) -> None:
 
     table = Table(title="models", header_style="bold")
     for column in ("name", "provider", "tier", "context", "$/M in", "$/M out", "usable"):
-        table.add_column(column, justify="right" if column in ("tier", "context", "$/M in", "$/M out") else "left")
+        table.add_column(
+            column, justify="right" if column in ("tier", "context", "$/M in", "$/M out") else "left"
+        )
     for info in infos:
         price_in = "?" if info.price is None else f"{info.price.input:g}"
         price_out = "?" if info.price is None else f"{info.price.output:g}"
         usable = "yes" if info.usable else f"no: {info.unusable_reason}"
-        table.add_row(info.name, info.provider, _or_dash(info.tier), _or_dash(info.context_window),
-                      price_in, price_out, usable)
+        table.add_row(
+            info.name,
+            info.provider,
+            _or_dash(info.tier),
+            _or_dash(info.context_window),
+            price_in,
+            price_out,
+            usable,
+        )
     Console().print(table)
 
 

@@ -14,24 +14,50 @@ _STRATEGIES = ("single", "cheapest", "fallback", "cascade", "ensemble", "race", 
 
 @click.command("run")
 @click.option("-p", "--prompt", help="The prompt; read from stdin when omitted.")
-@click.option("-m", "--model", help="Model (or strategy) name; default: the config's default_model or the embedded model.")
-@click.option("--strategy", type=click.Choice(_STRATEGIES), default="single", show_default=True,
-              help="How to combine models (only 'single' in this version).")
+@click.option(
+    "-m",
+    "--model",
+    help="Model (or strategy) name; default: the config's default_model or the embedded model.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(_STRATEGIES),
+    default="single",
+    show_default=True,
+    help="How to combine models (only 'single' in this version).",
+)
 @click.option("--system", help="A system prompt.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Cap on generated tokens.")
 @click.option("--temperature", type=click.FloatRange(0.0, 2.0), help="Sampling temperature.")
-@click.option("--timeout", type=click.FloatRange(min=0.001), help="Deadline for the whole request, in seconds.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0.001), help="Deadline for the whole request, in seconds."
+)
 @click.option("--logprobs", is_flag=True, help="Ask for token log-probabilities (gives a confidence).")
 @click.option("--stream", "stream_output", is_flag=True, help="Print the answer as it is generated.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (response, model_used, cost, ...).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Also write the result JSON here.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (response, model_used, cost, ...)."
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Also write the result JSON here."
+)
 @click.pass_context
-def run_command(ctx: click.Context, prompt: str | None, model: str | None, strategy: str, as_json: bool,
-                output: str | None, stream_output: bool, **options: Any) -> None:
+def run_command(
+    ctx: click.Context,
+    /,
+    prompt: str | None,
+    model: str | None,
+    strategy: str,
+    as_json: bool,
+    output: str | None,
+    stream_output: bool,
+    **options: Any,
+) -> None:
     """Answer a prompt with one model and report model, tokens, cost and latency."""
     text = _read_prompt(prompt)
     if stream_output and (as_json or output):
-        raise click.UsageError("--stream prints text as it comes; it cannot be combined with --json or --output")
+        raise click.UsageError(
+            "--stream prints text as it comes; it cannot be combined with --json or --output"
+        )
     from model_orchestrator.orchestrator import Orchestrator
 
     orch = Orchestrator.from_config(ctx.obj["config"])

@@ -37,7 +37,9 @@ def _must_exist(path: Path, via: str) -> Path:
     return path
 
 
-def load_config(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> tuple[OrchestratorConfig, Path | None]:
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> tuple[OrchestratorConfig, Path | None]:
     """The validated config and the file it came from (None when defaults apply)."""
     path = find_config(explicit, os.environ if env is None else env)
     if path is None:

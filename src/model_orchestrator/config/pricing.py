@@ -21,7 +21,9 @@ def price_from_config(config: PriceConfig) -> Price:
     return Price(config.input, config.output, config.cached_input, config.reasoning)
 
 
-def resolve_price(provider: str, prices_provider: str, model_id: str, override: PriceConfig | None) -> Price | None:
+def resolve_price(
+    provider: str, prices_provider: str, model_id: str, override: PriceConfig | None
+) -> Price | None:
     """The price for a model: the override, free for local models, genai-prices, or None if unknown."""
     if override is not None:
         return price_from_config(override)

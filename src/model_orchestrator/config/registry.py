@@ -104,7 +104,9 @@ class ModelRegistry:
             context_window=cfg.context_window,
             max_output_tokens=cfg.max_output_tokens,
             price=resolve_price(cfg.provider, prices_provider, cfg.model or cfg.name, cfg.price),
-            capabilities=frozenset(cfg.capabilities or (catalogued.capabilities if catalogued else ("text",))),
+            capabilities=frozenset(
+                cfg.capabilities or (catalogued.capabilities if catalogued else ("text",))
+            ),
             api_key_env=self._key_env(cfg),
             source=source,
             usable=reason is None,

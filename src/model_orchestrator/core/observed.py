@@ -83,13 +83,17 @@ class ObservedModel:
                     usage = delta.usage
                 yield delta
         except (asyncio.CancelledError, GeneratorExit):
-            self._failed(request, attempt, started, None, cancelled=True, usage=_estimate(request, chars, usage))
+            self._failed(
+                request, attempt, started, None, cancelled=True, usage=_estimate(request, chars, usage)
+            )
             raise
         except OrchestratorError as exc:
             self._failed(request, attempt, started, exc, usage=_estimate(request, chars, usage))
             raise
         final = _estimate(request, chars, usage)
-        self._succeeded(request, attempt, final, cost_of(final, self._price), self._clock.monotonic() - started)
+        self._succeeded(
+            request, attempt, final, cost_of(final, self._price), self._clock.monotonic() - started
+        )
 
     async def aclose(self) -> None:
         await self._inner.aclose()

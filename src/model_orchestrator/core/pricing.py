@@ -1,4 +1,4 @@
-"""Prices and the cost of a usage. Where prices come from (catalogue, genai-prices, config) is config's job."""
+"""Prices and the cost of a usage. Where prices come from (genai-prices data, config) is config's job."""
 
 from __future__ import annotations
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 from model_orchestrator.core.messages import Message
 
 
-class ResponseFormat(str, Enum):
+class ResponseFormat(StrEnum):
     """Whether the answer must be free text or a JSON object."""
 
     TEXT = "text"

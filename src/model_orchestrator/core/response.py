@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 from model_orchestrator.core.rate_limits import EMPTY_RATE_LIMITS, RateLimitSnapshot
 from model_orchestrator.core.usage import Usage
 
 
-class FinishReason(str, Enum):
+class FinishReason(StrEnum):
     """Why generation stopped, normalised across providers."""
 
     STOP = "stop"

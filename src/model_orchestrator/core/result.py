@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class OrchestrationResult:
     fallback_chain: tuple[str, ...] = ()
     ensemble_models: tuple[str, ...] = ()
     metadata: dict[str, object] = field(default_factory=dict)
-    timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, object]:
         """The seed-004 JSON shape, keys in documented order."""

@@ -24,8 +24,16 @@ class CatalogueEntry:
     prices_provider: str
 
 
-def _row(name: str, provider: str, ctx: int, out: int, tier: int, caps: str, prices: str | None = None,
-         model_id: str | None = None) -> CatalogueEntry:
+def _row(
+    name: str,
+    provider: str,
+    ctx: int,
+    out: int,
+    tier: int,
+    caps: str,
+    prices: str | None = None,
+    model_id: str | None = None,
+) -> CatalogueEntry:
     return CatalogueEntry(
         name=name,
         provider=provider,
@@ -57,10 +65,24 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
     _row("gemini-2.5-flash-lite", "gemini", 1_048_576, 65_536, 0, _ALL + " long_context", "google"),
     _row("gemini-2.5-flash", "gemini", 1_048_576, 65_536, 0, _ALL + " long_context reasoning", "google"),
     _row("gemini-2.5-pro", "gemini", 1_048_576, 65_536, 3, _ALL + " long_context reasoning", "google"),
-    _row("groq/llama-3.3-70b-versatile", "groq", 131_072, 32_768, 1, "text tools json code",
-         model_id="llama-3.3-70b-versatile"),
-    _row("groq/llama-3.1-8b-instant", "groq", 131_072, 131_072, 0, "text tools json",
-         model_id="llama-3.1-8b-instant"),
+    _row(
+        "groq/llama-3.3-70b-versatile",
+        "groq",
+        131_072,
+        32_768,
+        1,
+        "text tools json code",
+        model_id="llama-3.3-70b-versatile",
+    ),
+    _row(
+        "groq/llama-3.1-8b-instant",
+        "groq",
+        131_072,
+        131_072,
+        0,
+        "text tools json",
+        model_id="llama-3.1-8b-instant",
+    ),
     _row("deepseek-chat", "deepseek", 64_000, 8_192, 1, "text tools json code"),
     _row("deepseek-reasoner", "deepseek", 64_000, 32_768, 2, "text json code reasoning"),
     _row("mistral-small-latest", "mistral", 128_000, 32_768, 0, "text tools json code"),
@@ -68,5 +90,13 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
 )
 
 # The embedded model: always listed, needs no key, runs on the CPU (the 'local' extra).
-EMBEDDED_MODEL = _row("local/smollm2-135m", "local", 2_048, 2_048, 0, "text logprobs", prices="local",
-                      model_id="smollm2-135m-instruct-q4_1")
+EMBEDDED_MODEL = _row(
+    "local/smollm2-135m",
+    "local",
+    2_048,
+    2_048,
+    0,
+    "text logprobs",
+    prices="local",
+    model_id="smollm2-135m-instruct-q4_1",
+)

@@ -16,7 +16,7 @@ from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.model import ChatModel
 
 if TYPE_CHECKING:
-    from model_orchestrator.providers.http import HttpTransport
+    from model_orchestrator.providers.http import HttpTransport, Timeouts
 
 Wire = Literal["openai", "anthropic", "gemini", "local", "cli"]
 
@@ -84,7 +84,7 @@ def create_adapter(spec: DeploymentSpec, http: Callable[[], HttpTransport]) -> C
     return _BUILDERS[info.wire](spec, info, http)
 
 
-def _timeouts(spec: DeploymentSpec) -> object:
+def _timeouts(spec: DeploymentSpec) -> Timeouts:
     from model_orchestrator.providers.http import Timeouts
 
     default = Timeouts()
@@ -96,11 +96,20 @@ def _openai(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTra
 
     api_base = spec.api_base or info.base_url
     if not api_base:
-        raise ConfigError(f"model {spec.name!r}: provider {spec.provider!r} needs 'api_base' (the server's URL)")
+        raise ConfigError(
+            f"model {spec.name!r}: provider {spec.provider!r} needs 'api_base' (the server's URL)"
+        )
     return OpenAICompatibleModel(
-        name=spec.name, model_id=spec.model_id, api_base=api_base, api_key=spec.api_key, transport=http(),
-        provider=spec.provider, deployment=spec.deployment, timeouts=_timeouts(spec),  # type: ignore[arg-type]
-        api_version=spec.api_version, extra_headers=spec.headers,
+        name=spec.name,
+        model_id=spec.model_id,
+        api_base=api_base,
+        api_key=spec.api_key,
+        transport=http(),
+        provider=spec.provider,
+        deployment=spec.deployment,
+        timeouts=_timeouts(spec),
+        api_version=spec.api_version,
+        extra_headers=spec.headers,
     )
 
 
@@ -108,9 +117,14 @@ def _anthropic(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], Http
     from model_orchestrator.providers.anthropic import AnthropicModel
 
     return AnthropicModel(
-        name=spec.name, model_id=spec.model_id, api_key=spec.api_key, transport=http(),
-        api_base=spec.api_base or info.base_url or "", deployment=spec.deployment,
-        timeouts=_timeouts(spec), provider=spec.provider,  # type: ignore[arg-type]
+        name=spec.name,
+        model_id=spec.model_id,
+        api_key=spec.api_key,
+        transport=http(),
+        api_base=spec.api_base or info.base_url or "",
+        deployment=spec.deployment,
+        timeouts=_timeouts(spec),
+        provider=spec.provider,
     )
 
 
@@ -118,9 +132,14 @@ def _gemini(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTra
     from model_orchestrator.providers.gemini import GeminiModel
 
     return GeminiModel(
-        name=spec.name, model_id=spec.model_id, api_key=spec.api_key, transport=http(),
-        api_base=spec.api_base or info.base_url or "", deployment=spec.deployment,
-        timeouts=_timeouts(spec), provider=spec.provider,  # type: ignore[arg-type]
+        name=spec.name,
+        model_id=spec.model_id,
+        api_key=spec.api_key,
+        transport=http(),
+        api_base=spec.api_base or info.base_url or "",
+        deployment=spec.deployment,
+        timeouts=_timeouts(spec),
+        provider=spec.provider,
     )
 
 
@@ -136,8 +155,11 @@ def _cli(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTransp
     if not spec.command:
         raise ConfigError(f"model {spec.name!r}: provider 'cli' needs 'command', an argument list")
     return CliAgentModel(
-        name=spec.name, command=list(spec.command), output_format=spec.output_format,
-        timeout=spec.read_timeout or 600.0, deployment=spec.deployment,
+        name=spec.name,
+        command=list(spec.command),
+        output_format=spec.output_format,
+        timeout=spec.read_timeout or 600.0,
+        deployment=spec.deployment,
     )
 
 
