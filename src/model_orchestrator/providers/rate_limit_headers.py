@@ -20,15 +20,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from model_orchestrator.core.rate_limits import RateLimitSnapshot
+from model_orchestrator.core.rate_limits import EMPTY_RATE_LIMITS, RateLimitSnapshot
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _ANTHROPIC_TOKEN_BUCKETS = ("tokens", "input-tokens", "output-tokens")
+_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after")
 
 
 def parse_rate_limit_headers(headers: Mapping[str, str], now: float | None = None) -> RateLimitSnapshot:
     """The rate-limit facts in ``headers`` (lower-case keys); ``now`` is wall-clock epoch seconds."""
+    # Fast path: most responses of most servers carry none of these, and this runs on every call.
+    if not any(name.startswith(_PREFIXES) for name in headers):
+        return EMPTY_RATE_LIMITS
     wall = time.time() if now is None else now
     requests = _bucket(headers, "x-ratelimit-{}-requests", wall) or _bucket(
         headers, "anthropic-ratelimit-requests-{}", wall
