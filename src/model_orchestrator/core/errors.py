@@ -84,6 +84,12 @@ class RequestTimeoutError(ProviderError):
     default_retryable = True
 
 
+class DeadlineExceededError(RequestTimeoutError):
+    """The caller's own deadline ran out. Not the deployment's fault: breakers and cooldowns ignore it."""
+
+    default_retryable = False
+
+
 class UpstreamConnectionError(ProviderError):
     """The upstream could not be reached or dropped the connection."""
 
@@ -118,6 +124,45 @@ class ContentFilteredError(ProviderError):
     """The provider's safety filter blocked the prompt or the answer."""
 
     default_status = 400
+
+
+class DeploymentUnavailableError(ProviderError):
+    """The deployment was skipped without a call: its circuit is open, it is cooling down, or its own
+    rate limit has no room. ``retry_after`` says when it may be tried again (None: unknown)."""
+
+    default_status = 503
+    default_retryable = True
+
+    def __init__(self, message: str, *, reason: str, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.reason = reason
+
+
+class CircuitOpenError(DeploymentUnavailableError):
+    """The deployment's circuit breaker is open; no call was made."""
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        super().__init__(message, reason="circuit_open", **kwargs)
+
+
+class CoolingDownError(DeploymentUnavailableError):
+    """The deployment is cooling down after a 429 or overload until ``retry_after`` seconds from now."""
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        super().__init__(message, reason="cooling_down", **kwargs)
+
+
+class RateLimitExhaustedError(DeploymentUnavailableError):
+    """Our own per-deployment RPM/TPM limit has no room within the allowed wait; no call was made."""
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        super().__init__(message, reason="rate_limited_locally", **kwargs)
+
+
+class LowConfidenceError(OrchestratorError):
+    """An answer came back but a scorer judged it not good enough (used by strategies to move on)."""
+
+    default_status = 422
 
 
 class BudgetExceededError(OrchestratorError):

@@ -104,3 +104,66 @@ class RecordingSink:
     def of_type(self, kind: type[Event]) -> list[Event]:
         """The recorded events of one type, in order."""
         return [e for e in self.events if isinstance(e, kind)]
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentEvent(Event):
+    """Base of state changes of one deployment (not tied to one request: ``request_id`` may be empty)."""
+
+    deployment: str
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitOpened(DeploymentEvent):
+    """The breaker opened: calls are skipped until ``reset_after`` seconds from now."""
+
+    failures: int
+    reset_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitHalfOpened(DeploymentEvent):
+    """The reset timeout passed: a few probe calls are let through."""
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitClosed(DeploymentEvent):
+    """Probe calls succeeded: the deployment is back in service."""
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownStarted(DeploymentEvent):
+    """A 429 or overload put the deployment in cooldown for ``seconds``."""
+
+    seconds: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled(Event):
+    """A retryable failure will be retried after ``delay`` seconds (``attempt`` of ``max_attempts``)."""
+
+    model: str
+    attempt: int
+    max_attempts: int
+    delay: float
+    error_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackTriggered(Event):
+    """A strategy moved on from one model to the next."""
+
+    strategy: str
+    from_model: str
+    to_model: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChecked(DeploymentEvent):
+    """A health probe finished."""
+
+    healthy: bool
+    latency: float | None
+    error: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.rate_limits import EMPTY_RATE_LIMITS, RateLimitSnapshot
 from model_orchestrator.core.usage import Usage
 
@@ -49,6 +50,7 @@ class Completion:
     response_id: str | None = None
     rate_limits: RateLimitSnapshot = EMPTY_RATE_LIMITS
     details: tuple[tuple[str, object], ...] = field(default=())
+    explanation: Explanation | None = None
 
     def with_cost(self, cost: float | None) -> Completion:
         """A copy carrying ``cost``."""
@@ -68,3 +70,4 @@ class StreamDelta:
     usage: Usage | None = None
     model: str | None = None
     rate_limits: RateLimitSnapshot | None = None
+    explanation: Explanation | None = None
