@@ -18,6 +18,7 @@ from model_orchestrator.core.events import AttemptFailed, AttemptStarted, Attemp
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price, cost_of
 from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.tokens import estimate_message_tokens, estimate_tokens_for_chars
 from model_orchestrator.core.usage import Usage
@@ -116,6 +117,7 @@ class ObservedModel:
     def _succeeded(
         self, request: ChatRequest, attempt: str, usage: Usage, cost: float | None, latency: float
     ) -> None:
+        _charge(self._name, cost)
         self._bus.emit(
             AttemptSucceeded(
                 request_id=request.request_id or "",
@@ -141,6 +143,9 @@ class ObservedModel:
         usage: Usage | None = None,
     ) -> None:
         usage = usage or Usage()
+        # No tokens reported or estimated means nothing billed, whatever the price.
+        cost = cost_of(usage, self._price) if usage.total_tokens else 0.0
+        _charge(self._name, cost)
         self._bus.emit(
             AttemptFailed(
                 request_id=request.request_id or "",
@@ -155,10 +160,16 @@ class ObservedModel:
                 retryable=False if error is None else error.retryable,
                 latency=self._clock.monotonic() - started,
                 usage=usage,
-                cost=cost_of(usage, self._price),
+                cost=cost,
                 cancelled=cancelled,
             )
         )
+
+
+def _charge(model: str, cost: float | None) -> None:
+    scope = current_scope()
+    if scope is not None:
+        scope.record_cost(model, cost)
 
 
 def _estimate(request: ChatRequest, output_chars: int, reported: Usage | None) -> Usage:

@@ -20,7 +20,8 @@ class ChatRequest:
     """One request to a chat model.
 
     ``deadline`` is an absolute time on the orchestrator's monotonic clock (seconds),
-    so it can be handed down through every layer without shrinking by hand.
+    so it can be handed down through every layer without shrinking by hand. ``max_cost`` caps the USD
+    the whole request may spend, across every attempt.
     """
 
     messages: tuple[Message, ...]
@@ -34,6 +35,7 @@ class ChatRequest:
     category: str | None = None
     tags: tuple[str, ...] = ()
     deadline: float | None = None
+    max_cost: float | None = None
     request_id: str | None = None
     metadata: tuple[tuple[str, str], ...] = field(default=())
 
