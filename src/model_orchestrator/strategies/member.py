@@ -1,0 +1,101 @@
+"""``Member``: a model a strategy can call, with its profile; and the bookkeeping every strategy shares.
+
+Owns turning member outcomes into ``StepRecord``s and a strategy's final ``Completion`` (summed usage and
+cost, the chosen member's text, the explanation). It does not decide anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from model_orchestrator.core.errors import OrchestratorError
+from model_orchestrator.core.explanation import Explanation, StepRecord
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.core.response import Completion
+from model_orchestrator.core.usage import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A model a strategy may call, and what is known about it without calling it."""
+
+    model: ChatModel
+    profile: ModelProfile
+
+    @property
+    def name(self) -> str:
+        """The member's user-facing name."""
+        return self.profile.name
+
+
+def step_ok(
+    member: Member,
+    completion: Completion,
+    *,
+    outcome: str = "ok",
+    confidence: float | None = None,
+    reason: str | None = None,
+    keep_text: bool = False,
+) -> StepRecord:
+    """A step for a member that answered."""
+    return StepRecord(
+        model=member.name,
+        outcome=outcome,
+        reason=reason,
+        text=completion.text if keep_text else None,
+        confidence=confidence,
+        cost=completion.cost,
+        input_tokens=completion.usage.input_tokens,
+        output_tokens=completion.usage.output_tokens,
+        latency=completion.latency,
+        explanation=completion.explanation,
+    )
+
+
+def step_failed(member: Member, error: BaseException, *, outcome: str = "error") -> StepRecord:
+    """A step for a member that raised, was skipped or was cancelled."""
+    reason = error.message if isinstance(error, OrchestratorError) else (str(error) or type(error).__name__)
+    return StepRecord(model=member.name, outcome=outcome, error_type=type(error).__name__, reason=reason)
+
+
+def step_skipped(member: Member, reason: str) -> StepRecord:
+    """A step for a member that was not called."""
+    return StepRecord(model=member.name, outcome="skipped", reason=reason)
+
+
+def total_usage(completions: Iterable[Completion]) -> Usage:
+    """Usage summed over every member that answered."""
+    total = Usage()
+    for completion in completions:
+        total = total + completion.usage
+    return total
+
+
+def total_cost(completions: Iterable[Completion]) -> float | None:
+    """Cost summed over members that answered; None when any of them had an unknown price."""
+    costs = [c.cost for c in completions]
+    return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+
+
+def strategy_completion(
+    chosen: Completion,
+    chosen_member: Member,
+    answered: Sequence[Completion],
+    explanation: Explanation,
+    *,
+    text: str | None = None,
+) -> Completion:
+    """The strategy's answer: the chosen text, usage and cost summed over ``answered``, the explanation.
+
+    ``model`` is the chosen member's user-facing name; ``latency`` is left to the caller to set.
+    """
+    return replace(
+        chosen,
+        text=chosen.text if text is None else text,
+        model=chosen_member.name,
+        usage=total_usage(answered),
+        cost=total_cost(answered),
+        explanation=explanation,
+    )
