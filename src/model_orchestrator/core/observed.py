@@ -61,7 +61,8 @@ class ObservedModel:
         try:
             completion = await self._inner.complete(request)
         except asyncio.CancelledError:
-            self._failed(request, attempt, started, None, cancelled=True)
+            # The request was sent: the provider may bill the prompt, so record it as estimated spend.
+            self._failed(request, attempt, started, None, cancelled=True, usage=_estimate(request, 0, None))
             raise
         except OrchestratorError as exc:
             self._failed(request, attempt, started, exc)
