@@ -62,6 +62,21 @@ def test_default_model_prefers_config_then_embedded() -> None:
     assert orchestrator().default_model == "local/smollm2-135m"
 
 
-def test_unavailable_strategy_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="not available in this version"):
-        orchestrator().complete_sync("hi", strategy="ensemble")
+def test_unknown_strategy_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown strategy 'ensmble'"):
+        orchestrator().complete_sync("hi", strategy="ensmble")
+
+
+def test_strategies_refer_to_each_other_only_without_cycles() -> None:
+    orch = orchestrator(
+        "strategies:\n"
+        "  - {name: a, type: fallback, chain: [b]}\n"
+        "  - {name: b, type: fallback, chain: [a]}\n"
+    )
+    with pytest.raises(ConfigError, match="cycle: a -> b -> a"):
+        orch.model("a")
+
+
+def test_strategy_options_are_validated_with_their_path() -> None:
+    with pytest.raises(ConfigError, match="strategy 's': threshold"):
+        orchestrator("strategies:\n  - {name: s, type: cascade, tiers: [gpt-4o-mini], threshold: 3}\n")

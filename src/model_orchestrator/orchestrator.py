@@ -7,7 +7,6 @@ model), and explaining the outcome as an ``OrchestrationResult``. It does not kn
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -21,14 +20,18 @@ from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
-from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.core.result import OrchestrationResult
+from model_orchestrator.core.request_scope import RequestScope, request_scope
+from model_orchestrator.core.response import StreamDelta
+from model_orchestrator.core.result import OrchestrationResult, result_from_completion
 
 if TYPE_CHECKING:
     from model_orchestrator.config.registry import ModelInfo
     from model_orchestrator.config.schema import OrchestratorConfig
 
 Prompt = str | ChatRequest | Sequence[Message]
+
+# Options of ``complete``/``stream`` that configure an on-the-fly strategy rather than the request.
+STRATEGY_OPTIONS = frozenset({"threshold", "ensemble_size", "scorer", "aggregate", "extractor", "delay"})
 
 
 class Orchestrator:
@@ -44,6 +47,7 @@ class Orchestrator:
     ) -> None:
         from model_orchestrator.config.build import build_registry
         from model_orchestrator.config.schema import OrchestratorConfig
+        from model_orchestrator.config.strategy_registry import NameResolver
 
         self.config = config or OrchestratorConfig()
         self.config_path = config_path
@@ -51,6 +55,7 @@ class Orchestrator:
         self._clock = clock or SystemClock()
         env = dict(os.environ) if env is None else env
         self._registry, self._factory = build_registry(self.config, env, self.events, self._clock)
+        self._names = NameResolver(self.config, self._registry, clock=self._clock, bus=self.events)
 
     @classmethod
     def from_config(
@@ -68,11 +73,11 @@ class Orchestrator:
 
     def models(self) -> list[ModelInfo]:
         """Every model name with its provider, tier, context window, prices and whether it is usable."""
-        return self._registry.infos()
+        return self._registry.infos() + self._names.infos()
 
     def model(self, name: str) -> ChatModel:
-        """The model (or, later, strategy) called ``name``."""
-        return self._registry.resolve(name)
+        """The model or strategy called ``name`` (``fallback:a,b`` builds a strategy on the fly)."""
+        return self._names.resolve(name)
 
     @property
     def default_model(self) -> str:
@@ -109,24 +114,83 @@ class Orchestrator:
         return base.with_options(request_id=base.request_id or uuid.uuid4().hex, **changes)
 
     async def complete(
-        self, prompt: Prompt, *, model: str | None = None, strategy: str = "single", **options: Any
+        self,
+        prompt: Prompt,
+        *,
+        model: str | None = None,
+        strategy: str | None = None,
+        members: Sequence[str] | None = None,
+        max_cost: float | None = None,
+        **options: Any,
     ) -> OrchestrationResult:
-        """Answer ``prompt`` with ``model`` (default: ``default_model``) and explain the result."""
-        _check_strategy(strategy)
-        name = model or self.default_model
-        chat_model = self.model(name)
-        request = self.request(prompt, **options)
+        """Answer ``prompt`` and explain how.
+
+        ``model`` names a model or a configured strategy (default: ``default_model``); ``strategy`` builds
+        one on the fly (``fallback``, ``cascade``, ``ensemble``, ...) over ``members`` (default: usable
+        models chosen by tier and price). ``max_cost`` caps what the whole request may spend (USD).
+        """
+        chat_model, requested, label = self._select(model, strategy, members, options)
+        request = self.request(prompt, max_cost=max_cost, **options)
+        scope = self._scope(request)
         started = self._clock.monotonic()
-        completion = await chat_model.complete(request)
-        return _result(name, strategy, completion, self._clock.monotonic() - started, request)
+        with request_scope(scope):
+            completion = await chat_model.complete(request)
+        return result_from_completion(
+            completion,
+            requested=requested,
+            strategy=label,
+            latency=self._clock.monotonic() - started,
+            scope=scope,
+            request_id=request.request_id,
+        )
 
     async def stream(
-        self, prompt: Prompt, *, model: str | None = None, **options: Any
+        self,
+        prompt: Prompt,
+        *,
+        model: str | None = None,
+        strategy: str | None = None,
+        members: Sequence[str] | None = None,
+        max_cost: float | None = None,
+        **options: Any,
     ) -> AsyncIterator[StreamDelta]:
         """Stream the answer to ``prompt`` as ``StreamDelta`` pieces; the last carries usage."""
-        chat_model = self.model(model or self.default_model)
-        async for delta in chat_model.stream(self.request(prompt, **options)):
-            yield delta
+        chat_model, _requested, _label = self._select(model, strategy, members, options)
+        request = self.request(prompt, max_cost=max_cost, **options)
+        with request_scope(self._scope(request)):
+            async for delta in chat_model.stream(request):
+                yield delta
+
+    def _select(
+        self, model: str | None, strategy: str | None, members: Sequence[str] | None, options: dict[str, Any]
+    ) -> tuple[ChatModel, str, str]:
+        """(the model to call, the name asked for, the strategy label for the result)."""
+        popped = {k: options.pop(k) for k in list(options) if k in STRATEGY_OPTIONS}
+        strategy_options = {k: v for k, v in popped.items() if v is not None}
+        if strategy in (None, "single"):
+            if members or strategy_options:
+                raise ConfigError(
+                    "members (--chain) and strategy options (--threshold, --ensemble-size) need a --strategy "
+                    "such as fallback, cascade or ensemble"
+                )
+            name = model or self.default_model
+            return self.model(name), name, self._names.kind_of(name)
+        chosen = list(members) if members else ([model] if model else None)
+        built = self._names.inline(strategy, chosen, strategy_options)
+        return built, built.name, strategy
+
+    def _scope(self, request: ChatRequest) -> RequestScope:
+        budgets = self.config.budgets
+        cap = (
+            request.max_cost
+            if request.max_cost is not None
+            else (budgets.per_request_usd if budgets else None)
+        )
+        return RequestScope(
+            request_id=request.request_id or "",
+            max_attempts=self.config.resilience.max_attempts_per_request,
+            max_cost=cap,
+        )
 
     def complete_sync(self, prompt: Prompt, **kwargs: Any) -> OrchestrationResult:
         """``complete`` for synchronous callers (runs its own event loop; closes connections after)."""
@@ -141,6 +205,7 @@ class Orchestrator:
 
     async def aclose(self) -> None:
         """Close every model built so far and the shared HTTP connections."""
+        await self._names.aclose()
         await self._registry.aclose()
         await self._factory.aclose()
 
@@ -162,54 +227,3 @@ def run_orchestration(
 ) -> OrchestrationResult:
     """Answer ``prompt`` synchronously: ``run_orchestration(prompt="...", model="fast").response``."""
     return Orchestrator.from_config(config).complete_sync(prompt, model=model, strategy=strategy, **options)
-
-
-_AVAILABLE_STRATEGIES = ("single",)
-
-
-def _check_strategy(strategy: str) -> None:
-    if strategy not in _AVAILABLE_STRATEGIES:
-        raise ConfigError(
-            f"strategy {strategy!r} is not available in this version; available: "
-            f"{', '.join(_AVAILABLE_STRATEGIES)} (fallback, cascade, ensemble, race, pipeline and route "
-            "are planned: see docs/roadmap.md)"
-        )
-
-
-def _result(
-    name: str, strategy: str, completion: Completion, latency: float, request: ChatRequest
-) -> OrchestrationResult:
-    confidence, source = _confidence(completion)
-    metadata: dict[str, object] = {
-        "request_id": request.request_id,
-        "provider": completion.provider,
-        "deployment": completion.deployment,
-        "provider_model": completion.model,
-        "finish_reason": completion.finish_reason.value,
-        "usage_estimated": completion.usage.estimated,
-        "cached_input_tokens": completion.usage.cached_input_tokens,
-        "reasoning_tokens": completion.usage.reasoning_tokens,
-        "price_known": completion.cost is not None,
-    }
-    if source:
-        metadata["confidence_source"] = source
-    return OrchestrationResult(
-        response=completion.text,
-        model_used=name,
-        cost=completion.cost,
-        latency=latency,
-        input_tokens=completion.usage.input_tokens,
-        output_tokens=completion.usage.output_tokens,
-        strategy=strategy,
-        confidence=confidence,
-        fallback_chain=(name,),
-        metadata=metadata,
-    )
-
-
-def _confidence(completion: Completion) -> tuple[float | None, str | None]:
-    """Mean token probability when the model returned logprobs; otherwise unknown."""
-    if not completion.logprobs:
-        return None, None
-    mean = sum(t.logprob for t in completion.logprobs) / len(completion.logprobs)
-    return round(math.exp(mean), 4), "mean_token_probability"

@@ -9,7 +9,18 @@ from typing import Any
 
 import click
 
-_STRATEGIES = ("single", "cheapest", "fallback", "cascade", "ensemble", "race", "pipeline", "route")
+_STRATEGIES = (
+    "single",
+    "cheapest",
+    "fallback",
+    "cascade",
+    "ensemble",
+    "race",
+    "hedge",
+    "pipeline",
+    "specialist",
+    "cross-validate",
+)
 
 
 @click.command("run")
@@ -17,15 +28,27 @@ _STRATEGIES = ("single", "cheapest", "fallback", "cascade", "ensemble", "race", 
 @click.option(
     "-m",
     "--model",
-    help="Model (or strategy) name; default: the config's default_model or the embedded model.",
+    help="Model or strategy name (a configured one, or inline like fallback:a,b). "
+    "Default: the config's default_model, else the embedded model.",
 )
 @click.option(
+    "-s",
     "--strategy",
     type=click.Choice(_STRATEGIES),
     default="single",
     show_default=True,
-    help="How to combine models (only 'single' in this version).",
+    help="Combine models on the fly; members come from --chain, else usable models by tier and price.",
 )
+@click.option("--chain", help="Comma-separated members for --strategy (label=model pairs for specialist).")
+@click.option(
+    "--ensemble-size", type=click.IntRange(2, 16), help="Members (or samples of one model) for ensemble."
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    help="Confidence below which fallback/cascade move on (cascade default 0.7).",
+)
+@click.option("--max-cost", type=click.FloatRange(min=0.0), help="Most the whole request may spend, in USD.")
 @click.option("--system", help="A system prompt.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Cap on generated tokens.")
 @click.option("--temperature", type=click.FloatRange(0.0, 2.0), help="Sampling temperature.")
@@ -40,33 +63,38 @@ _STRATEGIES = ("single", "cheapest", "fallback", "cascade", "ensemble", "race", 
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Also write the result JSON here."
 )
+@click.option("--quiet", is_flag=True, help="No progress display on a terminal.")
 @click.pass_context
 def run_command(
     ctx: click.Context,
     /,
     prompt: str | None,
-    model: str | None,
-    strategy: str,
+    chain: str | None,
     as_json: bool,
     output: str | None,
     stream_output: bool,
+    quiet: bool,
     **options: Any,
 ) -> None:
-    """Answer a prompt with one model and report model, tokens, cost and latency."""
+    """Answer a prompt and report model, tokens, cost, latency and how the answer was reached."""
     text = _read_prompt(prompt)
     if stream_output and (as_json or output):
         raise click.UsageError(
             "--stream prints text as it comes; it cannot be combined with --json or --output"
         )
+    if chain is not None:
+        options["members"] = [m.strip() for m in chain.split(",") if m.strip()]
     from model_orchestrator.orchestrator import Orchestrator
 
     orch = Orchestrator.from_config(ctx.obj["config"])
     if stream_output:
         import asyncio
 
-        asyncio.run(_stream(orch, text, model, options))
+        asyncio.run(_stream(orch, text, options))
         return
-    result = orch.complete_sync(text, model=model, strategy=strategy, **options)
+    result = _complete_with_progress(
+        orch, text, options, show=not quiet and not as_json and sys.stderr.isatty()
+    )
     data = result.to_dict()
     if output:
         Path(output).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -75,11 +103,21 @@ def run_command(
         return
     click.echo(result.response)
     cost = "unknown" if result.cost is None else f"${result.cost:.6f}"
+    via = f" via {result.strategy}" if result.strategy != "single" else ""
     click.echo(
-        f"[{result.model_used} · {result.input_tokens} in / {result.output_tokens} out tokens · "
+        f"[{result.model_used}{via} · {result.input_tokens} in / {result.output_tokens} out tokens · "
         f"cost {cost} · {result.latency:.2f}s]",
         err=True,
     )
+
+
+def _complete_with_progress(orch: Any, text: str, options: dict[str, Any], *, show: bool) -> Any:
+    if not show:
+        return orch.complete_sync(text, **options)
+    from model_orchestrator.cli.progress import ProgressView
+
+    with ProgressView(orch.events):
+        return orch.complete_sync(text, **options)
 
 
 def _read_prompt(prompt: str | None) -> str:
@@ -92,10 +130,10 @@ def _read_prompt(prompt: str | None) -> str:
     return prompt
 
 
-async def _stream(orch: Any, text: str, model: str | None, options: dict[str, Any]) -> None:
+async def _stream(orch: Any, text: str, options: dict[str, Any]) -> None:
     usage = None
     try:
-        async for delta in orch.stream(text, model=model, **options):
+        async for delta in orch.stream(text, **options):
             if delta.text:
                 click.echo(delta.text, nl=False)
             usage = delta.usage or usage

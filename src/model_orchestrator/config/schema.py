@@ -46,6 +46,8 @@ class ModelConfig(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     connect_timeout: float | None = Field(default=None, gt=0)
     headers: dict[str, str] | None = None
+    retry: RetryConfig | None = None
+    breaker: BreakerConfig | None = None
 
     @field_validator("api_key_env")
     @classmethod
@@ -63,6 +65,69 @@ class ModelConfig(BaseModel):
         if self.provider != "cli" and self.provider != "local" and not self.model:
             raise ValueError(f"provider {self.provider!r} needs 'model', the provider's own model id")
         return self
+
+
+class _Options(BaseModel):
+    """A block of optional settings; unset fields take the policy's documented default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryConfig(_Options):
+    """Retries of one deployment's retryable failures."""
+
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    base_delay: float | None = Field(default=None, ge=0)
+    max_delay: float | None = Field(default=None, ge=0)
+    multiplier: float | None = Field(default=None, ge=1)
+    jitter: Literal["full", "equal", "none"] | None = None
+    max_retry_after: float | None = Field(default=None, ge=0)
+
+
+class BreakerConfig(_Options):
+    """The circuit breaker of one deployment."""
+
+    failure_threshold: int | None = Field(default=None, ge=1)
+    failure_rate: float | None = Field(default=None, gt=0, le=1)
+    window_seconds: float | None = Field(default=None, gt=0)
+    min_calls: int | None = Field(default=None, ge=1)
+    reset_timeout: float | None = Field(default=None, gt=0)
+    half_open_probes: int | None = Field(default=None, ge=1)
+
+
+class CooldownConfig(_Options):
+    """How long a deployment rests after a 429 or overload without a retry-after."""
+
+    default_seconds: float | None = Field(default=None, ge=0)
+    max_seconds: float | None = Field(default=None, gt=0)
+    on_overload: bool | None = None
+
+
+class RateLimitConfig(_Options):
+    """What to do when a deployment's own rpm/tpm has no room."""
+
+    on_limit: Literal["wait", "skip"] | None = None
+    max_wait: float | None = Field(default=None, ge=0)
+    adaptive: bool | None = None
+
+
+class HealthConfig(_Options):
+    """Health probes (free model-list requests by default)."""
+
+    interval: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class ResilienceConfig(_Options):
+    """Defaults for every deployment; a model's own ``retry:``/``breaker:`` blocks override them."""
+
+    retry: RetryConfig = RetryConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    cooldown: CooldownConfig = CooldownConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    health: HealthConfig = HealthConfig()
+    max_attempts_per_request: int = Field(default=6, ge=1, le=50)
+    request_timeout: float | None = Field(default=None, gt=0)
 
 
 class StrategyConfig(BaseModel):
@@ -93,6 +158,7 @@ class OrchestratorConfig(BaseModel):
     models: tuple[ModelConfig, ...] = ()
     strategies: tuple[StrategyConfig, ...] = ()
     budgets: BudgetsConfig | None = None
+    resilience: ResilienceConfig = ResilienceConfig()
 
     @model_validator(mode="after")
     def _names_unique(self) -> OrchestratorConfig:

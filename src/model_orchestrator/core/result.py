@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from model_orchestrator.core.explanation import Explanation
+from model_orchestrator.core.request_scope import RequestScope
+from model_orchestrator.core.response import Completion
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +47,101 @@ class OrchestrationResult:
             "metadata": self.metadata,
             "timestamp": self.timestamp,
         }
+
+
+def result_from_completion(
+    completion: Completion,
+    *,
+    requested: str,
+    strategy: str,
+    latency: float,
+    scope: RequestScope | None,
+    request_id: str | None,
+) -> OrchestrationResult:
+    """Explain ``completion`` in seed 004's shape.
+
+    ``cost`` is everything the request spent (failed, retried and cancelled attempts included) when a
+    request scope tracked it; ``model_used`` is the leaf model whose answer was returned.
+    """
+    explanation = completion.explanation
+    confidence, source = _confidence(completion)
+    metadata: dict[str, object] = {
+        "request_id": request_id,
+        "requested": requested,
+        "provider": completion.provider,
+        "deployment": completion.deployment,
+        "provider_model": completion.model,
+        "finish_reason": completion.finish_reason.value,
+        "usage_estimated": completion.usage.estimated,
+        "cached_input_tokens": completion.usage.cached_input_tokens,
+        "reasoning_tokens": completion.usage.reasoning_tokens,
+    }
+    if source:
+        metadata["confidence_source"] = source
+    cost = completion.cost
+    if scope is not None:
+        metadata["attempts"] = scope.attempts
+        metadata["attempt_costs"] = [{"model": m, "cost": c} for m, c in scope.attempt_costs]
+        cost = scope.total_cost if scope.attempt_costs else completion.cost
+    metadata["price_known"] = cost is not None
+    if explanation is not None:
+        metadata["explanation"] = explanation.to_dict()
+    return OrchestrationResult(
+        response=completion.text,
+        model_used=_leaf_model(completion) if explanation is not None else requested,
+        cost=cost,
+        latency=latency,
+        input_tokens=completion.usage.input_tokens,
+        output_tokens=completion.usage.output_tokens,
+        strategy=strategy,
+        confidence=confidence,
+        fallback_chain=_chain(completion, requested),
+        ensemble_models=_members(explanation),
+        metadata=metadata,
+    )
+
+
+_PARALLEL = frozenset({"ensemble", "race", "hedge", "cross-validate"})
+
+
+def _leaf_model(completion: Completion) -> str:
+    explanation = completion.explanation
+    while explanation is not None and explanation.chosen is not None:
+        nested = next(
+            (
+                s.explanation
+                for s in explanation.steps
+                if s.model == explanation.chosen and s.explanation is not None
+            ),
+            None,
+        )
+        if nested is None:
+            return explanation.chosen
+        explanation = nested
+    return completion.model
+
+
+def _chain(completion: Completion, requested: str) -> tuple[str, ...]:
+    explanation = completion.explanation
+    if explanation is None:
+        return (requested,)
+    if explanation.strategy in _PARALLEL:
+        return ()
+    return tuple(s.model for s in explanation.steps)
+
+
+def _members(explanation: Explanation | None) -> tuple[str, ...]:
+    if explanation is None or explanation.strategy not in _PARALLEL:
+        return ()
+    return tuple(s.model for s in explanation.steps)
+
+
+def _confidence(completion: Completion) -> tuple[float | None, str | None]:
+    """The strategy's confidence; else the mean token probability when logprobs came back; else None."""
+    explanation = completion.explanation
+    if explanation is not None and explanation.confidence is not None:
+        return round(explanation.confidence, 4), explanation.confidence_source
+    if not completion.logprobs:
+        return None, None
+    mean = sum(t.logprob for t in completion.logprobs) / len(completion.logprobs)
+    return round(math.exp(mean), 4), "mean_token_probability"

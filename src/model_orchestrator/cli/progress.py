@@ -1,0 +1,76 @@
+"""Live progress of multi-model runs on a terminal: which member is running, done, failed, skipped.
+
+Listens to the façade's event bus only; rendered with rich on stderr so stdout stays the answer.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from model_orchestrator.core.events import (
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    CircuitOpened,
+    CooldownStarted,
+    Event,
+    EventBus,
+    FallbackTriggered,
+    RetryScheduled,
+)
+
+
+class ProgressView:
+    """A table of attempts that updates as events arrive (use as a context manager)."""
+
+    def __init__(self, bus: EventBus) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._bus = bus
+        self._rows: dict[str, list[str]] = {}
+        self._notes: list[str] = []
+        self._live = Live(self._render(), console=Console(stderr=True), refresh_per_second=8, transient=True)
+        self._unsubscribe: Any = None
+
+    def __enter__(self) -> ProgressView:
+        self._unsubscribe = self._bus.subscribe(self)
+        self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._live.__exit__(exc_type, exc, tb)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    def handle(self, event: Event) -> None:
+        """Update the table from one event."""
+        if isinstance(event, AttemptStarted):
+            self._rows[event.attempt_id] = [event.model, "running", ""]
+        elif isinstance(event, AttemptSucceeded):
+            cost = "?" if event.cost is None else f"${event.cost:.6f}"
+            self._rows[event.attempt_id] = [event.model, "done", f"{event.latency:.2f}s {cost}"]
+        elif isinstance(event, AttemptFailed):
+            state = "cancelled" if event.cancelled else "failed"
+            self._rows[event.attempt_id] = [event.model, state, event.error_type]
+        elif isinstance(event, FallbackTriggered):
+            self._notes.append(f"fallback {event.from_model} -> {event.to_model}: {event.reason}")
+        elif isinstance(event, RetryScheduled):
+            self._notes.append(f"retry {event.model} in {event.delay:.1f}s ({event.error_type})")
+        elif isinstance(event, CircuitOpened | CooldownStarted):
+            self._notes.append(f"{type(event).__name__}: {event.deployment}")
+        self._live.update(self._render())
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table(show_header=True, header_style="bold", box=None)
+        for column in ("model", "state", "detail"):
+            table.add_column(column)
+        for row in self._rows.values():
+            table.add_row(*row)
+        return Group(table, *self._notes[-5:])

@@ -1,0 +1,225 @@
+"""Builds strategies (named in config, or on the fly from the CLI/API) out of members the registry resolves.
+
+Part of the composition root: the only place that names concrete strategy classes. Validation of each
+type's options is ``strategy_options``'s job; resolving member names is the registry's.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from model_orchestrator.config import strategy_options as opts
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import ConfigError
+from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.strategies.member import Member
+
+MemberLookup = Callable[[str], Member]
+
+PIPELINE_DEFAULT_STAGES = (
+    ("plan", "You are a software architect. Write a short, concrete implementation plan.", False),
+    ("code", "You are an expert programmer. Implement the plan precisely.", False),
+    (
+        "review",
+        'You are a code reviewer. Reply with JSON {"approved": true|false, "issues": [...]} judging the code '
+        "against the plan.",
+        True,
+    ),
+)
+
+
+def parse_options(kind: str, data: Mapping[str, Any], where: str) -> opts._Options:
+    """Validate one strategy's options; errors name ``where`` and the field."""
+    schema = opts.OPTIONS.get(kind)
+    if schema is None:
+        raise ConfigError(
+            f"{where}: unknown strategy type {kind!r}; expected one of: {', '.join(opts.OPTIONS)}"
+        )
+    try:
+        return schema.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"{where}: {problems}") from exc
+
+
+def inline_options(kind: str, name: str, members: Sequence[str], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Options for a strategy built from a member list (``--strategy fallback --chain a,b``)."""
+    data: dict[str, Any] = {"name": name, "type": kind, **{k: v for k, v in extra.items() if v is not None}}
+    if kind in opts.MEMBER_FIELD:
+        data[opts.MEMBER_FIELD[kind]] = tuple(members)
+    elif kind == "pipeline":
+        data["stages"] = _pipeline_stages(members)
+    elif kind == "specialist":
+        data["routes"] = _routes(members)
+    if kind == "cross-validate":
+        if len(members) != 3:
+            raise ConfigError("cross-validate needs three members: two to answer and a tiebreaker")
+        data["members"], data["tiebreaker"] = tuple(members[:2]), members[2]
+    return data
+
+
+def _pipeline_stages(members: Sequence[str]) -> list[dict[str, Any]]:
+    if len(members) != len(PIPELINE_DEFAULT_STAGES):
+        raise ConfigError("an inline pipeline needs three members: planner, coder, reviewer")
+    return [
+        {"name": stage, "model": model, "instructions": text, "review": review}
+        for (stage, text, review), model in zip(PIPELINE_DEFAULT_STAGES, members, strict=True)
+    ]
+
+
+def _routes(members: Sequence[str]) -> dict[str, str]:
+    routes: dict[str, str] = {}
+    for item in members:
+        label, sep, model = item.partition("=")
+        if not sep or not label or not model:
+            raise ConfigError(f"specialist routes are label=model pairs (e.g. code=strong); got {item!r}")
+        routes[label] = model
+    return routes
+
+
+class StrategyBuilder:
+    """Turns validated options into strategy models over resolved members."""
+
+    def __init__(self, member: MemberLookup, *, clock: Clock, bus: EventBus, rng: random.Random) -> None:
+        self._member = member
+        self._clock = clock
+        self._bus = bus
+        self._rng = rng
+
+    def build(self, options: opts._Options) -> ChatModel:
+        """The strategy described by ``options``."""
+        builder = getattr(self, "_" + options.type.replace("-", "_"))
+        model: ChatModel = builder(options)
+        return model
+
+    def _members(self, names: Sequence[str]) -> list[Member]:
+        return [self._member(n) for n in names]
+
+    def _common(self, options: opts._Options) -> dict[str, Any]:
+        return {"name": options.name, "clock": self._clock, "bus": self._bus}
+
+    def _fallback(self, o: opts.FallbackOptions) -> ChatModel:
+        from model_orchestrator.strategies.fallback import FallbackModel
+
+        scorer = _scorer(o.scorer) if o.threshold is not None else None
+        return FallbackModel(self._members(o.chain), scorer=scorer, threshold=o.threshold, **self._common(o))
+
+    def _cascade(self, o: opts.CascadeOptions) -> ChatModel:
+        from model_orchestrator.strategies.cascade import CascadeModel
+
+        return CascadeModel(
+            self._members(o.tiers), scorer=_scorer(o.scorer), threshold=o.threshold, **self._common(o)
+        )
+
+    def _ensemble(self, o: opts.EnsembleOptions) -> ChatModel:
+        from model_orchestrator.strategies import aggregators, extractors
+        from model_orchestrator.strategies.ensemble import EnsembleModel
+
+        aggregator: Any
+        if o.aggregate == "vote":
+            aggregator = aggregators.VoteAggregator(extractors.by_name(o.extractor))
+        elif o.aggregate == "best":
+            aggregator = aggregators.BestAggregator()
+        else:
+            assert o.synthesizer is not None
+            aggregator = aggregators.SynthesizeAggregator(self._member(o.synthesizer))
+        return EnsembleModel(
+            self._members(o.members),
+            aggregator=aggregator,
+            samples=o.samples,
+            min_answers=o.min_answers,
+            **self._common(o),
+        )
+
+    def _race(self, o: opts.RaceOptions) -> ChatModel:
+        from model_orchestrator.strategies.race import RaceModel
+
+        return RaceModel(self._members(o.members), **self._common(o))
+
+    def _hedge(self, o: opts.HedgeOptions) -> ChatModel:
+        from model_orchestrator.strategies.race import HedgeModel
+
+        primary, *backups = self._members(o.members)
+        return HedgeModel(primary, backups, delay=o.delay, **self._common(o))
+
+    def _pipeline(self, o: opts.PipelineOptions) -> ChatModel:
+        from model_orchestrator.strategies.pipeline import PipelineModel, Stage
+
+        stages = [
+            Stage(
+                name=s.name,
+                member=self._member(s.model),
+                instructions=s.instructions,
+                context=s.context,
+                is_review=s.review,
+            )
+            for s in o.stages
+        ]
+        summarizer = self._member(o.summarizer) if o.summarizer else None
+        return PipelineModel(stages, max_rounds=o.max_rounds, summarizer=summarizer, **self._common(o))
+
+    def _specialist(self, o: opts.SpecialistOptions) -> ChatModel:
+        from model_orchestrator.strategies import specialist
+
+        routes = {label: self._member(model) for label, model in o.routes.items()}
+        rules = (
+            tuple(specialist.Rule(r.label, r.keywords, r.pattern, r.max_chars) for r in o.rules)
+            if o.rules is not None
+            else specialist.DEFAULT_RULES
+        )
+        default = o.default or ("general" if "general" in routes else next(iter(routes)))
+        classifier = specialist.RuleClassifier(rules, default)
+        return specialist.SpecialistModel(routes, classifier=classifier, default=default, **self._common(o))
+
+    def _cross_validate(self, o: opts.CrossValidateOptions) -> ChatModel:
+        from model_orchestrator.strategies import extractors
+        from model_orchestrator.strategies.cross_validate import CrossValidateModel
+
+        first, second = self._members(o.members)
+        return CrossValidateModel(
+            first,
+            second,
+            self._member(o.tiebreaker),
+            extractor=extractors.by_name(o.extractor),
+            **self._common(o),
+        )
+
+    def _validated(self, o: opts.ValidatedOptions) -> ChatModel:
+        from model_orchestrator.strategies import validate
+
+        checks = [
+            validate.python_syntax_validator() if v == "python" else validate.json_schema_validator({})
+            for v in o.validators
+        ]
+        return validate.ValidatedModel(
+            self._member(o.model),
+            judge=self._member(o.judge) if o.judge else None,
+            validators=checks,
+            fallback=self._member(o.fallback) if o.fallback else None,
+            **self._common(o),
+        )
+
+    def _cheapest(self, o: opts.CheapestOptions) -> ChatModel:
+        from model_orchestrator.strategies.cheapest import CheapestModel
+
+        return CheapestModel(self._members(o.members), **self._common(o))
+
+
+def _scorer(name: opts.ScorerName) -> Any:
+    from model_orchestrator.strategies import scorers
+
+    if name == "logprob":
+        return scorers.LogprobScorer(mode="mean")
+    if name == "logprob-min":
+        return scorers.LogprobScorer(mode="min")
+    if name == "agreement":
+        return scorers.AgreementScorer()
+    return scorers.SelfReportedScorer()

