@@ -27,6 +27,7 @@ from model_orchestrator.core.result import OrchestrationResult, result_from_comp
 if TYPE_CHECKING:
     from model_orchestrator.config.registry import ModelInfo
     from model_orchestrator.config.schema import OrchestratorConfig
+    from model_orchestrator.resilience.health import DeploymentHealth
 
 Prompt = str | ChatRequest | Sequence[Message]
 
@@ -202,6 +203,31 @@ class Orchestrator:
                 await self.aclose()
 
         return asyncio.run(_run())
+
+    async def health(self, *, probe: bool = True) -> list[DeploymentHealth]:
+        """Per deployment: healthy, last latency, consecutive failures, breaker state, cooldown left.
+
+        Builds every usable model first; ``probe`` runs each deployment's free health check (a model-list
+        request) now, otherwise only the state gathered so far is reported.
+        """
+        from model_orchestrator.resilience.health import HealthMonitor
+
+        for info in self._registry.infos():
+            if info.usable and info.source != "reference":
+                self._registry.resolve(info.name)
+        built = self._factory.deployments.values()
+        settings = self.config.resilience.health.model_dump(exclude_none=True)
+        monitor = HealthMonitor(
+            {d.deployment: d.probe for d in built if d.probe is not None},
+            names={d.deployment: d.name for d in built},
+            store=self._factory.store,
+            clock=self._clock,
+            bus=self.events,
+            **settings,
+        )
+        if probe:
+            await monitor.check_all()
+        return await monitor.snapshot()
 
     async def aclose(self) -> None:
         """Close every model built so far and the shared HTTP connections."""

@@ -90,11 +90,27 @@ def models_command(ctx: click.Context, as_json: bool) -> None:
     show_models(ctx.obj["config"], as_json)
 
 
+@click.command("health")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--no-probe", is_flag=True, help="Report the state gathered so far without probing.")
+@click.pass_context
+def health_command(ctx: click.Context, as_json: bool, no_probe: bool) -> None:
+    """Probe every usable deployment (free model-list requests) and show breaker and cooldown state.
+
+    Exits 1 when any deployment is unhealthy, so scripts and monitors can use it.
+    """
+    from model_orchestrator.cli.health_view import show_health
+
+    if not show_health(ctx.obj["config"], as_json=as_json, probe=not no_probe):
+        sys.exit(EXIT_FAILED)
+
+
 def _register_all() -> None:
     from model_orchestrator.cli.run import run_command
 
     _register(models_command)
     _register(run_command)
+    _register(health_command)
 
 
 _register_all()

@@ -7,47 +7,69 @@ imports the HTTP client.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from model_orchestrator.config.registry import ModelRegistry
-from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig
+from model_orchestrator.config.resilience import wrap_deployment
+from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig, ResilienceConfig
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.model import ChatModel
-from model_orchestrator.core.observed import ObservedModel
 from model_orchestrator.core.pricing import Price
+from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.providers.deployments import (
     DeploymentSpec,
     create_adapter,
     local_unavailable_reason,
     provider_table,
 )
+from model_orchestrator.resilience.state_store import MemoryStateStore
 
 if TYPE_CHECKING:
     from model_orchestrator.providers.http import HttpTransport
 
 
-class ModelFactory:
-    """Builds one deployment's model; owns the pooled HTTP transport they share."""
+@dataclass(frozen=True, slots=True)
+class BuiltDeployment:
+    """What the health monitor needs to know about a deployment that has been built."""
 
-    def __init__(self, bus: EventBus, clock: Clock) -> None:
+    name: str
+    deployment: str
+    probe: Callable[[], Awaitable[None]] | None
+
+
+class ModelFactory:
+    """Builds one deployment's model with its resilience wrappers; owns the shared HTTP transport and
+    the state store behind every breaker, cooldown and rate limit."""
+
+    def __init__(self, bus: EventBus, clock: Clock, resilience: ResilienceConfig) -> None:
         self._bus = bus
         self._clock = clock
+        self._resilience = resilience
         self._transport: HttpTransport | None = None
+        self.store = MemoryStateStore()
+        self.deployments: dict[str, BuiltDeployment] = {}
 
     def __call__(self, cfg: ModelConfig, price: Price | None, api_key: str | None) -> ChatModel:
         spec = deployment_spec(cfg, api_key)
-        return ObservedModel(
-            create_adapter(spec, self._http),
-            name=cfg.name,
-            provider=cfg.provider,
-            deployment=spec.deployment,
-            price=price,
-            bus=self._bus,
+        adapter = create_adapter(spec, self._http)
+        probe = getattr(adapter, "probe", None)
+        self.deployments[spec.deployment] = BuiltDeployment(cfg.name, spec.deployment, probe)
+        profile = ModelProfile(cfg.name, price, cfg.context_window, cfg.max_output_tokens, cfg.tier)
+        return wrap_deployment(
+            adapter,
+            cfg,
+            spec.deployment,
+            price,
+            profile,
+            self._resilience,
+            store=self.store,
             clock=self._clock,
+            bus=self._bus,
         )
 
     async def aclose(self) -> None:
@@ -75,7 +97,7 @@ def build_registry(
                 f"model {model.name!r}: unknown provider {model.provider!r}; "
                 f"expected one of: {', '.join(sorted(table))}"
             )
-    factory = ModelFactory(bus, clock)
+    factory = ModelFactory(bus, clock, config.resilience)
     registry = ModelRegistry(
         config,
         env,
