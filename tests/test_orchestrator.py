@@ -9,9 +9,15 @@ import pytest
 
 from model_orchestrator import Orchestrator, run_orchestration
 from model_orchestrator.config.loader import parse_config
-from model_orchestrator.core.errors import RateLimitedError
-from model_orchestrator.core.events import AttemptFailed, AttemptSucceeded, RecordingSink
-from model_orchestrator.testing import FakeUpstream, Fault, Reply
+from model_orchestrator.core.errors import CoolingDownError, RateLimitedError
+from model_orchestrator.core.events import (
+    AttemptFailed,
+    AttemptSucceeded,
+    CooldownStarted,
+    RecordingSink,
+    RetryScheduled,
+)
+from model_orchestrator.testing import FakeClock, FakeUpstream, Fault, Reply
 
 ENV = {"K1": "key-one", "K2": "key-two", "K3": "key-three"}
 
@@ -59,18 +65,31 @@ async def test_streaming_matches_complete(upstream: FakeUpstream, name: str) -> 
     assert deltas[-1].usage is not None and deltas[-1].usage.output_tokens > 0
 
 
-async def test_every_attempt_reaches_the_event_bus(upstream: FakeUpstream) -> None:
+async def test_a_429_is_retried_after_its_retry_after_and_every_attempt_is_reported(
+    upstream: FakeUpstream,
+) -> None:
     upstream.script(Fault.rate_limited(retry_after=7), Reply("ok"))
-    sink = RecordingSink()
-    async with Orchestrator(parse_config(config_text(upstream)), env=ENV) as orch:
+    sink, clock = RecordingSink(), FakeClock()
+    async with Orchestrator(parse_config(config_text(upstream)), env=ENV, clock=clock) as orch:
         orch.events.subscribe(sink)
-        with pytest.raises(RateLimitedError) as info:
-            await orch.complete("hi", model="o")
-        assert info.value.retry_after == pytest.approx(7)
-        await orch.complete("hi", model="o")
+        result = await orch.complete("hi", model="o")
+    assert result.response == "ok" and result.metadata["attempts"] == 2
+    assert clock.sleeps and max(clock.sleeps) == pytest.approx(7)
     failed, succeeded = sink.of_type(AttemptFailed), sink.of_type(AttemptSucceeded)
     assert len(failed) == 1 and len(succeeded) == 1
     assert isinstance(failed[0], AttemptFailed) and failed[0].status_code == 429
+    assert len(sink.of_type(RetryScheduled)) == 1 and len(sink.of_type(CooldownStarted)) == 1
+
+
+async def test_a_long_retry_after_is_not_waited_for_but_cools_the_deployment(upstream: FakeUpstream) -> None:
+    upstream.script(Fault.rate_limited(retry_after=120))
+    async with Orchestrator(parse_config(config_text(upstream)), env=ENV, clock=FakeClock()) as orch:
+        with pytest.raises(RateLimitedError) as first:
+            await orch.complete("hi", model="o")
+        assert first.value.retry_after == pytest.approx(120)
+        with pytest.raises(CoolingDownError):
+            await orch.complete("hi", model="o")
+    assert len(upstream.requests) == 1  # the second call never reached the upstream
 
 
 def test_run_orchestration_sync(

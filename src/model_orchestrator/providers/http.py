@@ -98,14 +98,18 @@ class HttpTransport:
         deadline: float | None = None,
     ) -> HttpResponse:
         """POST ``body`` and read the whole response."""
-        client_timeout = _client_timeout(timeout, deadline)
-        session = self._session_in_loop()
-        try:
-            async with session.post(url, data=body, headers=headers, timeout=client_timeout) as resp:
-                data = await resp.read()
-                return HttpResponse(resp.status, _lower_headers(resp.headers), data)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate_client_error(exc, url) from exc
+        return await self._request("POST", url, headers, body, _client_timeout(timeout, deadline))
+
+    async def get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout: Timeouts,
+        deadline: float | None = None,
+    ) -> HttpResponse:
+        """GET ``url`` and read the whole response (health probes list models this way)."""
+        return await self._request("GET", url, headers, None, _client_timeout(timeout, deadline))
 
     def stream_post(
         self,
@@ -124,6 +128,24 @@ class HttpTransport:
         session, self._session, self._loop = self._session, None, None
         if session is not None and not session.closed:
             await session.close()
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        client_timeout: aiohttp.ClientTimeout,
+    ) -> HttpResponse:
+        session = self._session_in_loop()
+        try:
+            async with session.request(
+                method, url, data=body, headers=headers, timeout=client_timeout
+            ) as resp:
+                data = await resp.read()
+                return HttpResponse(resp.status, _lower_headers(resp.headers), data)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate_client_error(exc, url) from exc
 
     @asynccontextmanager
     async def _stream(

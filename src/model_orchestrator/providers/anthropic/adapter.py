@@ -57,6 +57,8 @@ class AnthropicModel:
         # Bases written OpenAI-style with the version ("https://api.anthropic.com/v1") work too.
         base = (api_base or DEFAULT_API_BASE).rstrip("/").removesuffix("/v1")
         self._url = base + "/v1/messages"
+        # https://docs.anthropic.com/en/api/models-list
+        self._models_url = base + "/v1/models"
         self.deployment = deployment or f"{name}@{_host(base)}"
         self._timeouts = timeouts
         self._default_max_tokens = default_max_tokens
@@ -115,6 +117,19 @@ class AnthropicModel:
         except ProviderError as exc:
             self._claim(exc)
             raise
+
+    async def probe(self) -> None:
+        """List the models (free): reachable and the key accepted, or the mapped error."""
+        try:
+            response = await self._transport.get(
+                self._models_url, headers=self._headers(), timeout=self._timeouts
+            )
+        except ProviderError as exc:
+            self._claim(exc)
+            raise
+        if not 200 <= response.status < 300:
+            limits = parse_rate_limit_headers(response.headers)
+            raise self._error(decode_error(response.status, response.body), limits)
 
     async def aclose(self) -> None:
         """Nothing to release: the transport belongs to whoever built this model."""

@@ -123,6 +123,21 @@ class CliAgentModel:
             async for delta in deltas:
                 yield delta
 
+    async def probe(self) -> None:
+        """The executable is found on PATH (with this model's ``env``); nothing is run, so nothing is spent.
+
+        Raises ``ConfigError`` when it is missing or not executable.
+        """
+        env = {**os.environ, **self._env} if self._env else None
+        executable = self._command[0]
+        if shutil.which(executable, path=(env or os.environ).get("PATH")) is None:
+            raise ConfigError(
+                f"command {executable!r} was not found on PATH (or is not executable); install it or "
+                "fix the model's command",
+                provider=self._provider,
+                deployment=self._deployment,
+            )
+
     async def aclose(self) -> None:
         """Nothing to release: every call's process is reaped before the call returns."""
 

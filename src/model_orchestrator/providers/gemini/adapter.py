@@ -55,7 +55,9 @@ class GeminiModel:
         model = quote(model_id.removeprefix("models/"), safe="")
         # Bases written with the version ("https://generativelanguage.googleapis.com/v1beta") work too.
         base = (api_base or DEFAULT_API_BASE).rstrip("/").removesuffix("/v1beta")
-        model_path = f"{base}/v1beta/models/{model}"
+        # https://ai.google.dev/api/models#method:-models.list
+        self._models_url = f"{base}/v1beta/models"
+        model_path = f"{self._models_url}/{model}"
         self._url = f"{model_path}:generateContent"
         # alt=sse asks for server-sent events instead of one JSON array:
         # https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent
@@ -124,6 +126,19 @@ class GeminiModel:
         except ProviderError as exc:
             self._claim(exc)
             raise
+
+    async def probe(self) -> None:
+        """List the models (free): reachable and the key accepted, or the mapped error."""
+        try:
+            response = await self._transport.get(
+                self._models_url, headers=self._headers(), timeout=self._timeouts
+            )
+        except ProviderError as exc:
+            self._claim(exc)
+            raise
+        if not 200 <= response.status < 300:
+            limits = parse_rate_limit_headers(response.headers)
+            raise self._error(decode_error(response.status, response.body), limits)
 
     async def aclose(self) -> None:
         """Nothing to release: the transport belongs to whoever built this model."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import os
 import random
 import threading
@@ -18,12 +19,18 @@ from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 from model_orchestrator.core.clock import Clock, SystemClock
-from model_orchestrator.core.errors import ContextWindowExceededError, OrchestratorError, ServerError
+from model_orchestrator.core.errors import (
+    ConfigError,
+    ContextWindowExceededError,
+    OrchestratorError,
+    ServerError,
+)
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta, TokenLogprob
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.providers.local._engine import (
     GREEDY_SEED,
+    INSTALL_HINT,
     ContextOverflowError,
     EngineKey,
     GenerationJob,
@@ -113,6 +120,26 @@ class LocalModel:
             await asyncio.shield(run.stop())
         usage = Usage(input_tokens=outcome.prompt_tokens, output_tokens=outcome.completion_tokens)
         yield StreamDelta(finish_reason=outcome.finish_reason, usage=usage, model=self._name)
+
+    async def probe(self) -> None:
+        """The weights file exists and llama.cpp is installed; nothing is loaded or generated.
+
+        Raises ``ConfigError`` naming what is missing and the extra to install.
+        """
+        path = self._model_path or find_embedded_model()
+        if not path.is_file():
+            raise ConfigError(
+                f"model file {path} does not exist; fix model_path for {self._name}",
+                provider=self._provider,
+                deployment=self._deployment,
+            )
+        # find_spec looks the package up without importing it: importing llama_cpp takes about a second.
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ConfigError(
+                f"the local model needs llama-cpp-python: {INSTALL_HINT}",
+                provider=self._provider,
+                deployment=self._deployment,
+            )
 
     async def aclose(self) -> None:
         """Nothing to release per instance: loaded weights are shared by the process (see ``_engine``)."""

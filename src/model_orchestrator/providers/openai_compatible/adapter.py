@@ -68,8 +68,12 @@ class OpenAICompatibleModel:
         if version:
             self._url = f"{base}/openai/deployments/{quote(model_id, safe='')}/chat/completions"
             self._url += f"?api-version={quote(version, safe='')}"
+            # https://learn.microsoft.com/azure/ai-services/openai/reference (Models - List)
+            self._models_url = f"{base}/openai/models?api-version={quote(version, safe='')}"
         else:
             self._url = f"{base}/chat/completions"
+            # https://platform.openai.com/docs/api-reference/models/list
+            self._models_url = f"{base}/models"
         azure_auth = version is not None or endpoint.auth is AuthStyle.API_KEY_HEADER
         self._headers = _headers(api_key, azure_auth, extra_headers)
 
@@ -126,6 +130,18 @@ class OpenAICompatibleModel:
                     if decoder.done:
                         break
                 yield decoder.finish(limits)
+        except ProviderError as exc:
+            self._claim(exc)
+            raise
+
+    async def probe(self) -> None:
+        """List the endpoint's models (free): reachable and the key accepted, or the mapped error."""
+        try:
+            response = await self._transport.get(
+                self._models_url, headers=self._headers, timeout=self._timeouts
+            )
+            if not 200 <= response.status < 300:
+                raise decode_error(response.status, response.body, parse_rate_limit_headers(response.headers))
         except ProviderError as exc:
             self._claim(exc)
             raise

@@ -17,6 +17,8 @@ from typing import Any
 from model_orchestrator.testing.fake_upstream.script import Reply, estimate_tokens
 
 _PATH_SUFFIX = "/v1/messages"
+_MODELS_SUFFIX = "/v1/models"
+_LISTED_MODELS = (("claude-sonnet-4-5", "Claude Sonnet 4.5"), ("claude-haiku-4-5", "Claude Haiku 4.5"))
 _MESSAGE_OVERHEAD = 4
 _CONTEXT_LIMIT = 200_000
 
@@ -124,6 +126,19 @@ class AnthropicFormat:
             "error": {"type": error_type, "message": text},
             "request_id": f"req_fake{uuid.uuid4().hex[:20]}",
         }
+
+    def model_list(self, method: str, path: str, headers: Mapping[str, str]) -> dict[str, Any] | None:
+        """``GET /v1/models`` with the ``anthropic-version`` header every Anthropic request carries.
+
+        https://docs.anthropic.com/en/api/models-list
+        """
+        if method != "GET" or not path.endswith(_MODELS_SUFFIX) or "anthropic-version" not in headers:
+            return None
+        data = [
+            {"type": "model", "id": model, "display_name": display, "created_at": "2025-09-29T00:00:00Z"}
+            for model, display in _LISTED_MODELS
+        ]
+        return {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
 
     def rate_limit_headers(self, retry_after: float | None) -> dict[str, str]:
         """The ``anthropic-ratelimit-*`` headers of an exhausted requests bucket (resets in RFC 3339)."""

@@ -24,6 +24,11 @@ from model_orchestrator.testing.fake_upstream.script import Reply, estimate_toke
 _PATH = re.compile(
     r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
 )
+_MODELS_PATH = "/v1beta/models"
+_LISTED_MODELS = (
+    ("gemini-2.0-flash", "2.0", "Gemini 2.0 Flash"),
+    ("gemini-2.5-pro", "2.5", "Gemini 2.5 Pro"),
+)
 _MESSAGE_OVERHEAD = 4
 _CONTEXT_LIMIT = 1_048_576
 _FIRST_LOGPROB = -0.05
@@ -116,6 +121,26 @@ class GeminiFormat:
         if details:
             error["details"] = details
         return {"error": error}
+
+    def model_list(self, method: str, path: str, headers: Mapping[str, str]) -> dict[str, Any] | None:
+        """``GET /v1beta/models``: a small ``ListModelsResponse``.
+
+        https://ai.google.dev/api/models#method:-models.list
+        """
+        if method != "GET" or path.rstrip("/") != _MODELS_PATH:
+            return None
+        models = [
+            {
+                "name": f"models/{model}",
+                "version": version,
+                "displayName": display,
+                "inputTokenLimit": _CONTEXT_LIMIT,
+                "outputTokenLimit": 8192,
+                "supportedGenerationMethods": ["generateContent", "countTokens"],
+            }
+            for model, version, display in _LISTED_MODELS
+        ]
+        return {"models": models}
 
     def _details(self, kind: str) -> list[dict[str, Any]]:
         if kind == "auth":

@@ -18,6 +18,7 @@ from model_orchestrator.testing.fake_upstream.script import Reply, estimate_toke
 
 _PATH_SUFFIX = "/chat/completions"
 _MESSAGE_OVERHEAD = 4
+_LISTED_MODELS = ("gpt-4o-mini", "gpt-4o")
 _FIRST_LOGPROB = -0.05
 _ALTERNATIVE_LOGPROB = -3.5
 
@@ -85,6 +86,24 @@ class OpenAIFormat:
         error_type, code = _ERROR_KINDS.get(kind, ("invalid_request_error", None))
         param = "messages" if kind == "context_length" else ("prompt" if kind == "content_filter" else None)
         return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+    def model_list(self, method: str, path: str, headers: Mapping[str, str]) -> dict[str, Any] | None:
+        """``GET .../models`` (Azure: ``/openai/models``): a small list, as the docs show it.
+
+        https://platform.openai.com/docs/api-reference/models/list. The generic form: a request carrying
+        Anthropic's version header or addressed to Gemini's ``/v1beta`` belongs to those formats.
+        """
+        if method != "GET" or not path.endswith("/models"):
+            return None
+        if "anthropic-version" in headers or path.startswith("/v1beta/"):
+            return None
+        return {
+            "object": "list",
+            "data": [
+                {"id": model, "object": "model", "created": 1_715_367_049, "owned_by": "system"}
+                for model in _LISTED_MODELS
+            ],
+        }
 
     def rate_limit_headers(self, retry_after: float | None) -> dict[str, str]:
         """The ``x-ratelimit-*`` headers OpenAI sends with a 429 for the requests bucket.

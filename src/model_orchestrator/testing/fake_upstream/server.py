@@ -2,9 +2,10 @@
 the providers' wire formats from a script of replies and faults, and records every request.
 
 Owns HTTP serving, the script queue, timing (latency, chunk delays, hangs), connection-level faults
-(reset, truncation, malformed JSON) and request recording. It does not know any vendor's JSON: the
-format modules next to it (``openai``, ``anthropic``, ``gemini``; each exports ``FORMAT``) render
-bodies and frames through the ``WireFormat`` protocol.
+(reset, truncation, malformed JSON), request recording and the free model-list GETs health probes
+send (answered outside the script, failed on demand with ``fail_probes``). It does not know any
+vendor's JSON: the format modules next to it (``openai``, ``anthropic``, ``gemini``; each exports
+``FORMAT``) render bodies, frames and model lists through the ``WireFormat`` protocol.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ _MALFORMED_FRAME = b'data: {"id": "broken", "choices": [{"delta": \n\n'
 
 class WireFormat(Protocol):
     """One vendor's wire format, as the fake needs it. Optional extras a format may define:
-    ``overloaded_status: int`` (default 503) and ``rate_limit_headers(retry_after) -> dict[str, str]``.
+    ``overloaded_status: int`` (default 503), ``rate_limit_headers(retry_after) -> dict[str, str]`` and
+    ``model_list(method, path, headers) -> dict | None`` (the body of its model-list GET, None: not one).
     """
 
     name: str
@@ -75,7 +77,8 @@ class FakeUpstream:
     """A scripted upstream. Use as ``with FakeUpstream() as up:`` or ``async with FakeUpstream() as up:``.
 
     ``script(...)`` queues replies/faults, one per request in arrival order; an empty queue answers
-    with ``default_reply``. ``requests`` lists what arrived, in order.
+    with ``default_reply``. Model-list GETs (health probes) never take from the script: they get the
+    format's list, or the fault set with ``fail_probes``. ``requests`` lists what arrived, in order.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class FakeUpstream:
         self.default_reply = default_reply or Reply("ok")
         self._formats = list(formats) if formats is not None else available_formats()
         self._script: deque[ScriptItem] = deque()
+        self._probe_fault: Fault | None = None
         self._requests: list[RecordedRequest] = []
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -115,6 +119,11 @@ class FakeUpstream:
         """Queue answers for the next requests, in order."""
         with self._changed:
             self._script.extend(items)
+
+    def fail_probes(self, fault: Fault | None) -> None:
+        """Answer every model-list GET with ``fault`` from now on (None: answer with the list again)."""
+        with self._changed:
+            self._probe_fault = fault
 
     def wait_started(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
         """Block until ``count`` requests have arrived."""
@@ -247,6 +256,9 @@ class FakeUpstream:
             self._end(record, disconnected=disconnected)
 
     async def _answer(self, request: web.Request, body: Any) -> web.StreamResponse:
+        listed = self._model_list(request)
+        if listed is not None:
+            return await self._answer_probe(request, *listed)
         wire = next((f for f in self._formats if f.matches(request.method, request.path)), None)
         if wire is None:
             return web.json_response({"error": f"no wire format serves {request.path}"}, status=404)
@@ -258,6 +270,24 @@ class FakeUpstream:
         if isinstance(item, Reply):
             return await turn.reply(item)
         return await turn.fault(item)
+
+    def _model_list(self, request: web.Request) -> tuple[WireFormat, dict[str, Any]] | None:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        for wire in self._formats:
+            hook = getattr(wire, "model_list", None)
+            listed = hook(request.method, request.path, headers) if hook is not None else None
+            if listed is not None:
+                return wire, listed
+        return None
+
+    async def _answer_probe(
+        self, request: web.Request, wire: WireFormat, listed: dict[str, Any]
+    ) -> web.StreamResponse:
+        with self._changed:
+            fault = self._probe_fault
+        if fault is None:
+            return web.json_response(listed)
+        return await _Turn(request, wire, {}, self.default_reply).fault(fault)
 
 
 class _Turn:

