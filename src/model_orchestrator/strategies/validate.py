@@ -1,0 +1,426 @@
+"""Checking an answer (seed 003's ``orchestrator_validate``): deterministic validators, then a judge
+model; and ``ValidatedModel``, which answers, checks, and asks a fallback when the check escalates.
+
+Owns the verdict shape (``pass``, at most 3 ``issues``, ``confidence``, ``escalate``), the JSON-schema and
+Python-syntax validators and reading a judge's structured answer. It does not decide which judge to use
+(config does) and does not retry.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import AllModelsFailedError, ConfigError, OrchestratorError
+from model_orchestrator.core.events import EventBus, FallbackTriggered
+from model_orchestrator.core.explanation import Explanation, StepRecord
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.strategies._prompts import auxiliary_request, fenced_blocks, find_json, task_text
+from model_orchestrator.strategies.member import Member, step_failed, step_ok, strategy_completion
+
+MAX_ISSUES = 3
+_PYTHON_FENCES = ("", "python", "py", "python3")
+UNREADABLE_JUDGE = "judge answer unreadable"
+# A verdict without a stated confidence is treated as a coin flip, so it escalates under any sane threshold.
+MISSING_CONFIDENCE = 0.5
+JUDGE_INSTRUCTIONS = (
+    "You check whether an output accomplishes a task. Reply with only a JSON object: "
+    '{"pass": true or false, "issues": ["..."], "confidence": a number from 0 to 1}. '
+    "List at most 3 issues, most important first, and an empty list when the output passes. "
+    "confidence is how sure you are of your verdict."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    """A verdict on one output. ``escalate`` means a person (or a stronger model) should look at it.
+
+    ``checked_by`` names what produced the verdict (validators by name, ``judge:<model>``).
+    """
+
+    passed: bool
+    issues: tuple[str, ...] = ()
+    confidence: float = 1.0
+    escalate: bool = False
+    checked_by: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if len(self.issues) > MAX_ISSUES:
+            raise ValueError(f"a validation result holds at most {MAX_ISSUES} issues, got {len(self.issues)}")
+
+    def to_dict(self) -> dict[str, object]:
+        """Seed 003's shape (``pass``, ``issues``, ``confidence``, ``escalate``) plus ``checked_by``."""
+        return {
+            "pass": self.passed,
+            "issues": list(self.issues),
+            "confidence": self.confidence,
+            "escalate": self.escalate,
+            "checked_by": list(self.checked_by),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    """A deterministic check: ``check(output)`` returns the problems found (empty: the output passes)."""
+
+    name: str
+    check: Callable[[str], tuple[str, ...]]
+
+
+def json_schema_validator(schema: dict[str, object], *, name: str = "json_schema") -> Validator:
+    """Checks that the output holds JSON (whole, fenced or inside prose) matching ``schema``.
+
+    The schema itself is checked now, so a broken schema fails at configuration time.
+    """
+    try:
+        import jsonschema  # type: ignore[import-untyped]  # the library ships no type information
+    except ImportError as exc:  # pragma: no cover - jsonschema is a declared dependency
+        raise ConfigError("the JSON-schema validator needs the 'jsonschema' package: pip install it") from exc
+    validator_class = jsonschema.validators.validator_for(schema)
+    try:
+        validator_class.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ConfigError(f"{name}: invalid JSON schema: {exc.message}") from exc
+    validator = validator_class(schema)
+
+    def check(output: str) -> tuple[str, ...]:
+        try:
+            instance = find_json(output)
+        except ValueError:
+            return ("output is not JSON (no JSON value found, fenced or inline)",)
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+        return tuple(f"at {error.json_path}: {error.message}" for error in errors)
+
+    return Validator(name, check)
+
+
+def python_syntax_validator(*, name: str = "python_syntax") -> Validator:
+    """Checks that the Python code in the output parses: each ```python (or unlabelled) fenced block, or
+    the whole output when it has no fenced block at all. Issues give the line (within its block) and
+    message; fenced blocks in other languages only are an issue too (no Python to check)."""
+
+    def check(output: str) -> tuple[str, ...]:
+        fenced = fenced_blocks(output)
+        blocks = [body for lang, body in fenced if lang in _PYTHON_FENCES]
+        if not fenced:
+            return _syntax_issues(output, where="")
+        if not blocks:
+            languages = ", ".join(sorted({lang for lang, _ in fenced}))
+            return (f"no Python code block found (fenced blocks: {languages})",)
+        if len(blocks) == 1:
+            return _syntax_issues(blocks[0], where="")
+        issues: list[str] = []
+        for number, body in enumerate(blocks, 1):
+            issues.extend(_syntax_issues(body, where=f"code block {number}, "))
+        return tuple(issues)
+
+    return Validator(name, check)
+
+
+def _syntax_issues(code: str, *, where: str) -> tuple[str, ...]:
+    try:
+        ast.parse(code)
+    except SyntaxError as exc:
+        column = f", column {exc.offset}" if exc.offset else ""
+        return (f"Python syntax error at {where}line {exc.lineno}{column}: {exc.msg}",)
+    except ValueError as exc:  # null bytes in the source
+        return (f"Python source unreadable: {exc}",)
+    return ()
+
+
+def parse_judge_answer(text: str, *, threshold: float, judge: str) -> ValidationResult:
+    """Reads a judge's ``{"pass": ..., "issues": [...], "confidence": ...}`` (bare, fenced or in prose).
+
+    An answer without a readable pass/fail is a failed check that escalates.
+    """
+    checked_by = (f"judge:{judge}",)
+    try:
+        data = find_json(text, want_object=True)
+    except ValueError:
+        return ValidationResult(False, (UNREADABLE_JUDGE,), 0.0, True, checked_by)
+    assert isinstance(data, dict)
+    passed = _as_bool(data.get("pass", data.get("passed")))
+    if passed is None:
+        return ValidationResult(False, (UNREADABLE_JUDGE,), 0.0, True, checked_by)
+    issues = _as_issues(data.get("issues"))
+    if not passed and not issues:
+        issues = ("the judge rejected the output without naming an issue",)
+    confidence = _as_confidence(data.get("confidence"))
+    return ValidationResult(
+        passed, issues[:MAX_ISSUES], confidence, not passed or confidence < threshold, checked_by
+    )
+
+
+def _as_bool(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "pass", "fail"):
+        return value.strip().lower() in ("true", "pass")
+    return None
+
+
+def _as_issues(value: object) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(text for item in items if (text := str(item).strip()))
+
+
+def _as_confidence(value: object) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().rstrip("%")) / (100 if value.strip().endswith("%") else 1)
+        except ValueError:
+            return MISSING_CONFIDENCE
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return MISSING_CONFIDENCE
+    # Judges sometimes answer in percent.
+    number = value / 100 if 1 < value <= 100 else float(value)
+    return min(1.0, max(0.0, number))
+
+
+def run_validators(output: str, validators: Sequence[Validator]) -> ValidationResult | None:
+    """The deterministic verdict: a certain failure with the first issues, or None when all pass."""
+    issues = [issue for v in validators for issue in v.check(output)]
+    if not issues:
+        return None
+    names = tuple(v.name for v in validators)
+    return ValidationResult(False, tuple(issues[:MAX_ISSUES]), 1.0, True, names)
+
+
+async def validate(
+    task: str,
+    output: str,
+    *,
+    judge: ChatModel | None,
+    validators: Sequence[Validator] = (),
+    threshold: float = 0.7,
+    always_judge: bool = False,
+    base: ChatRequest | None = None,
+) -> ValidationResult:
+    """Checks ``output`` against ``task``: deterministic validators first, then the judge.
+
+    A validator failure is final (confidence 1.0) and the judge is not called unless ``always_judge``.
+    ``base`` lends the judge call its request id, deadline and cost cap. Judge errors propagate.
+    """
+    result, _ = await check_output(
+        task,
+        output,
+        judge=judge,
+        validators=validators,
+        threshold=threshold,
+        always_judge=always_judge,
+        base=base,
+    )
+    return result
+
+
+async def check_output(
+    task: str,
+    output: str,
+    *,
+    judge: ChatModel | None,
+    validators: Sequence[Validator] = (),
+    threshold: float = 0.7,
+    always_judge: bool = False,
+    base: ChatRequest | None = None,
+) -> tuple[ValidationResult, Completion | None]:
+    """``validate``, also returning the judge's completion (None when the judge was not called)."""
+    if judge is None and not validators:
+        raise ConfigError("validation needs a judge model or at least one validator")
+    deterministic = run_validators(output, validators)
+    if judge is None or (deterministic is not None and not always_judge):
+        names = tuple(v.name for v in validators)
+        return deterministic or ValidationResult(True, (), 1.0, False, names), None
+    request = auxiliary_request(
+        base or ChatRequest(messages=()),
+        system=JUDGE_INSTRUCTIONS,
+        user=f"Task:\n{task}\n\nOutput to check:\n{output}",
+        json_answer=True,
+    )
+    completion = await judge.complete(request.with_options(temperature=0.0))
+    verdict = parse_judge_answer(completion.text, threshold=threshold, judge=judge.name)
+    if deterministic is None:
+        names = tuple(v.name for v in validators)
+        return replace(verdict, checked_by=names + verdict.checked_by), completion
+    combined = ValidationResult(
+        False,
+        (deterministic.issues + verdict.issues)[:MAX_ISSUES],
+        1.0,
+        True,
+        deterministic.checked_by + verdict.checked_by,
+    )
+    return combined, completion
+
+
+class ValidatedModel:
+    """Answers with ``member``, checks the answer, and asks ``fallback`` when the check escalates
+    (failed, or passed with confidence under ``threshold``) or the member raised.
+
+    The fallback's answer is checked too (for the explanation) and returned whatever its verdict; if the
+    fallback raises, the member's escalated answer is returned. Emits ``FallbackTriggered`` on moving on.
+    """
+
+    def __init__(
+        self,
+        member: Member,
+        *,
+        judge: Member | None,
+        validators: Sequence[Validator] = (),
+        fallback: Member | None = None,
+        threshold: float = 0.7,
+        name: str = "validated",
+        clock: Clock,
+        bus: EventBus,
+    ) -> None:
+        if judge is None and not validators:
+            raise ConfigError(f"{name}: a validated strategy needs a judge model or at least one validator")
+        self._member = member
+        self._checker = _Checker(judge, tuple(validators), threshold)
+        self._fallback = fallback
+        self._name = name
+        self._clock = clock
+        self._bus = bus
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        started = self._clock.monotonic()
+        run = _ValidatedRun(self._checker, request)
+        answer = await run.attempt(self._member)
+        if self._fallback is not None and (answer is None or run.escalated):
+            self._bus.emit(
+                FallbackTriggered(
+                    request_id=request.request_id or "",
+                    timestamp=self._clock.wall(),
+                    strategy=self._name,
+                    from_model=self._member.name,
+                    to_model=self._fallback.name,
+                    reason=run.fallback_reason(),
+                )
+            )
+            answer = await run.attempt(self._fallback) or answer
+        if answer is None:
+            raise run.failure(self._name)
+        return replace(run.result(self._name, *answer), latency=self._clock.monotonic() - started)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        """Answers whole (an answer must be checked before it is shown), then yields it as one delta."""
+        completion = await self.complete(request)
+        yield StreamDelta(
+            text=completion.text,
+            finish_reason=completion.finish_reason,
+            usage=completion.usage,
+            model=completion.model,
+            explanation=completion.explanation,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Checker:
+    """What a ``ValidatedModel`` checks answers with."""
+
+    judge: Member | None
+    validators: tuple[Validator, ...]
+    threshold: float
+
+
+class _ValidatedRun:
+    """One request through a ``ValidatedModel``: the calls made, their verdicts, the explanation."""
+
+    def __init__(self, checker: _Checker, request: ChatRequest) -> None:
+        self.checker = checker
+        self.request = request
+        self.steps: list[StepRecord] = []
+        self.answered: list[Completion] = []
+        self.verdicts: list[tuple[str, ValidationResult]] = []
+        self.errors: list[OrchestratorError] = []
+
+    @property
+    def escalated(self) -> bool:
+        """True when the last checked answer escalated."""
+        return bool(self.verdicts) and self.verdicts[-1][1].escalate
+
+    async def attempt(self, member: Member) -> tuple[Member, Completion] | None:
+        """Ask ``member`` and check its answer; None when it raised."""
+        try:
+            completion = await member.model.complete(self.request)
+        except OrchestratorError as exc:
+            self.errors.append(exc)
+            self.steps.append(step_failed(member, exc))
+            return None
+        self.answered.append(completion)
+        verdict, judge_step = await self._check(completion.text)
+        self.verdicts.append((member.name, verdict))
+        self.steps.append(
+            step_ok(
+                member,
+                completion,
+                outcome="rejected" if verdict.escalate else "ok",
+                confidence=verdict.confidence,
+                reason="; ".join(verdict.issues) or "passed",
+            )
+        )
+        if judge_step is not None:
+            self.steps.append(judge_step)
+        return member, completion
+
+    async def _check(self, output: str) -> tuple[ValidationResult, StepRecord | None]:
+        judge = self.checker.judge
+        try:
+            verdict, judged = await check_output(
+                task_text(self.request),
+                output,
+                judge=None if judge is None else judge.model,
+                validators=self.checker.validators,
+                threshold=self.checker.threshold,
+                base=self.request,
+            )
+        except OrchestratorError as exc:
+            assert judge is not None  # only the judge call raises OrchestratorError
+            failed = ValidationResult(
+                False, (f"judge failed: {exc.message}",), 0.0, True, (f"judge:{judge.name}",)
+            )
+            return failed, step_failed(judge, exc)
+        if judged is None or judge is None:
+            return verdict, None
+        self.answered.append(judged)
+        return verdict, step_ok(judge, judged, reason="judge")
+
+    def fallback_reason(self) -> str:
+        """Why the run moves to the fallback (called after the member's attempt)."""
+        if not self.verdicts:
+            return f"error: {self.errors[-1].message}"
+        verdict = self.verdicts[-1][1]
+        if not verdict.passed:
+            return "validation failed: " + "; ".join(verdict.issues)
+        return f"validation confidence {verdict.confidence:.2f} under {self.checker.threshold:.2f}"
+
+    def failure(self, strategy: str) -> OrchestratorError:
+        """The error to raise when no member answered."""
+        if len(self.errors) == 1:
+            return self.errors[0]
+        return AllModelsFailedError(f"{strategy}: neither the member nor its fallback answered", self.errors)
+
+    def result(self, strategy: str, member: Member, completion: Completion) -> Completion:
+        """The strategy's completion: ``member``'s answer, everything spent, every verdict explained."""
+        verdict = dict(self.verdicts)[member.name]
+        state = "escalated" if verdict.escalate else "passed"
+        explanation = Explanation(
+            strategy,
+            tuple(self.steps),
+            chosen=member.name,
+            confidence=verdict.confidence,
+            confidence_source=",".join(verdict.checked_by),
+            reason=f"the answer from {member.name} {state} validation",
+            facts=(("validations", [{"model": m, **v.to_dict()} for m, v in self.verdicts]),),
+        )
+        return strategy_completion(completion, member, self.answered, explanation)
