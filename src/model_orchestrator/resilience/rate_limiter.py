@@ -1,0 +1,325 @@
+"""Proactive per-deployment rate limits: requests and tokens per minute, plus pacing from the provider.
+
+Owns ``RateLimitPolicy``, the pacing learnt from rate-limit headers, and ``RateLimitedModel``, which
+reserves room before each upstream call, waits a bounded time or skips, and corrects the token
+reservation with the usage the provider reported afterwards. The window algorithm itself (a sliding log
+that never lets more than the limit through in any 60-second window) is ``sliding_window``. It does not
+retry, cool down after a 429 or choose another deployment (the layers above do).
+
+Why our own algorithm rather than aiolimiter: the state must live behind ``StateStore`` (keys
+``rpm:<deployment>`` and ``tpm:<deployment>``) so a shared store can serve several processes later, and
+time must come from the injected ``Clock``; aiolimiter keeps its state in the object, reads the loop's
+clock, and is a leaky bucket, which can let up to twice the limit through in one 60-second window.
+
+Guarantees hold where calls leave this layer (the composition root puts it just outside the adapter);
+network jitter after that can move arrivals by milliseconds. With a shared store the clocks of all
+processes must agree (a shared store would use wall time).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from model_orchestrator.core.clock import Clock, SystemClock
+from model_orchestrator.core.errors import RateLimitedError, RateLimitExhaustedError
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.core.rate_limits import RateLimitSnapshot
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.tokens import estimate_message_tokens
+from model_orchestrator.core.usage import Usage
+from model_orchestrator.resilience import sliding_window
+from model_orchestrator.resilience._streams import closing_stream
+from model_orchestrator.resilience.sliding_window import WindowLog
+from model_orchestrator.resilience.state_store import StateStore
+
+_log = logging.getLogger(__name__)
+
+# Below this share of the provider's request limit left, calls are spaced out until its reset.
+LOW_REMAINING_SHARE = 0.1
+
+OnLimit = Literal["wait", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitPolicy:
+    """One deployment's limits. ``rpm``/``tpm`` None: not limited locally.
+
+    ``on_limit="wait"`` waits up to ``max_wait`` seconds (and never past the request's deadline) for
+    room, ``"skip"`` raises ``RateLimitExhaustedError`` at once so the strategy moves on. ``adaptive``
+    follows the provider's rate-limit headers: nothing is sent before a 429's ``retry_after``, none while
+    it reports zero requests left, and calls are spaced out when fewer than 10% are left.
+    """
+
+    rpm: int | None = None
+    tpm: int | None = None
+    on_limit: OnLimit = "wait"
+    max_wait: float = 5.0
+    adaptive: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.rpm is not None and self.rpm < 1) or (self.tpm is not None and self.tpm < 1):
+            raise ValueError("rpm and tpm must be at least 1 (or None for no limit)")
+        if self.on_limit not in ("wait", "skip"):
+            raise ValueError(f"on_limit must be 'wait' or 'skip', not {self.on_limit!r}")
+        if self.max_wait < 0:
+            raise ValueError("max_wait must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLog:
+    """State under ``rpm:<deployment>``: the sends of the last minute and provider-driven pacing."""
+
+    window: WindowLog = field(default_factory=WindowLog)
+    last_sent: float | None = None
+    not_before: float = 0.0
+    pace_interval: float = 0.0
+    pace_until: float = 0.0
+
+
+def request_ready_at(log: RequestLog, now: float, rpm: int | None) -> float:
+    """The earliest time (>= ``now``) a request may be sent."""
+    ready = max(now, log.not_before)
+    if log.last_sent is not None and now < log.pace_until:
+        ready = max(ready, log.last_sent + log.pace_interval)
+    if rpm is not None:
+        ready = max(ready, sliding_window.ready_at(log.window, now, rpm, 1) or now)
+    return ready
+
+
+def take_request(log: RequestLog, now: float, rpm: int | None) -> tuple[RequestLog, bool, int | None]:
+    """Record a send at ``now`` if allowed: the new state, whether it was, and the window slot it
+    was counted in (None when requests are only paced, not counted)."""
+    if request_ready_at(log, now, rpm) > now:
+        return log, False, None
+    if rpm is None:
+        return replace(log, last_sent=now), True, None
+    window, slot = sliding_window.take(log.window, now, rpm, 1)
+    return replace(log, window=window, last_sent=now), slot is not None, slot
+
+
+def give_back_request(log: RequestLog, slot: int | None, previous_last_sent: float | None) -> RequestLog:
+    """Undo a send counted in ``slot`` (the token limit refused the same call)."""
+    window = log.window if slot is None else sliding_window.adjust(log.window, slot, -1)
+    return replace(log, window=window, last_sent=previous_last_sent)
+
+
+def learn_from_snapshot(log: RequestLog, snapshot: RateLimitSnapshot, now: float) -> RequestLog:
+    """Pace sends by what the provider reported: wait out a reset at zero left, space out when low."""
+    log = _learn_retry_after(log, snapshot.retry_after, now)
+    remaining, reset = snapshot.remaining_requests, snapshot.reset_requests_after
+    if remaining is None or reset is None:
+        return log
+    if remaining <= 0:
+        return replace(log, not_before=max(log.not_before, now + reset))
+    limit = snapshot.limit_requests
+    if limit is not None and remaining < LOW_REMAINING_SHARE * limit:
+        # Spread what is left evenly until the provider's window resets.
+        return replace(log, pace_interval=reset / remaining, pace_until=now + reset)
+    return replace(log, pace_interval=0.0, pace_until=0.0)
+
+
+def _learn_retry_after(log: RequestLog, retry_after: float | None, now: float) -> RequestLog:
+    if retry_after is None:
+        return log
+    return replace(log, not_before=max(log.not_before, now + retry_after))
+
+
+@dataclass(frozen=True, slots=True)
+class _Ticket:
+    """What one call reserved: the tokens and the token-window slot holding them (None: not limited)."""
+
+    tokens: int
+    token_slot: int | None
+
+
+class RateLimitedModel:
+    """Reserves room under one deployment's ``RateLimitPolicy`` before every upstream call.
+
+    Raises ``RateLimitExhaustedError`` (no call made) when there is no room within the allowed wait.
+    """
+
+    def __init__(
+        self,
+        inner: ChatModel,
+        *,
+        deployment: str,
+        policy: RateLimitPolicy,
+        store: StateStore,
+        clock: Clock | None = None,
+        profile: ModelProfile | None = None,
+    ) -> None:
+        self._inner = inner
+        self._deployment = deployment
+        self._policy = policy
+        self._store = store
+        self._clock = clock or SystemClock()
+        self._profile = profile or ModelProfile(name=deployment)
+        self._rpm_key = f"rpm:{deployment}"
+        self._tpm_key = f"tpm:{deployment}"
+
+    def __repr__(self) -> str:
+        return f"RateLimitedModel({self._inner!r}, deployment={self._deployment!r})"
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def policy(self) -> RateLimitPolicy:
+        """The limits this wrapper applies."""
+        return self._policy
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        ticket = await self._acquire(request)
+        try:
+            completion = await self._inner.complete(request)
+        except RateLimitedError as exc:
+            await self._learn(RateLimitSnapshot(retry_after=exc.retry_after))
+            raise
+        await self._settle(ticket, completion.usage)
+        await self._learn(completion.rate_limits)
+        return completion
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        ticket = await self._acquire(request)
+        usage: Usage | None = None
+        limits: RateLimitSnapshot | None = None
+        try:
+            async with closing_stream(self._inner.stream(request)) as deltas:
+                async for delta in deltas:
+                    usage = delta.usage or usage
+                    limits = delta.rate_limits or limits
+                    yield delta
+        except RateLimitedError as exc:
+            await self._learn(RateLimitSnapshot(retry_after=exc.retry_after))
+            raise
+        if usage is not None:
+            await self._settle(ticket, usage)
+        if limits is not None:
+            await self._learn(limits)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def estimate_tokens(self, request: ChatRequest) -> int:
+        """Tokens reserved for ``request``: estimated prompt plus the output it may produce."""
+        return estimate_message_tokens(request.messages) + self._profile.reserved_output(request)
+
+    @property
+    def _tracks_requests(self) -> bool:
+        return self._policy.rpm is not None or self._policy.adaptive
+
+    async def _acquire(self, request: ChatRequest) -> _Ticket:
+        """Wait (bounded) until both limits have room, then record the send; or raise."""
+        if not self._tracks_requests and self._policy.tpm is None:
+            return _Ticket(0, None)
+        tokens = self.estimate_tokens(request)
+        started = self._clock.monotonic()
+        while True:
+            now = self._clock.monotonic()
+            ready = await self._ready_at(now, tokens)
+            if ready <= now:
+                ticket = await self._take(now, tokens)
+                if ticket is not None:
+                    return ticket
+                continue  # another caller took the room between our read and our update
+            self._check_wait(request, started, now, ready)
+            _log.info("waiting %.2fs for %s's local rate limit", ready - now, self._deployment)
+            await self._clock.sleep(ready - now)
+
+    async def _ready_at(self, now: float, tokens: int) -> float:
+        ready = now
+        if self._tracks_requests:
+            ready = request_ready_at(
+                _request_log(await self._store.get(self._rpm_key)), now, self._policy.rpm
+            )
+        if self._policy.tpm is not None:
+            log = _window_log(await self._store.get(self._tpm_key))
+            token_ready = sliding_window.ready_at(log, now, self._policy.tpm, tokens)
+            if token_ready is None:
+                raise RateLimitExhaustedError(
+                    f"the call needs about {tokens} tokens, more than {self._deployment}'s limit of "
+                    f"{self._policy.tpm} tokens per minute; lower max_tokens or raise tpm",
+                    deployment=self._deployment,
+                )
+            ready = max(ready, token_ready)
+        return ready
+
+    async def _take(self, now: float, tokens: int) -> _Ticket | None:
+        """Record the send at ``now`` in both logs, or in neither."""
+        rpm, tpm = self._policy.rpm, self._policy.tpm
+        slot: int | None = None
+        previous: float | None = None
+        if self._tracks_requests:
+
+            def take(old: object | None) -> tuple[RequestLog, tuple[bool, int | None, float | None]]:
+                log = _request_log(old)
+                new, took, counted_in = take_request(log, now, rpm)
+                return new, (took, counted_in, log.last_sent)
+
+            took, slot, previous = await self._store.update(self._rpm_key, take)
+            if not took:
+                return None
+        if tpm is None:
+            return _Ticket(tokens, None)
+        token_slot = await self._store.update(
+            self._tpm_key, lambda old: sliding_window.take(_window_log(old), now, tpm, tokens)
+        )
+        if token_slot is not None:
+            return _Ticket(tokens, token_slot)
+        if self._tracks_requests:
+            await self._store.update(
+                self._rpm_key, lambda old: (give_back_request(_request_log(old), slot, previous), None)
+            )
+        return None
+
+    def _check_wait(self, request: ChatRequest, started: float, now: float, ready: float) -> None:
+        """Raise ``RateLimitExhaustedError`` unless waiting until ``ready`` is allowed."""
+        wait = ready - now
+        if self._policy.on_limit == "skip":
+            why = "the policy skips instead of waiting"
+        elif ready - started > self._policy.max_wait:
+            why = f"more than the allowed wait of {self._policy.max_wait:g}s"
+        elif request.deadline is not None and ready >= request.deadline:
+            why = "past the request's deadline"
+        else:
+            return
+        raise RateLimitExhaustedError(
+            f"{self._deployment}'s local rate limit has no room for {wait:.2f}s ({why}); "
+            "another deployment may have room now",
+            retry_after=wait,
+            deployment=self._deployment,
+        )
+
+    async def _settle(self, ticket: _Ticket, usage: Usage) -> None:
+        """Replace the token reservation by the reported usage (refund or charge the difference)."""
+        token_slot = ticket.token_slot
+        if token_slot is None or usage.estimated:
+            return
+        delta = usage.total_tokens - ticket.tokens
+        await self._store.update(
+            self._tpm_key, lambda old: (sliding_window.adjust(_window_log(old), token_slot, delta), None)
+        )
+
+    async def _learn(self, snapshot: RateLimitSnapshot) -> None:
+        if not self._policy.adaptive or snapshot.is_empty:
+            return
+        now = self._clock.monotonic()
+        await self._store.update(
+            self._rpm_key, lambda old: (learn_from_snapshot(_request_log(old), snapshot, now), None)
+        )
+        if snapshot.remaining_requests is not None and snapshot.remaining_requests <= 0:
+            _log.info("%s reports no requests left; pausing it locally", self._deployment)
+
+
+def _request_log(value: object | None) -> RequestLog:
+    return value if isinstance(value, RequestLog) else RequestLog()
+
+
+def _window_log(value: object | None) -> WindowLog:
+    return value if isinstance(value, WindowLog) else WindowLog()

@@ -1,0 +1,326 @@
+"""Retrying one deployment: ``RetryPolicy`` (pure backoff and retry decisions) and ``RetryingModel``.
+
+Owns which failures are retried (retryable ``ProviderError``s only; never a skipped deployment, the
+caller's own deadline, or a 400/401/403/404), how long to wait (exponential backoff with jitter and a cap,
+but never less than the LATEST error's ``retry_after``), and when to give up (attempts per call, the
+request deadline, the request's shared attempt budget, a ``retry_after`` too long to wait here).
+Empty answers and streams that end without text count as retryable failures. It does not decide
+cooldowns or circuits (the wrappers inside it do) or fall back to other models (strategies do).
+
+The loop is tenacity's ``AsyncRetrying``: our clock's sleep is injected, and the waits and stops are
+small tenacity policy objects (``_BackoffOrRetryAfter``, ``_StopAtDeadline``, ...) combined with ``|``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from tenacity.stop import stop_after_attempt, stop_base
+from tenacity.wait import wait_base
+
+from model_orchestrator.core.clock import Clock, SystemClock
+from model_orchestrator.core.errors import (
+    DeadlineExceededError,
+    DeploymentUnavailableError,
+    ProviderError,
+    ServerError,
+)
+from model_orchestrator.core.events import EventBus, RetryScheduled
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.request_scope import RequestScope, current_scope
+from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
+from model_orchestrator.resilience._streams import closing_stream
+
+_log = logging.getLogger(__name__)
+
+Jitter = Literal["full", "equal", "none"]
+_JITTERS = ("full", "equal", "none")
+# Client errors a retry cannot fix, whatever a translator set ``retryable`` to.
+_NEVER_RETRIED_STATUSES = frozenset({400, 401, 403, 404})
+# Keeps ``multiplier ** n`` finite; the delay is capped long before this matters.
+_MAX_EXPONENT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How one deployment call is retried.
+
+    ``max_attempts`` counts every call of this deployment for one request (first try included).
+    Delays grow ``base_delay * multiplier ** (retry - 1)`` up to ``max_delay``, then jitter:
+    ``full`` draws from [0, delay], ``equal`` from [delay/2, delay], ``none`` keeps it.
+    A provider's ``retry_after`` raises the wait to at least that; one longer than ``max_retry_after``
+    is not waited for here (the error is raised so the strategy can fall back).
+    """
+
+    max_attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    multiplier: float = 2.0
+    jitter: Jitter = "full"
+    max_retry_after: float = 10.0
+    retry_on_empty: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1 (1 means no retries)")
+        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+            raise ValueError("delays must not be negative")
+        if self.multiplier < 1:
+            raise ValueError("multiplier must be at least 1, or delays would shrink")
+        if self.jitter not in _JITTERS:
+            raise ValueError(f"jitter must be one of {', '.join(_JITTERS)}, not {self.jitter!r}")
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """The jittered delay before retry number ``retry`` (1 = the first retry)."""
+        exponent = min(max(retry - 1, 0), _MAX_EXPONENT)
+        ceiling = min(self.max_delay, self.base_delay * self.multiplier**exponent)
+        if self.jitter == "full":
+            return rng.uniform(0.0, ceiling)
+        if self.jitter == "equal":
+            return ceiling / 2 + rng.uniform(0.0, ceiling / 2)
+        return ceiling
+
+    def delay_after(self, error: BaseException | None, retry: int, rng: random.Random) -> float:
+        """Backoff, but never sooner than ``error``'s own ``retry_after``."""
+        delay = self.backoff(retry, rng)
+        retry_after = getattr(error, "retry_after", None)
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    def waits_too_long(self, error: BaseException | None) -> bool:
+        """True when ``error`` asks for a longer pause than this layer waits."""
+        retry_after = getattr(error, "retry_after", None)
+        return retry_after is not None and retry_after > self.max_retry_after
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a failed attempt may be tried again on the same deployment."""
+    if not isinstance(error, ProviderError) or not error.retryable:
+        return False
+    # Skipped deployments and the caller's own deadline: another try here cannot help.
+    if isinstance(error, DeploymentUnavailableError | DeadlineExceededError):
+        return False
+    return error.status_code not in _NEVER_RETRIED_STATUSES
+
+
+def is_empty(completion: Completion) -> bool:
+    """A soft failure: a 200 without any visible text (tool calls legitimately carry none)."""
+    return not completion.text.strip() and completion.finish_reason is not FinishReason.TOOL_CALLS
+
+
+def attempts_left(scope: RequestScope | None) -> bool:
+    """Whether the request's shared attempt budget allows one more upstream attempt."""
+    return scope is None or scope.max_attempts is None or scope.attempts < scope.max_attempts
+
+
+class _BackoffOrRetryAfter(wait_base):
+    """Wait: the policy's jittered backoff, raised to the latest error's ``retry_after``."""
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
+        self._policy = policy
+        self._rng = rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        return self._policy.delay_after(error, retry_state.attempt_number, self._rng)
+
+
+class _StopAtDeadline(stop_base):
+    """Stop when the next wait would reach the request's deadline (no sleep crosses it)."""
+
+    def __init__(self, clock: Clock, deadline: float | None) -> None:
+        self._clock = clock
+        self._deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self._deadline is None:
+            return False
+        return self._clock.monotonic() + (retry_state.upcoming_sleep or 0.0) >= self._deadline
+
+
+class _StopWhenBudgetSpent(stop_base):
+    """Stop when the request's shared attempt budget (all layers together) is used up."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return not attempts_left(current_scope())
+
+
+class _StopOnLongRetryAfter(stop_base):
+    """Stop when the provider asks for a longer pause than this layer may wait."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        return outcome is not None and self._policy.waits_too_long(outcome.exception())
+
+
+@dataclass(slots=True)
+class _Tries:
+    """One call's attempts: takes from the shared budget before each, remembers the last failure."""
+
+    deployment: str
+    last_error: ProviderError | None = None
+
+    def begin(self) -> None:
+        scope = current_scope()
+        if scope is None or scope.take_attempt():
+            return
+        if self.last_error is not None:
+            raise self.last_error
+        raise DeploymentUnavailableError(
+            f"the request's attempt budget ({scope.max_attempts}) is used up; no call to {self.deployment} "
+            "was made (raise the budget to allow more retries and fallbacks)",
+            reason="attempt_budget",
+            deployment=self.deployment,
+        )
+
+    def failed(self, error: ProviderError) -> ProviderError:
+        """Remember ``error`` as the latest failure and return it (to be raised)."""
+        self.last_error = error
+        return error
+
+
+@dataclass(slots=True)
+class _OpenedStream:
+    """A stream read up to its first visible text (or its end): the deltas so far and the rest."""
+
+    head: list[StreamDelta]
+    rest: AsyncIterator[StreamDelta] = field(repr=False)
+
+
+class RetryingModel:
+    """Retries one deployment's retryable failures with backoff; see ``RetryPolicy``.
+
+    Emits ``RetryScheduled`` before each pause. Streams are retried only until they produce visible
+    text; a failure after that is raised, so output is never duplicated.
+    """
+
+    def __init__(
+        self,
+        inner: ChatModel,
+        *,
+        deployment: str,
+        policy: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        bus: EventBus | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._inner = inner
+        self._deployment = deployment
+        self._policy = policy or RetryPolicy()
+        self._clock = clock or SystemClock()
+        self._bus = bus or EventBus()
+        self._rng = rng or random.Random()
+
+    def __repr__(self) -> str:
+        return f"RetryingModel({self._inner!r}, deployment={self._deployment!r})"
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The policy this wrapper applies."""
+        return self._policy
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        tries = _Tries(self._deployment)
+        completion: Completion = await self._retrying(request)(self._complete_once, request, tries)
+        return completion
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        tries = _Tries(self._deployment)
+        opened: _OpenedStream = await self._retrying(request)(self._open_stream, request, tries)
+        # Past the first text a failure is raised, not retried: the caller already has output.
+        async with closing_stream(opened.rest) as rest:
+            for delta in opened.head:
+                yield delta
+            async for delta in rest:
+                yield delta
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def _retrying(self, request: ChatRequest) -> AsyncRetrying:
+        policy = self._policy
+        return AsyncRetrying(
+            sleep=self._clock.sleep,
+            retry=retry_if_exception(is_retryable),
+            wait=_BackoffOrRetryAfter(policy, self._rng),
+            stop=stop_after_attempt(policy.max_attempts)
+            | _StopOnLongRetryAfter(policy)
+            | _StopWhenBudgetSpent()
+            | _StopAtDeadline(self._clock, request.deadline),
+            before_sleep=lambda state: self._announce(request, state),
+            reraise=True,
+        )
+
+    async def _complete_once(self, request: ChatRequest, tries: _Tries) -> Completion:
+        tries.begin()
+        try:
+            completion = await self._inner.complete(request)
+        except ProviderError as exc:
+            tries.last_error = exc
+            raise
+        if self._policy.retry_on_empty and is_empty(completion):
+            raise tries.failed(self._empty_answer())
+        return completion
+
+    async def _open_stream(self, request: ChatRequest, tries: _Tries) -> _OpenedStream:
+        """Start a stream and read it up to its first visible text (failures so far are retryable)."""
+        tries.begin()
+        deltas = self._inner.stream(request)
+        head: list[StreamDelta] = []
+        try:
+            async for delta in deltas:
+                head.append(delta)
+                if delta.text.strip():
+                    return _OpenedStream(head, deltas)
+        except ProviderError as exc:
+            tries.last_error = exc
+            raise
+        ended_on_tool_calls = bool(head) and head[-1].finish_reason is FinishReason.TOOL_CALLS
+        if self._policy.retry_on_empty and not ended_on_tool_calls:
+            raise tries.failed(self._empty_answer())
+        return _OpenedStream(head, deltas)
+
+    def _empty_answer(self) -> ServerError:
+        return ServerError(
+            "the deployment answered with no text (an empty or whitespace-only answer); "
+            "retrying it or falling back to another model",
+            status_code=502,
+            deployment=self._deployment,
+        )
+
+    def _announce(self, request: ChatRequest, state: RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        delay = state.upcoming_sleep
+        _log.info(
+            "retrying %s in %.2fs after %s (attempt %d of %d failed)",
+            self._deployment,
+            delay,
+            type(error).__name__,
+            state.attempt_number,
+            self._policy.max_attempts,
+        )
+        self._bus.emit(
+            RetryScheduled(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                model=self._deployment,
+                attempt=state.attempt_number,
+                max_attempts=self._policy.max_attempts,
+                delay=delay,
+                error_type=type(error).__name__,
+            )
+        )
