@@ -1,0 +1,171 @@
+"""``CascadeModel``: cheap tiers first, escalating only while a scorer finds the answer not good enough.
+
+Owns the escalation decision (seed 000's confidence escalation, seed 001's cascade): tier by tier, the
+first answer scoring at or above the threshold is accepted; the final tier answers whatever its score.
+If the final tier fails, the best earlier answer is returned. Budget-aware: when the next tier would
+exceed what the request may still spend, escalation stops and the best answer so far is returned.
+Unavailable tiers (open circuit, cooldown) are passed over; when every usable tier was only unavailable,
+it waits for the earliest ``retry_after`` once. Each escalation emits ``FallbackTriggered``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import BudgetExceededError, ConfigError
+from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.explanation import Explanation
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.strategies.budget import budget_scope, require_affordable
+from model_orchestrator.strategies.chain import Candidate, ChainRun
+from model_orchestrator.strategies.member import Member, strategy_completion
+from model_orchestrator.strategies.scorers import Scorer
+
+
+class CascadeModel:
+    """Escalates through ``tiers`` (cheapest first) until an answer scores ``threshold`` or more.
+
+    ``stream`` answers in one piece: a cascade must see a whole answer before it can score it.
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[Member],
+        *,
+        scorer: Scorer,
+        threshold: float = 0.7,
+        name: str = "cascade",
+        clock: Clock,
+        bus: EventBus,
+        wait_for_cooldown: bool = True,
+        max_cooldown_wait: float = 30.0,
+    ) -> None:
+        if not tiers:
+            raise ConfigError(f"cascade {name!r} needs at least one tier")
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"cascade {name!r}: threshold must be between 0 and 1, not {threshold}")
+        self._tiers = tuple(tiers)
+        self._scorer = scorer
+        self._threshold = threshold
+        self._name = name
+        self._clock = clock
+        self._bus = bus
+        self._wait_for_cooldown = wait_for_cooldown
+        self._max_wait = max_cooldown_wait
+
+    def __repr__(self) -> str:
+        return f"CascadeModel(name={self._name!r}, tiers={[t.name for t in self._tiers]})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def tiers(self) -> tuple[Member, ...]:
+        """The tiers, cheapest first."""
+        return self._tiers
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        started = self._clock.monotonic()
+        with budget_scope(request):
+            run = ChainRun(self._name, self._scorer.prepare(request), self._clock, self._bus)
+            require_affordable(self._tiers, run.request)
+            chosen, reason = await self._climb(run, self._tiers)
+            delay = self._cooldown(run) if chosen is None else None
+            if delay is not None:
+                chosen, reason = await self._climb(run, await run.wait_for_cooldown(delay))
+        if chosen is None:
+            chosen = run.best_rejected()
+            if chosen is None:
+                raise run.failure()
+            reason = reason or (
+                f"the final tier gave no answer; returning the best earlier one ({chosen.member.name})"
+            )
+        return self._finish(run, chosen, started, reason)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        completion = await self.complete(request)
+        yield StreamDelta(
+            text=completion.text,
+            finish_reason=completion.finish_reason,
+            usage=completion.usage,
+            model=completion.model,
+            rate_limits=completion.rate_limits,
+            explanation=completion.explanation,
+        )
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(t.model.aclose() for t in self._tiers))
+
+    async def _climb(self, run: ChainRun, tiers: Sequence[Member]) -> tuple[Candidate | None, str | None]:
+        """(the accepted answer, why) or (None, why escalation stopped early, if it did)."""
+        for position, tier in enumerate(tiers):
+            following = tiers[position + 1] if position + 1 < len(tiers) else None
+            if run.deadline_passed():
+                return None, "the deadline passed; returning the best answer so far"
+            skip = run.skip_error(tier)
+            if skip is not None:
+                run.skip(tier, skip)
+                if isinstance(skip, BudgetExceededError) and run.rejected:
+                    return None, f"stopped escalating before {tier.name}: {skip.message}"
+                run.moved_on(tier, following)
+                continue
+            chosen = await self._ask(run, tier)
+            if chosen is not None:
+                return chosen, self._accepted_reason(chosen)
+            if run.deadline_hit:
+                return None, "the deadline passed; returning the best answer so far"
+            run.moved_on(tier, following)
+        return None, None
+
+    async def _ask(self, run: ChainRun, tier: Member) -> Candidate | None:
+        completion = await run.call(tier)
+        if completion is None:
+            return None
+        score = await self._scorer.score(run.request, completion, tier)
+        run.answered.extend(score.samples)
+        candidate = Candidate(tier, completion, score, self._tiers.index(tier))
+        confidence = candidate.confidence
+        if candidate.position == len(self._tiers) - 1 or (
+            confidence is not None and confidence >= self._threshold
+        ):
+            run.accept(candidate)
+            return candidate
+        shown = "unknown" if confidence is None else f"{confidence:.3f}"
+        run.reject(candidate, f"confidence {shown} is below the threshold {self._threshold}")
+        return None
+
+    def _accepted_reason(self, chosen: Candidate) -> str:
+        confidence = chosen.confidence
+        if confidence is not None and confidence >= self._threshold:
+            return f"{chosen.member.name} scored {confidence:.3f} >= threshold {self._threshold}"
+        return f"{chosen.member.name} is the final tier, which answers whatever its score"
+
+    def _cooldown(self, run: ChainRun) -> float | None:
+        return run.cooldown_delay(self._max_wait) if self._wait_for_cooldown else None
+
+    def _finish(self, run: ChainRun, chosen: Candidate, started: float, reason: str | None) -> Completion:
+        score = chosen.score
+        facts: list[tuple[str, object]] = [
+            ("threshold", self._threshold),
+            ("escalations", sum(1 for s in run.steps if s.outcome == "rejected")),
+        ]
+        if run.waited:
+            facts.append(("waited_for_cooldown", run.waited))
+        explanation = Explanation(
+            strategy="cascade",
+            steps=tuple(run.steps),
+            chosen=chosen.member.name,
+            confidence=None if score is None else score.confidence,
+            confidence_source=None if score is None else score.source,
+            reason=reason,
+            facts=tuple(facts),
+        )
+        completion = strategy_completion(
+            chosen.completion, chosen.member, run.answered, explanation, text=chosen.text
+        )
+        return replace(completion, latency=self._clock.monotonic() - started)

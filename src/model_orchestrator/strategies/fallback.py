@@ -1,0 +1,272 @@
+"""``FallbackModel``: an ordered chain of members; the first acceptable answer wins.
+
+Owns the fallback decision: a member is skipped without a call when it cannot fit the context (after an
+overflow, every member whose window is not larger is skipped too) or the remaining budget; a member that
+is unavailable (open circuit, cooldown, local rate limit) or fails is passed over; with a scorer and a
+threshold, an answer scoring below it is rejected and the chain moves on (seed 004's "escalates if
+confidence < 0.6"). When every usable member was only unavailable, it waits for the earliest
+``retry_after`` (within ``max_cooldown_wait`` and the deadline) and tries those once more. Each move
+emits ``FallbackTriggered``. Retrying one deployment is not its job (resilience wrappers do that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import replace
+
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import ConfigError, OrchestratorError
+from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.explanation import Explanation, StepRecord
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.strategies.budget import budget_scope, require_affordable
+from model_orchestrator.strategies.chain import Candidate, ChainRun
+from model_orchestrator.strategies.member import Member, strategy_completion
+from model_orchestrator.strategies.scorers import Scorer
+
+
+class FallbackModel:
+    """Tries ``members`` in order until one gives an acceptable answer.
+
+    ``scorer`` alone only reports each answer's confidence; with ``threshold`` too, answers below it are
+    rejected (when all are, the highest-scoring one is returned and the explanation says so).
+    Streaming falls through to the next member only before the first text; with a threshold it
+    answers in one piece, since a streamed answer cannot be taken back after scoring.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        *,
+        name: str = "fallback",
+        scorer: Scorer | None = None,
+        threshold: float | None = None,
+        clock: Clock,
+        bus: EventBus,
+        wait_for_cooldown: bool = True,
+        max_cooldown_wait: float = 30.0,
+    ) -> None:
+        if not members:
+            raise ConfigError(f"fallback {name!r} needs at least one member")
+        if threshold is not None and scorer is None:
+            raise ConfigError(f"fallback {name!r}: a confidence threshold needs a scorer to measure it")
+        self._members = tuple(members)
+        self._name = name
+        self._scorer = scorer
+        self._threshold = threshold
+        self._clock = clock
+        self._bus = bus
+        self._wait_for_cooldown = wait_for_cooldown
+        self._max_wait = max_cooldown_wait
+
+    def __repr__(self) -> str:
+        return f"FallbackModel(name={self._name!r}, members={[m.name for m in self._members]})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        """The chain, in order."""
+        return self._members
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        started = self._clock.monotonic()
+        with budget_scope(request):
+            prepared = self._scorer.prepare(request) if self._scorer is not None else request
+            run = ChainRun(self._name, prepared, self._clock, self._bus)
+            require_affordable(self._members, prepared)
+            chosen = await self._pass(run, self._members)
+            delay = self._cooldown(run) if chosen is None else None
+            if delay is not None:
+                chosen = await self._pass(run, await run.wait_for_cooldown(delay))
+        if chosen is not None:
+            return self._finish(run, chosen, started, _answered_reason(run, chosen.member))
+        best = run.best_rejected()
+        if best is None:
+            raise run.failure()
+        reason = (
+            f"every answer scored below the threshold {self._threshold}; returning the highest-scoring "
+            f"one ({best.member.name}, confidence {_fmt(best.confidence)})"
+        )
+        return self._finish(run, best, started, reason)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        if self._threshold is not None:
+            completion = await self.complete(request)
+            yield _single_delta(completion)
+            return
+        run = ChainRun(self._name, request, self._clock, self._bus)
+        require_affordable(self._members, request)
+        chosen: list[Member] = []
+        async with contextlib.aclosing(self._stream_pass(run, self._members, chosen)) as deltas:
+            async for delta in deltas:
+                yield delta
+        delay = self._cooldown(run) if not chosen else None
+        if delay is not None:
+            retry = await run.wait_for_cooldown(delay)
+            async with contextlib.aclosing(self._stream_pass(run, retry, chosen)) as deltas:
+                async for delta in deltas:
+                    yield delta
+        if not chosen:
+            raise run.failure()
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(m.model.aclose() for m in self._members))
+
+    async def _pass(self, run: ChainRun, members: Sequence[Member]) -> Candidate | None:
+        for position, member in enumerate(members):
+            if run.deadline_passed():
+                return None
+            chosen = await self._try(run, member)
+            if chosen is not None:
+                return chosen
+            if run.deadline_hit:
+                return None
+            run.moved_on(member, members[position + 1] if position + 1 < len(members) else None)
+        return None
+
+    async def _try(self, run: ChainRun, member: Member) -> Candidate | None:
+        skip = run.skip_error(member)
+        if skip is not None:
+            run.skip(member, skip)
+            return None
+        completion = await run.call(member)
+        if completion is None:
+            return None
+        score = None
+        if self._scorer is not None:
+            score = await self._scorer.score(run.request, completion, member)
+            run.answered.extend(score.samples)
+        candidate = Candidate(member, completion, score, self._members.index(member))
+        threshold = self._threshold
+        if threshold is None or (candidate.confidence is not None and candidate.confidence >= threshold):
+            run.accept(candidate)
+            return candidate
+        run.reject(candidate, f"confidence {_fmt(candidate.confidence)} is below the threshold {threshold}")
+        return None
+
+    def _cooldown(self, run: ChainRun) -> float | None:
+        return run.cooldown_delay(self._max_wait) if self._wait_for_cooldown else None
+
+    def _finish(self, run: ChainRun, chosen: Candidate, started: float, reason: str) -> Completion:
+        score = chosen.score
+        explanation = Explanation(
+            strategy="fallback",
+            steps=tuple(run.steps),
+            chosen=chosen.member.name,
+            confidence=None if score is None else score.confidence,
+            confidence_source=None if score is None else score.source,
+            reason=reason,
+            facts=_facts(run, self._threshold),
+        )
+        completion = strategy_completion(
+            chosen.completion, chosen.member, run.answered, explanation, text=chosen.text
+        )
+        return replace(completion, latency=self._clock.monotonic() - started)
+
+    async def _stream_pass(
+        self, run: ChainRun, members: Sequence[Member], chosen: list[Member]
+    ) -> AsyncGenerator[StreamDelta, None]:
+        for position, member in enumerate(members):
+            if run.deadline_passed():
+                return
+            skip = run.skip_error(member)
+            if skip is not None:
+                run.skip(member, skip)
+            else:
+                async with contextlib.aclosing(self._stream_member(run, member, chosen)) as deltas:
+                    async for delta in deltas:
+                        yield delta
+                if chosen or run.deadline_hit:
+                    return
+            run.moved_on(member, members[position + 1] if position + 1 < len(members) else None)
+
+    async def _stream_member(
+        self, run: ChainRun, member: Member, chosen: list[Member]
+    ) -> AsyncGenerator[StreamDelta, None]:
+        """Stream ``member``; a failure before its first text is recorded and swallowed, after it raised.
+
+        Text is passed on at once; the closing delta (finish reason, usage) is held back so that it can
+        carry the explanation.
+        """
+        held: StreamDelta | None = None
+        sent = False
+        deltas = member.model.stream(run.request)
+        try:
+            async for delta in deltas:
+                if held is not None:  # something followed the closing delta after all: pass it on
+                    previous, held = held, None
+                    sent = sent or bool(previous.text)
+                    yield previous
+                if delta.finish_reason is None and delta.usage is None:
+                    sent = sent or bool(delta.text)
+                    yield delta
+                else:
+                    held = delta
+        except OrchestratorError as exc:
+            if sent:
+                raise  # the caller already has this member's text: never mix two models' answers
+            run.fail(member, exc)
+            return
+        finally:
+            # Closing early (the caller stopped reading) must close the member's upstream connection too.
+            if isinstance(deltas, AsyncGenerator):
+                await deltas.aclose()
+        last = held or StreamDelta()
+        chosen.append(member)
+        run.steps.append(_streamed_step(member, last))
+        explanation = Explanation(
+            strategy="fallback",
+            steps=tuple(run.steps),
+            chosen=member.name,
+            reason=_answered_reason(run, member),
+            facts=_facts(run, None),
+        )
+        yield replace(last, model=last.model or member.name, explanation=explanation)
+
+
+def _answered_reason(run: ChainRun, member: Member) -> str:
+    passed = list(dict.fromkeys(s.model for s in run.steps[:-1] if s.model != member.name))
+    if not passed:
+        return f"{member.name} answered first"
+    return f"{member.name} answered after passing over {', '.join(passed)}"
+
+
+def _streamed_step(member: Member, last: StreamDelta) -> StepRecord:
+    usage = last.usage
+    return StepRecord(
+        model=member.name,
+        outcome="ok",
+        input_tokens=0 if usage is None else usage.input_tokens,
+        output_tokens=0 if usage is None else usage.output_tokens,
+        explanation=last.explanation,
+    )
+
+
+def _single_delta(completion: Completion) -> StreamDelta:
+    return StreamDelta(
+        text=completion.text,
+        finish_reason=completion.finish_reason,
+        usage=completion.usage,
+        model=completion.model,
+        rate_limits=completion.rate_limits,
+        explanation=completion.explanation,
+    )
+
+
+def _facts(run: ChainRun, threshold: float | None) -> tuple[tuple[str, object], ...]:
+    facts: list[tuple[str, object]] = []
+    if threshold is not None:
+        facts.append(("threshold", threshold))
+    if run.waited:
+        facts.append(("waited_for_cooldown", run.waited))
+    return tuple(facts)
+
+
+def _fmt(confidence: float | None) -> str:
+    return "unknown" if confidence is None else f"{confidence:.3f}"
