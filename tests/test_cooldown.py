@@ -59,8 +59,8 @@ def test_which_errors_start_a_cooldown(
 
 def test_cooldown_length_honours_retry_after_else_the_default_and_is_capped() -> None:
     assert cooldown_seconds(RateLimitedError("x", retry_after=7.5), POLICY) == 7.5
-    assert cooldown_seconds(RateLimitedError("x"), POLICY) == 5.0
-    assert cooldown_seconds(RateLimitedError("x", retry_after=0.0), POLICY) == 5.0
+    assert cooldown_seconds(RateLimitedError("x"), POLICY) == POLICY.default_seconds
+    assert cooldown_seconds(RateLimitedError("x", retry_after=0.0), POLICY) == POLICY.default_seconds
     assert cooldown_seconds(RateLimitedError("x", retry_after=3600.0), POLICY) == 300.0
 
 
@@ -143,7 +143,7 @@ async def test_default_cooldown_when_the_429_has_no_retry_after() -> None:
     model, _, store = wrap(ScriptedModel([RateLimitedError("429")]), clock=clock)
     with pytest.raises(RateLimitedError):
         await model.complete(REQUEST)
-    assert await cooldown_until(store, "m@host") == 5.0
+    assert await cooldown_until(store, "m@host") == POLICY.default_seconds
 
 
 async def test_a_zero_default_cools_down_only_when_the_provider_says_how_long() -> None:
@@ -166,7 +166,7 @@ async def test_overload_cools_down_and_a_plain_500_does_not() -> None:
     assert await cooldown_until(store, "m@host") is None
     with pytest.raises(ServerError):
         await model.complete(REQUEST)
-    assert await cooldown_until(store, "m@host") == 5.0
+    assert await cooldown_until(store, "m@host") == POLICY.default_seconds
     assert [e.reason for e in sink.of_type(CooldownStarted)] == ["overloaded"]  # type: ignore[attr-defined]
 
 

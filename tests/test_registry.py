@@ -69,9 +69,7 @@ def test_unknown_strategy_is_a_config_error() -> None:
 
 def test_strategies_refer_to_each_other_only_without_cycles() -> None:
     orch = orchestrator(
-        "strategies:\n"
-        "  - {name: a, type: fallback, chain: [b]}\n"
-        "  - {name: b, type: fallback, chain: [a]}\n"
+        "strategies:\n  - {name: a, type: fallback, chain: [b]}\n  - {name: b, type: fallback, chain: [a]}\n"
     )
     with pytest.raises(ConfigError, match="cycle: a -> b -> a"):
         orch.model("a")

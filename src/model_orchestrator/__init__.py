@@ -6,7 +6,11 @@ The façade (``Orchestrator``, ``run_orchestration``) is imported on first attri
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
+
+# A library logs; the application decides where logs go (the CLI does with -v).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 

@@ -55,11 +55,11 @@ def wrap_deployment(
     model = ObservedModel(
         model, name=cfg.name, provider=cfg.provider, deployment=deployment, price=price, bus=bus, clock=clock
     )
-    if cfg.rpm or cfg.tpm:
-        policy = RateLimitPolicy(rpm=cfg.rpm, tpm=cfg.tpm, **_set(resilience.rate_limit))
-        model = RateLimitedModel(
-            model, deployment=deployment, policy=policy, store=store, clock=clock, profile=profile
-        )
+    # Always wrapped: without rpm/tpm it still paces by the provider's remaining-request headers.
+    policy = RateLimitPolicy(rpm=cfg.rpm, tpm=cfg.tpm, **_set(resilience.rate_limit))
+    model = RateLimitedModel(
+        model, deployment=deployment, policy=policy, store=store, clock=clock, profile=profile
+    )
     model = CooldownModel(
         model,
         deployment=deployment,

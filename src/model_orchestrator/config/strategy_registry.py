@@ -19,6 +19,7 @@ from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.strategies.member import Member
 
@@ -42,10 +43,12 @@ class NameResolver:
         self._built: dict[str, ChatModel] = {}
         self._building: list[str] = []
         self._builder = StrategyBuilder(self.member, clock=clock, bus=bus, rng=rng or random.Random())
-        for name, config in self._configs.items():
+        self._options: dict[str, Any] = {}
+        for name, strategy in self._configs.items():
             if name in models.names():
                 raise ConfigError(f"strategy {name!r} has the name of a model; names must be unique")
-            parse_options(config.type, _data(config), f"strategy {name!r}")  # fail at start-up, not first use
+            # Validated at start-up, not on first use.
+            self._options[name] = parse_options(strategy.type, _data(strategy), f"strategy {name!r}")
 
     @property
     def models(self) -> ModelRegistry:
@@ -68,7 +71,10 @@ class NameResolver:
         return Member(self.resolve(name), self.profile(name))
 
     def profile(self, name: str) -> ModelProfile:
-        """Static facts: from the catalogue/config for models; nothing known for strategies."""
+        """Static facts: from the catalogue/config for models; for a configured strategy, an upper bound
+        from its members (a gate for budgets and context fit; the strategy still checks each real call)."""
+        if name in self._options:
+            return self._strategy_profile(name)
         if self.is_strategy(name):
             return ModelProfile(name)
         info = self._models.info(name)
@@ -146,14 +152,24 @@ class NameResolver:
         for model in built:
             await model.aclose()
 
+    def _strategy_profile(self, name: str) -> ModelProfile:
+        if name in self._building:
+            return ModelProfile(name)  # a cycle; building the strategy reports it
+        self._building.append(name)
+        try:
+            options = self._options[name]
+            members = [self.profile(m) for m in member_names(options)]
+        finally:
+            self._building.pop()
+        return combined_profile(name, members, parallel=options.type in _PARALLEL_TYPES)
+
     def _build_named(self, name: str) -> ChatModel:
         if name in self._building:
             cycle = " -> ".join([*self._building[self._building.index(name) :], name])
             raise ConfigError(f"strategies refer to each other in a cycle: {cycle}")
         self._building.append(name)
         try:
-            config = self._configs[name]
-            model = self._builder.build(parse_options(config.type, _data(config), f"strategy {name!r}"))
+            model = self._builder.build(self._options[name])
         finally:
             self._building.pop()
         return self._remember(name, model)
@@ -161,6 +177,40 @@ class NameResolver:
     def _remember(self, name: str, model: ChatModel) -> ChatModel:
         self._built[name] = model
         return model
+
+
+_PARALLEL_TYPES = frozenset({"ensemble", "pipeline", "cross-validate"})
+
+
+def member_names(options: Any) -> list[str]:
+    """Every model or strategy name a strategy's options refer to."""
+    names: list[str] = []
+    for field in ("chain", "tiers", "members"):
+        names.extend(getattr(options, field, None) or ())
+    for field in ("synthesizer", "tiebreaker", "model", "judge", "fallback", "summarizer"):
+        value = getattr(options, field, None)
+        if isinstance(value, str):
+            names.append(value)
+    names.extend(stage.model for stage in getattr(options, "stages", None) or ())
+    names.extend((getattr(options, "routes", None) or {}).values())
+    return list(dict.fromkeys(names))
+
+
+def combined_profile(name: str, members: list[ModelProfile], *, parallel: bool) -> ModelProfile:
+    """A strategy's profile: the priciest member (or the sum of all, when they all run), the largest
+    window; unknown when any member's is unknown."""
+    prices = [m.price for m in members]
+    price = None
+    if members and all(p is not None for p in prices):
+        known = [p for p in prices if p is not None]
+        if parallel:
+            price = Price(sum(p.input for p in known), sum(p.output for p in known))
+        else:
+            price = max(known, key=lambda p: p.input + p.output)
+    windows = [m.context_window for m in members]
+    window = max(w for w in windows if w is not None) if members and None not in windows else None
+    outputs = [m.max_output_tokens for m in members if m.max_output_tokens is not None]
+    return ModelProfile(name, price, window, max(outputs) if outputs else None)
 
 
 def _data(config: StrategyConfig) -> dict[str, Any]:

@@ -34,6 +34,10 @@ class RequestScope:
         self.attempts += 1
         return True
 
+    def refund_attempt(self) -> None:
+        """Give back an attempt that made no upstream call (the deployment was skipped)."""
+        self.attempts = max(0, self.attempts - 1)
+
     def record_cost(self, model: str, cost: float | None) -> None:
         """Add one finished attempt's cost (None: the price is unknown)."""
         self.attempt_costs.append((model, cost))

@@ -20,7 +20,12 @@ from typing import Protocol
 import aiohttp
 from yarl import URL
 
-from model_orchestrator.core.errors import ProviderError, RequestTimeoutError, UpstreamConnectionError
+from model_orchestrator.core.errors import (
+    DeadlineExceededError,
+    ProviderError,
+    RequestTimeoutError,
+    UpstreamConnectionError,
+)
 
 # WHATWG SSE accepts CRLF, LF and a lone CR as line endings.
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -233,7 +238,7 @@ def _client_timeout(timeout: Timeouts, deadline: float | None) -> aiohttp.Client
     if deadline is not None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise RequestTimeoutError("the request deadline passed before it was sent")
+            raise DeadlineExceededError("the request deadline passed before it was sent")
         total = min(total, remaining)
     return aiohttp.ClientTimeout(total=total, sock_connect=min(timeout.connect, total))
 

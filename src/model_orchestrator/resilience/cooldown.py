@@ -42,7 +42,7 @@ class CooldownPolicy:
     (0: only when the provider says how long); never longer than ``max_seconds``. ``on_overload`` also
     cools down on 503/529 server errors."""
 
-    default_seconds: float = 5.0
+    default_seconds: float = 1.0
     max_seconds: float = 300.0
     on_overload: bool = True
 
@@ -165,6 +165,9 @@ class CooldownModel:
             return new, (old, new)
 
         old, until = await self._store.update(_key(self._deployment), change)
+        # Tell the layers above how long the deployment is out, so a retry waits out the cooldown
+        # instead of hitting it (or moves on at once when that is too long) — never a wasted sleep.
+        error.retry_after = max(error.retry_after or 0.0, until - now)
         if old is not None and until <= old:
             return  # an existing, longer cooldown already covers this one
         seconds = until - now  # may exceed this error's own wait when an earlier cooldown ran longer

@@ -182,6 +182,13 @@ class _Tries:
             deployment=self.deployment,
         )
 
+    def skipped(self, error: ProviderError) -> None:
+        """Note ``error``; when the deployment was skipped without a call, refund the attempt."""
+        self.last_error = error
+        scope = current_scope()
+        if scope is not None and isinstance(error, DeploymentUnavailableError):
+            scope.refund_attempt()
+
     def failed(self, error: ProviderError) -> ProviderError:
         """Remember ``error`` as the latest failure and return it (to be raised)."""
         self.last_error = error
@@ -269,7 +276,7 @@ class RetryingModel:
         try:
             completion = await self._inner.complete(request)
         except ProviderError as exc:
-            tries.last_error = exc
+            tries.skipped(exc)
             raise
         if self._policy.retry_on_empty and is_empty(completion):
             raise tries.failed(self._empty_answer())
@@ -286,7 +293,7 @@ class RetryingModel:
                 if delta.text.strip():
                     return _OpenedStream(head, deltas)
         except ProviderError as exc:
-            tries.last_error = exc
+            tries.skipped(exc)
             raise
         ended_on_tool_calls = bool(head) and head[-1].finish_reason is FinishReason.TOOL_CALLS
         if self._policy.retry_on_empty and not ended_on_tool_calls:
