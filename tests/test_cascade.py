@@ -391,3 +391,25 @@ async def test_local_model_cascade_decides_on_real_token_probabilities() -> None
                 assert completion.text == warm.text and completion.cost == 0.0
     finally:
         await local.aclose()
+
+
+async def test_the_same_model_in_two_tiers_still_lets_the_final_tier_answer() -> None:
+    from model_orchestrator.core.events import EventBus
+    from model_orchestrator.core.profile import ModelProfile
+    from model_orchestrator.strategies.cascade import CascadeModel
+    from model_orchestrator.strategies.member import Member
+    from model_orchestrator.strategies.scorers import ValidatorScorer
+    from model_orchestrator.testing import FakeClock, ScriptedModel
+
+    async def low(_request: object, _completion: object) -> float:
+        return 0.1
+
+    model = ScriptedModel(["first", "second"])
+    tiers = [Member(model, ModelProfile("same")), Member(model, ModelProfile("same"))]
+    cascade = CascadeModel(
+        tiers, scorer=ValidatorScorer(low), threshold=0.5, clock=FakeClock(), bus=EventBus()
+    )
+    completion = await cascade.complete(ChatRequest.from_prompt("q"))
+    assert completion.text == "second"
+    assert completion.explanation is not None
+    assert [s.outcome for s in completion.explanation.steps] == ["rejected", "ok"]

@@ -3,42 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from model_orchestrator.testing import FakeUpstream, Fault, Reply
+from tests.cli_helpers import run_cli
 
 pytestmark = pytest.mark.subprocess
 
 SECRET = "sk-test-DO-NOT-LEAK-4f9c2a7e1b"
-
-
-def _command() -> list[str]:
-    found = shutil.which("orchestrator")
-    return [found] if found else [sys.executable, "-m", "model_orchestrator"]
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if "API_KEY" not in k}
-    full_env.update(env or {})
-    return subprocess.run(
-        [*_command(), *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        input=stdin if stdin is not None else "",
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture

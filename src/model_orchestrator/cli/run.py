@@ -48,6 +48,14 @@ _STRATEGIES = (
     type=click.FloatRange(0.0, 1.0),
     help="Confidence below which fallback/cascade move on (cascade default 0.7).",
 )
+@click.option(
+    "--extractor", help="How ensemble votes read answers: choice, number, text, json:FIELD or regex:PATTERN."
+)
+@click.option(
+    "--scorer",
+    type=click.Choice(["logprob", "logprob-min", "self-reported", "agreement"]),
+    help="How fallback/cascade judge confidence (default self-reported).",
+)
 @click.option("--max-cost", type=click.FloatRange(min=0.0), help="Most the whole request may spend, in USD.")
 @click.option("--system", help="A system prompt.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Cap on generated tokens.")

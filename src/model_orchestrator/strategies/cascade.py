@@ -128,7 +128,9 @@ class CascadeModel:
             return None
         score = await self._scorer.score(run.request, completion, tier)
         run.answered.extend(score.samples)
-        candidate = Candidate(tier, completion, score, self._tiers.index(tier))
+        # By identity: the same model may sit in two tiers (e.g. a cheaper sampling setup first).
+        position = next(i for i, t in enumerate(self._tiers) if t is tier)
+        candidate = Candidate(tier, completion, score, position)
         confidence = candidate.confidence
         if candidate.position == len(self._tiers) - 1 or (
             confidence is not None and confidence >= self._threshold

@@ -142,7 +142,8 @@ class FallbackModel:
         if self._scorer is not None:
             score = await self._scorer.score(run.request, completion, member)
             run.answered.extend(score.samples)
-        candidate = Candidate(member, completion, score, self._members.index(member))
+        position = next(i for i, m in enumerate(self._members) if m is member)  # duplicates allowed
+        candidate = Candidate(member, completion, score, position)
         threshold = self._threshold
         if threshold is None or (candidate.confidence is not None and candidate.confidence >= threshold):
             run.accept(candidate)
