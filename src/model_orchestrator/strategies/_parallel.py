@@ -9,13 +9,13 @@ No decisions live here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from model_orchestrator.core.errors import DeploymentUnavailableError, OrchestratorError
 from model_orchestrator.core.explanation import StepRecord
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
-from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.response import Completion
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.strategies.budget import (
@@ -93,16 +93,4 @@ def cancelled_step(member: Member, spent: Completion, elapsed: float, reason: st
         cost=spent.cost,
         input_tokens=spent.usage.input_tokens,
         latency=elapsed,
-    )
-
-
-async def one_delta(completion: Completion) -> AsyncIterator[StreamDelta]:
-    """The whole answer as a single final delta (usage, finish reason and explanation included)."""
-    yield StreamDelta(
-        text=completion.text,
-        finish_reason=completion.finish_reason,
-        usage=completion.usage,
-        model=completion.model,
-        rate_limits=completion.rate_limits,
-        explanation=completion.explanation,
     )

@@ -22,7 +22,7 @@ from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies.budget import budget_scope, require_affordable
 from model_orchestrator.strategies.chain import Candidate, ChainRun
-from model_orchestrator.strategies.member import Member, strategy_completion
+from model_orchestrator.strategies.member import Member, one_delta, strategy_completion
 from model_orchestrator.strategies.scorers import Scorer
 
 
@@ -88,15 +88,8 @@ class CascadeModel:
         return self._finish(run, chosen, started, reason)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        completion = await self.complete(request)
-        yield StreamDelta(
-            text=completion.text,
-            finish_reason=completion.finish_reason,
-            usage=completion.usage,
-            model=completion.model,
-            rate_limits=completion.rate_limits,
-            explanation=completion.explanation,
-        )
+        async for delta in one_delta(await self.complete(request)):
+            yield delta
 
     async def aclose(self) -> None:
         await asyncio.gather(*(t.model.aclose() for t in self._tiers))

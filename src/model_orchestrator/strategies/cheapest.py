@@ -17,6 +17,7 @@ from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies.member import (
     Member,
+    one_delta,
     step_failed,
     step_ok,
     step_skipped,
@@ -75,14 +76,8 @@ class CheapestModel:
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        completion = await self.complete(request)
-        yield StreamDelta(
-            text=completion.text,
-            finish_reason=completion.finish_reason,
-            usage=completion.usage,
-            model=completion.model,
-            explanation=completion.explanation,
-        )
+        async for delta in one_delta(await self.complete(request)):
+            yield delta
 
     async def aclose(self) -> None:
         return None

@@ -18,10 +18,10 @@ from model_orchestrator.core.events import EventBus, FallbackTriggered
 from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.strategies._parallel import failure_step, one_delta, settle
+from model_orchestrator.strategies._parallel import failure_step, settle
 from model_orchestrator.strategies._prompts import auxiliary_request, task_text
 from model_orchestrator.strategies.extractors import Extractor, describe, short_text
-from model_orchestrator.strategies.member import Member, step_ok, strategy_completion
+from model_orchestrator.strategies.member import Member, one_delta, step_ok, strategy_completion
 
 TIEBREAK_SYSTEM = "You settle disagreements between two assistants. Be brief and exact."
 

@@ -20,9 +20,9 @@ from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.strategies._parallel import eligible, failure_step, one_delta, settle
+from model_orchestrator.strategies._parallel import eligible, failure_step, settle
 from model_orchestrator.strategies.aggregators import Aggregator, Candidate, Decision
-from model_orchestrator.strategies.member import Member, step_ok, strategy_completion
+from model_orchestrator.strategies.member import Member, one_delta, step_ok, strategy_completion
 
 # Sampling temperature for N samples of one member when the request sets none: varied enough to
 # disagree, low enough to stay on topic.

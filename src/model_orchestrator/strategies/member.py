@@ -6,14 +6,14 @@ cost, the chosen member's text, the explanation). It does not decide anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from model_orchestrator.core.errors import OrchestratorError
 from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.profile import ModelProfile
-from model_orchestrator.core.response import Completion
+from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.usage import Usage
 
 
@@ -98,4 +98,19 @@ def strategy_completion(
         usage=total_usage(answered),
         cost=total_cost(answered),
         explanation=explanation,
+    )
+
+
+async def one_delta(completion: Completion) -> AsyncIterator[StreamDelta]:
+    """The whole answer as a single final delta (usage, finish reason and explanation included).
+
+    For strategies that must see a whole answer before choosing it (vote, score, review, validate).
+    """
+    yield StreamDelta(
+        text=completion.text,
+        finish_reason=completion.finish_reason,
+        usage=completion.usage,
+        model=completion.model,
+        rate_limits=completion.rate_limits,
+        explanation=completion.explanation,
     )

@@ -22,7 +22,7 @@ from model_orchestrator.core.messages import Message, Role
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies._prompts import auxiliary_request, last_user_text
-from model_orchestrator.strategies.member import Member, step_failed, step_ok, strategy_completion
+from model_orchestrator.strategies.member import Member, one_delta, step_failed, step_ok, strategy_completion
 
 ContextMode = Literal["full", "summarize", "extract", "none"]
 CONTEXT_MODES: tuple[ContextMode, ...] = ("full", "summarize", "extract", "none")
@@ -180,14 +180,8 @@ class PipelineModel:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         """Runs the whole pipeline (later stages need earlier ones finished), then yields one delta."""
-        completion = await self.complete(request)
-        yield StreamDelta(
-            text=completion.text,
-            finish_reason=completion.finish_reason,
-            usage=completion.usage,
-            model=completion.model,
-            explanation=completion.explanation,
-        )
+        async for delta in one_delta(await self.complete(request)):
+            yield delta
 
     async def aclose(self) -> None:
         return None

@@ -28,10 +28,9 @@ from model_orchestrator.strategies._parallel import (
     cancelled_step,
     eligible,
     failure_step,
-    one_delta,
     settle,
 )
-from model_orchestrator.strategies.member import Member, step_ok, strategy_completion
+from model_orchestrator.strategies.member import Member, one_delta, step_ok, strategy_completion
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies._prompts import auxiliary_request, fenced_blocks, find_json, task_text
-from model_orchestrator.strategies.member import Member, step_failed, step_ok, strategy_completion
+from model_orchestrator.strategies.member import Member, one_delta, step_failed, step_ok, strategy_completion
 
 MAX_ISSUES = 3
 _PYTHON_FENCES = ("", "python", "py", "python3")
@@ -311,14 +311,8 @@ class ValidatedModel:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         """Answers whole (an answer must be checked before it is shown), then yields it as one delta."""
-        completion = await self.complete(request)
-        yield StreamDelta(
-            text=completion.text,
-            finish_reason=completion.finish_reason,
-            usage=completion.usage,
-            model=completion.model,
-            explanation=completion.explanation,
-        )
+        async for delta in one_delta(await self.complete(request)):
+            yield delta
 
     async def aclose(self) -> None:
         return None
