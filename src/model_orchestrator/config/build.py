@@ -7,12 +7,11 @@ imports the HTTP client.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
-from model_orchestrator.config.registry import ModelRegistry
+from model_orchestrator.config.registry import ModelRegistry, deployment_id
 from model_orchestrator.config.resilience import wrap_deployment
 from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig, ResilienceConfig
 from model_orchestrator.core.clock import Clock
@@ -28,6 +27,7 @@ from model_orchestrator.providers.deployments import (
     provider_table,
 )
 from model_orchestrator.resilience.state_store import MemoryStateStore
+from model_orchestrator.strategies.member import Member
 
 if TYPE_CHECKING:
     from model_orchestrator.providers.http import HttpTransport
@@ -54,8 +54,10 @@ class ModelFactory:
         self.store = MemoryStateStore()
         self.deployments: dict[str, BuiltDeployment] = {}
 
-    def __call__(self, cfg: ModelConfig, price: Price | None, api_key: str | None) -> ChatModel:
-        spec = deployment_spec(cfg, api_key)
+    def __call__(
+        self, cfg: ModelConfig, price: Price | None, api_key: str | None, deployment: str | None = None
+    ) -> ChatModel:
+        spec = deployment_spec(cfg, api_key, deployment)
         adapter = create_adapter(spec, self._http)
         probe = getattr(adapter, "probe", None)
         self.deployments[spec.deployment] = BuiltDeployment(cfg.name, spec.deployment, probe)
@@ -71,6 +73,12 @@ class ModelFactory:
             clock=self._clock,
             bus=self._bus,
         )
+
+    def balanced(self, name: str, deployments: Sequence[Member]) -> ChatModel:
+        """One model served by several deployments: round-robin, falling back through the others."""
+        from model_orchestrator.strategies.balanced import BalancedModel
+
+        return BalancedModel(deployments, name=name, clock=self._clock, bus=self._bus)
 
     async def aclose(self) -> None:
         """Close the shared HTTP transport (after the models that use it)."""
@@ -108,13 +116,13 @@ def build_registry(
     return registry, factory
 
 
-def deployment_spec(cfg: ModelConfig, api_key: str | None) -> DeploymentSpec:
-    """The adapter-level description of one configured model."""
+def deployment_spec(cfg: ModelConfig, api_key: str | None, deployment: str | None = None) -> DeploymentSpec:
+    """The adapter-level description of one configured model at one endpoint."""
     return DeploymentSpec(
         name=cfg.name,
         provider=cfg.provider,
         model_id=cfg.model or cfg.name,
-        deployment=deployment_id(cfg),
+        deployment=deployment or deployment_id(cfg),
         api_base=cfg.api_base,
         api_key=api_key,
         api_version=cfg.api_version,
@@ -124,10 +132,3 @@ def deployment_spec(cfg: ModelConfig, api_key: str | None) -> DeploymentSpec:
         command=cfg.command,
         output_format=cfg.output_format or "text",
     )
-
-
-def deployment_id(cfg: ModelConfig) -> str:
-    """A stable id for one model at one endpoint: ``name@host`` (``name@local`` off the network)."""
-    if cfg.api_base:
-        return f"{cfg.name}@{urlsplit(cfg.api_base).netloc or cfg.api_base}"
-    return f"{cfg.name}@{cfg.provider}"

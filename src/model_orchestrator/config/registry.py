@@ -8,16 +8,20 @@ model of a known provider that is in neither. Models are built on first use, so 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
 
 from model_orchestrator.config.pricing import resolve_price
 from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig
 from model_orchestrator.core.errors import MissingCredentialsError, ModelNotFoundError
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price
+from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.providers.catalogue import CATALOGUE, EMBEDDED_MODEL, CatalogueEntry
 from model_orchestrator.providers.deployments import ProviderInfo
+from model_orchestrator.strategies.member import Member
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,31 @@ class ModelInfo:
         }
 
 
-ModelFactory = Callable[[ModelConfig, Price | None, "str | None"], ChatModel]
+class DeploymentBuilder(Protocol):
+    """Builds a deployment's resilient model, and one model over several deployments."""
+
+    def __call__(
+        self, cfg: ModelConfig, price: Price | None, api_key: str | None, deployment: str | None = None
+    ) -> ChatModel: ...
+
+    def balanced(self, name: str, deployments: Sequence[Member]) -> ChatModel: ...
+
+
+def deployment_id(cfg: ModelConfig) -> str:
+    """A stable id for one model at one endpoint: ``name@host`` (``name@local`` off the network)."""
+    if cfg.api_base:
+        return f"{cfg.name}@{urlsplit(cfg.api_base).netloc or cfg.api_base}"
+    return f"{cfg.name}@{cfg.provider}"
+
+
+def expand_deployments(cfg: ModelConfig) -> list[tuple[ModelConfig, str]]:
+    """A model with a ``deployments:`` list as one config per deployment, each with a unique id."""
+    assert cfg.deployments
+    expanded = []
+    for number, deployment in enumerate(cfg.deployments, 1):
+        merged = cfg.model_copy(update={**deployment.model_dump(exclude_none=True), "deployments": None})
+        expanded.append((merged, f"{deployment_id(merged)}#{number}"))
+    return expanded
 
 
 class ModelRegistry:
@@ -65,7 +93,7 @@ class ModelRegistry:
         self,
         config: OrchestratorConfig,
         env: Mapping[str, str],
-        factory: ModelFactory,
+        factory: DeploymentBuilder,
         providers: Mapping[str, ProviderInfo],
         local_available: Callable[[], str | None],
     ) -> None:
@@ -122,17 +150,43 @@ class ModelRegistry:
         if name in self._built:
             return self._built[name]
         cfg, _source, _prices = self._lookup(name)
+        info = self.info(name)
+        if cfg.deployments:
+            # Deployments whose key is missing are left out; the model works while one has its key.
+            ready = [(sub, d) for sub, d in expand_deployments(cfg) if self._unusable_reason(sub) is None]
+            if not ready:
+                raise MissingCredentialsError(
+                    f"model {name!r}: no deployment is usable ({info.unusable_reason})"
+                )
+            members = [
+                Member(
+                    self._one(sub, info.price, deployment),
+                    ModelProfile(
+                        deployment,
+                        info.price,
+                        cfg.context_window,
+                        cfg.max_output_tokens,
+                        cfg.tier,
+                        info.capabilities,
+                    ),
+                )
+                for sub, deployment in ready
+            ]
+            model = self._factory.balanced(name, members)
+        else:
+            model = self._one(cfg, info.price, None)
+        self._built[name] = model
+        return model
+
+    def _one(self, cfg: ModelConfig, price: Price | None, deployment: str | None) -> ChatModel:
         key_env = self._key_env(cfg)
         api_key = self._env.get(key_env) if key_env else None
         if key_env and not api_key:
             raise MissingCredentialsError(
-                f"model {name!r} needs an API key in the environment variable {key_env}, which is not set; "
-                f"export {key_env}=... or choose another model (`orchestrator models` lists usable ones)"
+                f"model {cfg.name!r} needs an API key in the environment variable {key_env}, which is not "
+                f"set; export {key_env}=... or choose another model (`orchestrator models` lists usable ones)"
             )
-        info = self.info(name)
-        model = self._factory(cfg, info.price, api_key)
-        self._built[name] = model
-        return model
+        return self._factory(cfg, price, api_key, deployment)
 
     async def aclose(self) -> None:
         """Close every model built so far."""
@@ -178,6 +232,9 @@ class ModelRegistry:
         return info.api_key_env
 
     def _unusable_reason(self, cfg: ModelConfig) -> str | None:
+        if cfg.deployments:
+            reasons = [self._unusable_reason(sub) for sub, _ in expand_deployments(cfg)]
+            return None if None in reasons else "; ".join(r for r in reasons if r)
         if cfg.provider == "local":
             return self._local_available()
         key_env = self._key_env(cfg)

@@ -23,6 +23,31 @@ class PriceConfig(BaseModel):
     reasoning: float | None = Field(default=None, ge=0)
 
 
+def _check_variable_name(value: str | None) -> str | None:
+    if value is not None and not value.replace("_", "").isalnum():
+        raise ValueError(
+            "must be the NAME of an environment variable (e.g. MY_PROVIDER_API_KEY), never the key itself"
+        )
+    return value
+
+
+class DeploymentConfig(BaseModel):
+    """One more endpoint or key serving the same model; unset fields come from the model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_base: str | None = None
+    api_key_env: str | None = None
+    api_version: str | None = None
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0)
+    headers: dict[str, str] | None = None
+
+    _variable_name = field_validator("api_key_env")(_check_variable_name)
+
+
 class ModelConfig(BaseModel):
     """One named model: a provider's model at one endpoint with one key (a deployment)."""
 
@@ -48,15 +73,9 @@ class ModelConfig(BaseModel):
     headers: dict[str, str] | None = None
     retry: RetryConfig | None = None
     breaker: BreakerConfig | None = None
+    deployments: tuple[DeploymentConfig, ...] | None = Field(default=None, min_length=1)
 
-    @field_validator("api_key_env")
-    @classmethod
-    def _looks_like_a_variable_name(cls, value: str | None) -> str | None:
-        if value is not None and not value.replace("_", "").isalnum():
-            raise ValueError(
-                "must be the NAME of an environment variable (e.g. MY_PROVIDER_API_KEY), never the key itself"
-            )
-        return value
+    _variable_name = field_validator("api_key_env")(_check_variable_name)
 
     @model_validator(mode="after")
     def _provider_needs(self) -> ModelConfig:
