@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import ConfigError
-from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.events import EventBus, RequestFinished, RequestStarted
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
@@ -134,15 +134,79 @@ class Orchestrator:
         request = self.request(prompt, max_cost=max_cost, **options)
         scope = self._scope(request)
         started = self._clock.monotonic()
-        with request_scope(scope):
-            completion = await chat_model.complete(request)
-        return result_from_completion(
+        self._started(request, requested, label)
+        try:
+            with request_scope(scope):
+                completion = await chat_model.complete(request)
+        except BaseException as exc:
+            self._finished_with_error(request, requested, label, scope, started, exc)
+            raise
+        result = result_from_completion(
             completion,
             requested=requested,
             strategy=label,
             latency=self._clock.monotonic() - started,
             scope=scope,
             request_id=request.request_id,
+        )
+        self.events.emit(
+            RequestFinished(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                requested=requested,
+                strategy=label,
+                ok=True,
+                latency=result.latency,
+                model_used=result.model_used,
+                cost=result.cost,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                attempts=scope.attempts,
+                explanation=completion.explanation,
+                category=request.category,
+                api_key_id=request.api_key_id,
+            )
+        )
+        return result
+
+    def _started(self, request: ChatRequest, requested: str, label: str) -> None:
+        self.events.emit(
+            RequestStarted(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                requested=requested,
+                strategy=label,
+                category=request.category,
+                tags=request.tags,
+                api_key_id=request.api_key_id,
+                max_cost=request.max_cost,
+            )
+        )
+
+    def _finished_with_error(
+        self,
+        request: ChatRequest,
+        requested: str,
+        label: str,
+        scope: RequestScope,
+        started: float,
+        error: BaseException,
+    ) -> None:
+        self.events.emit(
+            RequestFinished(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                requested=requested,
+                strategy=label,
+                ok=False,
+                latency=self._clock.monotonic() - started,
+                cost=scope.total_cost,
+                attempts=scope.attempts,
+                error_type="Cancelled" if isinstance(error, asyncio.CancelledError) else type(error).__name__,
+                error_message=str(error)[:500],
+                category=request.category,
+                api_key_id=request.api_key_id,
+            )
         )
 
     async def stream(
@@ -156,11 +220,39 @@ class Orchestrator:
         **options: Any,
     ) -> AsyncIterator[StreamDelta]:
         """Stream the answer to ``prompt`` as ``StreamDelta`` pieces; the last carries usage."""
-        chat_model, _requested, _label = self._select(model, strategy, members, options)
+        chat_model, requested, label = self._select(model, strategy, members, options)
         request = self.request(prompt, max_cost=max_cost, **options)
-        with request_scope(self._scope(request)):
-            async for delta in chat_model.stream(request):
-                yield delta
+        scope = self._scope(request)
+        started = self._clock.monotonic()
+        self._started(request, requested, label)
+        last: StreamDelta | None = None
+        try:
+            with request_scope(scope):
+                async for delta in chat_model.stream(request):
+                    last = delta if delta.usage is not None or last is None else last
+                    yield delta
+        except BaseException as exc:
+            self._finished_with_error(request, requested, label, scope, started, exc)
+            raise
+        usage = last.usage if last is not None else None
+        self.events.emit(
+            RequestFinished(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                requested=requested,
+                strategy=label,
+                ok=True,
+                latency=self._clock.monotonic() - started,
+                model_used=last.model if last is not None else None,
+                cost=scope.total_cost,
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                attempts=scope.attempts,
+                explanation=last.explanation if last is not None else None,
+                category=request.category,
+                api_key_id=request.api_key_id,
+            )
+        )
 
     def _select(
         self, model: str | None, strategy: str | None, members: Sequence[str] | None, options: dict[str, Any]

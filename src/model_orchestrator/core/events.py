@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.usage import Usage
 
 _log = logging.getLogger(__name__)
@@ -167,3 +168,35 @@ class HealthChecked(DeploymentEvent):
     healthy: bool
     latency: float | None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStarted(Event):
+    """The façade began serving a request (the root of its attempts)."""
+
+    requested: str
+    strategy: str
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    api_key_id: str | None = None
+    max_cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFinished(Event):
+    """The façade finished a request; ``cost`` covers every attempt (None when a price was unknown)."""
+
+    requested: str
+    strategy: str
+    ok: bool
+    latency: float
+    model_used: str | None = None
+    cost: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    attempts: int = 0
+    error_type: str | None = None
+    error_message: str | None = None
+    explanation: Explanation | None = None
+    category: str | None = None
+    api_key_id: str | None = None

@@ -36,6 +36,7 @@ class ChatRequest:
     tags: tuple[str, ...] = ()
     deadline: float | None = None
     max_cost: float | None = None
+    api_key_id: str | None = None
     request_id: str | None = None
     metadata: tuple[tuple[str, str], ...] = field(default=())
 
