@@ -24,14 +24,16 @@ from model_orchestrator.core.events import (
 class ProgressView:
     """A table of attempts that updates as events arrive (use as a context manager)."""
 
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventBus, console: Any = None) -> None:
+        """``console`` is a rich Console (default: stderr)."""
         from rich.console import Console
         from rich.live import Live
 
         self._bus = bus
         self._rows: dict[str, list[str]] = {}
         self._notes: list[str] = []
-        self._live = Live(self._render(), console=Console(stderr=True), refresh_per_second=8, transient=True)
+        self._console = console or Console(stderr=True)
+        self._live = Live(self._render(), console=self._console, refresh_per_second=8, transient=True)
         self._unsubscribe: Any = None
 
     def __enter__(self) -> ProgressView:
@@ -63,6 +65,12 @@ class ProgressView:
         elif isinstance(event, CircuitOpened | CooldownStarted):
             self._notes.append(f"{type(event).__name__}: {event.deployment}")
         self._live.update(self._render())
+
+    def snapshot(self) -> str:
+        """The current table as plain text."""
+        with self._console.capture() as captured:
+            self._console.print(self._render())
+        return str(captured.get())
 
     def _render(self) -> Any:
         from rich.console import Group
