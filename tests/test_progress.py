@@ -24,7 +24,9 @@ def test_rows_follow_attempts_and_notes_follow_fallbacks() -> None:
         bus.emit(AttemptStarted("r", 0.0, "a1", "cheap", "p", "cheap@x"))
         bus.emit(AttemptStarted("r", 0.0, "a2", "race-b", "p", "b@x"))
         assert "running" in view.snapshot()
-        bus.emit(AttemptFailed("r", 0.0, "a1", "cheap", "p", "cheap@x", "ServerError", "boom", 500, True, 0.1))
+        bus.emit(
+            AttemptFailed("r", 0.0, "a1", "cheap", "p", "cheap@x", "ServerError", "boom", 500, True, 0.1)
+        )
         bus.emit(FallbackTriggered("r", 0.0, "fallback", "cheap", "strong", "ServerError"))
         bus.emit(AttemptSucceeded("r", 0.0, "a2", "race-b", "p", "b@x", Usage(1, 1), 0.0012, 0.25))
         text = view.snapshot()
