@@ -78,3 +78,11 @@ def test_strategies_refer_to_each_other_only_without_cycles() -> None:
 def test_strategy_options_are_validated_with_their_path() -> None:
     with pytest.raises(ConfigError, match="strategy 's': threshold"):
         orchestrator("strategies:\n  - {name: s, type: cascade, tiers: [gpt-4o-mini], threshold: 3}\n")
+
+
+def test_deployment_ids_never_carry_url_credentials() -> None:
+    from model_orchestrator.config.registry import deployment_id
+    from model_orchestrator.config.schema import ModelConfig
+
+    cfg = ModelConfig(name="a", provider="openai", model="m", api_base="https://user:s3cret@h.example:8443/v1")
+    assert deployment_id(cfg) == "a@h.example:8443"

@@ -72,7 +72,10 @@ class DeploymentBuilder(Protocol):
 def deployment_id(cfg: ModelConfig) -> str:
     """A stable id for one model at one endpoint: ``name@host`` (``name@local`` off the network)."""
     if cfg.api_base:
-        return f"{cfg.name}@{urlsplit(cfg.api_base).netloc or cfg.api_base}"
+        parts = urlsplit(cfg.api_base)
+        # Host and port only: credentials in a URL (user:pass@) must never reach ids, logs or the ledger.
+        host = parts.hostname or "endpoint"
+        return f"{cfg.name}@{host}:{parts.port}" if parts.port else f"{cfg.name}@{host}"
     return f"{cfg.name}@{cfg.provider}"
 
 
