@@ -1,0 +1,145 @@
+"""``MetricsSink``: Prometheus counters and histograms from the call path's events.
+
+Owns the series (requests, latency, attempts, tokens, cost, errors by type, breaker state per deployment,
+retries, fallbacks, cooldowns, budget warnings) in a private ``CollectorRegistry`` (no process-global
+state: two orchestrators never mix their numbers) and their text exposition. Not serving them over HTTP
+(the gateway's ``/metrics`` does). Needs the ``metrics`` extra (prometheus_client), imported only here.
+Labels are bounded: strategy kinds, configured model and deployment names, error class names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from model_orchestrator.core.events import (
+    AttemptFailed,
+    AttemptSucceeded,
+    BudgetWarning,
+    CircuitClosed,
+    CircuitHalfOpened,
+    CircuitOpened,
+    CooldownStarted,
+    Event,
+    FallbackTriggered,
+    RequestFinished,
+    RetryScheduled,
+)
+
+# Seconds: LLM calls take from tens of milliseconds (cache, local) to minutes (long generations).
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+_BREAKER_VALUES: dict[type[Event], float] = {CircuitClosed: 0, CircuitHalfOpened: 1, CircuitOpened: 2}
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class MetricsSink:
+    """An ``EventSink`` keeping Prometheus series; ``render()`` gives the text exposition format."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        model = ["model", "provider"]
+        self.requests = Counter(
+            "orchestrator_requests", "Requests served", ["strategy", "outcome"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "orchestrator_request_duration_seconds",
+            "Whole-request latency",
+            ["strategy"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.attempts = Counter("orchestrator_attempts", "Upstream attempts", [*model, "outcome"], registry=r)
+        self.attempt_seconds = Histogram(
+            "orchestrator_attempt_duration_seconds",
+            "Upstream attempt latency",
+            model,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "orchestrator_tokens", "Tokens reported or estimated", [*model, "kind"], registry=r
+        )
+        self.cost = Counter("orchestrator_cost_usd", "USD spent (priced attempts)", model, registry=r)
+        self.unpriced = Counter(
+            "orchestrator_unpriced_attempts", "Attempts whose price is unknown", model, registry=r
+        )
+        self.errors = Counter("orchestrator_errors", "Failed attempts", [*model, "error_type"], registry=r)
+        self.breaker = Gauge(
+            "orchestrator_circuit_state",
+            "Breaker state: 0 closed, 1 half-open, 2 open",
+            ["deployment"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "orchestrator_retries", "Retries scheduled", ["model", "error_type"], registry=r
+        )
+        self.fallbacks = Counter(
+            "orchestrator_fallbacks", "Strategy moved on", ["strategy", "from_model", "to_model"], registry=r
+        )
+        self.cooldowns = Counter("orchestrator_cooldowns", "Cooldowns started", ["deployment"], registry=r)
+        self.budget_warnings = Counter(
+            "orchestrator_budget_warnings", "Budget warning thresholds passed", ["budget"], registry=r
+        )
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+            RequestFinished: self._request_finished,
+            AttemptSucceeded: self._attempt_ended,
+            AttemptFailed: self._attempt_ended,
+            RetryScheduled: self._retry,
+            FallbackTriggered: self._fallback,
+            CooldownStarted: self._cooldown,
+            BudgetWarning: self._budget,
+        }
+
+    def handle(self, event: Event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+        elif type(event) in _BREAKER_VALUES:
+            self.breaker.labels(getattr(event, "deployment", "")).set(_BREAKER_VALUES[type(event)])
+
+    def render(self) -> bytes:
+        """Every series in the Prometheus text exposition format (``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)
+
+    def _request_finished(self, event: RequestFinished) -> None:
+        self.requests.labels(event.strategy, "ok" if event.ok else "error").inc()
+        self.request_seconds.labels(event.strategy).observe(event.latency)
+
+    def _attempt_ended(self, event: AttemptSucceeded | AttemptFailed) -> None:
+        labels = (event.model, event.provider)
+        outcome = "ok"
+        if isinstance(event, AttemptFailed):
+            outcome = "cancelled" if event.cancelled else "error"
+            if not event.cancelled:
+                self.errors.labels(*labels, event.error_type).inc()
+        self.attempts.labels(*labels, outcome).inc()
+        self.attempt_seconds.labels(*labels).observe(event.latency)
+        self.tokens.labels(*labels, "input").inc(event.usage.input_tokens)
+        self.tokens.labels(*labels, "output").inc(event.usage.output_tokens)
+        if event.cost is None:
+            self.unpriced.labels(*labels).inc()
+        else:
+            self.cost.labels(*labels).inc(event.cost)
+
+    def _retry(self, event: RetryScheduled) -> None:
+        self.retries.labels(event.model, event.error_type).inc()
+
+    def _fallback(self, event: FallbackTriggered) -> None:
+        self.fallbacks.labels(event.strategy, event.from_model, event.to_model).inc()
+
+    def _cooldown(self, event: CooldownStarted) -> None:
+        self.cooldowns.labels(event.deployment).inc()
+
+    def _budget(self, event: BudgetWarning) -> None:
+        self.budget_warnings.labels(event.budget).inc()
