@@ -93,8 +93,10 @@ def test_message_text_usage_and_finish() -> None:
     assert result.response_id == "msg_01XFDUDYJgAACzvnptvVoYEL"
     assert result.finish_reason is FinishReason.STOP
     assert (result.provider, result.deployment, result.latency) == ("anthropic", "d", 0.5)
-    # input = 12 uncached + 100 cache writes + 2000 cache reads; cached = the reads.
-    assert result.usage == Usage(input_tokens=2112, output_tokens=9, cached_input_tokens=2000)
+    # input = 12 uncached + 100 cache writes + 2000 cache reads; cached = the reads; writes kept apart too.
+    assert result.usage == Usage(
+        input_tokens=2112, output_tokens=9, cached_input_tokens=2000, cache_write_tokens=100
+    )
 
 
 def test_refusal_is_a_content_filter_finish() -> None:

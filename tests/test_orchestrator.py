@@ -111,3 +111,13 @@ async def test_options_reach_the_wire(upstream: FakeUpstream) -> None:
     assert body["messages"][0] == {"role": "system", "content": "be brief"}
     assert body["temperature"] == 0.2 and body["response_format"] == {"type": "json_object"}
     assert body.get("max_completion_tokens", body.get("max_tokens")) == 12
+
+
+async def test_a_single_model_under_max_cost_is_refused_before_any_call(upstream: FakeUpstream) -> None:
+    from model_orchestrator.core.errors import BudgetExceededError
+
+    async with Orchestrator(parse_config(config_text(upstream)), env=ENV) as orch:
+        with pytest.raises(BudgetExceededError, match="nothing was sent"):
+            await orch.complete("hi " * 400, model="a", max_tokens=1000, max_cost=0.000001)
+        result = await orch.complete("hi", model="a", max_tokens=10, max_cost=1.0)
+    assert result.response == "ok" and len(upstream.requests) == 1

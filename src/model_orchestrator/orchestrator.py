@@ -15,8 +15,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from model_orchestrator.core.clock import Clock, SystemClock
-from model_orchestrator.core.errors import ConfigError
-from model_orchestrator.core.events import EventBus, RequestFinished, RequestStarted
+from model_orchestrator.core.errors import BudgetExceededError, ConfigError
+from model_orchestrator.core.events import EventBus, RequestFinished, RequestStarted, RoutingDecided
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
@@ -27,12 +27,22 @@ from model_orchestrator.core.result import OrchestrationResult, result_from_comp
 if TYPE_CHECKING:
     from model_orchestrator.config.registry import ModelInfo
     from model_orchestrator.config.schema import OrchestratorConfig
+    from model_orchestrator.core.routing import Router
+    from model_orchestrator.ledger.keys import VirtualKeyStore
+    from model_orchestrator.ledger.ledger import Ledger
+    from model_orchestrator.ledger.query import CostReport, CostStats
     from model_orchestrator.resilience.health import DeploymentHealth
+    from model_orchestrator.routing.decision import RoutingDecision
+    from model_orchestrator.strategies.validate import ValidationResult
+    from model_orchestrator.telemetry.metrics import MetricsSink
+    from model_orchestrator.telemetry.setup import Telemetry
 
 Prompt = str | ChatRequest | Sequence[Message]
 
 # Options of ``complete``/``stream`` that configure an on-the-fly strategy rather than the request.
-STRATEGY_OPTIONS = frozenset({"threshold", "ensemble_size", "scorer", "aggregate", "extractor", "delay"})
+STRATEGY_OPTIONS = frozenset(
+    {"threshold", "ensemble_size", "scorer", "aggregate", "extractor", "delay", "strong_share", "router"}
+)
 
 
 class Orchestrator:
@@ -55,7 +65,11 @@ class Orchestrator:
         self.events = EventBus()
         self._clock = clock or SystemClock()
         env = dict(os.environ) if env is None else env
-        self._registry, self._factory = build_registry(self.config, env, self.events, self._clock)
+        self.telemetry = _telemetry(self.config, self.events, env)
+        self._ledger = _ledger(self.config, self.events, env, self._clock)
+        self._registry, self._factory = build_registry(
+            self.config, env, self.events, self._clock, keeper=self._ledger
+        )
         self._names = NameResolver(self.config, self._registry, clock=self._clock, bus=self.events)
 
     @classmethod
@@ -137,6 +151,7 @@ class Orchestrator:
         self._started(request, requested, label)
         try:
             with request_scope(scope):
+                self._refuse_over_budget(label, requested, request, scope)
                 completion = await chat_model.complete(request)
         except BaseException as exc:
             self._finished_with_error(request, requested, label, scope, started, exc)
@@ -163,6 +178,7 @@ class Orchestrator:
                 output_tokens=result.output_tokens,
                 attempts=scope.attempts,
                 explanation=completion.explanation,
+                response_text=result.response if self.config.telemetry.record_content else None,
                 category=request.category,
                 api_key_id=request.api_key_id,
             )
@@ -180,6 +196,7 @@ class Orchestrator:
                 tags=request.tags,
                 api_key_id=request.api_key_id,
                 max_cost=request.max_cost,
+                messages=request.messages if self.config.telemetry.record_content else None,
             )
         )
 
@@ -226,9 +243,12 @@ class Orchestrator:
         started = self._clock.monotonic()
         self._started(request, requested, label)
         last: StreamDelta | None = None
+        texts: list[str] = []
         try:
             with request_scope(scope):
+                self._refuse_over_budget(label, requested, request, scope)
                 async for delta in chat_model.stream(request):
+                    texts.append(delta.text)
                     last = delta if delta.usage is not None or last is None else last
                     yield delta
         except BaseException as exc:
@@ -249,6 +269,7 @@ class Orchestrator:
                 output_tokens=usage.output_tokens if usage else 0,
                 attempts=scope.attempts,
                 explanation=last.explanation if last is not None else None,
+                response_text="".join(texts) if self.config.telemetry.record_content else None,
                 category=request.category,
                 api_key_id=request.api_key_id,
             )
@@ -271,6 +292,28 @@ class Orchestrator:
         chosen = list(members) if members else ([model] if model else None)
         built = self._names.inline(strategy, chosen, strategy_options)
         return built, built.name, strategy
+
+    def _refuse_over_budget(
+        self, label: str, requested: str, request: ChatRequest, scope: RequestScope
+    ) -> None:
+        """A plain model under a cost cap: refuse before any call when the estimate cannot fit.
+
+        Strategies check their members themselves; a single model has no strategy to do it.
+        """
+        if label != "single" or scope.max_cost is None:
+            return
+        estimate = self._names.profile(requested).estimate_cost(request)
+        if estimate is None:
+            raise BudgetExceededError(
+                f"{requested!r} has no known price, so max_cost ${scope.max_cost:g} cannot be kept; "
+                "nothing was sent (give it a price: in orchestrator.yaml, or drop the cap)"
+            )
+        if estimate > scope.max_cost:
+            raise BudgetExceededError(
+                f"{requested!r} would cost about ${estimate:.6f} for this request (prompt estimate plus "
+                f"reserved output), over max_cost ${scope.max_cost:g}; nothing was sent (raise the cap, "
+                "lower --max-tokens, or choose a cheaper model)"
+            )
 
     def _scope(self, request: ChatRequest) -> RequestScope:
         budgets = self.config.budgets
@@ -321,11 +364,215 @@ class Orchestrator:
             await monitor.check_all()
         return await monitor.snapshot()
 
+    async def route(
+        self, task: str, context: Mapping[str, object] | None = None, router: str | None = None
+    ) -> RoutingDecision:
+        """Seed 003's routing decision for ``task``, without calling any model.
+
+        ``context``: the hints ``files_count``, ``requires_tests``, ``external_apis``, ``subsystems`` (and
+        ``capabilities`` such as vision or tools). ``router``: ``learned`` (the config's default),
+        ``complexity`` or ``length``. The decision names the cheapest qualifying model, the 0-10
+        complexity score with each factor's contribution, the reason, a confidence, the estimated cost
+        and every model left out (capability, context window, tier, an open circuit or cooldown) and why.
+        """
+        unavailable = await self._unavailable_models()
+        decision = self._names.routers.decide(task, context, self._registry.infos(), unavailable, router)
+        self.events.emit(
+            RoutingDecided(
+                request_id="",
+                timestamp=self._clock.wall(),
+                strategy="route",
+                router=decision.router,
+                chosen=decision.model,
+                tier=decision.tier,
+                reason=decision.reason,
+                strong_score=decision.strong_score,
+                threshold=decision.threshold,
+                candidates=decision.candidates,
+            )
+        )
+        return decision
+
+    def router(self, name: str | None = None) -> Router:
+        """The router called ``name`` (``learned``, ``complexity``, ``length``; default: the config's)."""
+        return self._names.routers.router(name)
+
+    async def _unavailable_models(self) -> dict[str, str]:
+        """Models every one of whose deployments built so far is unavailable now, with the reason."""
+        from model_orchestrator.resilience.health import HealthMonitor
+
+        built = list(self._factory.deployments.values())
+        if not built:
+            return {}
+        monitor = HealthMonitor(
+            {d.deployment: d.probe for d in built if d.probe is not None},
+            names={d.deployment: d.name for d in built},
+            store=self._factory.store,
+            clock=self._clock,
+            bus=self.events,
+        )
+        states: dict[str, list[str | None]] = {}
+        for health in await monitor.snapshot():
+            reason = None if health.available else _unavailable_reason(health)
+            states.setdefault(health.name, []).append(reason)
+        return {name: "; ".join(r for r in reasons if r) for name, reasons in states.items() if all(reasons)}
+
+    def default_judge(self) -> str | None:
+        """The model ``validate`` asks: config ``validation.judge``, else the strongest usable model (highest
+        tier, then price), else None."""
+        if self.config.validation.judge:
+            return self.config.validation.judge
+        usable = [i for i in self._registry.infos() if i.usable and i.source != "reference"]
+        if not usable:
+            return None
+        strongest = max(
+            usable,
+            key=lambda i: (
+                -1 if i.tier is None else i.tier,
+                i.price.input + i.price.output if i.price else 0,
+            ),
+        )
+        return strongest.name
+
+    async def validate(
+        self,
+        task: str,
+        output: str,
+        *,
+        judge: str | None = None,
+        validators: Sequence[str] = (),
+        max_cost: float | None = None,
+    ) -> ValidationResult:
+        """Check ``output`` against ``task``: seed 003's verdict (pass, up to 3 issues, confidence, escalate).
+
+        ``validators`` (``python``, ``json``) run first; a failure is final. Then ``judge`` (default:
+        ``default_judge()``) reads task and output, unless there is none and validators alone decide.
+        The judge call is a request like any other: events, budget (``max_cost``) and cost.
+        """
+        from model_orchestrator.strategies.validate import builtin_validator, check_output
+
+        checks = [builtin_validator(v) for v in validators]
+        name = judge or self.default_judge()
+        if name is None and not checks:
+            raise ConfigError(
+                "no judge model is usable and no validator was given: set validation.judge in "
+                "orchestrator.yaml, make a model usable, or ask for validators (python, json)"
+            )
+        judge_model = self.model(name) if name else None
+        request = self.request(task, max_cost=max_cost)
+        scope, started, requested = self._scope(request), self._clock.monotonic(), name or "validators"
+        self._started(request, requested, "validate")
+        try:
+            with request_scope(scope):
+                verdict, completion = await check_output(
+                    task,
+                    output,
+                    judge=judge_model,
+                    validators=checks,
+                    threshold=self.config.validation.threshold or 0.7,
+                    base=request,
+                )
+        except BaseException as exc:
+            self._finished_with_error(request, requested, "validate", scope, started, exc)
+            raise
+        self.events.emit(
+            RequestFinished(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                requested=requested,
+                strategy="validate",
+                ok=True,
+                latency=self._clock.monotonic() - started,
+                model_used=name if completion else None,
+                cost=scope.total_cost,
+                input_tokens=completion.usage.input_tokens if completion else 0,
+                output_tokens=completion.usage.output_tokens if completion else 0,
+                attempts=scope.attempts,
+                category=request.category,
+                api_key_id=request.api_key_id,
+            )
+        )
+        return verdict
+
     async def aclose(self) -> None:
         """Close every model built so far and the shared HTTP connections."""
         await self._names.aclose()
         await self._registry.aclose()
         await self._factory.aclose()
+        await self.telemetry.aflush()
+        if self._ledger is not None:
+            await self._ledger.aclose()
+
+    @property
+    def ledger(self) -> Ledger:
+        """The cost ledger (attempt records, budgets, reports), opened on first use."""
+        if self._ledger is None:
+            raise ConfigError("the cost ledger is disabled (ledger.enabled: false in orchestrator.yaml)")
+        return self._ledger
+
+    async def virtual_keys(self) -> VirtualKeyStore | None:
+        """The gateway's virtual keys, kept hashed in the ledger database (None when the ledger is off)."""
+        if self._ledger is None:
+            return None
+        from model_orchestrator.ledger.keys import VirtualKeyStore
+
+        return VirtualKeyStore((await self._ledger.store()).engine, clock=self._clock)
+
+    def estimate_cost(self, name: str, request: ChatRequest) -> float | None:
+        """An upper bound (USD) of what ``request`` costs on the model or strategy ``name``; None: unknown."""
+        return self._names.profile(name).estimate_cost(request)
+
+    async def costs_report(
+        self,
+        *,
+        period: str = "daily",
+        by: str = "model",
+        category: str | None = None,
+        since: str | float | None = None,
+        until: str | float | None = None,
+    ) -> CostReport:
+        """Spend per day/week/month by model, provider, deployment, strategy, category or key id."""
+        from model_orchestrator.ledger.query import cost_query
+
+        return await self.ledger.report(cost_query(period, by, category, since, until))
+
+    async def costs_stats(
+        self,
+        *,
+        period: str | None = None,
+        category: str | None = None,
+        since: str | float | None = None,
+        until: str | float | None = None,
+    ) -> CostStats:
+        """Totals, latency, top models, budgets and quotas; ``period`` = this day/week/month only."""
+        from model_orchestrator.ledger.query import cost_query
+
+        query = cost_query(period, "model", category, since, until)
+        return await self.ledger.stats(query.window_of(query.period, self._clock.wall()) if period else query)
+
+    async def costs_export(
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        fmt: str = "csv",
+        category: str | None = None,
+        since: str | float | None = None,
+        until: str | float | None = None,
+    ) -> int:
+        """Write every attempt (``fmt``: csv or json) to ``path`` (None: stdout); returns the row count."""
+        from model_orchestrator.ledger.query import cost_query
+
+        query = cost_query(None, "model", category, since, until)
+        return await self.ledger.export(query, None if path is None else Path(path), fmt)
+
+    def metrics_sink(self) -> MetricsSink:
+        """Prometheus series of this orchestrator's requests, counted from the first call of this (or of
+        ``metrics_text``) on; needs the ``metrics`` extra."""
+        return self.telemetry.metrics()
+
+    def metrics_text(self) -> str:
+        """``metrics_sink()`` in the Prometheus text exposition format."""
+        return self.telemetry.metrics().render().decode()
 
     async def __aenter__(self) -> Orchestrator:
         return self
@@ -345,3 +592,31 @@ def run_orchestration(
 ) -> OrchestrationResult:
     """Answer ``prompt`` synchronously: ``run_orchestration(prompt="...", model="fast").response``."""
     return Orchestrator.from_config(config).complete_sync(prompt, model=model, strategy=strategy, **options)
+
+
+def _ledger(config: OrchestratorConfig, bus: EventBus, env: Mapping[str, str], clock: Clock) -> Ledger | None:
+    """The cost ledger (unopened) with its recorder listening on ``bus``; None when disabled."""
+    from model_orchestrator.config.ledger import build_ledger
+
+    ledger = build_ledger(config, env, clock)
+    if ledger is not None:
+        bus.subscribe(ledger.recorder)
+    return ledger
+
+
+def _telemetry(config: OrchestratorConfig, bus: EventBus, env: Mapping[str, str]) -> Telemetry:
+    """Subscribe tracing (when an OTLP endpoint is configured) and event logs to ``bus``."""
+    from model_orchestrator.telemetry.setup import Telemetry, TracingSettings
+
+    t = config.telemetry
+    settings = TracingSettings(t.tracing, t.otlp_endpoint, t.service_name, t.project_name, t.record_content)
+    return Telemetry.attach(bus, settings, env)
+
+
+def _unavailable_reason(health: DeploymentHealth) -> str:
+    """Why a deployment cannot take calls now, for routing explanations."""
+    if health.breaker_state == "open":
+        return f"{health.deployment}: circuit open"
+    if health.cooldown_remaining is not None:
+        return f"{health.deployment}: cooling down for {health.cooldown_remaining:.1f}s"
+    return f"{health.deployment}: unhealthy ({health.last_error or 'failed its health check'})"

@@ -55,6 +55,12 @@ def _list_models_flag(ctx: click.Context, _param: click.Parameter, value: bool) 
 )
 @click.option("-v", "--verbose", count=True, help="Log more to stderr (-v info, -vv debug).")
 @click.option(
+    "--log-json",
+    is_flag=True,
+    envvar="ORCHESTRATOR_LOG_JSON",
+    help="Log to stderr as JSON lines (provider switches, breakers, retries; info level unless -vv).",
+)
+@click.option(
     "--list-models",
     is_flag=True,
     expose_value=False,
@@ -63,17 +69,15 @@ def _list_models_flag(ctx: click.Context, _param: click.Parameter, value: bool) 
     help="Same as `orchestrator models`.",
 )
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: int, log_json: bool) -> None:
     """Send each LLM request to the right model: routing, fallbacks, cascades, ensembles, budgets."""
     ctx.obj = {"config": config_path}
-    if verbose:
+    if verbose or log_json:
         import logging
 
-        logging.basicConfig(
-            level=logging.DEBUG if verbose > 1 else logging.INFO,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        from model_orchestrator.telemetry.logs import configure_logging
+
+        configure_logging(json_lines=log_json, level=logging.DEBUG if verbose > 1 else logging.INFO)
 
 
 def _register(command: Callable[..., Any]) -> None:
@@ -111,6 +115,23 @@ def _register_all() -> None:
     _register(models_command)
     _register(run_command)
     _register(health_command)
+    from model_orchestrator.cli.costs import costs_group
+
+    _register(costs_group)
+    from model_orchestrator.cli.mcp_command import mcp_command
+
+    _register(mcp_command)
+    from model_orchestrator.cli.keys import keys_group
+    from model_orchestrator.cli.serve import serve_command
+
+    _register(serve_command)
+    _register(keys_group)
+    from model_orchestrator.cli.route import route_command
+    from model_orchestrator.cli.routers import eval_router_command, train_router_command
+
+    _register(route_command)
+    _register(eval_router_command)
+    _register(train_router_command)
 
 
 _register_all()

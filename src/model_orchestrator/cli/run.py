@@ -12,6 +12,7 @@ import click
 _STRATEGIES = (
     "single",
     "cheapest",
+    "route",
     "fallback",
     "cascade",
     "ensemble",
@@ -46,15 +47,37 @@ _STRATEGIES = (
 @click.option(
     "--threshold",
     type=click.FloatRange(0.0, 1.0),
-    help="Confidence below which fallback/cascade move on (cascade default 0.7).",
+    help="Confidence below which fallback/cascade move on (cascade default 0.7); for cheapest/route, the "
+    "router's strong-score threshold.",
 )
 @click.option(
     "--extractor", help="How ensemble votes read answers: choice, number, text, json:FIELD or regex:PATTERN."
 )
 @click.option(
     "--scorer",
-    type=click.Choice(["logprob", "logprob-min", "self-reported", "agreement"]),
-    help="How fallback/cascade judge confidence (default self-reported).",
+    type=click.Choice(
+        [
+            "logprob",
+            "logprob-min",
+            "self-reported",
+            "agreement",
+            "answer-check",
+            "answer-check+learned",
+            "answer-format",
+            "hedging",
+        ]
+    ),
+    help="How fallback/cascade judge confidence (default self-reported; answer-* read the cheap answer).",
+)
+@click.option(
+    "--strong-share",
+    type=click.FloatRange(0.0, 1.0),
+    help="cheapest/route: share of prompts the router should send to the strong tier (default 0.3).",
+)
+@click.option(
+    "--router",
+    type=click.Choice(["learned", "complexity", "length", "none"]),
+    help="cheapest/route: what judges the task (default learned; none: price only, cheapest).",
 )
 @click.option("--max-cost", type=click.FloatRange(min=0.0), help="Most the whole request may spend, in USD.")
 @click.option("--system", help="A system prompt.")
@@ -95,6 +118,9 @@ def run_command(
     from model_orchestrator.orchestrator import Orchestrator
 
     orch = Orchestrator.from_config(ctx.obj["config"])
+    from model_orchestrator.cli.costs_view import BudgetWarningPrinter
+
+    orch.events.subscribe(BudgetWarningPrinter())
     if stream_output:
         import asyncio
 

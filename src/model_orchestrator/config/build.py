@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from model_orchestrator.config.ledger import BudgetGuards, budget_rules
 from model_orchestrator.config.registry import ModelRegistry, deployment_id
 from model_orchestrator.config.resilience import wrap_deployment
 from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig, ResilienceConfig
+from model_orchestrator.core.budget import BudgetKeeper
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.events import EventBus
@@ -46,10 +48,13 @@ class ModelFactory:
     """Builds one deployment's model with its resilience wrappers; owns the shared HTTP transport and
     the state store behind every breaker, cooldown and rate limit."""
 
-    def __init__(self, bus: EventBus, clock: Clock, resilience: ResilienceConfig) -> None:
+    def __init__(
+        self, bus: EventBus, clock: Clock, resilience: ResilienceConfig, guards: BudgetGuards | None = None
+    ) -> None:
         self._bus = bus
         self._clock = clock
         self._resilience = resilience
+        self._guards = guards
         self._transport: HttpTransport | None = None
         self.store = MemoryStateStore()
         self.deployments: dict[str, BuiltDeployment] = {}
@@ -62,7 +67,7 @@ class ModelFactory:
         probe = getattr(adapter, "probe", None)
         self.deployments[spec.deployment] = BuiltDeployment(cfg.name, spec.deployment, probe)
         profile = ModelProfile(cfg.name, price, cfg.context_window, cfg.max_output_tokens, cfg.tier)
-        return wrap_deployment(
+        model = wrap_deployment(
             adapter,
             cfg,
             spec.deployment,
@@ -73,6 +78,8 @@ class ModelFactory:
             clock=self._clock,
             bus=self._bus,
         )
+        # Outermost, outside the retries: one reservation covers a call and all its retries.
+        return model if self._guards is None else self._guards.wrap(model, cfg, profile, spec.deployment)
 
     def balanced(self, name: str, deployments: Sequence[Member]) -> ChatModel:
         """One model served by several deployments: round-robin, falling back through the others."""
@@ -95,9 +102,17 @@ class ModelFactory:
 
 
 def build_registry(
-    config: OrchestratorConfig, env: Mapping[str, str], bus: EventBus, clock: Clock
+    config: OrchestratorConfig,
+    env: Mapping[str, str],
+    bus: EventBus,
+    clock: Clock,
+    *,
+    keeper: BudgetKeeper | None = None,
 ) -> tuple[ModelRegistry, ModelFactory]:
-    """The registry of every usable name, and the factory whose transport must be closed last."""
+    """The registry of every usable name, and the factory whose transport must be closed last.
+
+    With a ``keeper`` (the ledger) and budgets or quotas in config, deployments get budget guards.
+    """
     table = provider_table()
     for model in config.models:
         if model.provider not in table:
@@ -105,7 +120,11 @@ def build_registry(
                 f"model {model.name!r}: unknown provider {model.provider!r}; "
                 f"expected one of: {', '.join(sorted(table))}"
             )
-    factory = ModelFactory(bus, clock, config.resilience)
+    rules = budget_rules(config)
+    guards = None
+    if keeper is not None and rules.active:
+        guards = BudgetGuards(keeper, rules, bus=bus, clock=clock)
+    factory = ModelFactory(bus, clock, config.resilience, guards)
     registry = ModelRegistry(
         config,
         env,

@@ -15,7 +15,7 @@ from model_orchestrator.core.errors import ConfigError
 
 CONFIG_ENV = "ORCHESTRATOR_CONFIG"
 _DEFAULT_NAMES = ("orchestrator.yaml", "orchestrator.yml")
-_SECRET_WORDS = ("key", "token", "secret", "password", "headers")
+_SECRET_WORDS = ("key", "token", "secret", "password", "headers", "endpoint")
 
 
 def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:

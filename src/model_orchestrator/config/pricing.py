@@ -18,7 +18,9 @@ _FREE_PROVIDERS = frozenset({"local"})
 
 def price_from_config(config: PriceConfig) -> Price:
     """A ``Price`` from the config's ``price:`` block."""
-    return Price(config.input, config.output, config.cached_input, config.reasoning)
+    return Price(
+        config.input, config.output, config.cached_input, config.reasoning, cache_write=config.cache_write
+    )
 
 
 def resolve_price(
@@ -50,13 +52,22 @@ def _to_price(model_price: Any) -> Price | None:
     base_in, tiers_in = _split(model_price.input_mtok)
     base_out, tiers_out = _split(model_price.output_mtok)
     base_cache, tiers_cache = _split(model_price.cache_read_mtok)
+    base_write, tiers_write = _split(model_price.cache_write_mtok)
     if base_in is None or base_out is None:
         return None
     tiers = tuple(
-        (start, Price(rate_in, tiers_out.get(start, base_out), tiers_cache.get(start, base_cache)))
+        (
+            start,
+            Price(
+                rate_in,
+                tiers_out.get(start, base_out),
+                tiers_cache.get(start, base_cache),
+                cache_write=tiers_write.get(start, base_write),
+            ),
+        )
         for start, rate_in in sorted(tiers_in.items())
     )
-    return Price(base_in, base_out, base_cache, None, tiers)
+    return Price(base_in, base_out, base_cache, None, tiers, base_write)
 
 
 def _split(value: Any) -> tuple[float | None, dict[int, float]]:

@@ -6,8 +6,11 @@ Keys are named by environment variable (``api_key_env``), never written in the f
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from model_orchestrator.config.routing import RoutingConfig
 
 Capability = Literal["text", "vision", "tools", "json", "code", "long_context", "reasoning", "logprobs"]
 
@@ -21,6 +24,7 @@ class PriceConfig(BaseModel):
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
     reasoning: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
 
 
 def _check_variable_name(value: str | None) -> str | None:
@@ -149,6 +153,16 @@ class ResilienceConfig(_Options):
     request_timeout: float | None = Field(default=None, gt=0)
 
 
+class ValidationConfig(_Options):
+    """``Orchestrator.validate`` (the MCP ``orchestrator_validate`` tool): which model judges an output.
+
+    No judge: the strongest usable model (highest tier, then price); none usable: validators only.
+    """
+
+    judge: str | None = None
+    threshold: float | None = Field(default=None, ge=0, le=1)
+
+
 class StrategyConfig(BaseModel):
     """A named strategy; its type-specific fields are validated by the strategy that owns the type."""
 
@@ -158,14 +172,101 @@ class StrategyConfig(BaseModel):
     type: str = Field(min_length=1)
 
 
+class PeriodBudgetConfig(BaseModel):
+    """USD per UTC day and per UTC month."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+
+
 class BudgetsConfig(BaseModel):
-    """Spending limits in USD."""
+    """Spending limits in USD: per request; per UTC day and month overall, per category and per API key
+    id (``"*"``: every key, each its own budget). Enforced by the ledger before each call."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     daily_usd: float | None = Field(default=None, ge=0)
     monthly_usd: float | None = Field(default=None, ge=0)
     per_request_usd: float | None = Field(default=None, ge=0)
+    categories: dict[str, PeriodBudgetConfig] = Field(default_factory=dict)
+    api_keys: dict[str, PeriodBudgetConfig] = Field(default_factory=dict)
+    warn_at: float | None = Field(default=0.8, gt=0, le=1)
+
+
+class QuotasConfig(BaseModel):
+    """Calls per provider per UTC day (``"*"``: every provider); warn at ``warn_at``, refuse past the
+    quota only with ``hard_stop``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    calls_per_day: dict[str, int] = Field(default_factory=dict)
+    warn_at: float | None = Field(default=0.8, gt=0, le=1)
+    hard_stop: bool = False
+
+    @field_validator("calls_per_day")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(calls < 1 for calls in value.values()):
+            raise ValueError("each quota must be at least 1 call per day")
+        return value
+
+
+class LedgerConfig(_Options):
+    """The cost ledger's database and batching (unset fields: ``ledger.settings.LedgerSettings``).
+
+    ``url``: ``sqlite:///PATH`` or ``postgresql://user@host/db`` (default: a SQLite file under
+    ``$ORCHESTRATOR_HOME`` or the user data dir). A URL with a password goes in an environment variable
+    named by ``url_env``, never in this file.
+    """
+
+    enabled: bool = True
+    url: str | None = None
+    url_env: str | None = None
+    flush_interval: float | None = Field(default=None, gt=0)
+    batch_size: int | None = Field(default=None, ge=1, le=10_000)
+    max_queue: int | None = Field(default=None, ge=1)
+    reservation_ttl: float | None = Field(default=None, gt=0)
+
+    _variable_name = field_validator("url_env")(_check_variable_name)
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).password:
+            raise ValueError("must not hold a password; put the URL in a variable and name it in url_env")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LedgerConfig:
+        if self.url is not None and self.url_env is not None:
+            raise ValueError("give url or url_env, not both")
+        return self
+
+
+class TelemetryConfig(BaseModel):
+    """Traces, and what they may contain. Tracing is on when an OTLP endpoint is known: the standard
+    ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` variables, else ``otlp_endpoint``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tracing: bool = True
+    otlp_endpoint: str | None = None
+    service_name: str = Field(default="model-orchestrator", min_length=1)
+    project_name: str | None = None
+    record_content: bool = False
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _plain_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http(s) URL such as http://127.0.0.1:6006")
+            if parts.username or parts.password:
+                raise ValueError("must not hold credentials; put headers in OTEL_EXPORTER_OTLP_HEADERS")
+        return value
 
 
 class OrchestratorConfig(BaseModel):
@@ -177,7 +278,12 @@ class OrchestratorConfig(BaseModel):
     models: tuple[ModelConfig, ...] = ()
     strategies: tuple[StrategyConfig, ...] = ()
     budgets: BudgetsConfig | None = None
+    quotas: QuotasConfig | None = None
+    ledger: LedgerConfig = LedgerConfig()
     resilience: ResilienceConfig = ResilienceConfig()
+    validation: ValidationConfig = ValidationConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    routing: RoutingConfig = RoutingConfig()
 
     @model_validator(mode="after")
     def _names_unique(self) -> OrchestratorConfig:

@@ -7,16 +7,22 @@ type's options is ``strategy_options``'s job; resolving member names is the regi
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from model_orchestrator.config import strategy_options as opts
+from model_orchestrator.config.routers import RouterFactory
+from model_orchestrator.config.routing import RoutingConfig
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.response import Completion
+from model_orchestrator.routing.answers import ANSWER_SCORERS, AnswerScorer, PromptAwareAnswerScorer
+from model_orchestrator.routing.policy import prompt_of
 from model_orchestrator.strategies.member import Member
 
 MemberLookup = Callable[[str], Member]
@@ -88,11 +94,20 @@ def _routes(members: Sequence[str]) -> dict[str, str]:
 class StrategyBuilder:
     """Turns validated options into strategy models over resolved members."""
 
-    def __init__(self, member: MemberLookup, *, clock: Clock, bus: EventBus, rng: random.Random) -> None:
+    def __init__(
+        self,
+        member: MemberLookup,
+        *,
+        clock: Clock,
+        bus: EventBus,
+        rng: random.Random,
+        routers: RouterFactory | None = None,
+    ) -> None:
         self._member = member
         self._clock = clock
         self._bus = bus
         self._rng = rng
+        self._routers = routers or RouterFactory(RoutingConfig())
 
     def build(self, options: opts._Options) -> ChatModel:
         """The strategy described by ``options``."""
@@ -109,14 +124,17 @@ class StrategyBuilder:
     def _fallback(self, o: opts.FallbackOptions) -> ChatModel:
         from model_orchestrator.strategies.fallback import FallbackModel
 
-        scorer = _scorer(o.scorer) if o.threshold is not None else None
+        scorer = _scorer(o.scorer, self._routers) if o.threshold is not None else None
         return FallbackModel(self._members(o.chain), scorer=scorer, threshold=o.threshold, **self._common(o))
 
     def _cascade(self, o: opts.CascadeOptions) -> ChatModel:
         from model_orchestrator.strategies.cascade import CascadeModel
 
         return CascadeModel(
-            self._members(o.tiers), scorer=_scorer(o.scorer), threshold=o.threshold, **self._common(o)
+            self._members(o.tiers),
+            scorer=_scorer(o.scorer, self._routers),
+            threshold=o.threshold,
+            **self._common(o),
         )
 
     def _ensemble(self, o: opts.EnsembleOptions) -> ChatModel:
@@ -195,10 +213,7 @@ class StrategyBuilder:
     def _validated(self, o: opts.ValidatedOptions) -> ChatModel:
         from model_orchestrator.strategies import validate
 
-        checks = [
-            validate.python_syntax_validator() if v == "python" else validate.json_schema_validator({})
-            for v in o.validators
-        ]
+        checks = [validate.builtin_validator(v) for v in o.validators]
         return validate.ValidatedModel(
             self._member(o.model),
             judge=self._member(o.judge) if o.judge else None,
@@ -209,11 +224,28 @@ class StrategyBuilder:
 
     def _cheapest(self, o: opts.CheapestOptions) -> ChatModel:
         from model_orchestrator.strategies.cheapest import CheapestModel
+        from model_orchestrator.strategies.route import RouteModel
 
-        return CheapestModel(self._members(o.members), **self._common(o))
+        # Without a router (asked for, or the learned router's file missing) price alone decides.
+        if o.router == "none" or (o.router in (None, "learned") and not self._routers.learned_available()):
+            return CheapestModel(self._members(o.members), **self._common(o))
+        policy = self._routers.policy(o.router, strong_share=o.strong_share, threshold=o.threshold)
+        return RouteModel(
+            self._members(o.members),
+            policy=policy,
+            label="cheapest",
+            tiers_by_position=False,
+            **self._common(o),
+        )
+
+    def _route(self, o: opts.RouteOptions) -> ChatModel:
+        from model_orchestrator.strategies.route import RouteModel
+
+        policy = self._routers.policy(o.router, strong_share=o.strong_share, threshold=o.threshold)
+        return RouteModel(self._members(o.tiers), policy=policy, label="route", **self._common(o))
 
 
-def _scorer(name: opts.ScorerName) -> Any:
+def _scorer(name: opts.ScorerName, routers: RouterFactory) -> Any:
     from model_orchestrator.strategies import scorers
 
     if name == "logprob":
@@ -222,4 +254,21 @@ def _scorer(name: opts.ScorerName) -> Any:
         return scorers.LogprobScorer(mode="min")
     if name == "agreement":
         return scorers.AgreementScorer()
+    if name in ANSWER_SCORERS:
+        return scorers.ValidatorScorer(_answer_validator(AnswerScorer(name)), source=name)
+    if name == PromptAwareAnswerScorer.name:
+        learned = routers.learned()
+        aware = PromptAwareAnswerScorer(lambda prompt: learned.score(prompt).gain)
+        return scorers.ValidatorScorer(_answer_validator(aware), source=name)
     return scorers.SelfReportedScorer()
+
+
+def _answer_validator(
+    scorer: AnswerScorer | PromptAwareAnswerScorer,
+) -> Callable[[ChatRequest, Completion], Awaitable[float]]:
+    """A cascade confidence from an answer check: 1 - its strong score for the (prompt, answer) pair."""
+
+    async def validate(request: ChatRequest, completion: Completion) -> float:
+        return 1.0 - scorer.strong_score(prompt_of(request), completion.text)
+
+    return validate

@@ -9,7 +9,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ScorerName = Literal["logprob", "logprob-min", "self-reported", "agreement"]
+ScorerName = Literal[
+    "logprob",
+    "logprob-min",
+    "self-reported",
+    "agreement",
+    "answer-check",
+    "answer-format",
+    "hedging",
+    "arithmetic",
+    "answer-check+learned",
+]
 
 
 class _Options(BaseModel):
@@ -129,10 +139,28 @@ class ValidatedOptions(_Options):
     threshold: float = Field(default=0.7, ge=0, le=1)
 
 
+RouterChoice = Literal["learned", "complexity", "length", "none"]
+
+
 class CheapestOptions(_Options):
-    """``cheapest``: the usable member with the lowest estimated cost (a placeholder until routing lands)."""
+    """``cheapest``: the cheapest member that can do the task. ``router`` judges what the task needs
+    (default: the ``routing:`` config's, the learned router); ``none`` ignores the task and takes the
+    lowest estimated cost. ``strong_share`` or ``threshold`` set how often the strong tier is needed."""
 
     members: tuple[str, ...] = ()
+    router: RouterChoice | None = None
+    strong_share: float | None = Field(default=None, ge=0, le=1)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+
+
+class RouteOptions(_Options):
+    """``route``: ``tiers`` (weak first); a router sends each request to the tier it needs, the cheapest
+    member first for weak prompts and the last tier for the ``strong_share`` that need it."""
+
+    tiers: tuple[str, ...] = Field(min_length=1)
+    router: Literal["learned", "complexity", "length"] | None = None
+    strong_share: float | None = Field(default=None, ge=0, le=1)
+    threshold: float | None = Field(default=None, ge=0, le=1)
 
 
 OPTIONS: dict[str, type[_Options]] = {
@@ -146,6 +174,7 @@ OPTIONS: dict[str, type[_Options]] = {
     "cross-validate": CrossValidateOptions,
     "validated": ValidatedOptions,
     "cheapest": CheapestOptions,
+    "route": RouteOptions,
 }
 
 # Which field receives a plain list of member names (the CLI's --chain, an inline ``fallback:a,b``).
@@ -157,4 +186,5 @@ MEMBER_FIELD = {
     "hedge": "members",
     "cross-validate": "members",
     "cheapest": "members",
+    "route": "tiers",
 }

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_orchestrator.config.registry import ModelInfo, ModelRegistry
+from model_orchestrator.config.routers import RouterFactory
 from model_orchestrator.config.schema import OrchestratorConfig, StrategyConfig
 from model_orchestrator.config.strategy_builder import StrategyBuilder, inline_options, parse_options
 from model_orchestrator.config.strategy_options import MEMBER_FIELD, OPTIONS
@@ -42,7 +43,10 @@ class NameResolver:
         self._configs = {s.name: s for s in config.strategies}
         self._built: dict[str, ChatModel] = {}
         self._building: list[str] = []
-        self._builder = StrategyBuilder(self.member, clock=clock, bus=bus, rng=rng or random.Random())
+        self.routers = RouterFactory(config.routing)
+        self._builder = StrategyBuilder(
+            self.member, clock=clock, bus=bus, rng=rng or random.Random(), routers=self.routers
+        )
         self._options: dict[str, Any] = {}
         for name, strategy in self._configs.items():
             if name in models.names():

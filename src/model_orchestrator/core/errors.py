@@ -171,6 +171,12 @@ class BudgetExceededError(OrchestratorError):
     default_status = 402
 
 
+class QuotaExceededError(BudgetExceededError):
+    """A provider's configured daily call quota is used up (``quotas.hard_stop``); nothing was sent."""
+
+    default_status = 429
+
+
 class AllModelsFailedError(OrchestratorError):
     """Every model tried failed; ``errors`` holds each attempt's error in order."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from model_orchestrator.core.explanation import Explanation
+from model_orchestrator.core.messages import Message
 from model_orchestrator.core.usage import Usage
 
 _log = logging.getLogger(__name__)
@@ -171,6 +172,36 @@ class HealthChecked(DeploymentEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingDecided(Event):
+    """A router chose a model for a request (``strategy``: the strategy routing, or ``route`` for a
+    decision-only call). ``strong_score``/``threshold`` are None for routers that score tiers instead."""
+
+    strategy: str
+    router: str
+    chosen: str | None
+    tier: int
+    reason: str
+    strong_score: float | None = None
+    threshold: float | None = None
+    candidates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetWarning(Event):
+    """A budget or call quota passed its warning threshold (``fraction`` of ``limit`` used or held).
+
+    ``unit`` is ``usd`` or ``calls``; ``period_key`` is the UTC day (``2026-11-22``) or month (``2026-11``).
+    """
+
+    budget: str
+    unit: str
+    period_key: str
+    used: float
+    limit: float
+    fraction: float
+
+
+@dataclass(frozen=True, slots=True)
 class RequestStarted(Event):
     """The façade began serving a request (the root of its attempts)."""
 
@@ -180,6 +211,8 @@ class RequestStarted(Event):
     tags: tuple[str, ...] = ()
     api_key_id: str | None = None
     max_cost: float | None = None
+    # The prompt, only when the config opts in to recording content (``telemetry.record_content``).
+    messages: tuple[Message, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,3 +233,5 @@ class RequestFinished(Event):
     explanation: Explanation | None = None
     category: str | None = None
     api_key_id: str | None = None
+    # The answer, only when the config opts in to recording content (``telemetry.record_content``).
+    response_text: str | None = None

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+from model_orchestrator.core.budget import charge_meter
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import OrchestratorError
 from model_orchestrator.core.events import AttemptFailed, AttemptStarted, AttemptSucceeded, EventBus
@@ -168,6 +169,7 @@ class ObservedModel:
 
 
 def _charge(model: str, cost: float | None) -> None:
+    charge_meter(cost)
     scope = current_scope()
     if scope is not None:
         scope.record_cost(model, cost)

@@ -11,7 +11,8 @@ _PER_MILLION = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens. Cached input and reasoning fall back to the input/output rates when unset.
+    """USD per million tokens. Cached input, cache writes and reasoning fall back to the input/output
+    rates when unset.
 
     ``tiers`` holds long-context rates: ``(start, price)`` pairs, ascending; when a call's input tokens
     exceed ``start`` the whole call is charged at that tier's price (how vendors price long context).
@@ -22,6 +23,7 @@ class Price:
     cached_input: float | None = None
     reasoning: float | None = None
     tiers: tuple[tuple[int, Price], ...] = ()
+    cache_write: float | None = None
 
     @property
     def is_free(self) -> bool:
@@ -43,12 +45,15 @@ class Price:
             if tier is not self:
                 return tier.cost_of(usage)
         cached = min(usage.cached_input_tokens, usage.input_tokens)
+        written = min(usage.cache_write_tokens, usage.input_tokens - cached)
         reasoning = min(usage.reasoning_tokens, usage.output_tokens)
         cached_rate = self.input if self.cached_input is None else self.cached_input
+        write_rate = self.input if self.cache_write is None else self.cache_write
         reasoning_rate = self.output if self.reasoning is None else self.reasoning
         total = (
-            (usage.input_tokens - cached) * self.input
+            (usage.input_tokens - cached - written) * self.input
             + cached * cached_rate
+            + written * write_rate
             + (usage.output_tokens - reasoning) * self.output
             + reasoning * reasoning_rate
         )

@@ -11,7 +11,9 @@ class Usage:
 
     ``estimated`` is True when the provider reported nothing and the numbers are our guess;
     cached and reasoning tokens are kept apart because they are priced at their own rates.
-    ``cached_input_tokens`` is part of ``input_tokens``; ``reasoning_tokens`` is part of ``output_tokens``.
+    ``cached_input_tokens`` (cache reads) and ``cache_write_tokens`` (prompt tokens written to a cache,
+    billed at a premium by some vendors) are part of ``input_tokens``; ``reasoning_tokens`` is part of
+    ``output_tokens``.
     """
 
     input_tokens: int = 0
@@ -19,6 +21,7 @@ class Usage:
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
     estimated: bool = False
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -32,4 +35,5 @@ class Usage:
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             estimated=self.estimated or other.estimated,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )

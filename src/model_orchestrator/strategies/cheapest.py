@@ -1,8 +1,9 @@
 """``CheapestModel``: answer with the member whose estimated cost is lowest (seed 004's ``cheapest``).
 
-A deliberately simple placeholder: it looks at price and context fit only, not at whether the cheap model
-can do the task; complexity-aware routing replaces it when the routing work lands, and the explanation
-says so. If the chosen member fails, the next cheapest is tried.
+Price only: it looks at price and context fit, not at whether the cheap model can do the task. It is what
+``cheapest`` does with ``router: none`` (or when no learned router can be loaded); with a router,
+``strategies.route.RouteModel`` picks the cheapest member of the tier the prompt needs. If the chosen
+member fails, the next cheapest is tried.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from model_orchestrator.strategies.member import (
     strategy_completion,
 )
 
-PLACEHOLDER_NOTE = "placeholder choice: lowest estimated cost among members that fit; not complexity-aware"
+PRICE_ONLY_NOTE = "lowest estimated cost among members that fit; no router judged the task"
 
 
 def by_estimated_cost(members: Sequence[Member], request: ChatRequest) -> list[Member]:
@@ -69,7 +70,7 @@ class CheapestModel:
                 steps.append(step_failed(member, exc))
                 continue
             steps.append(step_ok(member, completion, reason=_estimate_text(member, request)))
-            explanation = Explanation("cheapest", tuple(steps), chosen=member.name, reason=PLACEHOLDER_NOTE)
+            explanation = Explanation("cheapest", tuple(steps), chosen=member.name, reason=PRICE_ONLY_NOTE)
             return strategy_completion(completion, member, [completion], explanation)
         raise AllModelsFailedError(
             f"{self._name}: no member answered ({len(steps)} tried or skipped)", errors

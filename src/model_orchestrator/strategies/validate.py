@@ -24,6 +24,7 @@ from model_orchestrator.strategies._prompts import auxiliary_request, fenced_blo
 from model_orchestrator.strategies.member import Member, one_delta, step_failed, step_ok, strategy_completion
 
 MAX_ISSUES = 3
+BUILTIN_VALIDATORS = ("python", "json")
 _PYTHON_FENCES = ("", "python", "py", "python3")
 UNREADABLE_JUDGE = "judge answer unreadable"
 # A verdict without a stated confidence is treated as a coin flip, so it escalates under any sane threshold.
@@ -120,6 +121,15 @@ def python_syntax_validator(*, name: str = "python_syntax") -> Validator:
         return tuple(issues)
 
     return Validator(name, check)
+
+
+def builtin_validator(name: str) -> Validator:
+    """A validator by the name config and the façade use: ``python`` (syntax) or ``json`` (any JSON value)."""
+    if name == "python":
+        return python_syntax_validator()
+    if name == "json":
+        return json_schema_validator({})
+    raise ConfigError(f"unknown validator {name!r}; expected one of: {', '.join(BUILTIN_VALIDATORS)}")
 
 
 def _syntax_issues(code: str, *, where: str) -> tuple[str, ...]:

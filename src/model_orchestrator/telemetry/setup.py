@@ -86,6 +86,17 @@ def configure_tracing(settings: TracingSettings, env: Mapping[str, str]) -> Trac
     return tracing_sink(exporter, settings)
 
 
+def _version() -> str:
+    # The distribution's metadata, not ``model_orchestrator.__version__``: telemetry must not import the
+    # package root (it would pull the façade above it into this layer).
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("model-orchestrator")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def tracing_sink(exporter: SpanExporter, settings: TracingSettings, *, batch: bool = True) -> TracingSink:
     """A sink over a private ``TracerProvider`` (the global one is left alone) exporting to ``exporter``.
 
@@ -95,16 +106,15 @@ def tracing_sink(exporter: SpanExporter, settings: TracingSettings, *, batch: bo
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    from model_orchestrator import __version__
     from model_orchestrator.telemetry.conventions import PROJECT_NAME
     from model_orchestrator.telemetry.tracing import TracingSink
 
-    attributes: dict[str, str] = {"service.name": settings.service_name, "service.version": __version__}
+    attributes: dict[str, str] = {"service.name": settings.service_name, "service.version": _version()}
     if settings.project_name:
         attributes[PROJECT_NAME] = settings.project_name
     provider = TracerProvider(resource=Resource.create(attributes))
     provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("model_orchestrator", __version__)
+    tracer = provider.get_tracer("model_orchestrator", _version())
     return TracingSink(tracer, provider=provider, record_content=settings.record_content)
 
 

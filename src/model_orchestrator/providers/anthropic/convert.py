@@ -140,8 +140,9 @@ def usage_of(usage: Mapping[str, Any]) -> Usage:
     """Core usage from Anthropic's ``usage`` object.
 
     Anthropic's ``input_tokens`` excludes cache reads and cache writes, while core counts every prompt
-    token as input (cached reads included). Cache writes are billed as input too (at a premium), so they
-    are added to input rather than dropped: https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching
+    token as input (cached reads included). Cache writes are billed as input too (at a premium, 1.25x for
+    the 5-minute cache), so they are added to input and also counted in ``cache_write_tokens`` to be priced
+    at their own rate: https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching
     """
     cache_read = _int(usage.get("cache_read_input_tokens"))
     cache_write = _int(usage.get("cache_creation_input_tokens"))
@@ -149,6 +150,7 @@ def usage_of(usage: Mapping[str, Any]) -> Usage:
         input_tokens=_int(usage.get("input_tokens")) + cache_read + cache_write,
         output_tokens=_int(usage.get("output_tokens")),
         cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
 
 

@@ -58,6 +58,7 @@ def _claude_result(doc: dict[str, object]) -> ParsedOutput | None:
             input_tokens=_int(usage.get("input_tokens")) + cache_read + cache_write,
             output_tokens=_int(usage.get("output_tokens")),
             cached_input_tokens=cache_read,
+            cache_write_tokens=cache_write,
         )
     cost = doc.get("total_cost_usd")
     return ParsedOutput(

@@ -1,0 +1,155 @@
+"""Rich tables for ``orchestrator costs report`` and ``costs stats``; budget warnings on stderr.
+
+An unknown price is shown as such (``+ ?`` after the known spend, and a note with the count), never as 0.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from model_orchestrator.core.events import BudgetWarning, Event
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from model_orchestrator.ledger.query import CostReport, CostStats, Totals
+
+_PIPE_WIDTH = 140
+
+
+class BudgetWarningPrinter:
+    """An event sink that prints each ``BudgetWarning`` as one line on stderr (``orchestrator run``)."""
+
+    def handle(self, event: Event) -> None:
+        if not isinstance(event, BudgetWarning):
+            return
+        kind = "budget" if event.unit == "usd" else "call quota"
+        used = (
+            f"${event.used:.4f} of ${event.limit:g}"
+            if event.unit == "usd"
+            else f"{event.used:g} of {event.limit:g} calls"
+        )
+        click.echo(
+            f"warning: {kind} {event.budget!r} for {event.period_key} at {event.fraction:.0%} ({used})",
+            err=True,
+        )
+
+
+def _usd(totals: Totals) -> str:
+    text = f"${totals.cost:.6f}"
+    return f"{text} + ?" if totals.unpriced else text
+
+
+def _note_unpriced(totals: Totals) -> str | None:
+    if not totals.unpriced:
+        return None
+    return (
+        f"{totals.unpriced} attempt(s) used a model whose price is unknown: their cost is not in the totals "
+        "(give the model a price: in config)."
+    )
+
+
+def show_report(report: CostReport) -> None:
+    """Print ``report`` as a table, one row per period and group, then the total."""
+    from rich import box
+    from rich.table import Table
+
+    query = report.query
+    title = f"spend {query.period} by {query.by}" + (
+        f" (category {query.category})" if query.category else ""
+    )
+    table = Table(title=title, header_style="bold", show_footer=True, box=box.SIMPLE_HEAD, pad_edge=False)
+    total = report.total
+    table.add_column("period", footer="total", no_wrap=True)
+    longest = max((len(row.group) for row in report.rows), default=len(query.by))
+    table.add_column(query.by, overflow="fold", min_width=min(longest, 20))
+    for name, footer in (
+        ("attempts", total.attempts),
+        ("failed", total.failed),
+        ("cancelled", total.cancelled),
+        ("in tokens", total.input_tokens),
+        ("out tokens", total.output_tokens),
+        ("cost", _usd(total)),
+    ):
+        table.add_column(name, justify="right", footer=str(footer), min_width=10 if name == "cost" else None)
+    for row in report.rows:
+        t = row.totals
+        cells = (t.attempts, t.failed, t.cancelled, t.input_tokens, t.output_tokens)
+        table.add_row(row.period, row.group, *(str(c) for c in cells), _usd(t))
+    console = _console()
+    console.print(table)
+    note = _note_unpriced(total)
+    if note:
+        console.print(note)
+    if not report.rows:
+        console.print("no attempts recorded in this window")
+
+
+def show_stats(stats: CostStats) -> None:
+    """Print the summary, then budget and quota use when any are configured."""
+    from rich.table import Table
+
+    t = stats.totals
+    summary = Table(title="cost ledger", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    rows = [
+        ("requests (ok / failed)", f"{t.requests} ({stats.requests_ok} / {stats.requests_failed})"),
+        ("attempts (failed / cancelled)", f"{t.attempts} ({t.failed} / {t.cancelled})"),
+        ("tokens in / out", f"{t.input_tokens} / {t.output_tokens}"),
+        (
+            "cached in / reasoning / cache writes",
+            f"{t.cached_input_tokens} / {t.reasoning_tokens} / {t.cache_write_tokens}",
+        ),
+        ("spend", _usd(t)),
+        ("spend per request", "-" if stats.cost_per_request is None else f"${stats.cost_per_request:.6f}"),
+        ("latency avg / p95", _latency(stats)),
+        ("usage estimated (not reported)", str(t.estimated)),
+        ("top models", ", ".join(f"{m} ${c:.4f}" for m, c in stats.top_models) or "-"),
+        ("ledger", f"{stats.ledger.get('url')} (schema v{stats.ledger.get('schema_version')})"),
+    ]
+    for what, value in rows:
+        summary.add_row(what, value)
+    console = _console()
+    console.print(summary)
+    if stats.limits:
+        limits = Table(title="budgets and quotas (current UTC period)", header_style="bold")
+        for column in ("limit", "period", "used", "in flight", "of", "%"):
+            limits.add_column(column, justify="left" if column in ("limit", "period") else "right")
+        for use in stats.limits:
+            share = (use.used + use.reserved) / use.limit * 100 if use.limit else 100.0
+            kind = "" if use.hard else " (warn only)"
+            limits.add_row(
+                use.name + kind,
+                use.period_key,
+                _amount(use.unit, use.used),
+                _amount(use.unit, use.reserved),
+                _amount(use.unit, use.limit),
+                f"{share:.0f}%",
+            )
+        console.print(limits)
+    note = _note_unpriced(t)
+    if note:
+        console.print(note)
+
+
+def _amount(unit: str, value: float) -> str:
+    return f"${value:.4f}" if unit == "usd" else f"{value:g}"
+
+
+def _console() -> Console:
+    """A console; when output is not a terminal, wide enough that no column is cut (80 is too few)."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console.width = _PIPE_WIDTH
+    return console
+
+
+def _latency(stats: CostStats) -> str:
+    if stats.latency_avg is None:
+        return "-"
+    return f"{stats.latency_avg:.2f}s / {stats.latency_p95 or 0.0:.2f}s"

@@ -1,0 +1,108 @@
+"""The ledger from config (part of the composition root): settings, budget rules, budget guards.
+
+Owns choosing the database (``ledger.url``, the variable named by ``ledger.url_env``, else the default
+SQLite file), turning ``budgets:`` and ``quotas:`` into ``BudgetRules``, and wrapping each deployment in a
+``BudgetGuardModel`` when a budget or quota applies to it. Building a ``Ledger`` does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig, PeriodBudgetConfig
+from model_orchestrator.core.budget import BudgetKeeper
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import ConfigError, MissingCredentialsError
+from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.ledger.guard import BudgetGuardModel
+from model_orchestrator.ledger.ledger import Ledger
+from model_orchestrator.ledger.limits import BudgetRules, PeriodLimits
+from model_orchestrator.ledger.settings import LedgerSettings, async_url, default_path, sqlite_url
+
+
+def budget_rules(config: OrchestratorConfig) -> BudgetRules:
+    """Every budget and quota in ``config`` (empty rules when there are none)."""
+    budgets, quotas = config.budgets, config.quotas
+    rules = BudgetRules()
+    if budgets is not None:
+        rules = BudgetRules(
+            overall=PeriodLimits(budgets.daily_usd, budgets.monthly_usd),
+            categories={name: _period(b) for name, b in budgets.categories.items()},
+            api_keys={name: _period(b) for name, b in budgets.api_keys.items()},
+            warn_at=budgets.warn_at,
+        )
+    if quotas is not None:
+        rules = BudgetRules(
+            overall=rules.overall,
+            categories=rules.categories,
+            api_keys=rules.api_keys,
+            warn_at=rules.warn_at,
+            calls_per_day=dict(quotas.calls_per_day),
+            quota_warn_at=quotas.warn_at,
+            hard_stop=quotas.hard_stop,
+        )
+    return rules
+
+
+def _period(config: PeriodBudgetConfig) -> PeriodLimits:
+    return PeriodLimits(config.daily_usd, config.monthly_usd)
+
+
+def ledger_url(config: OrchestratorConfig, env: Mapping[str, str]) -> str:
+    """The ledger database URL from config, its ``url_env`` variable, or the default SQLite file."""
+    block = config.ledger
+    if block.url_env is not None:
+        url = env.get(block.url_env)
+        if not url:
+            raise MissingCredentialsError(
+                f"ledger.url_env names {block.url_env}, which is not set; set it to the database URL"
+            )
+    else:
+        url = block.url or sqlite_url(default_path(env))
+    try:
+        async_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"ledger.url: {exc}") from None
+    return url
+
+
+def build_ledger(config: OrchestratorConfig, env: Mapping[str, str], clock: Clock) -> Ledger | None:
+    """The ledger (unopened), or None when ``ledger.enabled`` is false (refused if budgets need it)."""
+    rules = budget_rules(config)
+    if not config.ledger.enabled:
+        if rules.active:
+            raise ConfigError("budgets and quotas are kept in the ledger: set ledger.enabled: true")
+        return None
+    options = config.ledger.model_dump(exclude_none=True, exclude={"enabled", "url", "url_env"})
+    try:
+        settings = LedgerSettings(url=ledger_url(config, env), **options)
+    except ValueError as exc:
+        raise ConfigError(f"ledger: {exc}") from None
+    return Ledger(settings, rules=rules, clock=clock)
+
+
+class BudgetGuards:
+    """Wraps deployments whose calls count against a budget or quota in a ``BudgetGuardModel``."""
+
+    def __init__(self, keeper: BudgetKeeper, rules: BudgetRules, *, bus: EventBus, clock: Clock) -> None:
+        self._keeper = keeper
+        self._rules = rules
+        self._bus = bus
+        self._clock = clock
+
+    def wrap(self, model: ChatModel, cfg: ModelConfig, profile: ModelProfile, deployment: str) -> ChatModel:
+        """``model`` guarded, or unchanged when no budget or quota applies to its provider."""
+        if not self._rules.guards(cfg.provider):
+            return model
+        return BudgetGuardModel(
+            model,
+            keeper=self._keeper,
+            rules=self._rules,
+            profile=profile,
+            provider=cfg.provider,
+            deployment=deployment,
+            bus=self._bus,
+            clock=self._clock,
+        )

@@ -1,0 +1,256 @@
+"""The gateway application: routes over the façade, wrapped in the middlewares. A thin app.
+
+Owns the routes (``/v1/chat/completions``, ``/v1/models``, health, metrics, ``/openapi.json``, key admin)
+and turning a parsed body into one façade call. Everything cross-cutting (request ids, error rendering,
+auth, rate limits) is in ``middleware``; wire conversion in ``convert``; SSE in ``streaming``. The app
+talks to the ``Orchestrator`` and, for key admin, to the key store the façade opened; nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from model_orchestrator.core.clock import Clock, SystemClock
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.gateway.auth import Authenticator, require_model
+from model_orchestrator.gateway.convert import ChatRequestBody, completion_body, to_chat_request
+from model_orchestrator.gateway.errors import GatewayError
+from model_orchestrator.gateway.http_metrics import HttpMetrics
+from model_orchestrator.gateway.key_budgets import KeyBudgets
+from model_orchestrator.gateway.keys_admin import KeyStore, add_key_routes
+from model_orchestrator.gateway.middleware import (
+    PRINCIPAL_KEY,
+    REQUEST_ID,
+    REQUEST_ID_KEY,
+    auth_middleware,
+    context_middleware,
+)
+from model_orchestrator.gateway.openapi import openapi_document
+from model_orchestrator.gateway.settings import GatewaySettings
+from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan, serve_stream
+
+if TYPE_CHECKING:
+    from model_orchestrator.core.result import OrchestrationResult
+    from model_orchestrator.orchestrator import Orchestrator
+
+HEADER = "x-orchestrator-"
+
+
+class _Validated(Protocol):
+    def errors(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Routes:
+    orch: Orchestrator
+    settings: GatewaySettings
+    finished: FinishedRequests
+    document: dict[str, object]
+    budgets: KeyBudgets | None
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        principal = request[PRINCIPAL_KEY]
+        require_model(principal, body.model)
+        request_id = request[REQUEST_ID_KEY]
+        chat = to_chat_request(
+            body,
+            request_id=request_id,
+            api_key_id=principal.key_id,
+            max_tokens_ceiling=self.settings.limits.max_tokens,
+        )
+        budgets = self.budgets
+        reservation = await budgets.reserve(principal, body.model, chat) if budgets else None
+        self.finished.watch(request_id)
+        try:
+            if body.stream:
+                return await self._stream(request, body, chat)
+            return await self._complete(body, chat)
+        finally:
+            event = self.finished.pop(request_id)
+            if budgets is not None:
+                await budgets.settle(reservation, event.cost if event is not None else 0.0)
+
+    async def _complete(self, body: ChatRequestBody, chat: ChatRequest) -> web.Response:
+        timeout = self.settings.limits.request_timeout
+        result = await self.orch.complete(chat, model=body.model, timeout=timeout)
+        return web.json_response(
+            completion_body(result, completion_id=f"chatcmpl-{chat.request_id}"),
+            headers=_metadata_headers(result),
+            dumps=_dumps,
+        )
+
+    async def _stream(
+        self, request: web.Request, body: ChatRequestBody, chat: ChatRequest
+    ) -> web.StreamResponse:
+        request_id = chat.request_id or ""
+        plan = StreamPlan(
+            request_id=request_id,
+            requested=body.model,
+            include_usage=bool(body.stream_options and body.stream_options.include_usage),
+            headers={REQUEST_ID: request_id, f"{HEADER}requested": _header_safe(body.model)},
+        )
+        deltas = self.orch.stream(chat, model=body.model, timeout=self.settings.limits.request_timeout)
+        return await serve_stream(request, deltas, plan, self.finished)
+
+    async def _body(self, request: web.Request) -> ChatRequestBody:
+        limits = self.settings.limits
+        if request.content_length is not None and request.content_length > limits.max_body_bytes:
+            raise GatewayError(
+                413,
+                f"The request body is larger than this gateway's limit of {limits.max_body_bytes} bytes.",
+                code="request_too_large",
+            )
+        raw = await request.read()
+        try:
+            body = ChatRequestBody.model_validate_json(raw, strict=True)
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+        if len(body.messages) > limits.max_messages:
+            raise GatewayError(
+                400,
+                f"{len(body.messages)} messages is above this gateway's limit of {limits.max_messages}.",
+                param="messages",
+                code="too_many_messages",
+            )
+        return body
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL_KEY]
+        cards = [c for c in self.cards() if principal.may_use(str(c["id"]))]
+        return web.json_response({"object": "list", "data": cards}, dumps=_dumps)
+
+    async def get_model(self, request: web.Request) -> web.Response:
+        name = request.match_info["model"]
+        principal = request[PRINCIPAL_KEY]
+        card = next((c for c in self.cards() if c["id"] == name), None)
+        if card is None or not principal.may_use(name):
+            raise GatewayError(
+                404, f"The model {name!r} does not exist.", code="model_not_found", param="model"
+            )
+        return web.json_response(card, dumps=_dumps)
+
+    def cards(self) -> list[dict[str, object]]:
+        return [
+            {
+                "id": info.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": info.provider,
+                "orchestrator": {
+                    "kind": "strategy" if info.provider == "strategy" else "model",
+                    "model": info.model_id,
+                    "tier": info.tier,
+                    "context_window": info.context_window,
+                    "price": info.to_dict()["price"],
+                },
+            }
+            for info in self.orch.models()
+            if info.usable and info.source != "reference"
+        ]
+
+    async def health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def health_providers(self, request: web.Request) -> web.Response:
+        probe = _flag(request.query.get("probe"), "probe")
+        states = await self.orch.health(probe=probe)
+        return web.json_response(
+            {
+                "healthy": all(s.available for s in states),
+                "deployments": [s.to_dict() for s in states],
+            },
+            dumps=_dumps,
+        )
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        text = self.orch.metrics_text()
+        return web.Response(
+            body=text.encode(), headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"}
+        )
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.document, dumps=_dumps)
+
+
+def build_app(
+    orch: Orchestrator,
+    settings: GatewaySettings,
+    *,
+    keys: KeyStore | None = None,
+    budgets: KeyBudgets | None = None,
+    clock: Clock | None = None,
+) -> web.Application:
+    """The aiohttp application serving ``orch``. ``keys``: the virtual-key store (None: the master key
+    only); ``budgets``: where keys' budgets are kept (None: keys' budgets are not enforced)."""
+    clock = clock or SystemClock()
+    authenticator = None
+    if settings.auth:
+        authenticator = Authenticator(
+            master_key=settings.master_key, keys=keys, clock=clock, cache_seconds=settings.key_cache_seconds
+        )
+    metrics = HttpMetrics(orch.metrics_sink().registry)
+    app = web.Application(
+        middlewares=[context_middleware(metrics), auth_middleware(authenticator)],
+        client_max_size=settings.limits.max_body_bytes,
+    )
+    finished = FinishedRequests()
+    unsubscribe = orch.events.subscribe(finished)
+    routes = _Routes(orch, settings, finished, {}, budgets)
+    configured = [i.name for i in orch.models() if i.usable and i.source == "config"]
+    routes.document.update(openapi_document(settings, configured))
+    app.router.add_post("/v1/chat/completions", routes.chat_completions)
+    app.router.add_get("/v1/models", routes.list_models)
+    app.router.add_get("/v1/models/{model}", routes.get_model)
+    app.router.add_get("/health", routes.health)
+    app.router.add_get("/health/providers", routes.health_providers)
+    app.router.add_get("/metrics", routes.metrics)
+    app.router.add_get("/openapi.json", routes.openapi)
+    if keys is not None:
+        add_key_routes(app, keys, authenticator, clock)
+
+    async def on_cleanup(_app: web.Application) -> None:
+        unsubscribe()
+
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+def _metadata_headers(result: OrchestrationResult) -> dict[str, str]:
+    cost = "unknown" if result.cost is None else f"{result.cost:.10f}".rstrip("0").rstrip(".") or "0"
+    return {
+        f"{HEADER}model-used": _header_safe(result.model_used),
+        f"{HEADER}strategy": _header_safe(result.strategy),
+        f"{HEADER}cost": cost,
+        f"{HEADER}requested": _header_safe(str(result.metadata.get("requested", ""))),
+    }
+
+
+def _header_safe(value: str) -> str:
+    """Printable ASCII only: a header never carries a line break or a character HTTP cannot encode."""
+    return "".join(c if " " <= c <= "~" else "?" for c in value)
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value == "false":
+        return False
+    if value == "true":
+        return True
+    raise GatewayError(400, f"{name} must be true or false", param=name)
+
+
+def _invalid(exc: _Validated) -> GatewayError:
+    first = exc.errors()[0]
+    location = [str(p) for p in first.get("loc", ())]
+    param = ".".join(location) or None
+    where = f" at {param}" if param else ""
+    return GatewayError(400, f"Invalid request body{where}: {first.get('msg', 'invalid')}", param=param)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,168 @@
+"""Who is calling and what they may do: bearer keys, allowed models, requests per minute.
+
+Owns ``Principal`` (the master key or one virtual key) and ``Authenticator``: it checks the master key in
+constant time, asks the key store to verify virtual keys (the store holds only salted hashes), caches a
+verified key for ``cache_seconds``, and counts each key's requests in a sliding one-minute window
+(``resilience.sliding_window`` over a ``MemoryStateStore``). Statuses: 401 no, unknown, expired or revoked
+key; 403 a model the key may not use, or an admin route without the master key; 429 over the key's rpm
+(with ``retry-after``). Budgets are the ledger's (the façade checks them with the request's key id).
+Never logs or returns a presented key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.gateway.errors import GatewayError
+from model_orchestrator.resilience import sliding_window
+from model_orchestrator.resilience.state_store import MemoryStateStore
+
+if TYPE_CHECKING:
+    from model_orchestrator.ledger.keys import VirtualKey
+
+
+class KeyVerifier(Protocol):
+    """What the gateway needs of the virtual-key store."""
+
+    async def verify(self, presented: str) -> VirtualKey | None:
+        """The key whose secret is ``presented`` (revoked and expired ones included), or None."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller. ``key_id`` is None for the master key and when auth is off; ``models`` empty: any."""
+
+    key_id: str | None
+    master: bool
+    models: frozenset[str] = frozenset()
+    rpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: str = "month"
+
+    def may_use(self, model: str) -> bool:
+        """Whether this caller may ask for ``model``: listed by name, or an inline strategy
+        (``fallback:a,b``) whose members are all listed."""
+        if self.master or not self.models or model in self.models:
+            return True
+        kind, sep, members = model.partition(":")
+        names = [m for m in members.split(",") if m]
+        return bool(sep and kind and names) and all(m in self.models for m in names)
+
+
+OPEN = Principal(key_id=None, master=True)
+
+
+class Authenticator:
+    """Checks bearer keys against the master key and the virtual-key store."""
+
+    def __init__(
+        self,
+        *,
+        master_key: str | None,
+        keys: KeyVerifier | None,
+        clock: Clock,
+        cache_seconds: float = 5.0,
+    ) -> None:
+        self._master = master_key.encode() if master_key else None
+        self._keys = keys
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._cache: dict[bytes, tuple[float, VirtualKey]] = {}
+        self._windows = MemoryStateStore()
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The caller named by an ``Authorization: Bearer <key>`` header (401 when none is valid)."""
+        presented = _bearer(authorization)
+        if self._master is not None and hmac.compare_digest(presented.encode(), self._master):
+            return Principal(key_id=None, master=True)
+        key = await self._lookup(presented)
+        if key is None:
+            raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
+        now = self._clock.wall()
+        if key.revoked_at is not None:
+            raise GatewayError(401, f"API key {key.id} has been revoked.", code="api_key_revoked")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise GatewayError(401, f"API key {key.id} has expired.", code="api_key_expired")
+        return Principal(
+            key_id=key.id,
+            master=False,
+            models=frozenset(key.models),
+            rpm=key.rpm,
+            budget_usd=key.budget_usd,
+            budget_period=key.budget_period,
+        )
+
+    def forget(self, key_id: str) -> None:
+        """Drop ``key_id`` from the cache (after it was revoked here)."""
+        self._cache = {k: v for k, v in self._cache.items() if v[1].id != key_id}
+
+    async def take_request(self, principal: Principal) -> None:
+        """Count one request against the key's rpm; 429 with ``retry-after`` when the minute is full."""
+        if principal.rpm is None or principal.key_id is None:
+            return
+        now, limit = self._clock.monotonic(), principal.rpm
+
+        def change(
+            log: sliding_window.WindowLog | None,
+        ) -> tuple[sliding_window.WindowLog, float | None]:
+            current = log or sliding_window.WindowLog()
+            updated, slot = sliding_window.take(current, now, limit, 1)
+            wait = None if slot is not None else sliding_window.ready_at(current, now, limit, 1)
+            return updated, wait
+
+        ready = await self._windows.update(f"key-rpm:{principal.key_id}", change)
+        if ready is not None:
+            raise GatewayError(
+                429,
+                f"Rate limit reached for API key {principal.key_id}: {limit} requests per minute.",
+                "requests",
+                "rate_limit_exceeded",
+                headers={"retry-after": str(max(1, int(ready - now + 0.999)))},
+            )
+
+    async def _lookup(self, presented: str) -> VirtualKey | None:
+        if self._keys is None:
+            return None
+        digest = hashlib.sha256(presented.encode()).digest()  # the cache never holds a usable secret
+        cached = self._cache.get(digest)
+        now = self._clock.monotonic()
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        key = await self._keys.verify(presented)
+        if key is not None:
+            self._cache[digest] = (now, key)
+        return key
+
+
+def _bearer(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise GatewayError(
+            401,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            code="missing_api_key",
+        )
+    return token.strip()
+
+
+def require_master(principal: Principal) -> None:
+    """403 unless the caller holds the master key (admin routes, metrics)."""
+    if not principal.master:
+        raise GatewayError(403, "This route needs the master key.", "permission_error", "admin_only")
+
+
+def require_model(principal: Principal, model: str) -> None:
+    """403 when the caller's key may not use ``model``."""
+    if not principal.may_use(model):
+        raise GatewayError(
+            403,
+            f"API key {principal.key_id} is not allowed to use model {model!r}.",
+            "permission_error",
+            "model_not_allowed",
+            "model",
+        )

@@ -1,0 +1,240 @@
+"""Chat Completions bodies to and from the façade's types. Owns the gateway's request schema (the shared
+wire DTOs plus the limits a server must enforce and the ``orchestrator`` extension) and the rendering of
+results, stream chunks and the ``orchestrator`` metadata field. Not HTTP (``app.py``), not streaming
+control flow (``streaming.py``).
+
+Only text content is supported: ``tools``, images and ``n`` > 1 are refused with a 400 rather than
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from model_orchestrator.core.explanation import Explanation
+from model_orchestrator.core.messages import Message
+from model_orchestrator.core.request import ChatRequest, ResponseFormat
+from model_orchestrator.core.response import FinishReason
+from model_orchestrator.core.result import OrchestrationResult
+from model_orchestrator.core.usage import Usage
+from model_orchestrator.gateway.errors import GatewayError
+from model_orchestrator.wire import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessage,
+    Choice,
+    ChunkChoice,
+    ChunkDelta,
+    CompletionUsage,
+    ContentPart,
+    PromptTokensDetails,
+    ResponseMessage,
+)
+
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_WIRE_FINISH = {FinishReason.LENGTH: "length", FinishReason.CONTENT_FILTER: "content_filter"}
+_UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "audio", "modalities")
+
+
+def whole_number(value: object) -> object:
+    """JSON Schema counts 2.0 as an integer; strict validation would not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Integers that also take 2.0; bounds come before the validator so the JSON schema shows minimum/maximum.
+_Whole = BeforeValidator(whole_number)
+WholeInt = Annotated[int, _Whole]
+PositiveInt = Annotated[int, Field(ge=1), _Whole]
+
+
+class TextContent(ContentPart):
+    """A text part of a message (the only kind supported)."""
+
+    type: Literal["text"]
+    text: str
+
+
+class MessageBody(ChatMessage):
+    """A request message; tool and function roles and non-text parts are not supported."""
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextContent] | None = None  # type: ignore[assignment]
+
+
+class RequestExtension(BaseModel):
+    """The ``orchestrator`` request field: what the Chat Completions format cannot say."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost: float | None = Field(default=None, ge=0, description="USD cap for the whole request")
+    category: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=50)
+
+
+class ChatRequestBody(ChatCompletionRequest):
+    """``POST /v1/chat/completions`` as the gateway accepts it (validated strictly: no numbers as strings,
+    no booleans as numbers)."""
+
+    model: str = Field(min_length=1)
+    messages: list[MessageBody] = Field(min_length=1)  # type: ignore[assignment]
+    max_tokens: PositiveInt | None = None
+    max_completion_tokens: PositiveInt | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: Annotated[int, Field(ge=1, le=1), _Whole] | None = Field(
+        default=None, description="only 1 is supported"
+    )
+    top_logprobs: Annotated[int, Field(ge=0, le=20), _Whole] | None = None
+    seed: WholeInt | None = None
+    orchestrator: RequestExtension | None = None
+
+
+def to_chat_request(
+    body: ChatRequestBody, *, request_id: str, api_key_id: str | None, max_tokens_ceiling: int
+) -> ChatRequest:
+    """The façade request for ``body`` (a 400 ``GatewayError`` for what cannot be honoured)."""
+    present = [name for name in _UNSUPPORTED if (body.model_extra or {}).get(name) is not None]
+    if present:
+        raise GatewayError(400, f"{present[0]} is not supported by this gateway", param=present[0])
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    if max_tokens is not None and max_tokens > max_tokens_ceiling:
+        raise GatewayError(
+            400,
+            f"max_tokens {max_tokens} is above this gateway's ceiling of {max_tokens_ceiling}",
+            param="max_tokens",
+        )
+    extension = body.orchestrator or RequestExtension()
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    json_mode = body.response_format is not None and body.response_format.type != "text"
+    return ChatRequest(
+        messages=tuple(_message(m) for m in body.messages),
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=stop,
+        response_format=ResponseFormat.JSON if json_mode else ResponseFormat.TEXT,
+        logprobs=bool(body.logprobs),
+        top_logprobs=body.top_logprobs,
+        category=extension.category,
+        tags=tuple(extension.tags or ()),
+        max_cost=extension.max_cost,
+        api_key_id=api_key_id,
+        request_id=request_id,
+    )
+
+
+def _message(message: MessageBody) -> Message:
+    content = message.content
+    if content is None or isinstance(content, str):
+        return Message.of(_ROLES[message.role], content or "")
+    return Message.of(_ROLES[message.role], "".join(part.text for part in content))
+
+
+def wire_finish(reason: FinishReason | str | None) -> str:
+    """Our finish reason as the wire's (``stop`` for reasons the wire has no word for)."""
+    return _WIRE_FINISH.get(FinishReason(reason), "stop") if reason else "stop"
+
+
+def wire_usage(usage: Usage | None) -> CompletionUsage | None:
+    """``usage`` of a response or the last stream chunk."""
+    if usage is None:
+        return None
+    details = (
+        PromptTokensDetails(cached_tokens=usage.cached_input_tokens) if usage.cached_input_tokens else None
+    )
+    return CompletionUsage(
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+        prompt_tokens_details=details,
+    )
+
+
+def completion_body(result: OrchestrationResult, *, completion_id: str) -> dict[str, object]:
+    """The whole response, plus the ``orchestrator`` metadata field."""
+    meta = result.metadata
+    usage = Usage(
+        result.input_tokens,
+        result.output_tokens,
+        cached_input_tokens=int(str(meta.get("cached_input_tokens") or 0)),
+    )
+    answer = ChatCompletion(
+        id=completion_id,
+        created=int(time.time()),
+        model=result.model_used,
+        choices=[
+            Choice(
+                message=ResponseMessage(content=result.response),
+                finish_reason=wire_finish(str(meta.get("finish_reason") or "stop")),
+            )
+        ],
+        usage=wire_usage(usage),
+    )
+    body = answer.model_dump(mode="json", exclude_none=True)
+    body["choices"][0]["logprobs"] = None
+    body["orchestrator"] = result_metadata(result)
+    return body
+
+
+def result_metadata(result: OrchestrationResult) -> dict[str, object]:
+    """The ``orchestrator`` field of a whole response: how the answer was reached."""
+    meta = result.metadata
+    return {
+        "request_id": meta.get("request_id"),
+        "model_used": result.model_used,
+        "strategy": result.strategy,
+        "cost": result.cost,
+        "latency": round(result.latency, 6),
+        "confidence": result.confidence,
+        "fallback_chain": list(result.fallback_chain),
+        "ensemble_models": list(result.ensemble_models),
+        "attempts": meta.get("attempts"),
+        "explanation": meta.get("explanation"),
+    }
+
+
+def chunk(
+    completion_id: str,
+    model: str,
+    created: int,
+    *,
+    delta: ChunkDelta | None = None,
+    finish: str | None = None,
+    usage: CompletionUsage | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> bytes:
+    """One ``data:`` event. No ``delta`` and no ``finish``: the usage-only chunk (``choices`` empty)."""
+    choices = (
+        []
+        if delta is None and finish is None
+        else [ChunkChoice(delta=delta or ChunkDelta(), finish_reason=finish)]
+    )
+    payload = ChatCompletionChunk(
+        id=completion_id, created=created, model=model, choices=choices, usage=usage
+    )
+    data = payload.model_dump_json(exclude_none=True)
+    if extra:
+        merged = json.loads(data)
+        merged.update(extra)
+        data = json.dumps(merged)
+    return b"data: " + data.encode() + b"\n\n"
+
+
+def leaf_model(explanation: Explanation | None, requested: str) -> str:
+    """The model whose answer a strategy returned (the requested name for a plain model)."""
+    chosen = requested
+    while explanation is not None and explanation.chosen is not None:
+        chosen = explanation.chosen
+        explanation = next(
+            (s.explanation for s in explanation.steps if s.model == chosen and s.explanation is not None),
+            None,
+        )
+    return chosen

@@ -1,0 +1,41 @@
+"""HTTP-level series of the gateway, added to the façade's metrics registry so ``/metrics`` shows both.
+
+Owns ``orchestrator_gateway_http_requests_total{route,method,status}`` and
+``orchestrator_gateway_http_request_duration_seconds{route}``: they count what never reaches the façade
+too (401/403/429 refusals, bad bodies). Requests, latency, tokens, cost, errors and breaker states per
+deployment come from the telemetry ``MetricsSink`` the façade keeps. Labels are bounded: route patterns,
+methods and status codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Seconds; the gateway's own work is sub-millisecond, a model call up to minutes.
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class HttpMetrics:
+    """Counts gateway responses by route, method and status, and their latency by route."""
+
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.responses = Counter(
+            "orchestrator_gateway_http_requests",
+            "Gateway HTTP responses",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "orchestrator_gateway_http_request_duration_seconds",
+            "Gateway HTTP latency until the response handler returned (whole stream for SSE)",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one response."""
+        self.responses.labels(route, method, str(status)).inc()
+        self.seconds.labels(route).observe(seconds)

@@ -1,0 +1,108 @@
+"""The gateway's cross-cutting wrappers around every route (aiohttp middlewares, outermost first).
+
+``context``: gives each request an id (``x-orchestrator-request-id`` on every response, errors included),
+renders every failure as the wire's error JSON with the right status and headers, and counts the request
+in the HTTP metrics. ``auth``: resolves the caller (``Principal``) from the bearer key, keeps admin routes
+for the master key and counts the key's request against its rpm. Routes see ``request[PRINCIPAL_KEY]`` and
+``request[REQUEST_ID_KEY]``; none of them handles errors or keys itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from model_orchestrator.gateway.auth import OPEN, Authenticator, Principal, require_master
+from model_orchestrator.gateway.errors import GatewayError, from_exception
+from model_orchestrator.gateway.http_metrics import HttpMetrics
+
+_log = logging.getLogger(__name__)
+
+REQUEST_ID = "x-orchestrator-request-id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+PUBLIC_PATHS = frozenset({"/health"})
+ADMIN_PREFIXES = ("/admin/", "/metrics")
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+def error_response(error: GatewayError) -> web.Response:
+    """The JSON error response for ``error``."""
+    return web.Response(
+        status=error.status,
+        body=json.dumps(error.body()).encode(),
+        content_type="application/json",
+        headers=error.headers,
+    )
+
+
+def context_middleware(metrics: HttpMetrics | None) -> Middleware:
+    """Request id, error rendering and HTTP metrics."""
+
+    @web.middleware
+    async def context(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = uuid.uuid4().hex
+        request[REQUEST_ID_KEY] = request_id
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = error_response(_http_error(exc))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a traceback
+            error = from_exception(exc)
+            if error.status == 500:
+                _log.exception("gateway request %s failed", request_id)
+            response = error_response(error)
+        if not response.prepared:
+            response.headers[REQUEST_ID] = request_id
+        if metrics is not None:
+            metrics.observe(
+                _route_of(request), request.method, response.status, time.perf_counter() - started
+            )
+        return response
+
+    return context
+
+
+def auth_middleware(authenticator: Authenticator | None) -> Middleware:
+    """Bearer keys (``authenticator`` None: auth is off, every caller is trusted)."""
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+            return await handler(request)
+        if authenticator is None:
+            request[PRINCIPAL_KEY] = OPEN
+            return await handler(request)
+        principal = await authenticator.authenticate(request.headers.get("authorization"))
+        if request.path.startswith(ADMIN_PREFIXES):
+            require_master(principal)
+        await authenticator.take_request(principal)
+        request[PRINCIPAL_KEY] = principal
+        return await handler(request)
+
+    return auth
+
+
+def _http_error(exc: web.HTTPException) -> GatewayError:
+    status = exc.status
+    if status == 413:
+        message = "The request body is too large for this gateway."
+    elif status == 404:
+        message = "Unknown route. See /openapi.json for the routes this gateway serves."
+    else:
+        message = exc.reason
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    headers = {"allow": exc.headers["allow"]} if "allow" in exc.headers else {}
+    return GatewayError(status, message, kind, _HTTP_CODES.get(status), headers=headers)
+
+
+def _route_of(request: web.Request) -> str:
+    """A bounded label: the route's pattern (``/v1/models/{model}``), never the raw path."""
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"

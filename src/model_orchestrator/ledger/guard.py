@@ -1,0 +1,141 @@
+"""``BudgetGuardModel``: reserve before a deployment is called, settle with what it really cost after.
+
+The composition root puts it outermost around each deployment, outside the retries
+(``BudgetGuardModel(RetryingModel(...))``), so one reservation covers a call and its retries and the
+settlement charges all of them. Before any upstream call it reserves the estimated cost
+(``ModelProfile.estimate_cost``: prompt estimate + reserved output at the model's price) on every
+budget that applies (global day/month, the request's category, its API key id) and one call on the
+provider's daily quota; a hard limit without room raises ``BudgetExceededError`` (``QuotaExceededError``)
+and nothing is sent. Whatever happens next (answer, error, cancellation, timeout), a ``finally``
+settles the reservation with the attempts' actual cost (``SpendMeter``) or releases it.
+Under a USD budget a model whose price is unknown is refused: nothing could keep the budget honest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from model_orchestrator.core.budget import BudgetKeeper, Reservation, SpendMeter, metering
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import BudgetExceededError
+from model_orchestrator.core.events import BudgetWarning, EventBus
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.ledger.limits import BudgetRules
+
+_log = logging.getLogger(__name__)
+
+
+class BudgetGuardModel:
+    """Wraps one deployment's resilience stack with budget and quota reservations."""
+
+    def __init__(
+        self,
+        inner: ChatModel,
+        *,
+        keeper: BudgetKeeper,
+        rules: BudgetRules,
+        profile: ModelProfile,
+        provider: str,
+        deployment: str,
+        bus: EventBus,
+        clock: Clock,
+    ) -> None:
+        self._inner = inner
+        self._keeper = keeper
+        self._rules = rules
+        self._profile = profile
+        self._provider = provider
+        self._deployment = deployment
+        self._bus = bus
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"BudgetGuardModel({self._inner!r})"
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        reservation = await self._reserve(request)
+        meter = SpendMeter()
+        try:
+            with metering(meter):
+                return await self._inner.complete(request)
+        finally:
+            await self._finish(reservation, meter)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        reservation = await self._reserve(request)
+        meter = SpendMeter()
+        deltas = self._inner.stream(request)
+        try:
+            while True:
+                # The meter is current only while the inner stream runs, never across our own yield.
+                with metering(meter):
+                    try:
+                        delta = await anext(deltas)
+                    except StopAsyncIteration:
+                        break
+                yield delta
+        finally:
+            close = getattr(deltas, "aclose", None)
+            if close is not None:
+                with metering(meter):
+                    await close()
+            await self._finish(reservation, meter)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def _reserve(self, request: ChatRequest) -> Reservation | None:
+        limits = self._rules.limits_for(request, self._provider)
+        if not limits:
+            return None
+        estimate = self._profile.estimate_cost(request)
+        if estimate is None and any(limit.unit == "usd" for limit in limits):
+            names = ", ".join(limit.describe() for limit in limits if limit.unit == "usd")
+            raise BudgetExceededError(
+                f"the price of {self._profile.name!r} is unknown, so it cannot be kept within the "
+                f"{names}; nothing was sent. Give the model a price: in config.",
+                deployment=self._deployment,
+            )
+        reservation = await self._keeper.reserve(limits, usd=estimate or 0.0, calls=1)
+        for status in reservation.warnings:
+            unit = "$" if status.limit.unit == "usd" else ""
+            used = status.spent + status.reserved
+            _log.warning(
+                "%s at %.0f%% for %s: %s%.6g of %s%.6g used or in flight",
+                status.limit.describe(),
+                status.fraction * 100,
+                status.period_key,
+                unit,
+                used,
+                unit,
+                status.limit.limit,
+            )
+            self._bus.emit(
+                BudgetWarning(
+                    request_id=request.request_id or "",
+                    timestamp=self._clock.wall(),
+                    budget=status.limit.name,
+                    unit=status.limit.unit,
+                    period_key=status.period_key,
+                    used=used,
+                    limit=status.limit.limit,
+                    fraction=status.fraction,
+                )
+            )
+        return reservation
+
+    async def _finish(self, reservation: Reservation | None, meter: SpendMeter) -> None:
+        if reservation is None:
+            return
+        if meter.calls:
+            await self._keeper.settle(reservation, usd=meter.usd, calls=meter.calls)
+        else:
+            await self._keeper.release(reservation)

@@ -1,0 +1,95 @@
+"""Where the ledger lives and how it writes: ``LedgerSettings``, the default SQLite path, URL handling.
+
+Owns turning a user's database URL into the async driver URL and redacting its password for logs and
+output. It does not open anything (``store`` does).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_FILE_NAME = "ledger.sqlite3"
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """How the ledger stores and batches.
+
+    ``flush_interval`` (seconds) and ``batch_size`` bound how long an event waits in memory: a crash loses
+    at most the events of the last ``flush_interval`` (plus the batch being written). ``max_queue`` bounds
+    memory: when the database cannot keep up, further events are dropped and counted, never blocking a
+    request. A reservation whose process died is forgotten after ``reservation_ttl`` seconds.
+    """
+
+    url: str
+    flush_interval: float = 1.0
+    batch_size: int = 200
+    max_queue: int = 10_000
+    reservation_ttl: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.flush_interval <= 0 or self.batch_size < 1 or self.max_queue < self.batch_size:
+            raise ValueError("flush_interval must be > 0, batch_size >= 1 and max_queue >= batch_size")
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return "sqlite" if async_url(self.url).startswith("sqlite") else "postgresql"
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password (safe to log and print)."""
+        return redact_url(self.url)
+
+
+def default_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$ORCHESTRATOR_HOME/ledger.sqlite3``, else the same file in the user data directory.
+
+    ``ORCHESTRATOR_HOME`` is looked up in ``env``, then in the process environment: ``env`` often holds
+    only key variables, and the home must never silently fall back to the real user directory.
+    """
+    home = (env or {}).get("ORCHESTRATOR_HOME") or os.environ.get("ORCHESTRATOR_HOME")
+    if home:
+        return Path(home).expanduser() / DEFAULT_FILE_NAME
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("model-orchestrator", appauthor=False)) / DEFAULT_FILE_NAME
+
+
+def sqlite_url(path: Path) -> str:
+    """The URL of a SQLite file."""
+    return f"sqlite:///{path.expanduser().resolve()}"
+
+
+def async_url(url: str) -> str:
+    """``url`` with the async driver named: ``sqlite+aiosqlite://``, ``postgresql+asyncpg://``.
+
+    A plain path (no ``scheme://``) is taken as a SQLite file.
+    """
+    if "://" not in url:
+        return "sqlite+aiosqlite:///" + str(Path(url).expanduser().resolve())
+    scheme, rest = url.split("://", 1)
+    base = scheme.split("+", 1)[0]
+    if base not in _DRIVERS:
+        raise ValueError(f"unsupported ledger database {base!r}: use sqlite:///PATH or postgresql://...")
+    return f"{_DRIVERS[base]}://{rest}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))

@@ -1,0 +1,323 @@
+"""Training the learned router (``orchestrator train-router``): ridge regression on hashed n-grams.
+
+The target is what the strong model gains over the weak one on each prompt (``strong - weak``, scaled
+per family to [-1, 1]): routing by expected gain ranks better than routing by "the weak model fails",
+which also sends prompts that neither model answers. Features are ``features.featurise``'s, each
+n-gram both shared and copied per task family (so one file serves several kinds of traffic without
+one drowning the others), plus standardised counts. The solver is conjugate gradients on the normal
+equations: deterministic, a few seconds for ten thousand prompts on two cores. Out-of-fold predictions
+calibrate the probability (a logistic fit of "the strong model did better") and give the score
+quantiles that turn a wanted strong-call share into a threshold.
+
+numpy is imported here only (the ``routing`` extra); scoring (``learned.py``) never needs it.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from model_orchestrator.core.errors import ConfigError
+from model_orchestrator.routing import artifact
+from model_orchestrator.routing.dataset import RoutingExample, families
+from model_orchestrator.routing.features import (
+    DENSE_NAMES,
+    family_bucket,
+    family_salt,
+    featurise,
+    fingerprint,
+    nearest_family,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    Vector = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSettings:
+    """Hyper-parameters (chosen by cross-validation on the dev data; see docs/decisions.md)."""
+
+    hash_size: int = 2**17
+    family_hash_size: int = 2**12
+    l2: float = 6.0
+    calibration_folds: int = 3
+    max_iterations: int = 200
+    family_balance: float = 0.0
+    seed: int = 0
+
+
+def numpy_module() -> Any:
+    """numpy, or a clear error naming the extra that provides it."""
+    try:
+        import numpy
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ConfigError(
+            "training and evaluating routers needs numpy: pip install 'model-orchestrator[routing]'"
+        ) from exc
+    return numpy
+
+
+@dataclass(frozen=True, slots=True)
+class _Design:
+    """The training matrix in coordinate form (rows, buckets, values) plus the dense block."""
+
+    rows: Vector
+    columns: Any
+    values: Vector
+    dense: Vector
+    count: int
+
+
+class _Fitted:
+    """Weights of one fit: hashed weights, dense weights (shared, per family, family bias), intercept."""
+
+    def __init__(self, weights: Vector, dense: Vector, intercept: float) -> None:
+        self.weights = weights
+        self.dense = dense
+        self.intercept = intercept
+
+
+class _Trainer:
+    """Featurises once; fits, predicts and calibrates (one instance per training run)."""
+
+    def __init__(self, examples: Sequence[RoutingExample], settings: TrainingSettings) -> None:
+        self.np = numpy_module()
+        self.settings = settings
+        self.examples = list(examples)
+        self.families = families(self.examples)
+        self.family_index = [self.families.index(e.family) for e in self.examples]
+        self.salts = [family_salt(f) for f in self.families]
+        self._cache: dict[tuple[int, int], Any] = {}
+        scales = _family_scales(self.examples, self.families)
+        self.target = self.np.array([e.gain(scales[e.family]) for e in self.examples])
+        self.features = [featurise(e.prompt) for e in self.examples]
+        raw = self.np.array([f.dense for f in self.features], dtype=float)
+        self.mean = raw.mean(axis=0)
+        self.std = raw.std(axis=0) + 1e-9
+        self.standard = (raw - self.mean) / self.std
+
+    def design(self, indices: Sequence[int], family_of: Sequence[int]) -> _Design:
+        np = self.np
+        parts = [self._columns(index, family) for index, family in zip(indices, family_of, strict=True)]
+        lengths = [len(p) for p in parts]
+        rows = np.repeat(np.arange(len(indices)), lengths)
+        weights = np.repeat([self.features[i].key_weight for i in indices], lengths)
+        columns = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        dense = self._dense_block([self.standard[i] for i in indices], family_of)
+        return _Design(rows, columns, weights, dense, len(indices))
+
+    def _columns(self, index: int, family: int) -> Any:
+        """The buckets of one prompt's n-grams: shared, then ``family``'s copies (cached per pair)."""
+        key = (index, family)
+        if key not in self._cache:
+            size, salt = self.settings.hash_size, self.salts[family]
+            hashes = self.features[index].hashes
+            shared = [h % size for h in hashes]
+            own = [family_bucket(h, salt, size) for h in hashes]
+            self._cache[key] = self.np.array(shared + own, dtype=self.np.int64)
+        return self._cache[key]
+
+    def _dense_block(self, standard: Sequence[Vector], family_of: Sequence[int]) -> Vector:
+        np, width, count = self.np, len(DENSE_NAMES), len(self.families)
+        block = np.zeros((len(standard), width * (1 + count) + count))
+        for row, (values, family) in enumerate(zip(standard, family_of, strict=True)):
+            block[row, :width] = values
+            block[row, width * (1 + family) : width * (2 + family)] = values
+            block[row, width * (1 + count) + family] = 1.0
+        result: Vector = block
+        return result
+
+    def fit(self, indices: Sequence[int]) -> _Fitted:
+        """Weighted ridge regression of the gain on the rows ``indices`` (their own families)."""
+        family_of = [self.family_index[i] for i in indices]
+        design = self.design(indices, family_of)
+        y = self.target[list(indices)]
+        weights = self._sample_weights(family_of)
+        intercept = float(self.np.average(y, weights=weights))
+        hashed, dense = _conjugate_gradients(self.np, design, y - intercept, weights, self.settings)
+        return _Fitted(hashed, dense, intercept)
+
+    def _sample_weights(self, family_of: Sequence[int]) -> Vector:
+        """Per row, ``(largest family size / own family size) ** family_balance`` (1: no balancing)."""
+        np = self.np
+        counts = np.bincount(family_of, minlength=len(self.families)).astype(float)
+        factors = (counts.max() / np.maximum(counts, 1.0)) ** self.settings.family_balance
+        result: Vector = factors[np.asarray(family_of)]
+        return result
+
+    def predict(self, fitted: _Fitted, indices: Sequence[int], family_of: Sequence[int]) -> Vector:
+        design = self.design(indices, family_of)
+        return _product(self.np, design, fitted.weights, fitted.dense) + fitted.intercept
+
+    def centroids(self, indices: Sequence[int]) -> Vector:
+        """Per family, the normalised mean of its prompts' normalised hashed unigram vectors."""
+        np, size = self.np, self.settings.family_hash_size
+        sums = np.zeros((len(self.families), size))
+        for index in indices:
+            hashes = self.features[index].unigram_hashes
+            if hashes:
+                row = np.bincount([h % size for h in hashes], minlength=size).astype(float)
+                sums[self.family_index[index]] += row / np.linalg.norm(row)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        result: Vector = sums / np.where(norms > 0, norms, 1.0)
+        return result
+
+    def nearest_family(self, centroids: Vector, indices: Sequence[int]) -> list[int]:
+        rows, size = centroids.tolist(), self.settings.family_hash_size
+        return [nearest_family(self.features[i].unigram_hashes, rows, size) for i in indices]
+
+
+def _family_scales(examples: Sequence[RoutingExample], names: Sequence[str]) -> dict[str, float]:
+    """Per family, the score range (1 for right/wrong scores, 9 for 1-10 judge scores)."""
+    scales: dict[str, float] = {}
+    for name in names:
+        scores = [
+            s for e in examples if e.family == name for s in (e.weak_score, e.strong_score) if s is not None
+        ]
+        scales[name] = max(1.0, max(scores) - min(scores)) if scores else 1.0
+    return scales
+
+
+def _product(np: Any, design: _Design, weights: Vector, dense: Vector) -> Vector:
+    sparse = np.bincount(design.rows, weights=weights[design.columns] * design.values, minlength=design.count)
+    result: Vector = sparse + design.dense @ dense
+    return result
+
+
+def _conjugate_gradients(
+    np: Any, design: _Design, y: Vector, rows: Vector, settings: TrainingSettings
+) -> tuple[Any, Any]:
+    """Solve (XᵀSX + λI) w = XᵀSy (S: the row weights) for the hashed and dense weights together."""
+    size, l2 = settings.hash_size, settings.l2
+
+    def transpose(vector: Vector) -> tuple[Vector, Vector]:
+        sparse = np.bincount(design.columns, weights=vector[design.rows] * design.values, minlength=size)
+        return sparse, design.dense.T @ vector
+
+    def normal(w: Vector, v: Vector) -> tuple[Vector, Vector]:
+        sparse, dense = transpose(rows * _product(np, design, w, v))
+        return sparse + l2 * w, dense + l2 * v
+
+    rhs_w, rhs_v = transpose(rows * y)
+    w, v = np.zeros(size), np.zeros(design.dense.shape[1])
+    r_w, r_v = rhs_w.copy(), rhs_v.copy()
+    p_w, p_v = r_w.copy(), r_v.copy()
+    rs = float(r_w @ r_w + r_v @ r_v)
+    tolerance = 1e-10 * rs
+    for _ in range(settings.max_iterations):
+        a_w, a_v = normal(p_w, p_v)
+        alpha = rs / float(p_w @ a_w + p_v @ a_v)
+        w, v = w + alpha * p_w, v + alpha * p_v
+        r_w, r_v = r_w - alpha * a_w, r_v - alpha * a_v
+        new = float(r_w @ r_w + r_v @ r_v)
+        if new <= tolerance:
+            break
+        p_w, p_v = r_w + (new / rs) * p_w, r_v + (new / rs) * p_v
+        rs = new
+    return w, v
+
+
+def out_of_fold(trainer: _Trainer, folds: int, seed: int) -> tuple[Vector, float]:
+    """Predicted gains for every example from a model that did not see it, and how often the family
+    was recognised correctly."""
+    np = trainer.np
+    order = list(range(len(trainer.examples)))
+    random.Random(seed).shuffle(order)
+    predictions = np.zeros(len(order))
+    correct = 0
+    for fold in range(folds):
+        held = sorted(order[fold::folds])
+        held_set = set(held)
+        kept = [i for i in range(len(order)) if i not in held_set]
+        fitted = trainer.fit(kept)
+        guessed = trainer.nearest_family(trainer.centroids(kept), held)
+        correct += sum(g == trainer.family_index[i] for g, i in zip(guessed, held, strict=True))
+        predictions[held] = trainer.predict(fitted, held, guessed)
+    return predictions, correct / len(order)
+
+
+def calibrate(np: Any, gains: Vector, better: Vector) -> tuple[float, float]:
+    """Logistic fit P(strong did better) = sigmoid(a * gain + c), by Newton's method (two parameters)."""
+    x = np.stack([gains, np.ones_like(gains)], axis=1)
+    theta = np.zeros(2)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(x @ theta)))
+        gradient = x.T @ (p - better) + 1e-6 * theta
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        theta = theta - step
+        if float(np.abs(step).max()) < 1e-9:
+            break
+    return float(theta[0]), float(theta[1])
+
+
+def train_router(
+    examples: Sequence[RoutingExample], settings: TrainingSettings | None = None
+) -> tuple[bytes, dict[str, Any]]:
+    """Train on ``examples``; returns the router file's bytes and a summary of the training run."""
+    settings = settings or TrainingSettings()
+    if len(examples) < 4 * max(settings.calibration_folds, 2):
+        raise ConfigError(f"training a router needs more examples: got {len(examples)}")
+    trainer = _Trainer(examples, settings)
+    np = trainer.np
+    every = list(range(len(examples)))
+    if settings.calibration_folds >= 2:
+        held_out, family_accuracy = out_of_fold(trainer, settings.calibration_folds, settings.seed)
+    else:
+        held_out, family_accuracy = None, None
+    fitted = trainer.fit(every)
+    gains = held_out if held_out is not None else trainer.predict(fitted, every, trainer.family_index)
+    slope, intercept = calibrate(np, gains, (trainer.target > 0).astype(float))
+    probabilities = 1.0 / (1.0 + np.exp(-(slope * gains + intercept)))
+    summary = {
+        "examples": len(examples),
+        "families": {name: trainer.family_index.count(i) for i, name in enumerate(trainer.families)},
+        "family_recognised": family_accuracy,
+        "settings": asdict(settings),
+    }
+    centroids = trainer.centroids(every)
+    return _encode(trainer, fitted, centroids, (slope, intercept), probabilities, summary), summary
+
+
+def _encode(
+    trainer: _Trainer,
+    fitted: _Fitted,
+    centroids: Vector,
+    calibration: tuple[float, float],
+    probabilities: Vector,
+    summary: dict[str, Any],
+) -> bytes:
+    np, settings = trainer.np, trainer.settings
+    width, count = len(DENSE_NAMES), len(trainer.families)
+    peak = float(np.abs(fitted.weights).max()) or 1.0
+    scale = peak / 32767.0
+    quantised = np.round(fitted.weights / scale).astype("<i2")
+    dense = fitted.dense
+    header = {
+        "hash_size": settings.hash_size,
+        "family_hash_size": settings.family_hash_size,
+        "families": trainer.families,
+        "dense_names": list(DENSE_NAMES),
+        "dense_mean": trainer.mean.tolist(),
+        "dense_std": trainer.std.tolist(),
+        "dense_weights": dense[:width].tolist(),
+        "family_dense_weights": [dense[width * (1 + f) : width * (2 + f)].tolist() for f in range(count)],
+        "family_bias": dense[width * (1 + count) :].tolist(),
+        "bias": fitted.intercept,
+        "weight_scale": scale,
+        "calibration": list(calibration),
+        "quantiles": np.quantile(probabilities, np.linspace(0, 1, 101)).tolist(),
+        "training": summary,
+    }
+    arrays = {
+        "weights": array("h", quantised.tobytes()),
+        "centroids": array("f", centroids.astype("<f4").tobytes()),
+        "fingerprints": array("I", sorted({fingerprint(e.prompt) for e in trainer.examples})),
+    }
+    return artifact.encode(header, arrays)
