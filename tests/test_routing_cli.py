@@ -103,7 +103,7 @@ def test_train_router_writes_a_file_the_other_commands_use(tmp_path: Path) -> No
         "eval-router", "--data", str(FIXTURE), "--router", "learned", "--learned-router", str(output)
     )
     assert result.returncode == 0, result.stderr
-    assert "were in its training data" in result.stdout
+    assert "were in the learned router's training data" in result.stdout
     config = tmp_path / "orchestrator.yaml"
     config.write_text(f"routing: {{learned_router: '{output}'}}\nledger: {{enabled: false}}\n")
     scores = run_cli("--config", str(config), "route", "--scores", stdin='{"prompt": "Tom has 3 apples."}\n')
@@ -143,7 +143,8 @@ def test_a_cascade_escalates_when_the_cheap_answer_fails_the_checks(tmp_path: Pa
     with FakeUpstream() as cheap, FakeUpstream() as strong:
         config = tmp_path / "orchestrator.yaml"
         config.write_text(
-            f"models:\n  - {{name: cheap, provider: openai, model: c, api_base: '{cheap.openai_base}', tier: 1}}\n"
+            "models:\n"
+            f"  - {{name: cheap, provider: openai, model: c, api_base: '{cheap.openai_base}', tier: 1}}\n"
             f"  - {{name: strong, provider: openai, model: s, api_base: '{strong.openai_base}', tier: 3}}\n"
             "ledger: {enabled: false}\n"
         )
@@ -161,8 +162,8 @@ def test_a_cascade_escalates_when_the_cheap_answer_fails_the_checks(tmp_path: Pa
             "--chain",
             "cheap,strong",
         )
-        escalated = run_cli(*args, "--scorer", scorer, "--json")
-        accepted = run_cli(*args, "--scorer", scorer, "--json")
+        escalated = run_cli(*args, "--scorer", scorer, "--threshold", "0.6", "--json")
+        accepted = run_cli(*args, "--scorer", scorer, "--threshold", "0.6", "--json")
     assert escalated.returncode == 0, escalated.stderr
     data = json.loads(escalated.stdout)
     assert data["model_used"] == "strong" and data["fallback_chain"] == ["cheap", "strong"]

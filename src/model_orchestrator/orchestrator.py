@@ -374,6 +374,7 @@ class Orchestrator:
         ``complexity`` or ``length``. The decision names the cheapest qualifying model, the 0-10
         complexity score with each factor's contribution, the reason, a confidence, the estimated cost
         and every model left out (capability, context window, tier, an open circuit or cooldown) and why.
+        Candidates are the usable models of the config (every usable model when none is configured).
         """
         unavailable = await self._unavailable_models()
         decision = self._names.routers.decide(task, context, self._registry.infos(), unavailable, router)
