@@ -86,3 +86,12 @@ def test_deployment_ids_never_carry_url_credentials() -> None:
 
     cfg = ModelConfig(name="a", provider="openai", model="m", api_base="https://user:s3cret@h.example:8443/v1")
     assert deployment_id(cfg) == "a@h.example:8443"
+
+
+def test_auto_routes_over_the_usable_models_unless_a_model_is_called_auto() -> None:
+    orch = orchestrator(env={"OPENAI_API_KEY": "k"})
+    assert orch.model("auto").name == "auto"
+    assert orch._names.kind_of("auto") == "route"
+    yaml = "models:\n  - {name: auto, provider: openai, model: m}\n"
+    named = orchestrator(yaml, env={"OPENAI_API_KEY": "k"})
+    assert named._names.kind_of("auto") == "single"

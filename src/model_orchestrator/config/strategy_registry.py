@@ -25,6 +25,7 @@ from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.strategies.member import Member
 
 DEFAULT_MEMBERS = 3
+AUTO = "auto"
 
 
 class NameResolver:
@@ -65,6 +66,9 @@ class NameResolver:
             return self._built[name]
         if name in self._configs:
             return self._build_named(name)
+        if name == AUTO and AUTO not in self._models.names():
+            # ``auto`` (the gateway's and OpenAI clients' customary name): route over the usable models.
+            return self._remember(name, self.inline("route", None, {}, name=AUTO))
         kind, sep, rest = name.partition(":")
         if sep and kind in OPTIONS:
             return self._remember(name, self.inline(kind, [m for m in rest.split(",") if m], {}, name=name))
@@ -87,14 +91,16 @@ class NameResolver:
         )
 
     def is_strategy(self, name: str) -> bool:
-        """True for configured and inline strategy names."""
+        """True for configured and inline strategy names (and ``auto``)."""
         kind, sep, _ = name.partition(":")
-        return name in self._configs or (bool(sep) and kind in OPTIONS)
+        return name in self._configs or name == AUTO or (bool(sep) and kind in OPTIONS)
 
     def kind_of(self, name: str) -> str:
         """The strategy type behind ``name`` (``single`` for a plain model)."""
         if name in self._configs:
             return self._configs[name].type
+        if name == AUTO and AUTO not in self._models.names():
+            return "route"
         kind, sep, _ = name.partition(":")
         return kind if sep and kind in OPTIONS else "single"
 
