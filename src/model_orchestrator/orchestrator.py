@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import BudgetExceededError, ConfigError
-from model_orchestrator.core.events import EventBus, RequestFinished, RequestStarted, RoutingDecided
+from model_orchestrator.core.events import EventBus, RoutingDecided
+from model_orchestrator.core.lifecycle import RequestLifecycle
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
@@ -147,84 +148,38 @@ class Orchestrator:
         chat_model, requested, label = self._select(model, strategy, members, options)
         request = self.request(prompt, max_cost=max_cost, **options)
         scope = self._scope(request)
-        started = self._clock.monotonic()
-        self._started(request, requested, label)
+        lifecycle = self._lifecycle(request, requested, label, scope)
+        lifecycle.start()
         try:
             with request_scope(scope):
                 self._refuse_over_budget(label, requested, request, scope)
                 completion = await chat_model.complete(request)
         except BaseException as exc:
-            self._finished_with_error(request, requested, label, scope, started, exc)
+            lifecycle.failed(exc)
             raise
         result = result_from_completion(
             completion,
             requested=requested,
             strategy=label,
-            latency=self._clock.monotonic() - started,
+            latency=lifecycle.elapsed,
             scope=scope,
             request_id=request.request_id,
         )
-        self.events.emit(
-            RequestFinished(
-                request_id=request.request_id or "",
-                timestamp=self._clock.wall(),
-                requested=requested,
-                strategy=label,
-                ok=True,
-                latency=result.latency,
-                model_used=result.model_used,
-                cost=result.cost,
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
-                attempts=scope.attempts,
-                explanation=completion.explanation,
-                response_text=result.response if self.config.telemetry.record_content else None,
-                category=request.category,
-                api_key_id=request.api_key_id,
-            )
+        lifecycle.succeeded(
+            model_used=result.model_used,
+            cost=result.cost,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            explanation=completion.explanation,
+            response_text=result.response,
         )
         return result
 
-    def _started(self, request: ChatRequest, requested: str, label: str) -> None:
-        self.events.emit(
-            RequestStarted(
-                request_id=request.request_id or "",
-                timestamp=self._clock.wall(),
-                requested=requested,
-                strategy=label,
-                category=request.category,
-                tags=request.tags,
-                api_key_id=request.api_key_id,
-                max_cost=request.max_cost,
-                messages=request.messages if self.config.telemetry.record_content else None,
-            )
-        )
-
-    def _finished_with_error(
-        self,
-        request: ChatRequest,
-        requested: str,
-        label: str,
-        scope: RequestScope,
-        started: float,
-        error: BaseException,
-    ) -> None:
-        self.events.emit(
-            RequestFinished(
-                request_id=request.request_id or "",
-                timestamp=self._clock.wall(),
-                requested=requested,
-                strategy=label,
-                ok=False,
-                latency=self._clock.monotonic() - started,
-                cost=scope.total_cost,
-                attempts=scope.attempts,
-                error_type="Cancelled" if isinstance(error, asyncio.CancelledError) else type(error).__name__,
-                error_message=str(error)[:500],
-                category=request.category,
-                api_key_id=request.api_key_id,
-            )
-        )
+    def _lifecycle(
+        self, request: ChatRequest, requested: str, label: str, scope: RequestScope
+    ) -> RequestLifecycle:
+        record = self.config.telemetry.record_content
+        return RequestLifecycle(self.events, self._clock, request, requested, label, scope, record)
 
     async def stream(
         self,
@@ -240,8 +195,8 @@ class Orchestrator:
         chat_model, requested, label = self._select(model, strategy, members, options)
         request = self.request(prompt, max_cost=max_cost, **options)
         scope = self._scope(request)
-        started = self._clock.monotonic()
-        self._started(request, requested, label)
+        lifecycle = self._lifecycle(request, requested, label, scope)
+        lifecycle.start()
         last: StreamDelta | None = None
         texts: list[str] = []
         try:
@@ -252,27 +207,16 @@ class Orchestrator:
                     last = delta if delta.usage is not None or last is None else last
                     yield delta
         except BaseException as exc:
-            self._finished_with_error(request, requested, label, scope, started, exc)
+            lifecycle.failed(exc)
             raise
         usage = last.usage if last is not None else None
-        self.events.emit(
-            RequestFinished(
-                request_id=request.request_id or "",
-                timestamp=self._clock.wall(),
-                requested=requested,
-                strategy=label,
-                ok=True,
-                latency=self._clock.monotonic() - started,
-                model_used=last.model if last is not None else None,
-                cost=scope.total_cost,
-                input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
-                attempts=scope.attempts,
-                explanation=last.explanation if last is not None else None,
-                response_text="".join(texts) if self.config.telemetry.record_content else None,
-                category=request.category,
-                api_key_id=request.api_key_id,
-            )
+        lifecycle.succeeded(
+            model_used=last.model if last is not None else None,
+            cost=scope.total_cost,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            explanation=last.explanation if last is not None else None,
+            response_text="".join(texts),
         )
 
     def _select(
@@ -461,8 +405,9 @@ class Orchestrator:
             )
         judge_model = self.model(name) if name else None
         request = self.request(task, max_cost=max_cost)
-        scope, started, requested = self._scope(request), self._clock.monotonic(), name or "validators"
-        self._started(request, requested, "validate")
+        scope, requested = self._scope(request), name or "validators"
+        lifecycle = self._lifecycle(request, requested, "validate", scope)
+        lifecycle.start()
         try:
             with request_scope(scope):
                 verdict, completion = await check_output(
@@ -474,24 +419,15 @@ class Orchestrator:
                     base=request,
                 )
         except BaseException as exc:
-            self._finished_with_error(request, requested, "validate", scope, started, exc)
+            lifecycle.failed(exc)
             raise
-        self.events.emit(
-            RequestFinished(
-                request_id=request.request_id or "",
-                timestamp=self._clock.wall(),
-                requested=requested,
-                strategy="validate",
-                ok=True,
-                latency=self._clock.monotonic() - started,
-                model_used=name if completion else None,
-                cost=scope.total_cost,
-                input_tokens=completion.usage.input_tokens if completion else 0,
-                output_tokens=completion.usage.output_tokens if completion else 0,
-                attempts=scope.attempts,
-                category=request.category,
-                api_key_id=request.api_key_id,
-            )
+        lifecycle.succeeded(
+            model_used=name if completion else None,
+            cost=scope.total_cost,
+            input_tokens=completion.usage.input_tokens if completion else 0,
+            output_tokens=completion.usage.output_tokens if completion else 0,
+            explanation=None,
+            response_text=None,
         )
         return verdict
 

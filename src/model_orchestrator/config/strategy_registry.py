@@ -67,7 +67,7 @@ class NameResolver:
         if name in self._configs:
             return self._build_named(name)
         if name == AUTO and AUTO not in self._models.names():
-            # ``auto`` (the gateway's and OpenAI clients' customary name): route over the usable models.
+            # ``auto`` (the customary name in gateway clients): route over the usable models.
             return self._remember(name, self.inline("route", None, {}, name=AUTO))
         kind, sep, rest = name.partition(":")
         if sep and kind in OPTIONS:
