@@ -3,7 +3,9 @@
 Measured in one run, against one FakeUpstream running in a separate process (so its CPU is not counted):
   - bare:    aiohttp.ClientSession.post + json decode (the floor)
   - adapter: the OpenAI-compatible adapter alone (request building, HTTP, parsing, error mapping)
-  - library: Orchestrator.complete (name resolution, ObservedModel events + pricing, adapter, result)
+  - library: Orchestrator.complete (name resolution, resilience layers, events + pricing, adapter,
+    result), the cost ledger off
+  - +ledger: the same with the default cost ledger (SQLite file, batched writes in this process)
 sequentially and at concurrency 64. Prints CPU µs/call and wall µs/call with ratios to the floor.
 Also prints the import time of ``model_orchestrator`` and the wall time of ``orchestrator --help``.
 
@@ -24,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PATHS = ("bare", "adapter", "library", "+ledger")
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
 
 
@@ -64,7 +67,7 @@ async def run_http(url: str, calls: int) -> dict[str, dict[int, tuple[float, flo
     from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
 
     payload = json.dumps(BODY).encode()
-    results: dict[str, dict[int, tuple[float, float]]] = {"bare": {}, "adapter": {}, "library": {}}
+    results: dict[str, dict[int, tuple[float, float]]] = {path: {} for path in PATHS}
     async with aiohttp.ClientSession() as session:
 
         async def bare() -> object:
@@ -80,16 +83,22 @@ async def run_http(url: str, calls: int) -> dict[str, dict[int, tuple[float, flo
             name="bench", model_id="bench", api_base=f"{url}/v1", api_key="k", transport=transport
         )
         request = ChatRequest.from_prompt("What is the capital of France?")
-        config = parse_config(
+        model = (
             "models:\n"
             f"  - {{name: bench, provider: openai, model: bench, api_base: '{url}/v1',"
             " api_key_env: BENCH_KEY,"
             " price: {input: 1, output: 2}}\n"
         )
-        orch = Orchestrator(config, env={"BENCH_KEY": "k"})
+        # The façade with its resilience layers, with and without the cost ledger (SQLite, batched
+        # writes in this process): the ledger's database work is real CPU in the same process.
+        orch = Orchestrator(parse_config(model + "ledger: {enabled: false}\n"), env={"BENCH_KEY": "k"})
+        ledgered = Orchestrator(parse_config(model), env={"BENCH_KEY": "k"})
 
         async def library() -> object:
             return await orch.complete("What is the capital of France?", model="bench")
+
+        async def library_ledger() -> object:
+            return await ledgered.complete("What is the capital of France?", model="bench")
 
         for concurrency in (1, 64):
             results["bare"][concurrency] = await measure(bare, calls, concurrency)
@@ -97,6 +106,8 @@ async def run_http(url: str, calls: int) -> dict[str, dict[int, tuple[float, flo
                 lambda: adapter.complete(request), calls, concurrency
             )
             results["library"][concurrency] = await measure(library, calls, concurrency)
+            results["+ledger"][concurrency] = await measure(library_ledger, calls, concurrency)
+        await ledgered.aclose()
         await orch.aclose()
         await transport.aclose()
     return results
@@ -140,7 +151,7 @@ def main() -> None:
     print(f"{'path':10} {'conc':>4} {'CPU µs':>9} {'wall µs':>9} {'CPU x bare':>10} {'CPU over bare µs':>17}")
     for concurrency in (1, 64):
         floor_cpu = results["bare"][concurrency][0]
-        for path in ("bare", "adapter", "library"):
+        for path in PATHS:
             cpu, wall = results[path][concurrency]
             print(
                 f"{path:10} {concurrency:>4} {cpu:9.0f} {wall:9.0f} "
