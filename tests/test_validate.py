@@ -19,13 +19,13 @@ from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.strategies.member import Member
 from model_orchestrator.strategies.validate import (
     UNREADABLE_JUDGE,
-    ValidatedModel,
     ValidationResult,
     json_schema_validator,
     parse_judge_answer,
     python_syntax_validator,
     validate,
 )
+from model_orchestrator.strategies.validated import ValidatedModel
 from model_orchestrator.testing import FakeClock, ScriptedModel
 
 SCHEMA: dict[str, object] = {

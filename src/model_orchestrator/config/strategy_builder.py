@@ -214,7 +214,9 @@ class StrategyBuilder:
         from model_orchestrator.strategies import validate
 
         checks = [validate.builtin_validator(v) for v in o.validators]
-        return validate.ValidatedModel(
+        from model_orchestrator.strategies.validated import ValidatedModel
+
+        return ValidatedModel(
             self._member(o.model),
             judge=self._member(o.judge) if o.judge else None,
             validators=checks,
