@@ -1,4 +1,4 @@
-"""The façade: ``Orchestrator`` (async) and ``run_orchestration`` (sync). Front doors talk to this only.
+"""``Orchestrator`` (async) and ``run_orchestration`` (sync): answering requests. Front doors use these.
 
 It owns turning a prompt into a request, choosing the model by name (a strategy is just another
 model), and explaining the outcome as an ``OrchestrationResult``. It does not know any provider.
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import BudgetExceededError, ConfigError
-from model_orchestrator.core.events import EventBus, RoutingDecided
+from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.lifecycle import RequestLifecycle
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
@@ -24,6 +24,7 @@ from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.request_scope import RequestScope, request_scope
 from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.result import OrchestrationResult, result_from_completion
+from model_orchestrator.orchestrator import services
 
 if TYPE_CHECKING:
     from model_orchestrator.config.registry import ModelInfo
@@ -289,95 +290,22 @@ class Orchestrator:
         Builds every usable model first; ``probe`` runs each deployment's free health check (a model-list
         request) now, otherwise only the state gathered so far is reported.
         """
-        from model_orchestrator.resilience.health import HealthMonitor
-
-        for info in self._registry.infos():
-            if info.usable and info.source != "reference":
-                self._registry.resolve(info.name)
-        built = self._factory.deployments.values()
-        settings = self.config.resilience.health.model_dump(exclude_none=True)
-        monitor = HealthMonitor(
-            {d.deployment: d.probe for d in built if d.probe is not None},
-            names={d.deployment: d.name for d in built},
-            store=self._factory.store,
-            clock=self._clock,
-            bus=self.events,
-            **settings,
-        )
-        if probe:
-            await monitor.check_all()
-        return await monitor.snapshot()
+        return await services.deployment_health(self, probe=probe)
 
     async def route(
         self, task: str, context: Mapping[str, object] | None = None, router: str | None = None
     ) -> RoutingDecision:
-        """Seed 003's routing decision for ``task``, without calling any model.
-
-        ``context``: the hints ``files_count``, ``requires_tests``, ``external_apis``, ``subsystems`` (and
-        ``capabilities`` such as vision or tools). ``router``: ``learned`` (the config's default),
-        ``complexity`` or ``length``. The decision names the cheapest qualifying model, the 0-10
-        complexity score with each factor's contribution, the reason, a confidence, the estimated cost
-        and every model left out (capability, context window, tier, an open circuit or cooldown) and why.
-        Candidates are the usable models of the config (every usable model when none is configured).
-        """
-        unavailable = await self._unavailable_models()
-        decision = self._names.routers.decide(task, context, self._registry.infos(), unavailable, router)
-        self.events.emit(
-            RoutingDecided(
-                request_id="",
-                timestamp=self._clock.wall(),
-                strategy="route",
-                router=decision.router,
-                chosen=decision.model,
-                tier=decision.tier,
-                reason=decision.reason,
-                strong_score=decision.strong_score,
-                threshold=decision.threshold,
-                candidates=decision.candidates,
-            )
-        )
-        return decision
+        """Seed 003's routing decision for ``task``, without calling any model (see ``services.route``)."""
+        return await services.route(self, task, context, router)
 
     def router(self, name: str | None = None) -> Router:
         """The router called ``name`` (``learned``, ``complexity``, ``length``; default: the config's)."""
         return self._names.routers.router(name)
 
-    async def _unavailable_models(self) -> dict[str, str]:
-        """Models every one of whose deployments built so far is unavailable now, with the reason."""
-        from model_orchestrator.resilience.health import HealthMonitor
-
-        built = list(self._factory.deployments.values())
-        if not built:
-            return {}
-        monitor = HealthMonitor(
-            {d.deployment: d.probe for d in built if d.probe is not None},
-            names={d.deployment: d.name for d in built},
-            store=self._factory.store,
-            clock=self._clock,
-            bus=self.events,
-        )
-        states: dict[str, list[str | None]] = {}
-        for health in await monitor.snapshot():
-            reason = None if health.available else _unavailable_reason(health)
-            states.setdefault(health.name, []).append(reason)
-        return {name: "; ".join(r for r in reasons if r) for name, reasons in states.items() if all(reasons)}
-
     def default_judge(self) -> str | None:
         """The model ``validate`` asks: config ``validation.judge``, else the strongest usable model (highest
         tier, then price), else None."""
-        if self.config.validation.judge:
-            return self.config.validation.judge
-        usable = [i for i in self._registry.infos() if i.usable and i.source != "reference"]
-        if not usable:
-            return None
-        strongest = max(
-            usable,
-            key=lambda i: (
-                -1 if i.tier is None else i.tier,
-                i.price.input + i.price.output if i.price else 0,
-            ),
-        )
-        return strongest.name
+        return services.default_judge(self)
 
     async def validate(
         self,
@@ -394,42 +322,9 @@ class Orchestrator:
         ``default_judge()``) reads task and output, unless there is none and validators alone decide.
         The judge call is a request like any other: events, budget (``max_cost``) and cost.
         """
-        from model_orchestrator.strategies.validate import builtin_validator, check_output
-
-        checks = [builtin_validator(v) for v in validators]
-        name = judge or self.default_judge()
-        if name is None and not checks:
-            raise ConfigError(
-                "no judge model is usable and no validator was given: set validation.judge in "
-                "orchestrator.yaml, make a model usable, or ask for validators (python, json)"
-            )
-        judge_model = self.model(name) if name else None
-        request = self.request(task, max_cost=max_cost)
-        scope, requested = self._scope(request), name or "validators"
-        lifecycle = self._lifecycle(request, requested, "validate", scope)
-        lifecycle.start()
-        try:
-            with request_scope(scope):
-                verdict, completion = await check_output(
-                    task,
-                    output,
-                    judge=judge_model,
-                    validators=checks,
-                    threshold=self.config.validation.threshold or 0.7,
-                    base=request,
-                )
-        except BaseException as exc:
-            lifecycle.failed(exc)
-            raise
-        lifecycle.succeeded(
-            model_used=name if completion else None,
-            cost=scope.total_cost,
-            input_tokens=completion.usage.input_tokens if completion else 0,
-            output_tokens=completion.usage.output_tokens if completion else 0,
-            explanation=None,
-            response_text=None,
+        return await services.validate(
+            self, task, output, judge=judge, validators=validators, max_cost=max_cost
         )
-        return verdict
 
     async def aclose(self) -> None:
         """Close every model built so far and the shared HTTP connections."""
@@ -548,12 +443,3 @@ def _telemetry(config: OrchestratorConfig, bus: EventBus, env: Mapping[str, str]
     t = config.telemetry
     settings = TracingSettings(t.tracing, t.otlp_endpoint, t.service_name, t.project_name, t.record_content)
     return Telemetry.attach(bus, settings, env)
-
-
-def _unavailable_reason(health: DeploymentHealth) -> str:
-    """Why a deployment cannot take calls now, for routing explanations."""
-    if health.breaker_state == "open":
-        return f"{health.deployment}: circuit open"
-    if health.cooldown_remaining is not None:
-        return f"{health.deployment}: cooling down for {health.cooldown_remaining:.1f}s"
-    return f"{health.deployment}: unhealthy ({health.last_error or 'failed its health check'})"
