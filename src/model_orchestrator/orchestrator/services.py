@@ -14,7 +14,7 @@ from model_orchestrator.core.request_scope import request_scope
 
 if TYPE_CHECKING:
     from model_orchestrator.orchestrator.facade import Orchestrator
-    from model_orchestrator.resilience.health import DeploymentHealth
+    from model_orchestrator.resilience.health import DeploymentHealth, HealthMonitor
     from model_orchestrator.routing.decision import RoutingDecision
     from model_orchestrator.strategies.validate import ValidationResult
 
@@ -25,21 +25,10 @@ async def deployment_health(orch: Orchestrator, *, probe: bool = True) -> list[D
     Builds every usable model first; ``probe`` runs each deployment's free health check (a model-list
     request) now, otherwise only the state gathered so far is reported.
     """
-    from model_orchestrator.resilience.health import HealthMonitor
-
     for info in orch._registry.infos():
         if info.usable and info.source != "reference":
             orch._registry.resolve(info.name)
-    built = orch._factory.deployments.values()
-    settings = orch.config.resilience.health.model_dump(exclude_none=True)
-    monitor = HealthMonitor(
-        {d.deployment: d.probe for d in built if d.probe is not None},
-        names={d.deployment: d.name for d in built},
-        store=orch._factory.store,
-        clock=orch._clock,
-        bus=orch.events,
-        **settings,
-    )
+    monitor = _monitor(orch, **orch.config.resilience.health.model_dump(exclude_none=True))
     if probe:
         await monitor.check_all()
     return await monitor.snapshot()
@@ -76,20 +65,26 @@ async def route(
     return decision
 
 
-async def unavailable_models(orch: Orchestrator) -> dict[str, str]:
-    """Models every one of whose deployments built so far is unavailable now, with the reason."""
+def _monitor(orch: Orchestrator, **settings: float) -> HealthMonitor:
+    """A health monitor over every deployment built so far, reading the shared breaker/cooldown state."""
     from model_orchestrator.resilience.health import HealthMonitor
 
     built = list(orch._factory.deployments.values())
-    if not built:
-        return {}
-    monitor = HealthMonitor(
+    return HealthMonitor(
         {d.deployment: d.probe for d in built if d.probe is not None},
         names={d.deployment: d.name for d in built},
         store=orch._factory.store,
         clock=orch._clock,
         bus=orch.events,
+        **settings,
     )
+
+
+async def unavailable_models(orch: Orchestrator) -> dict[str, str]:
+    """Models every one of whose deployments built so far is unavailable now, with the reason."""
+    if not orch._factory.deployments:
+        return {}
+    monitor = _monitor(orch)
     states: dict[str, list[str | None]] = {}
     for health in await monitor.snapshot():
         reason = None if health.available else _unavailable_reason(health)
