@@ -31,7 +31,7 @@ def test_rows_follow_attempts_and_notes_follow_fallbacks() -> None:
         bus.emit(AttemptSucceeded("r", 0.0, "a2", "race-b", "p", "b@x", Usage(1, 1), 0.0012, 0.25))
         text = view.snapshot()
     assert "cheap" in text and "failed" in text and "ServerError" in text
-    assert "race-b" in text and "done" in text and "$0.001200" in text
+    assert "race-b" in text and "done" in text and "$0.0012 " in text
     assert "fallback cheap -> strong" in text
     bus.emit(AttemptStarted("r", 0.0, "a3", "later", "p", "l@x"))
     assert "later" not in view.snapshot()  # unsubscribed on exit

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from model_orchestrator.core.money import usd
+
 if TYPE_CHECKING:
     from model_orchestrator.ledger.keys import VirtualKey, VirtualKeyStore
 
@@ -66,7 +68,7 @@ def _when(epoch: float | None) -> str:
 
 
 def _describe(key: VirtualKey, now: float) -> str:
-    budget = f"${key.budget_usd:g}/{key.budget_period}" if key.budget_usd is not None else "-"
+    budget = f"{usd(key.budget_usd)}/{key.budget_period}" if key.budget_usd is not None else "-"
     models = ",".join(key.models) or "*"
     return (
         f"{key.id:14} {key.state(now):8} {(key.name or '-')[:20]:20} {models[:30]:30} {budget:14} "

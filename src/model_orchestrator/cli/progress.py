@@ -19,6 +19,7 @@ from model_orchestrator.core.events import (
     FallbackTriggered,
     RetryScheduled,
 )
+from model_orchestrator.core.money import usd
 
 
 class ProgressView:
@@ -53,7 +54,7 @@ class ProgressView:
         if isinstance(event, AttemptStarted):
             self._rows[event.attempt_id] = [event.model, "running", ""]
         elif isinstance(event, AttemptSucceeded):
-            cost = "?" if event.cost is None else f"${event.cost:.6f}"
+            cost = "?" if event.cost is None else usd(event.cost)
             self._rows[event.attempt_id] = [event.model, "done", f"{event.latency:.2f}s {cost}"]
         elif isinstance(event, AttemptFailed):
             state = "cancelled" if event.cancelled else "failed"

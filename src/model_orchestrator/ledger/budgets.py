@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from model_orchestrator.core.budget import BudgetLimit, BudgetStatus, Period, Reservation
 from model_orchestrator.core.errors import BudgetExceededError, QuotaExceededError
+from model_orchestrator.core.money import usd
 from model_orchestrator.ledger.store import LedgerStore
 from model_orchestrator.ledger.tables import budget_counters, budget_reservations
 
@@ -180,7 +181,7 @@ def _exceeded(status: BudgetStatus, amount: float) -> BudgetExceededError:
             "use another provider, or set quotas.hard_stop: false to only warn."
         )
     return BudgetExceededError(
-        f"{limit.describe()} of ${limit.limit:.2f} would be exceeded for {status.period_key} (UTC): "
-        f"spent ${status.spent:.6f}, in flight ${held:.6f}, this call needs about ${amount:.6f}; "
+        f"{limit.describe()} of {usd(limit.limit)} would be exceeded for {status.period_key} (UTC): "
+        f"spent {usd(status.spent)}, in flight {usd(held)}, this call needs about {usd(amount)}; "
         "nothing was sent. Raise the budget, use a cheaper model, or wait for the next period."
     )

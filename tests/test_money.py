@@ -1,0 +1,51 @@
+"""Money shown to people keeps its significant digits: a $0.001 budget never reads "$0.00"."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from model_orchestrator.core.budget import BudgetLimit
+from model_orchestrator.core.errors import BudgetExceededError
+from model_orchestrator.core.money import usd, usd_or_unknown
+from model_orchestrator.ledger.ledger import Ledger
+from model_orchestrator.ledger.settings import LedgerSettings, sqlite_url
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        (0.0, "$0.00"),
+        (0.001, "$0.001"),
+        (0.0041, "$0.0041"),
+        (0.000123456, "$0.0001235"),
+        (5e-06, "$0.000005"),
+        (0.1, "$0.10"),
+        (5.0, "$5.00"),
+        (1.23456, "$1.235"),
+        (1234.5, "$1,234.50"),
+        (-0.25, "-$0.25"),
+        (1e-12, "$0.000000000001"),
+    ],
+)
+def test_usd_keeps_four_significant_digits_and_at_least_cents(amount: float, shown: str) -> None:
+    assert usd(amount) == shown
+
+
+def test_unknown_amounts_say_so() -> None:
+    assert usd_or_unknown(None) == "unknown" and usd_or_unknown(0.002) == "$0.002"
+    assert usd(math.inf) == "$inf"
+
+
+async def test_the_budget_error_shows_a_tenth_of_a_cent(tmp_path: Path) -> None:
+    ledger = Ledger(LedgerSettings(sqlite_url(tmp_path / "ledger.sqlite3")))
+    try:
+        with pytest.raises(BudgetExceededError) as caught:
+            await ledger.reserve([BudgetLimit("global", "usd", "day", 0.001)], usd=0.0042, calls=1)
+    finally:
+        await ledger.aclose()
+    message = str(caught.value)
+    assert "of $0.001 would be exceeded" in message and "$0.00 " not in message
+    assert "spent $0.00, in flight $0.00, this call needs about $0.0042" in message
