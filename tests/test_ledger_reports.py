@@ -3,6 +3,7 @@ that reads back to the same totals, JSON export, the chart."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import json
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from model_orchestrator import Orchestrator
+from model_orchestrator.config.loader import parse_config
+from model_orchestrator.core.errors import BudgetExceededError, OrchestratorError
 from model_orchestrator.core.events import (
     AttemptFailed,
     AttemptSucceeded,
@@ -22,7 +26,8 @@ from model_orchestrator.core.usage import Usage
 from model_orchestrator.ledger.export import plain_number, read_csv_totals
 from model_orchestrator.ledger.ledger import Ledger
 from model_orchestrator.ledger.query import CostQuery, cost_query, parse_time
-from model_orchestrator.ledger.settings import LedgerSettings
+from model_orchestrator.ledger.settings import LedgerSettings, sqlite_url
+from model_orchestrator.testing import FakeUpstream, Fault, Reply
 from tests.ledger_db import DATABASES, url_for
 
 MON = dt.datetime(2026, 11, 16, 12, tzinfo=dt.UTC).timestamp()  # a Monday (ISO week 47)
@@ -151,9 +156,57 @@ async def test_category_and_time_window(ledger: Ledger) -> None:
 async def test_stats(ledger: Ledger) -> None:
     stats = await ledger.stats(CostQuery())
     data = stats.to_dict()
-    assert (stats.requests_ok, stats.requests_failed) == (3, 1)
+    assert (stats.requests.ok, stats.requests.failed, stats.requests.total) == (3, 1, 4)
     assert data["unpriced_attempts"] == 1 and data["top_models"][0]["model"] == "strong"
     assert stats.latency_p95 == pytest.approx(0.2) and data["ledger"]["schema_version"] >= 3
+
+
+async def test_stats_requests_add_up_however_they_ended(tmp_path: Path) -> None:
+    """ok + failed + cancelled + unfinished = requests, counting the ones that made no attempt (refused
+    by a budget) and the one still running; a race's cancelled loser is an attempt, not a request."""
+    async with (
+        FakeUpstream(default_reply=Reply("Paris", usage=(1000, 200))) as fast,
+        FakeUpstream(default_reply=Reply("late", latency=30.0)) as slow,
+    ):
+        models = "".join(
+            f"  - {{name: {n}, provider: openai, model: m-{n}, api_base: '{up.openai_base}', api_key_env: K,"
+            " price: {input: 1.0, output: 2.0}}\n"
+            for n, up in (("fast", fast), ("slow", slow))
+        )
+        ledger_url = sqlite_url(tmp_path / "ledger.sqlite3")
+        config = parse_config(f"models:\n{models}ledger: {{url: '{ledger_url}'}}\n")
+        async with Orchestrator(config, env={"K": "key"}) as orch:
+            await orch.complete("Capital of France?", model="fast")
+            await orch.complete("Capital of France?", strategy="race", members=["fast", "slow"])
+            with pytest.raises(BudgetExceededError):
+                await orch.complete("Capital of France?", model="fast", max_cost=1e-9)
+            fast.script(*[Fault.server_error(400)])
+            with pytest.raises(OrchestratorError):
+                await orch.complete("Capital of France?", model="fast")
+            stream = orch.stream("Capital of France?", model="fast")
+            async for _ in stream:
+                break
+            await stream.aclose()  # the caller walked away
+            running = asyncio.create_task(orch.complete("Capital of France?", model="slow"))
+            await slow.await_started(2)
+
+            during = await orch.costs_stats()
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+            after = await orch.costs_stats()
+
+    assert (during.totals.attempts, during.totals.cancelled) == (5, 2)  # the race loser, the stream
+    r = during.requests
+    assert (r.ok, r.failed, r.cancelled, r.unfinished, r.total) == (2, 2, 1, 1, 6)
+    data = during.to_dict()
+    assert (
+        data["requests"]
+        == 6
+        == sum(data[f"requests_{k}"] for k in ("ok", "failed", "cancelled", "unfinished"))
+    )
+    r = after.requests
+    assert (r.ok, r.failed, r.cancelled, r.unfinished, r.total) == (2, 2, 2, 0, 6)
 
 
 async def test_csv_export_reads_back_to_the_same_totals(ledger: Ledger, tmp_path: Path) -> None:
@@ -191,7 +244,6 @@ async def test_json_export_and_filters(ledger: Ledger, tmp_path: Path) -> None:
 
 
 async def test_chart_is_drawn(ledger: Ledger, tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     from model_orchestrator.ledger.chart import draw_spend_chart
 
     path = tmp_path / "spend.png"

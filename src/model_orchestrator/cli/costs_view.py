@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 import click
 
 from model_orchestrator.core.events import BudgetWarning, Event
+from model_orchestrator.core.money import usd
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from model_orchestrator.ledger.query import CostReport, CostStats, Totals
+    from model_orchestrator.ledger.query import CostReport, CostStats, RequestOutcomes, Totals
 
 _PIPE_WIDTH = 140
 
@@ -27,7 +28,7 @@ class BudgetWarningPrinter:
             return
         kind = "budget" if event.unit == "usd" else "call quota"
         used = (
-            f"${event.used:.4f} of ${event.limit:g}"
+            f"{usd(event.used)} of {usd(event.limit)}"
             if event.unit == "usd"
             else f"{event.used:g} of {event.limit:g} calls"
         )
@@ -38,7 +39,7 @@ class BudgetWarningPrinter:
 
 
 def _usd(totals: Totals) -> str:
-    text = f"${totals.cost:.6f}"
+    text = usd(totals.cost)
     return f"{text} + ?" if totals.unpriced else text
 
 
@@ -91,12 +92,15 @@ def show_stats(stats: CostStats) -> None:
     """Print the summary, then budget and quota use when any are configured."""
     from rich.table import Table
 
-    t = stats.totals
+    t, r = stats.totals, stats.requests
     summary = Table(title="cost ledger", show_header=False)
     summary.add_column("what")
     summary.add_column("value", justify="right")
     rows = [
-        ("requests (ok / failed)", f"{t.requests} ({stats.requests_ok} / {stats.requests_failed})"),
+        (
+            "requests (ok / failed / cancelled / unfinished)",
+            f"{r.total} ({r.ok} / {r.failed} / {r.cancelled} / {r.unfinished})",
+        ),
         ("attempts (failed / cancelled)", f"{t.attempts} ({t.failed} / {t.cancelled})"),
         ("tokens in / out", f"{t.input_tokens} / {t.output_tokens}"),
         (
@@ -104,10 +108,10 @@ def show_stats(stats: CostStats) -> None:
             f"{t.cached_input_tokens} / {t.reasoning_tokens} / {t.cache_write_tokens}",
         ),
         ("spend", _usd(t)),
-        ("spend per request", "-" if stats.cost_per_request is None else f"${stats.cost_per_request:.6f}"),
+        ("spend per request", "-" if stats.cost_per_request is None else usd(stats.cost_per_request)),
         ("latency avg / p95", _latency(stats)),
         ("usage estimated (not reported)", str(t.estimated)),
-        ("top models", ", ".join(f"{m} ${c:.4f}" for m, c in stats.top_models) or "-"),
+        ("top models", ", ".join(f"{m} {usd(c)}" for m, c in stats.top_models) or "-"),
         ("ledger", f"{stats.ledger.get('url')} (schema v{stats.ledger.get('schema_version')})"),
     ]
     for what, value in rows:
@@ -130,13 +134,22 @@ def show_stats(stats: CostStats) -> None:
                 f"{share:.0f}%",
             )
         console.print(limits)
-    note = _note_unpriced(t)
-    if note:
-        console.print(note)
+    for note in (_note_unpriced(t), _note_unfinished(stats.requests)):
+        if note:
+            console.print(note)
+
+
+def _note_unfinished(requests: RequestOutcomes) -> str | None:
+    if not requests.unfinished:
+        return None
+    return (
+        f"{requests.unfinished} request(s) have no recorded end: still running, or their process stopped "
+        "before it could write one."
+    )
 
 
 def _amount(unit: str, value: float) -> str:
-    return f"${value:.4f}" if unit == "usd" else f"{value:g}"
+    return usd(value) if unit == "usd" else f"{value:g}"
 
 
 def _console() -> Console:

@@ -122,13 +122,33 @@ class LimitUse:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestOutcomes:
+    """How the requests started in a window ended; the four counts add up to ``total``.
+
+    ``failed`` includes requests refused before any call (a budget, no usable model), which have no
+    attempt rows; ``cancelled`` is a caller giving up (an abandoned stream, a dropped connection);
+    ``unfinished`` has no end recorded: still running, or its process died first.
+    """
+
+    ok: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    unfinished: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every request started in the window."""
+        return self.ok + self.failed + self.cancelled + self.unfinished
+
+
+@dataclass(frozen=True, slots=True)
 class CostStats:
-    """The ``costs stats`` answer."""
+    """The ``costs stats`` answer. Attempt figures (``totals``) count attempts that finished in the
+    window; request figures (``requests``) count requests that started in it, from the request rows."""
 
     query: CostQuery
     totals: Totals
-    requests_ok: int
-    requests_failed: int
+    requests: RequestOutcomes
     latency_avg: float | None
     latency_p95: float | None
     top_models: tuple[tuple[str, float], ...]
@@ -137,18 +157,22 @@ class CostStats:
 
     @property
     def cost_per_request(self) -> float | None:
-        """Average priced spend per request (None with no requests)."""
-        return self.totals.cost / self.totals.requests if self.totals.requests else None
+        """Average priced spend per request started in the window (None with no requests)."""
+        total = self.requests.total
+        return self.totals.cost / total if total else None
 
     def to_dict(self) -> dict[str, object]:
-        """The ``--json`` shape."""
+        """The ``--json`` shape: ``requests`` = ok + failed + cancelled + unfinished."""
         return {
             "since": iso_time(self.query.since),
             "until": iso_time(self.query.until),
             "category": self.query.category,
             **self.totals.to_dict(),
-            "requests_ok": self.requests_ok,
-            "requests_failed": self.requests_failed,
+            "requests": self.requests.total,
+            "requests_ok": self.requests.ok,
+            "requests_failed": self.requests.failed,
+            "requests_cancelled": self.requests.cancelled,
+            "requests_unfinished": self.requests.unfinished,
             "cost_per_request": self.cost_per_request,
             "latency_avg": self.latency_avg,
             "latency_p95": self.latency_p95,

@@ -22,6 +22,7 @@ from model_orchestrator.ledger.query import (
     CostStats,
     LimitUse,
     ReportRow,
+    RequestOutcomes,
     Totals,
     period_label,
 )
@@ -30,6 +31,8 @@ from model_orchestrator.ledger.tables import attempts, requests
 
 NONE_LABEL = "(none)"
 _TOP_MODELS = 5
+# A request whose caller gave up: a cancelled task, or a stream abandoned before its end (GeneratorExit).
+_GAVE_UP = ("Cancelled", "GeneratorExit")
 _JOINED = attempts.outerjoin(requests, attempts.c.request_id == requests.c.request_id)
 _DIMENSIONS: dict[str, sa.ColumnElement[Any]] = {
     "model": attempts.c.model,
@@ -127,7 +130,7 @@ async def cost_stats(
     """Totals, request outcomes, latency (average and p95 of answered attempts), top models by spend,
     budget and quota use, and the ledger's own state."""
     totals = await _overall(store, query)
-    ok, failed = await _request_outcomes(store, query)
+    outcomes = await _request_outcomes(store, query)
     average, p95 = await _latency(store, query)
     async with store.engine.connect() as conn:
         version = await schema_version(conn)
@@ -155,11 +158,12 @@ async def cost_stats(
         for s in limits
     )
     return CostStats(
-        query, totals, ok, failed, average, p95, top_models, uses, {**ledger, "schema_version": version}
+        query, totals, outcomes, average, p95, top_models, uses, {**ledger, "schema_version": version}
     )
 
 
-async def _request_outcomes(store: LedgerStore, query: CostQuery) -> tuple[int, int]:
+async def _request_outcomes(store: LedgerStore, query: CostQuery) -> RequestOutcomes:
+    """Every request row started in the window, by how it ended (the counts add up to the rows)."""
     conditions: list[sa.ColumnElement[bool]] = []
     if query.category is not None:
         conditions.append(requests.c.category == query.category)
@@ -167,12 +171,18 @@ async def _request_outcomes(store: LedgerStore, query: CostQuery) -> tuple[int, 
         conditions.append(requests.c.started_at >= query.since)
     if query.until is not None:
         conditions.append(requests.c.started_at < query.until)
+    cancelled = sa.and_(
+        requests.c.ok == sa.false(), sa.func.coalesce(requests.c.error_type, "").in_(_GAVE_UP)
+    )
     statement = sa.select(
-        _count_if(requests.c.ok == sa.true()), _count_if(requests.c.ok == sa.false())
+        _count_if(requests.c.ok == sa.true()),
+        _count_if(sa.and_(requests.c.ok == sa.false(), sa.not_(cancelled))),
+        _count_if(cancelled),
+        _count_if(requests.c.ok.is_(None)),
     ).where(*conditions)
     async with store.engine.connect() as conn:
-        ok, failed = (await conn.execute(statement)).one()
-    return int(ok), int(failed)
+        ok, failed, gave_up, unfinished = (await conn.execute(statement)).one()
+    return RequestOutcomes(int(ok), int(failed), int(gave_up), int(unfinished))
 
 
 async def _latency(store: LedgerStore, query: CostQuery) -> tuple[float | None, float | None]:
