@@ -101,6 +101,21 @@ async def collect(stream: AsyncIterator[StreamDelta]) -> list[StreamDelta]:
 # --- moving down the chain ------------------------------------------------------------------------------
 
 
+async def test_every_member_but_the_last_is_told_it_has_somewhere_else_to_go(h: Harness) -> None:
+    a, b, c = scripted("a", ServerError("x")), scripted("b", ServerError("y")), scripted("c", "ok")
+    members = (h.member(a, "a"), h.member(b, "b"), h.member(c, "c"))
+    assert (await h.fallback(*members).complete(REQUEST)).text == "ok"
+    assert [m.requests[0].has_fallback for m in (a, b, c)] == [True, True, False]
+    # Nested as a non-last member itself, its last member still has somewhere else to go.
+    a, b = scripted("a", ServerError("x")), scripted("b", ServerError("y"))
+    inner = Member(h.fallback(h.member(a, "a"), h.member(b, "b")), ModelProfile("inner", PRICE))
+    await h.fallback(inner, h.member(scripted("c", "ok"), "c")).complete(REQUEST)
+    assert [m.requests[0].has_fallback for m in (a, b)] == [True, True]
+    streamed = scripted("a", ServerError("x")), scripted("b", "ok")
+    await collect(h.fallback(h.member(streamed[0], "a"), h.member(streamed[1], "b")).stream(REQUEST))
+    assert [m.requests[0].has_fallback for m in streamed] == [True, False]
+
+
 async def test_first_member_answers(h: Harness) -> None:
     first, second = scripted("a", "Paris"), scripted("b")
     completion = await h.fallback(h.member(first, "a"), h.member(second, "b")).complete(REQUEST)

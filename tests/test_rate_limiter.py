@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -186,6 +187,14 @@ async def test_skip_mode_raises_at_once_with_when_to_come_back() -> None:
         await model.complete(REQUEST)
     assert caught.value.retry_after == pytest.approx(60.0)
     assert caught.value.reason == "rate_limited_locally" and caught.value.deployment == "dep-a"
+    assert inner.sent == [0.0]
+
+
+async def test_wait_mode_does_not_wait_when_the_request_has_somewhere_else_to_go() -> None:
+    model, inner, _ = limited(RateLimitPolicy(rpm=1, max_wait=100.0))
+    await model.complete(REQUEST)
+    with pytest.raises(RateLimitExhaustedError, match="another deployment to try"):
+        await model.complete(replace(REQUEST, has_fallback=True))
     assert inner.sent == [0.0]
 
 

@@ -17,7 +17,6 @@ from model_orchestrator.core.errors import (
     ContextWindowExceededError,
     CoolingDownError,
     DeadlineExceededError,
-    DeploymentUnavailableError,
     ProviderError,
     RateLimitedError,
     RateLimitExhaustedError,
@@ -26,6 +25,7 @@ from model_orchestrator.core.errors import (
     UpstreamConnectionError,
 )
 from model_orchestrator.core.events import EventBus, RecordingSink, RetryScheduled
+from model_orchestrator.core.observed import ObservedModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import RequestScope, request_scope
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
@@ -250,12 +250,19 @@ async def test_empty_answers_pass_when_not_retried_and_tool_calls_are_not_empty(
 # --- the shared attempt budget -----------------------------------------------------------------
 
 
+def observed(model: ScriptedModel, clock: FakeClock) -> ObservedModel:
+    """``model`` seen as the deployment ``dep-a`` (ObservedModel charges failed attempts to the budget)."""
+    return ObservedModel(
+        model, name="a", provider="test", deployment="dep-a", price=None, bus=EventBus(), clock=clock
+    )
+
+
 def nested(budget: int) -> tuple[RetryingModel, ScriptedModel, FakeClock]:
     """An outer RetryingModel around a strategy-like model that calls an inner RetryingModel."""
     clock = FakeClock()
     upstream = ScriptedModel([], default="unused")
     upstream.push(*[ServerError(f"fail {i}") for i in range(20)])
-    inner, _, _ = retrying(upstream, clock=clock)
+    inner, _, _ = retrying(observed(upstream, clock), clock=clock)
 
     async def strategy(request: ChatRequest) -> Completion:
         return await inner.complete(request)
@@ -264,24 +271,87 @@ def nested(budget: int) -> tuple[RetryingModel, ScriptedModel, FakeClock]:
     return outer, upstream, clock
 
 
-@pytest.mark.parametrize(("budget", "upstream_calls"), [(4, 3), (6, 4), (1, 0)])
-async def test_nested_retries_share_one_attempt_budget(budget: int, upstream_calls: int) -> None:
+@pytest.mark.parametrize(("budget", "upstream_calls"), [(4, 4), (6, 6), (1, 1)])
+async def test_nested_retries_share_one_budget_of_failed_attempts(budget: int, upstream_calls: int) -> None:
     outer, upstream, _ = nested(budget)
-    scope = RequestScope("req-1", max_attempts=budget)
+    scope = RequestScope("req-1", attempt_budget=budget)
     with request_scope(scope), pytest.raises(ProviderError):
         await outer.complete(REQUEST)
     # Unbounded, 3 outer x 3 inner attempts would reach the upstream 9 times.
     assert len(upstream.requests) == upstream_calls
-    assert scope.attempts <= budget
+    assert scope.failed_attempts == upstream_calls
+    assert scope.failures == {("dep-a", "ServerError"): upstream_calls}
 
 
-async def test_a_spent_budget_skips_the_deployment_without_a_call() -> None:
-    inner = ScriptedModel(["never"])
-    model, _, _ = retrying(inner)
-    scope = RequestScope("req-1", max_attempts=2, attempts=2)
-    with request_scope(scope), pytest.raises(DeploymentUnavailableError) as caught:
+async def test_a_spent_budget_never_stops_a_first_attempt_only_retries() -> None:
+    spent = RequestScope("req-1", attempt_budget=2)
+    spent.record_failure("elsewhere", "RequestTimeoutError")
+    spent.record_failure("elsewhere", "RequestTimeoutError")
+    answering, _, _ = retrying(ScriptedModel(["planned"]))
+    with request_scope(spent):
+        assert (await answering.complete(REQUEST)).text == "planned"
+    failing = ScriptedModel([ServerError("boom"), "never"])
+    clock = FakeClock()
+    model, _, _ = retrying(observed(failing, clock), clock=clock)
+    with request_scope(spent), pytest.raises(ServerError):
         await model.complete(REQUEST)
-    assert caught.value.reason == "attempt_budget" and inner.requests == []
+    assert len(failing.requests) == 1 and clock.sleeps == []
+    note = spent.budget_used_up()
+    assert note is not None and "attempt budget (2 failed attempts)" in note
+    assert "elsewhere: 2x RequestTimeoutError" in note and "dep-a: 1x ServerError" in note
+
+
+async def test_a_skipped_deployment_uses_no_budget() -> None:
+    scope = RequestScope("req-1", attempt_budget=1)
+    model, _, _ = retrying(ScriptedModel([CoolingDownError("cooling", retry_after=1.0)]))
+    with request_scope(scope), pytest.raises(CoolingDownError):
+        await model.complete(REQUEST)
+    assert scope.failed_attempts == 0 and scope.budget_used_up() is None
+
+
+async def test_an_empty_answer_uses_budget() -> None:
+    scope = RequestScope("req-1", attempt_budget=1)
+    inner = ScriptedModel(["", "never"])
+    model, _, _ = retrying(inner)
+    with request_scope(scope), pytest.raises(ServerError, match="no text"):
+        await model.complete(REQUEST)
+    assert len(inner.requests) == 1 and scope.failures == {("dep-a", "EmptyAnswer"): 1}
+
+
+# --- somewhere else to go ----------------------------------------------------------------------
+
+WITH_FALLBACK = ChatRequest.from_prompt("hello", request_id="req-1", has_fallback=True)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RateLimitedError("429", status_code=429, retry_after=3.0),
+        RequestTimeoutError("slow"),
+        ServerError("overloaded", status_code=529, retry_after=2.0),
+        ServerError("unavailable", status_code=503),
+    ],
+    ids=["429", "timeout", "529", "503"],
+)
+async def test_with_somewhere_else_to_go_timeouts_and_rate_limits_move_on(error: ProviderError) -> None:
+    inner = ScriptedModel([error, "second try"])
+    model, clock, sink = retrying(inner)
+    with pytest.raises(type(error)):
+        await model.complete(WITH_FALLBACK)
+    assert len(inner.requests) == 1 and clock.sleeps == [] and retries(sink) == []
+    # The last option waits it out and tries again.
+    inner = ScriptedModel([error, "second try"])
+    model, clock, _ = retrying(inner)
+    assert (await model.complete(REQUEST)).text == "second try"
+    assert len(inner.requests) == 2 and len(clock.sleeps) == 1
+    assert clock.sleeps[0] >= (error.retry_after or 0.0)
+
+
+async def test_with_somewhere_else_to_go_a_plain_server_error_is_still_retried() -> None:
+    inner = ScriptedModel([ServerError("boom", status_code=500), "ok"])
+    model, _, _ = retrying(inner)
+    assert (await model.complete(WITH_FALLBACK)).text == "ok"
+    assert len(inner.requests) == 2
 
 
 async def test_without_a_scope_attempts_are_bounded_by_the_policy_only() -> None:

@@ -103,6 +103,9 @@ class ObservedModel:
 
     def _start(self, request: ChatRequest) -> str:
         attempt = uuid.uuid4().hex
+        scope = current_scope()
+        if scope is not None:
+            scope.attempts += 1
         self._bus.emit(
             AttemptStarted(
                 request_id=request.request_id or "",
@@ -148,6 +151,10 @@ class ObservedModel:
         # No tokens reported or estimated means nothing billed, whatever the price.
         cost = cost_of(usage, self._price) if usage.total_tokens else 0.0
         _charge(self._name, cost)
+        scope = current_scope()
+        if scope is not None and error is not None:
+            # A wasted call: it uses the request's attempt budget (a cancelled race loser does not).
+            scope.record_failure(self._deployment, type(error).__name__)
         self._bus.emit(
             AttemptFailed(
                 request_id=request.request_id or "",

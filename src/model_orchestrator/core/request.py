@@ -22,6 +22,9 @@ class ChatRequest:
     ``deadline`` is an absolute time on the orchestrator's monotonic clock (seconds),
     so it can be handed down through every layer without shrinking by hand. ``max_cost`` caps the USD
     the whole request may spend, across every attempt.
+    ``has_fallback`` is set by a strategy for every member but its last (a later fallback member, another
+    deployment of the same model): the deployment's resilience layers then move on at once after a
+    timeout or rate limit, instead of waiting on this deployment (see ``resilience/README.md``).
     """
 
     messages: tuple[Message, ...]
@@ -39,6 +42,7 @@ class ChatRequest:
     api_key_id: str | None = None
     request_id: str | None = None
     metadata: tuple[tuple[str, str], ...] = field(default=())
+    has_fallback: bool = False
 
     @classmethod
     def from_prompt(cls, prompt: str, *, system: str | None = None, **options: object) -> ChatRequest:

@@ -269,7 +269,7 @@ class Orchestrator:
         )
         return RequestScope(
             request_id=request.request_id or "",
-            max_attempts=self.config.resilience.max_attempts_per_request,
+            attempt_budget=self.config.resilience.max_attempts_per_request,
             max_cost=cap,
         )
 

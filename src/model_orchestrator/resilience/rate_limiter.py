@@ -50,9 +50,10 @@ class RateLimitPolicy:
     """One deployment's limits. ``rpm``/``tpm`` None: not limited locally.
 
     ``on_limit="wait"`` waits up to ``max_wait`` seconds (and never past the request's deadline) for
-    room, ``"skip"`` raises ``RateLimitExhaustedError`` at once so the strategy moves on. ``adaptive``
-    follows the provider's rate-limit headers: nothing is sent before a 429's ``retry_after``, none while
-    it reports zero requests left, and calls are spaced out when fewer than 10% are left.
+    room, unless the request has somewhere else to go (``request.has_fallback``); ``"skip"`` raises
+    ``RateLimitExhaustedError`` at once so the strategy moves on. ``adaptive`` follows the provider's
+    rate-limit headers: nothing is sent before a 429's ``retry_after``, none while it reports zero
+    requests left, and calls are spaced out when fewer than 10% are left.
     """
 
     rpm: int | None = None
@@ -283,6 +284,8 @@ class RateLimitedModel:
         wait = ready - now
         if self._policy.on_limit == "skip":
             why = "the policy skips instead of waiting"
+        elif request.has_fallback:
+            why = "the request has another deployment to try, so it does not wait here"
         elif ready - started > self._policy.max_wait:
             why = f"more than the allowed wait of {self._policy.max_wait:g}s"
         elif request.deadline is not None and ready >= request.deadline:

@@ -1,10 +1,14 @@
 """Retrying one deployment: ``RetryPolicy`` (pure backoff and retry decisions) and ``RetryingModel``.
 
 Owns which failures are retried (retryable ``ProviderError``s only; never a skipped deployment, the
-caller's own deadline, or a 400/401/403/404), how long to wait (exponential backoff with jitter and a cap,
-but never less than the LATEST error's ``retry_after``), and when to give up (attempts per call, the
-request deadline, the request's shared attempt budget, a ``retry_after`` too long to wait here).
-Empty answers and streams that end without text count as retryable failures. It does not decide
+caller's own deadline, or a 400/401/403/404; and when the request has somewhere else to go,
+``request.has_fallback``, never a timeout, 429 or overload: those go to the next option at once and the
+cooldown keeps later requests off this deployment), how long to wait (exponential backoff with jitter
+and a cap, but never less than the LATEST error's ``retry_after``), and when to give up (attempts per
+call, the request deadline, the request's shared attempt budget of failed attempts, a ``retry_after``
+too long to wait here). Empty answers and streams that end without text count as retryable failures.
+Every failed upstream attempt is charged to the request's attempt budget (``ObservedModel`` charges
+errors, this layer empty answers); a first attempt never needs budget, only a retry does. It does not decide
 cooldowns or circuits (the wrappers inside it do) or fall back to other models (strategies do).
 
 The loop is tenacity's ``AsyncRetrying``: our clock's sleep is injected, and the waits and stops are
@@ -28,14 +32,17 @@ from model_orchestrator.core.errors import (
     DeadlineExceededError,
     DeploymentUnavailableError,
     ProviderError,
+    RateLimitedError,
+    RequestTimeoutError,
     ServerError,
 )
 from model_orchestrator.core.events import EventBus, RetryScheduled
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
-from model_orchestrator.core.request_scope import RequestScope, current_scope
+from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
 from model_orchestrator.resilience._streams import closing_stream
+from model_orchestrator.resilience.cooldown import OVERLOAD_STATUSES
 
 _log = logging.getLogger(__name__)
 
@@ -108,14 +115,23 @@ def is_retryable(error: BaseException) -> bool:
     return error.status_code not in _NEVER_RETRIED_STATUSES
 
 
+def moves_on(error: BaseException) -> bool:
+    """Failures not retried here when the request has somewhere else to go: the deployment asked for a
+    pause (429, 503/529 overload) or used up its whole timeout, so another deployment answers sooner."""
+    if isinstance(error, RateLimitedError | RequestTimeoutError):
+        return True
+    return isinstance(error, ServerError) and error.status_code in OVERLOAD_STATUSES
+
+
+def should_retry(error: BaseException, request: ChatRequest) -> bool:
+    """Whether to try this deployment again for ``request`` (``is_retryable`` and, with somewhere else
+    to go, not a failure that ``moves_on``)."""
+    return is_retryable(error) and not (request.has_fallback and moves_on(error))
+
+
 def is_empty(completion: Completion) -> bool:
     """A soft failure: a 200 without any visible text (tool calls legitimately carry none)."""
     return not completion.text.strip() and completion.finish_reason is not FinishReason.TOOL_CALLS
-
-
-def attempts_left(scope: RequestScope | None) -> bool:
-    """Whether the request's shared attempt budget allows one more upstream attempt."""
-    return scope is None or scope.max_attempts is None or scope.attempts < scope.max_attempts
 
 
 class _BackoffOrRetryAfter(wait_base):
@@ -145,10 +161,17 @@ class _StopAtDeadline(stop_base):
 
 
 class _StopWhenBudgetSpent(stop_base):
-    """Stop when the request's shared attempt budget (all layers together) is used up."""
+    """Stop when the request's failed attempts (all layers together) have used up its attempt budget."""
+
+    def __init__(self, deployment: str) -> None:
+        self._deployment = deployment
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        return not attempts_left(current_scope())
+        scope = current_scope()
+        if scope is None or scope.may_retry():
+            return False
+        _log.warning("not retrying %s: %s", self._deployment, scope.budget_used_up())
+        return True
 
 
 class _StopOnLongRetryAfter(stop_base):
@@ -162,37 +185,13 @@ class _StopOnLongRetryAfter(stop_base):
         return outcome is not None and self._policy.waits_too_long(outcome.exception())
 
 
-@dataclass(slots=True)
-class _Tries:
-    """One call's attempts: takes from the shared budget before each, remembers the last failure."""
-
-    deployment: str
-    last_error: ProviderError | None = None
-
-    def begin(self) -> None:
-        scope = current_scope()
-        if scope is None or scope.take_attempt():
-            return
-        if self.last_error is not None:
-            raise self.last_error
-        raise DeploymentUnavailableError(
-            f"the request's attempt budget ({scope.max_attempts}) is used up; no call to {self.deployment} "
-            "was made (raise the budget to allow more retries and fallbacks)",
-            reason="attempt_budget",
-            deployment=self.deployment,
-        )
-
-    def skipped(self, error: ProviderError) -> None:
-        """Note ``error``; when the deployment was skipped without a call, refund the attempt."""
-        self.last_error = error
-        scope = current_scope()
-        if scope is not None and isinstance(error, DeploymentUnavailableError):
-            scope.refund_attempt()
-
-    def failed(self, error: ProviderError) -> ProviderError:
-        """Remember ``error`` as the latest failure and return it (to be raised)."""
-        self.last_error = error
-        return error
+def _charge_empty(deployment: str, error: ServerError) -> ServerError:
+    """Charge an empty answer to the request's attempt budget: ``ObservedModel`` charges every failed
+    upstream call, but saw this one succeed."""
+    scope = current_scope()
+    if scope is not None:
+        scope.record_failure(deployment, "EmptyAnswer")
+    return error
 
 
 @dataclass(slots=True)
@@ -240,13 +239,11 @@ class RetryingModel:
         return self._policy
 
     async def complete(self, request: ChatRequest) -> Completion:
-        tries = _Tries(self._deployment)
-        completion: Completion = await self._retrying(request)(self._complete_once, request, tries)
+        completion: Completion = await self._retrying(request)(self._complete_once, request)
         return completion
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        tries = _Tries(self._deployment)
-        opened: _OpenedStream = await self._retrying(request)(self._open_stream, request, tries)
+        opened: _OpenedStream = await self._retrying(request)(self._open_stream, request)
         # Past the first text a failure is raised, not retried: the caller already has output.
         async with closing_stream(opened.rest) as rest:
             for delta in opened.head:
@@ -261,43 +258,33 @@ class RetryingModel:
         policy = self._policy
         return AsyncRetrying(
             sleep=self._clock.sleep,
-            retry=retry_if_exception(is_retryable),
+            retry=retry_if_exception(lambda error: should_retry(error, request)),
             wait=_BackoffOrRetryAfter(policy, self._rng),
             stop=stop_after_attempt(policy.max_attempts)
             | _StopOnLongRetryAfter(policy)
-            | _StopWhenBudgetSpent()
-            | _StopAtDeadline(self._clock, request.deadline),
+            | _StopAtDeadline(self._clock, request.deadline)
+            | _StopWhenBudgetSpent(self._deployment),
             before_sleep=lambda state: self._announce(request, state),
             reraise=True,
         )
 
-    async def _complete_once(self, request: ChatRequest, tries: _Tries) -> Completion:
-        tries.begin()
-        try:
-            completion = await self._inner.complete(request)
-        except ProviderError as exc:
-            tries.skipped(exc)
-            raise
+    async def _complete_once(self, request: ChatRequest) -> Completion:
+        completion = await self._inner.complete(request)
         if self._policy.retry_on_empty and is_empty(completion):
-            raise tries.failed(self._empty_answer())
+            raise _charge_empty(self._deployment, self._empty_answer())
         return completion
 
-    async def _open_stream(self, request: ChatRequest, tries: _Tries) -> _OpenedStream:
+    async def _open_stream(self, request: ChatRequest) -> _OpenedStream:
         """Start a stream and read it up to its first visible text (failures so far are retryable)."""
-        tries.begin()
         deltas = self._inner.stream(request)
         head: list[StreamDelta] = []
-        try:
-            async for delta in deltas:
-                head.append(delta)
-                if delta.text.strip():
-                    return _OpenedStream(head, deltas)
-        except ProviderError as exc:
-            tries.skipped(exc)
-            raise
+        async for delta in deltas:
+            head.append(delta)
+            if delta.text.strip():
+                return _OpenedStream(head, deltas)
         ended_on_tool_calls = bool(head) and head[-1].finish_reason is FinishReason.TOOL_CALLS
         if self._policy.retry_on_empty and not ended_on_tool_calls:
-            raise tries.failed(self._empty_answer())
+            raise _charge_empty(self._deployment, self._empty_answer())
         return _OpenedStream(head, deltas)
 
     def _empty_answer(self) -> ServerError:

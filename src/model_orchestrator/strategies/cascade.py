@@ -107,7 +107,7 @@ class CascadeModel:
                     return None, f"stopped escalating before {tier.name}: {skip.message}"
                 run.moved_on(tier, following)
                 continue
-            chosen = await self._ask(run, tier)
+            chosen = await self._ask(run, tier, has_fallback=following is not None)
             if chosen is not None:
                 return chosen, self._accepted_reason(chosen)
             if run.deadline_hit:
@@ -115,8 +115,8 @@ class CascadeModel:
             run.moved_on(tier, following)
         return None, None
 
-    async def _ask(self, run: ChainRun, tier: Member) -> Candidate | None:
-        completion = await run.call(tier)
+    async def _ask(self, run: ChainRun, tier: Member, *, has_fallback: bool) -> Candidate | None:
+        completion = await run.call(tier, has_fallback=has_fallback)
         if completion is None:
             return None
         score = await self._scorer.score(run.request, completion, tier)

@@ -10,7 +10,7 @@ whether an answer is good enough (scorers and the strategies do).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import (
@@ -24,6 +24,7 @@ from model_orchestrator.core.errors import (
 from model_orchestrator.core.events import EventBus, FallbackTriggered, RetryScheduled
 from model_orchestrator.core.explanation import StepRecord
 from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.strategies.budget import affordable, remaining_budget, unaffordable_reason
@@ -31,6 +32,11 @@ from model_orchestrator.strategies.member import Member, step_failed, step_ok
 from model_orchestrator.strategies.scorers import Score
 
 _log = logging.getLogger(__name__)
+
+
+def with_fallback(request: ChatRequest, has_fallback: bool) -> ChatRequest:
+    """``request`` marked as having somewhere else to go; unchanged (its own flag kept) when not."""
+    return replace(request, has_fallback=True) if has_fallback and not request.has_fallback else request
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +108,15 @@ class ChainRun:
         self.errors.append(error)
         self.steps.append(step_failed(member, error, outcome="skipped"))
 
-    async def call(self, member: Member) -> Completion | None:
-        """``member``'s answer to the request, or None with the failure recorded."""
+    async def call(self, member: Member, *, has_fallback: bool = False) -> Completion | None:
+        """``member``'s answer to the request, or None with the failure recorded.
+
+        ``has_fallback``: a later member follows, so the member's deployments move on at once after a
+        timeout or rate limit instead of retrying (the last member inherits the request's own flag).
+        """
+        request = with_fallback(self.request, has_fallback)
         try:
-            completion = await member.model.complete(self.request)
+            completion = await member.model.complete(request)
         except OrchestratorError as exc:
             self.fail(member, exc)
             return None
@@ -216,8 +227,11 @@ class ChainRun:
     def failure(self) -> OrchestratorError:
         """The error to raise when nothing answered: every member's error, in order."""
         tried = "; ".join(f"{s.model}: {s.outcome} ({s.error_type or s.reason})" for s in self.steps)
+        scope = current_scope()
+        budget = scope.budget_used_up() if scope is not None else None
         failed = AllModelsFailedError(
-            f"every model in {self.strategy!r} failed or was skipped: {tried or 'no member to try'}",
+            f"every model in {self.strategy!r} failed or was skipped: {tried or 'no member to try'}"
+            + (f"; {budget}" if budget else ""),
             self.errors,
         )
         if not self.deadline_hit:

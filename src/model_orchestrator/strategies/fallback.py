@@ -6,7 +6,9 @@ is unavailable (open circuit, cooldown, local rate limit) or fails is passed ove
 threshold, an answer scoring below it is rejected and the chain moves on (seed 004's "escalates if
 confidence < 0.6"). When every usable member was only unavailable, it waits for the earliest
 ``retry_after`` (within ``max_cooldown_wait`` and the deadline) and tries those once more. Each move
-emits ``FallbackTriggered``. Retrying one deployment is not its job (resilience wrappers do that).
+emits ``FallbackTriggered``. Retrying one deployment is not its job (resilience wrappers do that), but
+it tells them whether there is somewhere else to go: every member but the last is called with
+``request.has_fallback`` set, so a timeout or 429 there moves on at once instead of being retried.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies.budget import budget_scope, require_affordable
-from model_orchestrator.strategies.chain import Candidate, ChainRun
+from model_orchestrator.strategies.chain import Candidate, ChainRun, with_fallback
 from model_orchestrator.strategies.member import Member, strategy_completion
 from model_orchestrator.strategies.scorers import Scorer
 
@@ -122,7 +124,7 @@ class FallbackModel:
         for position, member in enumerate(members):
             if run.deadline_passed():
                 return None
-            chosen = await self._try(run, member)
+            chosen = await self._try(run, member, has_fallback=position + 1 < len(members))
             if chosen is not None:
                 return chosen
             if run.deadline_hit:
@@ -130,12 +132,12 @@ class FallbackModel:
             run.moved_on(member, members[position + 1] if position + 1 < len(members) else None)
         return None
 
-    async def _try(self, run: ChainRun, member: Member) -> Candidate | None:
+    async def _try(self, run: ChainRun, member: Member, *, has_fallback: bool) -> Candidate | None:
         skip = run.skip_error(member)
         if skip is not None:
             run.skip(member, skip)
             return None
-        completion = await run.call(member)
+        completion = await run.call(member, has_fallback=has_fallback)
         if completion is None:
             return None
         score = None
@@ -180,7 +182,8 @@ class FallbackModel:
             if skip is not None:
                 run.skip(member, skip)
             else:
-                async with contextlib.aclosing(self._stream_member(run, member, chosen)) as deltas:
+                more = position + 1 < len(members)
+                async with contextlib.aclosing(self._stream_member(run, member, chosen, more)) as deltas:
                     async for delta in deltas:
                         yield delta
                 if chosen or run.deadline_hit:
@@ -188,16 +191,16 @@ class FallbackModel:
             run.moved_on(member, members[position + 1] if position + 1 < len(members) else None)
 
     async def _stream_member(
-        self, run: ChainRun, member: Member, chosen: list[Member]
+        self, run: ChainRun, member: Member, chosen: list[Member], has_fallback: bool
     ) -> AsyncGenerator[StreamDelta, None]:
         """Stream ``member``; a failure before its first text is recorded and swallowed, after it raised.
 
         Text is passed on at once; the closing delta (finish reason, usage) is held back so that it can
-        carry the explanation.
+        carry the explanation. ``has_fallback`` as in ``ChainRun.call``.
         """
         held: StreamDelta | None = None
         sent = False
-        deltas = member.model.stream(run.request)
+        deltas = member.model.stream(with_fallback(run.request, has_fallback))
         try:
             async for delta in deltas:
                 if held is not None:  # something followed the closing delta after all: pass it on
