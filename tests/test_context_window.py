@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from model_orchestrator.core.errors import ContextWindowExceededError
+from model_orchestrator.config.loader import parse_config
+from model_orchestrator.core.errors import AllModelsFailedError, ConfigError, ContextWindowExceededError
 from model_orchestrator.core.messages import Message, Role
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.strategies.context_window import (
+    CUT_MARKER,
     SUMMARY_INSTRUCTION,
     SUMMARY_PREFIX,
     TruncationMode,
+    fit_conversation,
     fit_messages,
     fit_request,
     message_tokens,
     summarize_messages,
 )
-from model_orchestrator.testing import ScriptedModel
+from model_orchestrator.testing import FakeUpstream, RecordedRequest, Reply, ScriptedModel
 
 
 def count(message: Message) -> int:
@@ -186,3 +192,203 @@ async def test_when_no_room_for_a_summary_nothing_older_is_summarised_needlessly
         messages, summarizer, context_window=100, reserved_output=20, count=count
     )
     assert fitted == messages and summarizer.requests == []
+
+
+# --- cutting inside the last message (a long single prompt) -----------------------------------------
+
+PROMPT = "HEAD " + "x" * 90 + " TAIL"  # 100 tokens at one a character
+
+
+@pytest.mark.parametrize(
+    ("mode", "starts", "ends"),
+    [("start", False, True), ("end", True, False), ("middle", True, True), ("smart", True, True)],
+)
+def test_a_question_too_long_for_the_window_is_cut_inside(
+    mode: TruncationMode, starts: bool, ends: bool
+) -> None:
+    fitted = fit_conversation(
+        (SYSTEM, Message.user(PROMPT)),
+        context_window=60,
+        reserved_output=20,
+        mode=mode,
+        count=count,
+        cut_text=True,
+    )
+    system, question = fitted.messages
+    assert system == SYSTEM and sum(count(m) for m in fitted.messages) == 40
+    assert question.text.startswith("HEAD") is starts and question.text.endswith("TAIL") is ends
+    assert (CUT_MARKER in question.text) is (mode in ("middle", "smart"))
+    kept = len(question.text) - (len(CUT_MARKER) if CUT_MARKER in question.text else 0)
+    assert fitted.cut_characters == len(PROMPT) - kept and fitted.dropped_messages == 0
+
+
+def test_cutting_inside_drops_the_other_turns_first() -> None:
+    fitted = fit_conversation(
+        (*CONVERSATION, Message.user(PROMPT)),
+        context_window=60,
+        reserved_output=20,
+        count=count,
+        cut_text=True,
+    )
+    assert fitted.messages[0] == SYSTEM and len(fitted.messages) == 2
+    assert fitted.dropped_messages == len(TURNS) and fitted.cut_characters > 0
+
+
+def test_system_messages_are_never_cut() -> None:
+    with pytest.raises(ContextWindowExceededError, match="system messages and the last user message"):
+        fit_conversation(
+            (Message.system("S" * 50), Message.user("hi")),
+            context_window=60,
+            reserved_output=20,
+            count=count,
+            cut_text=True,
+        )
+
+
+def test_whole_message_fitting_never_cuts_inside() -> None:
+    with pytest.raises(ContextWindowExceededError):
+        fit_messages((SYSTEM, Message.user(PROMPT)), context_window=60, reserved_output=20, count=count)
+
+
+# --- the overflow setting on real models (FakeUpstream) ------------------------------------------------
+
+ENV = {"UP_KEY": "upstream-secret"}
+LONG_PROMPT = "HEAD " + "x" * 2000 + " TAIL"  # about 507 tokens: more than small's 300-token window
+
+
+def overflow_config(up: FakeUpstream) -> str:
+    base = up.openai_base
+    row = f"provider: openai, api_base: '{base}', api_key_env: UP_KEY, max_output_tokens: 50"
+    return f"""
+models:
+  - {{name: small, model: m-small, context_window: 300, {row}, price: {{input: 1, output: 2}}}}
+  - {{name: big, model: m-big, context_window: 4000, {row}, price: {{input: 1, output: 2}}}}
+  - {{name: cutter, model: m-cut, context_window: 300, {row}, context: {{overflow: truncate-end}}}}
+  - {{name: summed, model: m-sum, context_window: 300, {row},
+      context: {{overflow: summarize, summarizer: big}}}}
+strategies:
+  - {{name: safe, type: fallback, chain: [small, big], context: {{overflow: truncate-start}}}}
+resilience: {{retry: {{max_attempts: 1}}}}
+ledger: {{enabled: false}}
+"""
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as up:
+        yield up
+
+
+def orchestrator(up: FakeUpstream) -> Orchestrator:
+    return Orchestrator(parse_config(overflow_config(up)), env=ENV)
+
+
+def sent_text(recorded: RecordedRequest) -> str:
+    return "\n".join(str(m["content"]) for m in recorded.json["messages"])
+
+
+async def test_a_model_refuses_an_overflowing_prompt_before_sending_by_default(
+    upstream: FakeUpstream,
+) -> None:
+    async with orchestrator(upstream) as orch:
+        with pytest.raises(ContextWindowExceededError) as caught:
+            await orch.complete(LONG_PROMPT, model="small")
+    message = str(caught.value)
+    assert "about 507 tokens plus 50 reserved" in message and "context window of 300 tokens" in message
+    assert "context overflow setting: error" in message and "truncate-start" in message
+    assert "--context-overflow" in message and caught.value.status_code == 400
+    assert upstream.requests == []
+
+
+async def test_a_configured_truncation_cuts_and_explains(upstream: FakeUpstream) -> None:
+    upstream.script(Reply("ok"))
+    async with orchestrator(upstream) as orch:
+        result = await orch.complete(LONG_PROMPT, model="cutter")
+    (sent,) = upstream.requests
+    assert sent_text(sent).startswith("HEAD") and "TAIL" not in sent_text(sent)
+    context = result.metadata["explanation"]["context"]  # type: ignore[index]
+    assert context["overflow"] == "truncate-end" and context["context_window"] == 300
+    assert context["cut_characters"] > 0 and context["estimated_prompt_tokens_sent"] <= 250
+    assert "characters cut from the last message" in context["summary"]
+    assert result.model_used == "cutter" and result.fallback_chain == ("cutter",)
+
+
+async def test_the_request_setting_overrides_the_model_setting(upstream: FakeUpstream) -> None:
+    upstream.script(Reply("ok"))
+    async with orchestrator(upstream) as orch:
+        result = await orch.complete(LONG_PROMPT, model="small", context_overflow="truncate-start")
+    assert sent_text(upstream.requests[0]).endswith("TAIL")
+    assert result.metadata["explanation"]["context"]["overflow"] == "truncate-start"  # type: ignore[index]
+
+
+async def test_smart_keeps_the_recent_turns(upstream: FakeUpstream) -> None:
+    upstream.script(Reply("ok"))
+    turns = [Message.of("user" if i % 2 == 0 else "assistant", f"turn{i} " + "y" * 300) for i in range(9)]
+    async with orchestrator(upstream) as orch:
+        result = await orch.complete(turns, model="small", context_overflow="smart")
+    contents = [m["content"] for m in upstream.requests[0].json["messages"]]
+    assert contents[-1].startswith("turn8") and not any(c.startswith("turn0") for c in contents)
+    assert result.metadata["explanation"]["context"]["dropped_messages"] >= 6  # type: ignore[index]
+
+
+async def test_summarize_asks_the_configured_summarizer_first(upstream: FakeUpstream) -> None:
+    upstream.script(Reply("They compared two plans."), Reply("Plan B."))
+    history = [Message.of("user" if i % 2 == 0 else "assistant", f"turn{i} " + "z" * 400) for i in range(5)]
+    async with orchestrator(upstream) as orch:
+        result = await orch.complete([*history, Message.user("Which plan?")], model="summed")
+    summary_call, answer_call = upstream.requests
+    assert summary_call.json["model"] == "m-big" and "turn0" in sent_text(summary_call)
+    assert answer_call.json["model"] == "m-sum"
+    assert SUMMARY_PREFIX + "They compared two plans." in sent_text(answer_call)
+    assert answer_call.json["messages"][-1]["content"] == "Which plan?"
+    context = result.metadata["explanation"]["context"]  # type: ignore[index]
+    assert context["overflow"] == "summarize" and context["summarized_messages"] == 5
+    assert result.metadata["attempts"] == 2  # the summary is a paid call of the same request
+
+
+async def test_a_strategy_cuts_to_its_largest_member_window(upstream: FakeUpstream) -> None:
+    upstream.script(Reply("ok"))
+    huge = "HEAD " + "x" * 20_000 + " TAIL"
+    async with orchestrator(upstream) as orch:
+        result = await orch.complete(huge, model="safe")
+    (sent,) = upstream.requests  # small was skipped (too small); big got the cut prompt
+    assert sent.json["model"] == "m-big" and sent_text(sent).endswith("TAIL")
+    assert result.model_used == "big"
+    context = result.metadata["explanation"]["context"]  # type: ignore[index]
+    assert context["overflow"] == "truncate-start" and context["context_window"] == 4000
+
+
+async def test_an_inline_strategy_follows_the_request_setting(upstream: FakeUpstream) -> None:
+    upstream.script(Reply("ok"))
+    huge = "HEAD " + "x" * 20_000 + " TAIL"
+    async with orchestrator(upstream) as orch:
+        with pytest.raises(AllModelsFailedError):
+            await orch.complete(huge, strategy="fallback", members=["small", "big"])
+        result = await orch.complete(
+            huge, strategy="fallback", members=["small", "big"], context_overflow="truncate-middle"
+        )
+    (sent,) = upstream.requests
+    assert (
+        sent_text(sent).startswith("HEAD")
+        and sent_text(sent).endswith("TAIL")
+        and CUT_MARKER in sent_text(sent)
+    )
+    assert result.metadata["explanation"]["context"]["overflow"] == "truncate-middle"  # type: ignore[index]
+
+
+async def test_a_stream_is_cut_too_and_its_last_piece_explains(upstream: FakeUpstream) -> None:
+    upstream.script(Reply("fine answer"))
+    async with orchestrator(upstream) as orch:
+        deltas = [d async for d in orch.stream(LONG_PROMPT, model="small", context_overflow="truncate-end")]
+    assert "".join(d.text for d in deltas) == "fine answer"
+    assert "TAIL" not in sent_text(upstream.requests[0])
+    explained = [d.explanation for d in deltas if d.explanation is not None]
+    assert explained and dict(explained[-1].facts)["context"]["overflow"] == "truncate-end"  # type: ignore[index]
+
+
+async def test_an_unknown_setting_is_a_config_error(upstream: FakeUpstream) -> None:
+    async with orchestrator(upstream) as orch:
+        with pytest.raises(ConfigError, match="unknown context overflow setting 'drop'"):
+            await orch.complete(LONG_PROMPT, model="small", context_overflow="drop")
+    with pytest.raises(ConfigError, match="overflow"):
+        parse_config("models:\n  - {name: m, provider: local, context: {overflow: drop}}\n")

@@ -68,8 +68,8 @@ class ObservedModel:
         except OrchestratorError as exc:
             self._failed(request, attempt, started, exc)
             raise
-        # A known price wins; otherwise keep a cost the provider itself reported (CLI agents do).
-        cost = cost_of(completion.usage, self._price) if self._price is not None else completion.cost
+        # A cost the provider itself reported (CLI agents do) is the truth; a price is the estimate of it.
+        cost = completion.cost if completion.cost is not None else cost_of(completion.usage, self._price)
         completion = replace(completion, cost=cost, deployment=self._deployment)
         self._succeeded(request, attempt, completion.usage, cost, completion.latency)
         return completion

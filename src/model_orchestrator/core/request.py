@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Literal, get_args
 
 from model_orchestrator.core.messages import Message
+
+ContextOverflow = Literal["error", "truncate-start", "truncate-end", "truncate-middle", "smart", "summarize"]
+"""What to do when a prompt does not fit a model's context window (``context: {overflow: ...}``)."""
+CONTEXT_OVERFLOW_MODES: tuple[str, ...] = get_args(ContextOverflow)
 
 
 class ResponseFormat(StrEnum):
@@ -22,6 +27,8 @@ class ChatRequest:
     ``deadline`` is an absolute time on the orchestrator's monotonic clock (seconds),
     so it can be handed down through every layer without shrinking by hand. ``max_cost`` caps the USD
     the whole request may spend, across every attempt.
+    ``context_overflow`` overrides the configured overflow handling of every model and strategy the request
+    reaches (None: the configured one).
     ``has_fallback`` is set by a strategy for every member but its last (a later fallback member, another
     deployment of the same model): the deployment's resilience layers then move on at once after a
     timeout or rate limit, instead of waiting on this deployment (see ``resilience/README.md``).
@@ -42,6 +49,7 @@ class ChatRequest:
     api_key_id: str | None = None
     request_id: str | None = None
     metadata: tuple[tuple[str, str], ...] = field(default=())
+    context_overflow: ContextOverflow | None = None
     has_fallback: bool = False
 
     @classmethod

@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.messages import Message
-from model_orchestrator.core.request import ChatRequest, ResponseFormat
+from model_orchestrator.core.request import ChatRequest, ContextOverflow, ResponseFormat
 from model_orchestrator.core.response import FinishReason
 from model_orchestrator.core.result import OrchestrationResult
 from model_orchestrator.core.usage import Usage
@@ -77,6 +77,12 @@ class RequestExtension(BaseModel):
     max_cost: float | None = Field(default=None, ge=0, description="USD cap for the whole request")
     category: str | None = Field(default=None, max_length=200)
     tags: list[str] | None = Field(default=None, max_length=50)
+    context_overflow: ContextOverflow | None = Field(
+        default=None,
+        description="When the prompt does not fit the model's context window: error (400 "
+        "context_length_exceeded, the default), truncate-start, truncate-end, truncate-middle, smart or "
+        "summarize; overrides the configured setting",
+    )
 
 
 class ChatRequestBody(ChatCompletionRequest):
@@ -126,6 +132,7 @@ def to_chat_request(
         category=extension.category,
         tags=tuple(extension.tags or ()),
         max_cost=extension.max_cost,
+        context_overflow=extension.context_overflow,
         api_key_id=api_key_id,
         request_id=request_id,
     )

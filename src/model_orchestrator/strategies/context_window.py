@@ -3,13 +3,16 @@
 Owns choosing which messages to keep when the prompt plus the reserved output would overflow a window:
 truncation from the start, the end or the middle, a "smart" cut (system, the last three user turns and
 the last assistant turn), or summarising older turns with a cheap model. System messages and the last
-user message are always kept; when even they cannot fit, ``ContextWindowExceededError`` says so. Token
-counts are estimates (``core.tokens``) unless a counter is passed. It does not pick models.
+user message are always kept whole by ``fit_messages``; ``fit_conversation`` may also cut the text of
+that last message (a long single prompt) when nothing else is left to drop. When even that cannot fit,
+``ContextWindowExceededError`` says so. Token counts are estimates (``core.tokens``) unless a counter is
+passed. It does not pick models or decide when to fit (``context_fit.ContextFitModel`` does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from model_orchestrator.core.errors import ContextWindowExceededError
@@ -27,6 +30,23 @@ SUMMARY_INSTRUCTION = (
     "questions; leave out pleasantries. Reply with the summary only."
 )
 SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
+# Marks where text was cut out of a message, so the model knows something is missing.
+CUT_MARKER = "\n[...]\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ContextFit:
+    """A conversation fitted into a window, and what fitting it removed."""
+
+    messages: tuple[Message, ...]
+    dropped_messages: int = 0
+    cut_characters: int = 0
+    summarized_messages: int = 0
+
+    @property
+    def changed(self) -> bool:
+        """True when anything was dropped, cut or summarised."""
+        return bool(self.dropped_messages or self.cut_characters or self.summarized_messages)
 
 
 def message_tokens(message: Message) -> int:
@@ -47,22 +67,45 @@ def fit_messages(
     ``start`` drops the oldest turns; ``end`` drops the newest turns before the last user message;
     ``middle`` keeps the first and the last turns and drops the middle; ``smart`` keeps the last three
     user turns and the last assistant turn, then drops the oldest of those. Unchanged when all fit.
+    Whole messages only: raises ``ContextWindowExceededError`` when the pinned ones cannot fit.
+    """
+    fitted = fit_conversation(
+        messages, context_window=context_window, reserved_output=reserved_output, mode=mode, count=count
+    )
+    return fitted.messages
+
+
+def fit_conversation(
+    messages: Iterable[Message],
+    *,
+    context_window: int,
+    reserved_output: int,
+    mode: TruncationMode = "smart",
+    count: TokenCounter = message_tokens,
+    cut_text: bool = False,
+) -> ContextFit:
+    """Like ``fit_messages``, reporting what was dropped; with ``cut_text``, a last message too long for
+    the window is cut as well: ``start`` keeps its end, ``end`` its beginning, ``middle`` and ``smart``
+    both ends (``CUT_MARKER`` where text was taken out). System messages are never cut.
     """
     if mode not in _SELECTORS:
         raise ValueError(f"unknown truncation mode {mode!r}; expected one of {', '.join(_SELECTORS)}")
     messages = tuple(messages)
     budget = context_window - reserved_output
     if sum(count(m) for m in messages) <= budget:
-        return messages
+        return ContextFit(messages)
     pinned, candidates = _pinned_and_candidates(messages)
     room = budget - sum(count(messages[i]) for i in pinned)
     if room < 0:
-        raise _overflow(messages, pinned, budget, context_window, reserved_output, count)
+        if not cut_text:
+            raise _overflow(messages, pinned, budget, context_window, reserved_output, count)
+        return _cut_pinned(messages, pinned, context_window, reserved_output, mode, count)
     if mode == "smart":
         candidates = _smart_candidates(messages, candidates)
     sizes = {i: count(messages[i]) for i in candidates}
     kept = _SELECTORS[mode](candidates, sizes, room)
-    return tuple(messages[i] for i in sorted((*pinned, *kept)))
+    fitted = tuple(messages[i] for i in sorted((*pinned, *kept)))
+    return ContextFit(fitted, dropped_messages=len(messages) - len(fitted))
 
 
 def fit_request(
@@ -97,10 +140,36 @@ async def summarize_messages(
     verbatim; everything older becomes one system message after the original system messages. The
     summarizer's own cost is charged like any call (wrap it in ``ObservedModel``).
     """
+    fitted = await summarize_conversation(
+        messages,
+        summarizer,
+        context_window=context_window,
+        reserved_output=reserved_output,
+        summary_tokens=summary_tokens,
+        count=count,
+        instruction=instruction,
+        request_id=request_id,
+    )
+    return fitted.messages
+
+
+async def summarize_conversation(
+    messages: Iterable[Message],
+    summarizer: ChatModel,
+    *,
+    context_window: int,
+    reserved_output: int,
+    summary_tokens: int = 256,
+    count: TokenCounter = message_tokens,
+    instruction: str = SUMMARY_INSTRUCTION,
+    request_id: str | None = None,
+) -> ContextFit:
+    """``summarize_messages``, reporting how many turns were summarised (or dropped when the summary
+    could not fit after all)."""
     messages = tuple(messages)
     budget = context_window - reserved_output
     if sum(count(m) for m in messages) <= budget:
-        return messages
+        return ContextFit(messages)
     pinned, candidates = _pinned_and_candidates(messages)
     room = budget - sum(count(messages[i]) for i in pinned)
     if room < 0:  # checked first so that no summary is paid for when nothing could fit anyway
@@ -109,14 +178,18 @@ async def summarize_messages(
     allowance = summary_tokens + count(Message.system(SUMMARY_PREFIX))
     recent = _drop_oldest(candidates, sizes, room - allowance) if room > allowance else []
     older = [i for i in candidates if i not in recent]
-    if not older:
-        return fit_messages(
-            messages,
+
+    def plain_cut(conversation: tuple[Message, ...]) -> ContextFit:
+        return fit_conversation(
+            conversation,
             context_window=context_window,
             reserved_output=reserved_output,
             mode="start",
             count=count,
         )
+
+    if not older:
+        return plain_cut(messages)
     transcript = "\n".join(f"{messages[i].role.value}: {messages[i].text}" for i in older)
     summary = await summarizer.complete(
         ChatRequest(
@@ -131,18 +204,66 @@ async def summarize_messages(
     result = (*systems, Message.system(SUMMARY_PREFIX + summary.text.strip()), *rest)
     try:
         # A summary longer than planned must still not overflow: drop the oldest kept turns if it does...
-        return fit_messages(
-            result, context_window=context_window, reserved_output=reserved_output, mode="start", count=count
-        )
+        fitted = plain_cut(result)
     except ContextWindowExceededError:
         # ...and when it cannot fit at all, the plain cut without it is the best left.
-        return fit_messages(
-            messages,
-            context_window=context_window,
-            reserved_output=reserved_output,
-            mode="start",
-            count=count,
-        )
+        return plain_cut(messages)
+    return ContextFit(
+        fitted.messages,
+        dropped_messages=fitted.dropped_messages,
+        summarized_messages=len(older),
+    )
+
+
+def _cut_pinned(
+    messages: Sequence[Message],
+    pinned: list[int],
+    context_window: int,
+    reserved_output: int,
+    mode: TruncationMode,
+    count: TokenCounter,
+) -> ContextFit:
+    """Only the pinned messages, the non-system one cut to the room the system messages leave."""
+    budget = context_window - reserved_output
+    systems = [i for i in pinned if messages[i].role is Role.SYSTEM]
+    target = next((i for i in pinned if messages[i].role is not Role.SYSTEM), None)
+    room = budget - sum(count(messages[i]) for i in systems)
+    if target is None or count(Message.of(messages[target].role, "")) > room:
+        raise _overflow(messages, pinned, budget, context_window, reserved_output, count)
+    original = messages[target]
+    kept = _chars_that_fit(original, room, mode, count)
+    cut = Message.of(original.role, _kept_text(original.text, kept, mode))
+    return ContextFit(
+        tuple(cut if i == target else messages[i] for i in sorted(pinned)),
+        dropped_messages=len(messages) - len(pinned),
+        cut_characters=len(original.text) - kept,
+    )
+
+
+def _chars_that_fit(message: Message, room: int, mode: TruncationMode, count: TokenCounter) -> int:
+    """How many of ``message``'s characters fit ``room`` tokens (a binary search over the counter)."""
+    low, high = 0, len(message.text)  # ``low`` characters always fit (checked by the caller)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count(Message.of(message.role, _kept_text(message.text, middle, mode))) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _kept_text(text: str, keep: int, mode: TruncationMode) -> str:
+    """``keep`` characters of ``text``: its end (start mode), its beginning (end), or both ends."""
+    if keep >= len(text):
+        return text
+    if keep <= 0:
+        return ""
+    if mode == "start":
+        return text[len(text) - keep :]
+    if mode == "end":
+        return text[:keep]
+    head = (keep + 1) // 2
+    return text[:head] + CUT_MARKER + text[len(text) - (keep - head) :]
 
 
 def _pinned_and_candidates(messages: Sequence[Message]) -> tuple[list[int], list[int]]:
