@@ -10,12 +10,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from model_orchestrator.config.redaction import excerpt, redact_keys
 from model_orchestrator.config.schema import OrchestratorConfig
 from model_orchestrator.core.errors import ConfigError
 
 CONFIG_ENV = "ORCHESTRATOR_CONFIG"
 _DEFAULT_NAMES = ("orchestrator.yaml", "orchestrator.yml")
 _SECRET_WORDS = ("key", "token", "secret", "password", "headers", "endpoint")
+_MAX_PROBLEMS = 20
+_MAX_MESSAGE = 300
+_MAX_KEY = 60
 
 
 def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
@@ -44,18 +48,42 @@ def load_config(
     path = find_config(explicit, os.environ if env is None else env)
     if path is None:
         return OrchestratorConfig(), None
-    return parse_config(path.read_text(encoding="utf-8"), source=str(path)), path
+    return parse_config(read_config_text(path), source=str(path)), path
+
+
+def read_config_text(path: Path) -> str:
+    """The file's text; an unreadable or non-UTF-8 file is a ConfigError naming it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+            "save it as UTF-8"
+        ) from None
 
 
 def parse_config(text: str, *, source: str = "<config>") -> OrchestratorConfig:
-    """Validate YAML text; errors name the source, the key path and what was expected."""
+    """Validate YAML text; errors name the source, the key path and what was expected.
+
+    Values quoted in errors are short and redacted (``redaction.excerpt``), and aliases may not expand
+    beyond ``safe_yaml.MAX_EXPANDED_NODES``.
+    """
     import yaml
     from pydantic import ValidationError
 
+    from model_orchestrator.config.safe_yaml import load_yaml
+
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{source}: not valid YAML: {_shorten(redact_keys(str(exc)))}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -63,7 +91,9 @@ def parse_config(text: str, *, source: str = "<config>") -> OrchestratorConfig:
     try:
         return OrchestratorConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(source, exc, data)) from exc
+        raise ConfigError(_describe(source, exc, data)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: the config is nested too deeply") from None
 
 
 def _describe(source: str, exc: object, data: object) -> str:
@@ -71,11 +101,19 @@ def _describe(source: str, exc: object, data: object) -> str:
 
     assert isinstance(exc, ValidationError)
     lines = [f"{source}: {exc.error_count()} problem(s) in the config:"]
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False, include_input=True)
+    for err in errors[:_MAX_PROBLEMS]:
         path = _key_path(err["loc"], data)
-        got = "" if err["type"] == "missing" or _may_be_secret(err["loc"]) else f" (got {err['input']!r})"
-        lines.append(f"  {path}: {err['msg']}{got}")
+        quiet = not err["loc"] or err["type"] == "missing" or _may_be_secret(err["loc"])
+        got = "" if quiet else f" (got {excerpt(err['input'])})"
+        lines.append(f"  {path}: {_shorten(redact_keys(err['msg']))}{got}")
+    if len(errors) > _MAX_PROBLEMS:
+        lines.append(f"  ... and {len(errors) - _MAX_PROBLEMS} more")
     return "\n".join(lines)
+
+
+def _shorten(text: str, limit: int = _MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _may_be_secret(loc: tuple[int | str, ...]) -> bool:
@@ -92,8 +130,8 @@ def _key_path(loc: tuple[int | str, ...], data: object) -> str:
             parts[-1] += f"[{item}]"
             node = node[item] if isinstance(node, list) and item < len(node) else None
             if isinstance(node, dict) and isinstance(node.get("name"), str):
-                parts[-1] += f" ({node['name']})"
+                parts[-1] += f" ({_shorten(redact_keys(node['name']), _MAX_KEY)})"
         else:
-            parts.append(str(item))
+            parts.append(_shorten(redact_keys(str(item)), _MAX_KEY))
             node = node.get(item) if isinstance(node, dict) else None
     return ".".join(parts) or "<top level>"
