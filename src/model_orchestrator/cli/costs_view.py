@@ -9,15 +9,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from model_orchestrator.cli.console import table_console
 from model_orchestrator.core.events import BudgetWarning, Event
 from model_orchestrator.core.money import usd
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from model_orchestrator.ledger.query import CostReport, CostStats, RequestOutcomes, Totals
-
-_PIPE_WIDTH = 140
 
 
 class BudgetWarningPrinter:
@@ -79,7 +76,7 @@ def show_report(report: CostReport) -> None:
         t = row.totals
         cells = (t.attempts, t.failed, t.cancelled, t.input_tokens, t.output_tokens)
         table.add_row(row.period, row.group, *(str(c) for c in cells), _usd(t))
-    console = _console()
+    console = table_console()
     console.print(table)
     note = _note_unpriced(total)
     if note:
@@ -116,7 +113,7 @@ def show_stats(stats: CostStats) -> None:
     ]
     for what, value in rows:
         summary.add_row(what, value)
-    console = _console()
+    console = table_console()
     console.print(summary)
     if stats.limits:
         limits = Table(title="budgets and quotas (current UTC period)", header_style="bold")
@@ -150,16 +147,6 @@ def _note_unfinished(requests: RequestOutcomes) -> str | None:
 
 def _amount(unit: str, value: float) -> str:
     return usd(value) if unit == "usd" else f"{value:g}"
-
-
-def _console() -> Console:
-    """A console; when output is not a terminal, wide enough that no column is cut (80 is too few)."""
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:
-        console.width = _PIPE_WIDTH
-    return console
 
 
 def _latency(stats: CostStats) -> str:

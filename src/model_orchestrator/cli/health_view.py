@@ -27,8 +27,9 @@ def show_health(config_path: str | None, *, as_json: bool, probe: bool) -> bool:
 
 
 def _table(states: list[Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from model_orchestrator.cli.console import table_console
 
     table = Table(title="deployments", header_style="bold")
     for column in ("deployment", "healthy", "latency", "failures", "breaker", "cooldown", "last error"):
@@ -46,4 +47,4 @@ def _table(states: list[Any]) -> None:
             cooldown,
             (s.last_error or "")[:60],
         )
-    Console().print(table)
+    table_console().print(table)

@@ -15,8 +15,9 @@ def show_models(config_path: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([i.to_dict() for i in infos], indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from model_orchestrator.cli.console import table_console
 
     table = Table(title="models", header_style="bold")
     for column in ("name", "provider", "tier", "context", "$/M in", "$/M out", "usable"):
@@ -36,7 +37,7 @@ def show_models(config_path: str | None, as_json: bool) -> None:
             price_out,
             usable,
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 def _or_dash(value: int | None) -> str:
