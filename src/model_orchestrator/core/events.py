@@ -213,6 +213,9 @@ class RequestStarted(Event):
     max_cost: float | None = None
     # The prompt, only when the config opts in to recording content (``telemetry.record_content``).
     messages: tuple[Message, ...] | None = None
+    # The text a router reads (the last user message), only when the ledger keeps it for retraining
+    # (``ledger.store_prompts``); never copied into traces or logs.
+    prompt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +238,22 @@ class RequestFinished(Event):
     api_key_id: str | None = None
     # The answer, only when the config opts in to recording content (``telemetry.record_content``).
     response_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerJudged(Event):
+    """A strategy scored one model's answer: a cascade's confidence, a validation verdict.
+
+    ``score`` is how good the answer was judged, 0 (wrong) to 1 (right); ``source`` is ``cascade`` or
+    ``validation``; ``escalated`` tells whether the strategy moved on because of it. ``tier`` is the
+    model's configured tier (None when unknown). The ledger keeps these as outcome labels that
+    ``orchestrator train-router --from-ledger`` learns from; ``judgement_id`` makes recording idempotent.
+    """
+
+    judgement_id: str
+    strategy: str
+    source: str
+    model: str
+    score: float
+    escalated: bool
+    tier: int | None = None

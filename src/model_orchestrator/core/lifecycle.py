@@ -27,6 +27,8 @@ class RequestLifecycle:
     strategy: str
     scope: RequestScope
     record_content: bool = False
+    # The router's input text, set only when the ledger keeps prompts for retraining.
+    prompt: str | None = None
     started: float = field(init=False, default=0.0)
 
     def start(self) -> None:
@@ -44,6 +46,7 @@ class RequestLifecycle:
                 api_key_id=request.api_key_id,
                 max_cost=request.max_cost,
                 messages=request.messages if self.record_content else None,
+                prompt=self.prompt,
             )
         )
 

@@ -24,13 +24,17 @@ from model_orchestrator.ledger.recorder import LedgerRecorder, OnCommit
 from model_orchestrator.ledger.settings import LedgerSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from model_orchestrator.ledger.budgets import BudgetBook
+    from model_orchestrator.ledger.feedback import FeedbackReceipt, LabelledRequest
     from model_orchestrator.ledger.query import CostQuery, CostReport, CostStats
     from model_orchestrator.ledger.records import Batch
     from model_orchestrator.ledger.store import LedgerStore
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
+_PRUNE_EVERY = 3600.0  # seconds between deletions of stored prompts nobody labelled
 
 
 class LedgerError(OrchestratorError):
@@ -67,6 +71,7 @@ class Ledger:
         self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._warned: set[tuple[str, str, str]] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        self._pruned_at: float | None = None
 
     async def store(self) -> LedgerStore:
         """The open database (opened and migrated on first call)."""
@@ -150,6 +155,50 @@ class Ledger:
         await self.flush()
         return await export_attempts(await self.store(), query, path, fmt)
 
+    # --- outcome labels ------------------------------------------------------------------------------
+
+    async def feedback(
+        self,
+        request_id: str,
+        score: float,
+        *,
+        caller_key_id: str | None = None,
+        tier_of: Callable[[str], int | None] = lambda _model: None,
+    ) -> FeedbackReceipt:
+        """Label the answer to ``request_id`` (see ``feedback.record_feedback``); events recorded so far
+        are written first, so a request answered a moment ago in this process is known."""
+        from model_orchestrator.ledger.feedback import checked_request_id, checked_score, record_feedback
+
+        checked_score(score)
+        checked_request_id(request_id)
+        await self.flush()
+        store = await self.store()
+        work = record_feedback(
+            store,
+            request_id=request_id,
+            score=score,
+            caller_key_id=caller_key_id,
+            tier_of=tier_of,
+            now=self._clock.wall(),
+        )
+        return await self._guarded(work, "feedback")
+
+    async def labelled_requests(self) -> list[LabelledRequest]:
+        """Every labelled request with its labels and stored prompt (after forgetting expired prompts)."""
+        from model_orchestrator.ledger.feedback import labelled_requests
+
+        await self.flush()
+        await self._prune_prompts()
+        return await self._guarded(labelled_requests(await self.store()), "read labels")
+
+    async def _prune_prompts(self) -> None:
+        from model_orchestrator.ledger.feedback import prune_prompts
+
+        now = self._clock.wall()
+        self._pruned_at = now
+        before = now - self.settings.prompt_retention_days * 86400.0
+        await self._guarded(prune_prompts(await self.store(), before=before), "prune prompts")
+
     # --- internals -----------------------------------------------------------------------------------
 
     def _info(self) -> dict[str, object]:
@@ -182,6 +231,8 @@ class Ledger:
     async def _write(self, batch: Batch) -> None:
         store = await self.store()
         await self._guarded(store.write(batch), "write")
+        if batch.prompts and (self._pruned_at is None or self._clock.wall() - self._pruned_at > _PRUNE_EVERY):
+            await self._prune_prompts()
 
     async def _reserve(
         self, reservation_id: str, claims: list[tuple[BudgetLimit, float]]

@@ -127,11 +127,38 @@ def _m004_virtual_keys(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
+def _m005_outcome_labels(conn: sa.Connection) -> None:
+    md = sa.MetaData()
+    sa.Table(
+        "outcome_labels",
+        md,
+        sa.Column("label_id", sa.String(64), primary_key=True),
+        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("model", sa.String),
+        sa.Column("tier", sa.Integer),
+        sa.Column("score", sa.Double, nullable=False),
+        sa.Column("api_key_id", sa.String),
+        sa.Index("ix_outcome_labels_request_id", "request_id"),
+    )
+    sa.Table(
+        "request_prompts",
+        md,
+        sa.Column("request_id", sa.String(64), primary_key=True),
+        sa.Column("prompt", sa.Text, nullable=False),
+        sa.Column("stored_at", sa.Double, nullable=False),
+        sa.Index("ix_request_prompts_stored_at", "stored_at"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sa.Connection], None]], ...] = (
     ("m001_attempts_and_requests", _m001_attempts_and_requests),
     ("m002_budgets", _m002_budgets),
     ("m003_cache_write_tokens", _m003_cache_write_tokens),
     ("m004_virtual_keys", _m004_virtual_keys),
+    ("m005_outcome_labels", _m005_outcome_labels),
 )
 LATEST = len(MIGRATIONS)
 

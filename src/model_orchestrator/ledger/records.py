@@ -2,8 +2,10 @@
 
 An attempt row comes from ``AttemptSucceeded``/``AttemptFailed`` (status ``ok``, ``failed`` or
 ``cancelled``); a request row from ``RequestStarted`` and ``RequestFinished``, merged field by field so
-the finish never erases what the start knew (tags, max_cost). What is never copied: prompt or answer
-text, error messages (they can quote prompts or key fragments), keys. Error classes and key ids only.
+the finish never erases what the start knew (tags, max_cost); an outcome label from ``AnswerJudged``.
+What is never copied: answer text, error messages (they can quote prompts or key fragments), keys.
+Error classes and key ids only. Prompt text only when ``RequestStarted.prompt`` carries it, which the
+façade does only with ``ledger.store_prompts`` on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 
 from model_orchestrator.core.events import (
+    AnswerJudged,
     AttemptFailed,
     AttemptSucceeded,
     Event,
@@ -20,7 +23,7 @@ from model_orchestrator.core.events import (
     RequestStarted,
 )
 
-RECORDED = (AttemptSucceeded, AttemptFailed, RequestStarted, RequestFinished)
+RECORDED = (AttemptSucceeded, AttemptFailed, RequestStarted, RequestFinished, AnswerJudged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +81,39 @@ class RequestRow:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelRow:
+    """One outcome label: how good ``model``'s answer to a request was (0-1), and who said so."""
+
+    label_id: str
+    request_id: str
+    created_at: float
+    source: str
+    model: str | None
+    tier: int | None
+    score: float
+    api_key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRow:
+    """The router's input text of one request (only with ``ledger.store_prompts``)."""
+
+    request_id: str
+    prompt: str
+    stored_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     """Rows to write in one transaction."""
 
     attempts: tuple[AttemptRow, ...]
     requests: tuple[RequestRow, ...]
+    labels: tuple[LabelRow, ...] = ()
+    prompts: tuple[PromptRow, ...] = ()
 
     def __len__(self) -> int:
-        return len(self.attempts) + len(self.requests)
+        return len(self.attempts) + len(self.requests) + len(self.labels) + len(self.prompts)
 
 
 def utc_day(timestamp: float) -> str:
@@ -162,6 +190,8 @@ def to_batch(events: Iterable[Event]) -> Batch:
     """The rows for ``events`` (other event types are ignored); one row per request id."""
     attempts: list[AttemptRow] = []
     requests: dict[str, RequestRow] = {}
+    labels: list[LabelRow] = []
+    prompts: list[PromptRow] = []
     for event in events:
         if isinstance(event, AttemptSucceeded | AttemptFailed):
             attempts.append(attempt_row(event))
@@ -169,4 +199,21 @@ def to_batch(events: Iterable[Event]) -> Batch:
             row = request_row(event)
             previous = requests.get(row.request_id)
             requests[row.request_id] = row if previous is None else previous.merged(row)
-    return Batch(tuple(attempts), tuple(requests.values()))
+            if isinstance(event, RequestStarted) and event.prompt is not None and event.request_id:
+                prompts.append(PromptRow(event.request_id, event.prompt, event.timestamp))
+        elif isinstance(event, AnswerJudged) and event.request_id:
+            labels.append(label_row(event))
+    return Batch(tuple(attempts), tuple(requests.values()), tuple(labels), tuple(prompts))
+
+
+def label_row(event: AnswerJudged) -> LabelRow:
+    """The outcome label a strategy's judgement makes (the score clamped to [0, 1])."""
+    return LabelRow(
+        label_id=event.judgement_id,
+        request_id=event.request_id,
+        created_at=event.timestamp,
+        source=event.source,
+        model=event.model,
+        tier=event.tier,
+        score=min(1.0, max(0.0, event.score)),
+    )

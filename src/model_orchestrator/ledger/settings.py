@@ -28,6 +28,8 @@ class LedgerSettings:
     at most the events of the last ``flush_interval`` (plus the batch being written). ``max_queue`` bounds
     memory: when the database cannot keep up, further events are dropped and counted, never blocking a
     request. A reservation whose process died is forgotten after ``reservation_ttl`` seconds.
+    ``store_prompts`` keeps each request's router input text for retraining on feedback (off: no text
+    is ever stored); a stored prompt nobody labelled is deleted after ``prompt_retention_days``.
     """
 
     url: str
@@ -35,10 +37,14 @@ class LedgerSettings:
     batch_size: int = 200
     max_queue: int = 10_000
     reservation_ttl: float = 3600.0
+    store_prompts: bool = False
+    prompt_retention_days: float = 30.0
 
     def __post_init__(self) -> None:
         if self.flush_interval <= 0 or self.batch_size < 1 or self.max_queue < self.batch_size:
             raise ValueError("flush_interval must be > 0, batch_size >= 1 and max_queue >= batch_size")
+        if self.prompt_retention_days <= 0:
+            raise ValueError("prompt_retention_days must be > 0")
 
     @property
     def dialect(self) -> str:

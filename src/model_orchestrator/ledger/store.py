@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from model_orchestrator.ledger.migrations import migrate, schema_version
 from model_orchestrator.ledger.records import Batch
 from model_orchestrator.ledger.settings import async_url
-from model_orchestrator.ledger.tables import attempts, requests
+from model_orchestrator.ledger.tables import attempts, outcome_labels, request_prompts, requests
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 _REQUEST_KEY = "request_id"
@@ -108,15 +108,22 @@ class LedgerStore:
                 yield conn
 
     async def write(self, batch: Batch) -> None:
-        """Insert the batch's attempts and upsert its requests, in one transaction."""
+        """Insert the batch's attempts, labels and prompts and upsert its requests, in one transaction."""
         attempt_rows = [asdict(row) for row in batch.attempts]
         request_rows = [asdict(row) for row in batch.requests]
+        label_rows = [asdict(row) for row in batch.labels]
+        prompt_rows = [asdict(row) for row in batch.prompts]
 
         def work(conn: sa.Connection) -> None:
             if attempt_rows:
                 conn.execute(self._insert_attempts(), attempt_rows)
             if request_rows:
                 conn.execute(self._upsert_requests(), request_rows)
+            # Idempotent like attempts: a retried batch adds no label or prompt twice.
+            if label_rows:
+                conn.execute(self.insert(outcome_labels).on_conflict_do_nothing(), label_rows)
+            if prompt_rows:
+                conn.execute(self.insert(request_prompts).on_conflict_do_nothing(), prompt_rows)
 
         await self.run(work)
 

@@ -3,7 +3,9 @@
 The schema is created and upgraded only by ``migrations`` (append-only steps); a test checks that the
 migrations produce exactly these tables. Times are UTC epoch seconds; ``day`` is the UTC date
 (``YYYY-MM-DD``) so daily grouping is plain SQL on SQLite and PostgreSQL alike. No prompt text, answer
-text, error message or key is ever stored: error classes and API key ids only.
+text, error message or key is ever stored: error classes and API key ids only. The one exception is
+opt-in: with ``ledger.store_prompts`` the router's input text goes to ``request_prompts`` (for
+retraining on ``outcome_labels``; see ``feedback``).
 """
 
 from __future__ import annotations
@@ -92,6 +94,27 @@ virtual_keys = sa.Table(
     sa.Column("expires_at", sa.Double, nullable=True),
     sa.Column("revoked_at", sa.Double, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
+)
+
+outcome_labels = sa.Table(
+    "outcome_labels",
+    metadata,
+    sa.Column("label_id", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("model", sa.String, nullable=True),
+    sa.Column("tier", sa.Integer, nullable=True),
+    sa.Column("score", sa.Double, nullable=False),
+    sa.Column("api_key_id", sa.String, nullable=True),
+)
+
+request_prompts = sa.Table(
+    "request_prompts",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("stored_at", sa.Double, nullable=False),
 )
 
 schema_migrations = sa.Table(
