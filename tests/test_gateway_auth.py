@@ -142,7 +142,7 @@ def test_auth_rule_off_loopback() -> None:
         check_auth_rule(GatewaySettings(host="0.0.0.0"))
     with pytest.raises(ConfigError, match="loopback"):
         check_auth_rule(GatewaySettings(host="0.0.0.0", auth=False, master_key="m"))
-    check_auth_rule(GatewaySettings(host="0.0.0.0", master_key="m"))
+    check_auth_rule(GatewaySettings(host="0.0.0.0", master_key=MASTER + "-long-enough"))
     check_auth_rule(GatewaySettings(host="127.0.0.1", auth=False))
     assert is_loopback("::1") and is_loopback("localhost") and not is_loopback("10.0.0.1")
     assert "secret-master" not in repr(GatewaySettings(master_key="secret-master"))

@@ -17,9 +17,11 @@ from pydantic import ValidationError
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.request import ChatRequest
-from model_orchestrator.gateway.auth import Authenticator, require_model
+from model_orchestrator.gateway.auth import Authenticator, require_master, require_model
+from model_orchestrator.gateway.connections import ConnectionGuard, read_body
 from model_orchestrator.gateway.convert import ChatRequestBody, completion_body, to_chat_request
 from model_orchestrator.gateway.errors import GatewayError
+from model_orchestrator.gateway.feedback import add_feedback_route, document_feedback
 from model_orchestrator.gateway.http_metrics import HttpMetrics
 from model_orchestrator.gateway.key_budgets import KeyBudgets
 from model_orchestrator.gateway.keys_admin import KeyStore, add_key_routes
@@ -28,11 +30,14 @@ from model_orchestrator.gateway.middleware import (
     REQUEST_ID,
     REQUEST_ID_KEY,
     auth_middleware,
+    browser_middleware,
     context_middleware,
+    hide_server_banner,
 )
-from model_orchestrator.gateway.openapi import openapi_document
+from model_orchestrator.gateway.openapi import document_middleware_statuses, openapi_document
 from model_orchestrator.gateway.settings import GatewaySettings
 from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan, serve_stream
+from model_orchestrator.orchestrator.access import browser_guard, without_hosts
 
 if TYPE_CHECKING:
     from model_orchestrator.core.result import OrchestrationResult
@@ -106,7 +111,7 @@ class _Routes:
                 f"The request body is larger than this gateway's limit of {limits.max_body_bytes} bytes.",
                 code="request_too_large",
             )
-        raw = await request.read()
+        raw = await read_body(request, limits.body_timeout)
         try:
             body = ChatRequestBody.model_validate_json(raw, strict=True)
         except ValidationError as exc:
@@ -158,14 +163,18 @@ class _Routes:
         return web.json_response({"status": "ok"})
 
     async def health_providers(self, request: web.Request) -> web.Response:
+        """Every deployment for the master key; a virtual key sees only those of models it may use,
+        with no internal host in them, and may not trigger probes (each probe is an upstream call)."""
+        principal = request[PRINCIPAL_KEY]
         probe = _flag(request.query.get("probe"), "probe")
-        states = await self.orch.health(probe=probe)
+        if probe:
+            require_master(principal)
+        states = [s for s in await self.orch.health(probe=probe) if principal.may_use(s.name)]
+        shown = [s.to_dict() for s in states]
+        if not principal.master:
+            shown = [{k: without_hosts(v) if isinstance(v, str) else v for k, v in d.items()} for d in shown]
         return web.json_response(
-            {
-                "healthy": all(s.available for s in states),
-                "deployments": [s.to_dict() for s in states],
-            },
-            dumps=_dumps,
+            {"healthy": all(s.available for s in states), "deployments": shown}, dumps=_dumps
         )
 
     async def metrics(self, _request: web.Request) -> web.Response:
@@ -185,25 +194,39 @@ def build_app(
     keys: KeyStore | None = None,
     budgets: KeyBudgets | None = None,
     clock: Clock | None = None,
+    connections: ConnectionGuard | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``orch``. ``keys``: the virtual-key store (None: the master key
-    only); ``budgets``: where keys' budgets are kept (None: keys' budgets are not enforced)."""
+    only); ``budgets``: where keys' budgets are kept (None: keys' budgets are not enforced);
+    ``connections``: the guard counting unauthenticated connections (None: not counted)."""
     clock = clock or SystemClock()
     authenticator = None
     if settings.auth:
         authenticator = Authenticator(
-            master_key=settings.master_key, keys=keys, clock=clock, cache_seconds=settings.key_cache_seconds
+            master_key=settings.master_key,
+            keys=keys,
+            clock=clock,
+            cache_seconds=settings.key_cache_seconds,
+            failures_per_minute=settings.limits.auth_failures_per_minute,
         )
     metrics = HttpMetrics(orch.metrics_sink().registry)
+    guard = browser_guard(settings.host, settings.allowed_hosts, settings.allowed_origins)
     app = web.Application(
-        middlewares=[context_middleware(metrics), auth_middleware(authenticator)],
+        middlewares=[
+            context_middleware(metrics),
+            browser_middleware(guard),
+            auth_middleware(authenticator, connections),
+        ],
         client_max_size=settings.limits.max_body_bytes,
     )
+    app.on_response_prepare.append(hide_server_banner)
     finished = FinishedRequests()
     unsubscribe = orch.events.subscribe(finished)
     routes = _Routes(orch, settings, finished, {}, budgets)
     configured = [i.name for i in orch.models() if i.usable and i.source == "config"]
     routes.document.update(openapi_document(settings, configured))
+    document_feedback(routes.document)
+    document_middleware_statuses(routes.document)
     app.router.add_post("/v1/chat/completions", routes.chat_completions)
     app.router.add_get("/v1/models", routes.list_models)
     app.router.add_get("/v1/models/{model}", routes.get_model)
@@ -211,8 +234,9 @@ def build_app(
     app.router.add_get("/health/providers", routes.health_providers)
     app.router.add_get("/metrics", routes.metrics)
     app.router.add_get("/openapi.json", routes.openapi)
+    add_feedback_route(app, orch, body_timeout=settings.limits.body_timeout)
     if keys is not None:
-        add_key_routes(app, keys, authenticator, clock)
+        add_key_routes(app, keys, authenticator, clock, body_timeout=settings.limits.body_timeout)
 
     async def on_cleanup(_app: web.Application) -> None:
         unsubscribe()

@@ -1,28 +1,40 @@
-"""Who is calling and what they may do: bearer keys, allowed models, requests per minute.
+"""Who is calling and what they may do: keys, allowed models, requests per minute, failed attempts.
 
-Owns ``Principal`` (the master key or one virtual key) and ``Authenticator``: it checks the master key in
-constant time, asks the key store to verify virtual keys (the store holds only salted hashes), caches a
-verified key for ``cache_seconds``, and counts each key's requests in a sliding one-minute window
-(``resilience.sliding_window`` over a ``MemoryStateStore``). Statuses: 401 no, unknown, expired or revoked
-key; 403 a model the key may not use, or an admin route without the master key; 429 over the key's rpm
-(with ``retry-after``). Budgets are the ledger's (the façade checks them with the request's key id).
-Never logs or returns a presented key.
+Owns ``Authenticator``: it reads the presented key (``Authorization: Bearer`` or ``x-api-key``), checks the
+master key in constant time, asks the key store to verify virtual keys (the store holds only salted
+hashes), caches a verified key for ``cache_seconds``, counts each key's requests in a sliding one-minute
+window (``resilience.sliding_window`` over a ``MemoryStateStore``) and throttles client addresses that keep
+failing (``access.FailedAuthThrottle``). ``Principal`` and the key rules are ``orchestrator.access``'s,
+shared with the MCP server. Statuses: 401 no, unknown, malformed, expired or revoked key; 403 a model the
+key may not use, or an admin route without the master key; 429 over the key's rpm or too many failed
+attempts (with ``retry-after``). Budgets are the ledger's (the façade checks them with the request's key
+id). Never logs or returns a presented key.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-from dataclasses import dataclass
+import math
 from typing import TYPE_CHECKING, Protocol
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.gateway.errors import GatewayError
+from model_orchestrator.orchestrator.access import (
+    OPEN,
+    FailedAuthThrottle,
+    Principal,
+    is_master,
+    is_well_formed,
+    master_key_from,
+    presented_key,
+)
 from model_orchestrator.resilience import sliding_window
 from model_orchestrator.resilience.state_store import MemoryStateStore
 
 if TYPE_CHECKING:
     from model_orchestrator.ledger.keys import VirtualKey
+
+__all__ = ["OPEN", "Authenticator", "KeyVerifier", "Principal", "require_master", "require_model"]
 
 
 class KeyVerifier(Protocol):
@@ -33,32 +45,8 @@ class KeyVerifier(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The caller. ``key_id`` is None for the master key and when auth is off; ``models`` empty: any."""
-
-    key_id: str | None
-    master: bool
-    models: frozenset[str] = frozenset()
-    rpm: int | None = None
-    budget_usd: float | None = None
-    budget_period: str = "month"
-
-    def may_use(self, model: str) -> bool:
-        """Whether this caller may ask for ``model``: listed by name, or an inline strategy
-        (``fallback:a,b``) whose members are all listed."""
-        if self.master or not self.models or model in self.models:
-            return True
-        kind, sep, members = model.partition(":")
-        names = [m for m in members.split(",") if m]
-        return bool(sep and kind and names) and all(m in self.models for m in names)
-
-
-OPEN = Principal(key_id=None, master=True)
-
-
 class Authenticator:
-    """Checks bearer keys against the master key and the virtual-key store."""
+    """Checks presented keys against the master key and the virtual-key store."""
 
     def __init__(
         self,
@@ -67,18 +55,48 @@ class Authenticator:
         keys: KeyVerifier | None,
         clock: Clock,
         cache_seconds: float = 5.0,
+        failures_per_minute: int = 20,
     ) -> None:
-        self._master = master_key.encode() if master_key else None
+        self._master = master_key_from(master_key)
         self._keys = keys
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[float, VirtualKey]] = {}
         self._windows = MemoryStateStore()
+        self._failures = FailedAuthThrottle(clock, limit=failures_per_minute)
 
-    async def authenticate(self, authorization: str | None) -> Principal:
-        """The caller named by an ``Authorization: Bearer <key>`` header (401 when none is valid)."""
-        presented = _bearer(authorization)
-        if self._master is not None and hmac.compare_digest(presented.encode(), self._master):
+    async def authenticate(
+        self, authorization: str | None, x_api_key: str | None = None, *, address: str = ""
+    ) -> Principal:
+        """The caller named by ``Authorization: Bearer <key>`` or ``x-api-key`` (401 when no key is valid;
+        429 when ``address`` failed too often in the last minute)."""
+        wait = self._failures.retry_after(address)
+        if wait is not None:
+            raise GatewayError(
+                429,
+                "Too many failed authentication attempts from this address; wait before trying again.",
+                "requests",
+                "too_many_auth_failures",
+                headers={"retry-after": str(max(1, math.ceil(wait)))},
+            )
+        presented = presented_key(authorization, x_api_key)
+        try:
+            return await self._principal(presented)
+        except GatewayError:
+            if presented is not None:  # a guess; a missing key costs nothing to refuse
+                self._failures.failed(address)
+            raise
+
+    async def _principal(self, presented: str | None) -> Principal:
+        if presented is None:
+            raise GatewayError(
+                401,
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key'.",
+                code="missing_api_key",
+            )
+        if not is_well_formed(presented):
+            raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
+        if is_master(presented, self._master):
             return Principal(key_id=None, master=True)
         key = await self._lookup(presented)
         if key is None:
@@ -137,17 +155,6 @@ class Authenticator:
         if key is not None:
             self._cache[digest] = (now, key)
         return key
-
-
-def _bearer(authorization: str | None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise GatewayError(
-            401,
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
-            code="missing_api_key",
-        )
-    return token.strip()
 
 
 def require_master(principal: Principal) -> None:

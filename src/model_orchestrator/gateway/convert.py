@@ -3,8 +3,9 @@ wire DTOs plus the limits a server must enforce and the ``orchestrator`` extensi
 results, stream chunks and the ``orchestrator`` metadata field. Not HTTP (``app.py``), not streaming
 control flow (``streaming.py``).
 
-Only text content is supported: ``tools``, images and ``n`` > 1 are refused with a 400 rather than
-silently dropped.
+Only text content is supported: ``tools``, image (and other non-text) parts, assistant ``tool_calls``,
+``response_format: json_schema`` and ``n`` > 1 are refused with a 400 that names what is not supported,
+never silently dropped.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from model_orchestrator.wire import (
     ChunkChoice,
     ChunkDelta,
     CompletionUsage,
-    ContentPart,
     PromptTokensDetails,
     ResponseMessage,
 )
@@ -40,6 +40,8 @@ from model_orchestrator.wire import (
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _WIRE_FINISH = {FinishReason.LENGTH: "length", FinishReason.CONTENT_FILTER: "content_filter"}
 _UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "audio", "modalities")
+_UNSUPPORTED_IN_MESSAGES = ("tool_calls", "function_call", "tool_call_id", "audio")
+_IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
 
 
 def whole_number(value: object) -> object:
@@ -55,18 +57,11 @@ WholeInt = Annotated[int, _Whole]
 PositiveInt = Annotated[int, Field(ge=1), _Whole]
 
 
-class TextContent(ContentPart):
-    """A text part of a message (the only kind supported)."""
-
-    type: Literal["text"]
-    text: str
-
-
 class MessageBody(ChatMessage):
-    """A request message; tool and function roles and non-text parts are not supported."""
+    """A request message; tool and function roles are not supported, nor (``to_chat_request`` says so)
+    parts other than text."""
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextContent] | None = None  # type: ignore[assignment]
 
 
 class RequestExtension(BaseModel):
@@ -110,6 +105,15 @@ def to_chat_request(
     present = [name for name in _UNSUPPORTED if (body.model_extra or {}).get(name) is not None]
     if present:
         raise GatewayError(400, f"{present[0]} is not supported by this gateway", param=present[0])
+    for index, message in enumerate(body.messages):
+        _refuse_unsupported(message, f"messages.{index}")
+    if body.response_format is not None and body.response_format.type == "json_schema":
+        raise GatewayError(
+            400,
+            "response_format json_schema is not supported by this gateway (the schema would not be "
+            "enforced); use response_format json_object and check the answer yourself",
+            param="response_format",
+        )
     max_tokens = body.max_completion_tokens or body.max_tokens
     if max_tokens is not None and max_tokens > max_tokens_ceiling:
         raise GatewayError(
@@ -138,11 +142,37 @@ def to_chat_request(
     )
 
 
+def _refuse_unsupported(message: MessageBody, where: str) -> None:
+    """400 for what a message may carry that this gateway would otherwise have to drop."""
+    extra = message.model_extra or {}
+    field = next((name for name in _UNSUPPORTED_IN_MESSAGES if extra.get(name) is not None), None)
+    if field is not None:
+        raise GatewayError(
+            400, f"{field} in messages is not supported by this gateway (text messages only)", param=where
+        )
+    parts = message.content if isinstance(message.content, list) else []
+    for index, part in enumerate(parts):
+        param = f"{where}.content.{index}"
+        if part.type in _IMAGE_PARTS:
+            raise GatewayError(
+                400,
+                "Images are not supported by this gateway yet: send text content parts only",
+                param=param,
+                code="image_not_supported",
+            )
+        if part.type != "text":
+            raise GatewayError(
+                400, f"Content parts of type {part.type[:40]!r} are not supported: send text", param=param
+            )
+        if part.text is None:
+            raise GatewayError(400, "A text content part needs a 'text' string", param=param)
+
+
 def _message(message: MessageBody) -> Message:
     content = message.content
     if content is None or isinstance(content, str):
         return Message.of(_ROLES[message.role], content or "")
-    return Message.of(_ROLES[message.role], "".join(part.text for part in content))
+    return Message.of(_ROLES[message.role], "".join(part.text or "" for part in content))
 
 
 def wire_finish(reason: FinishReason | str | None) -> str:

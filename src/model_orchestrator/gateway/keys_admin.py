@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from model_orchestrator.core.clock import Clock
+from model_orchestrator.gateway.connections import read_body
 from model_orchestrator.gateway.convert import whole_number
 from model_orchestrator.gateway.errors import GatewayError
 
@@ -58,13 +59,19 @@ class NewKey(BaseModel):
 
 
 def add_key_routes(
-    app: web.Application, keys: KeyStore, authenticator: Authenticator | None, clock: Clock
+    app: web.Application,
+    keys: KeyStore,
+    authenticator: Authenticator | None,
+    clock: Clock,
+    *,
+    body_timeout: float,
 ) -> None:
-    """Register the three admin routes on ``app``."""
+    """Register the three admin routes on ``app`` (``body_timeout``: seconds a body may take to arrive)."""
 
     async def create(request: web.Request) -> web.Response:
+        raw = await read_body(request, body_timeout)
         try:
-            spec = NewKey.model_validate_json(await request.read(), strict=True)
+            spec = NewKey.model_validate_json(raw, strict=True)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(map(str, first["loc"]))

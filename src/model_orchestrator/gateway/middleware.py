@@ -1,9 +1,12 @@
 """The gateway's cross-cutting wrappers around every route (aiohttp middlewares, outermost first).
 
 ``context``: gives each request an id (``x-orchestrator-request-id`` on every response, errors included),
-renders every failure as the wire's error JSON with the right status and headers, and counts the request
-in the HTTP metrics. ``auth``: resolves the caller (``Principal``) from the bearer key, keeps admin routes
-for the master key and counts the key's request against its rpm. Routes see ``request[PRINCIPAL_KEY]`` and
+renders every failure as the wire's error JSON with the right status and headers (upstream failures shown
+to a key holder name no internal host: ``access.without_hosts``), and counts the request in the HTTP
+metrics. ``browser``: refuses what a web page could make a browser send (``access.BrowserGuard``: Host,
+Origin, Content-Type) before any key is read. ``auth``: resolves the caller (``Principal``) from the
+presented key, keeps admin routes for the master key, counts the key's request against its rpm and tells
+the connection guard the connection has authenticated. Routes see ``request[PRINCIPAL_KEY]`` and
 ``request[REQUEST_ID_KEY]``; none of them handles errors or keys itself.
 """
 
@@ -18,8 +21,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from model_orchestrator.gateway.auth import OPEN, Authenticator, Principal, require_master
-from model_orchestrator.gateway.errors import GatewayError, from_exception
+from model_orchestrator.gateway.connections import ConnectionGuard
+from model_orchestrator.gateway.errors import INVALID, GatewayError, from_exception
 from model_orchestrator.gateway.http_metrics import HttpMetrics
+from model_orchestrator.orchestrator.access import BrowserGuard, without_hosts
 
 _log = logging.getLogger(__name__)
 
@@ -29,6 +34,7 @@ PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 PUBLIC_PATHS = frozenset({"/health"})
 ADMIN_PREFIXES = ("/admin/", "/metrics")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+SERVER_NAME = "model-orchestrator"
 
 
 def error_response(error: GatewayError) -> web.Response:
@@ -57,6 +63,9 @@ def context_middleware(metrics: HttpMetrics | None) -> Middleware:
             error = from_exception(exc)
             if error.status == 500:
                 _log.exception("gateway request %s failed", request_id)
+            elif error.status >= 500 and not _is_operator(request):
+                _log.warning("gateway request %s failed upstream: %s", request_id, error.message)
+                error.message = without_hosts(error.message)
             response = error_response(error)
         if not response.prepared:
             response.headers[REQUEST_ID] = request_id
@@ -69,24 +78,64 @@ def context_middleware(metrics: HttpMetrics | None) -> Middleware:
     return context
 
 
-def auth_middleware(authenticator: Authenticator | None) -> Middleware:
-    """Bearer keys (``authenticator`` None: auth is off, every caller is trusted)."""
+def browser_middleware(guard: BrowserGuard) -> Middleware:
+    """403 for a Host that is not this server's (DNS rebinding) or a browser Origin not allowed; 415 for a
+    POST body that is not ``application/json`` (a cross-site form or ``text/plain`` post)."""
+
+    @web.middleware
+    async def browser(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # An unknown route or method gets its 404/405 whatever the body (only real routes read bodies).
+        routed = getattr(request.match_info, "http_exception", None) is None
+        refusal = guard.refusal(
+            method=request.method if routed else "GET",
+            host=request.headers.get("host"),
+            origin=request.headers.get("origin"),
+            content_type=request.headers.get("content-type"),
+        )
+        if refusal is not None and refusal.check == "content_type":
+            raise GatewayError(415, refusal.message, INVALID, "unsupported_media_type")
+        if refusal is not None:
+            raise GatewayError(403, refusal.message, "permission_error", f"{refusal.check}_not_allowed")
+        return await handler(request)
+
+    return browser
+
+
+def auth_middleware(authenticator: Authenticator | None, connections: ConnectionGuard | None) -> Middleware:
+    """Presented keys (``authenticator`` None: auth is off, every caller is trusted)."""
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
             return await handler(request)
         if authenticator is None:
-            request[PRINCIPAL_KEY] = OPEN
-            return await handler(request)
-        principal = await authenticator.authenticate(request.headers.get("authorization"))
-        if request.path.startswith(ADMIN_PREFIXES):
-            require_master(principal)
-        await authenticator.take_request(principal)
+            principal = OPEN
+        else:
+            principal = await authenticator.authenticate(
+                request.headers.get("authorization"),
+                request.headers.get("x-api-key"),
+                address=request.remote or "",
+            )
+        if connections is not None:
+            connections.authenticated(request.transport)
+        if authenticator is not None:
+            if request.path.startswith(ADMIN_PREFIXES):
+                require_master(principal)
+            await authenticator.take_request(principal)
         request[PRINCIPAL_KEY] = principal
         return await handler(request)
 
     return auth
+
+
+async def hide_server_banner(_request: web.Request, response: web.StreamResponse) -> None:
+    """No ``Server: Python/... aiohttp/...``: versions tell an attacker which advisories to try."""
+    response.headers["server"] = SERVER_NAME
+
+
+def _is_operator(request: web.Request) -> bool:
+    principal = request.get(PRINCIPAL_KEY)
+    return principal is not None and principal.master
 
 
 def _http_error(exc: web.HTTPException) -> GatewayError:

@@ -19,9 +19,12 @@ _REF = "#/components/schemas/{model}"
 _ERROR_STATUSES = {
     "400": "Invalid body, unsupported feature or a limit exceeded",
     "401": "No API key, or an unknown, expired or revoked one",
-    "403": "The key may not use this model, or the route needs the master key",
+    "403": "The key may not use this model, the route needs the master key, or a Host or browser Origin "
+    "this gateway does not accept",
     "404": "Unknown model (or route)",
+    "408": "The request body did not arrive in time",
     "413": "The body is larger than the gateway's limit",
+    "415": "A POST body that is not application/json",
     "429": "The key's rate limit (retry-after) or budget (insufficient_quota), or the upstream's rate limit",
     "500": "The gateway failed",
     "502": "The upstream failed or answered badly",
@@ -64,6 +67,7 @@ def openapi_document(settings: GatewaySettings, models: list[str]) -> dict[str, 
     schemas: dict[str, Any] = {}
     request_ref = _component(schemas, ChatRequestBody, "validation")
     _limits(schemas[ChatRequestBody.__name__], settings)
+    _supported_only(schemas)
     if models:
         schemas[ChatRequestBody.__name__]["properties"]["model"]["examples"] = models[:20]
     completion_ref = _component(schemas, ChatCompletion, "serialization")
@@ -126,6 +130,30 @@ def _limits(request: dict[str, Any], settings: GatewaySettings) -> None:
             if option.get("type") == "integer":
                 option["maximum"] = settings.limits.max_tokens
     properties["messages"]["maxItems"] = settings.limits.max_messages
+
+
+def _supported_only(schemas: dict[str, Any]) -> None:
+    """The shared wire types admit what this gateway refuses with a 400 (image parts, json_schema):
+    document only what it accepts."""
+    schemas["ContentPart"]["properties"]["type"] = {"const": "text", "description": "text parts only"}
+    schemas["ContentPart"]["required"] = ["type", "text"]
+    schemas["ContentPart"]["properties"]["text"] = {"type": "string"}
+    schemas["ResponseFormatParam"]["properties"]["type"]["enum"] = ["text", "json_object"]
+
+
+# What the middlewares may answer on any route, whatever the route itself documents.
+_MIDDLEWARE_STATUSES = ("401", "403", "408", "413", "415", "429", "500")
+
+
+def document_middleware_statuses(document: dict[str, Any]) -> None:
+    """Add the statuses every route can get from the middlewares (auth, browser guard, throttling, body
+    limits) to each operation of ``document`` that does not list them already."""
+    error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorBody")}}}
+    for item in document["paths"].values():
+        for operation in item.values():
+            responses = operation["responses"]
+            for status in _MIDDLEWARE_STATUSES:
+                responses.setdefault(status, {"description": _ERROR_STATUSES[status], "content": error})
 
 
 def _errors() -> dict[str, Any]:

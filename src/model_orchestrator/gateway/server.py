@@ -1,9 +1,10 @@
 """Running the gateway: ``Gateway`` (start, url, graceful stop) and ``serve`` (until SIGTERM/SIGINT).
 
 Owns the server lifecycle on aiohttp.web (chosen by measurement: docs/decisions.md), on uvloop when it is
-installed. A graceful stop stops accepting connections, lets requests in flight finish (up to
-``shutdown_timeout``), then closes the orchestrator, which flushes the ledger. A client that disconnects
-cancels its request, so abandoned calls stop costing money.
+installed, behind the slow-client defences (``connections``: a cap on unauthenticated connections; the
+keep-alive timer as the header read timeout). A graceful stop stops accepting connections, lets requests
+in flight finish (up to ``shutdown_timeout``), then closes the orchestrator, which flushes the ledger. A
+client that disconnects cancels its request, so abandoned calls stop costing money.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.gateway.app import build_app
+from model_orchestrator.gateway.connections import ConnectionGuard, GuardedSite
 from model_orchestrator.gateway.key_budgets import KeyBudgets
 from model_orchestrator.gateway.keys_admin import KeyStore
 from model_orchestrator.gateway.settings import GatewaySettings, check_auth_rule
@@ -37,6 +40,7 @@ class Gateway:
     ) -> None:
         check_auth_rule(settings)
         self.orch = orch
+        self.connections = ConnectionGuard(settings.limits.max_pending_connections)
         self.settings = settings
         self._close_orchestrator = close_orchestrator
         self._runner: web.AppRunner | None = None
@@ -52,16 +56,26 @@ class Gateway:
     async def start(self) -> None:
         """Open the virtual-key store (in the ledger database), bind and start serving."""
         keys, budgets = await _key_services(self.orch) if self.settings.auth else (None, None)
-        app = build_app(self.orch, self.settings, keys=keys, budgets=budgets)
+        app = build_app(self.orch, self.settings, keys=keys, budgets=budgets, connections=self.connections)
         runner = web.AppRunner(
             app,
             access_log=None,
             handler_cancellation=True,
             shutdown_timeout=self.settings.shutdown_timeout,
+            # aiohttp closes a connection whose next request has not fully arrived this long after it
+            # connected or got its last response: the header read timeout (its default is an hour).
+            keepalive_timeout=self.settings.limits.header_timeout,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, self.settings.port)
-        await site.start()
+        site = GuardedSite(runner, self.settings.host, self.settings.port, self.connections)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"cannot listen on {self.settings.host} port {self.settings.port}: {exc.strerror or exc}; "
+                "pick another --host or --port"
+            ) from None
         self._runner = runner
         self._port = _bound_port(runner, self.settings.port)
         if self.settings.auth and not self.settings.master_key:

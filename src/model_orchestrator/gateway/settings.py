@@ -1,18 +1,17 @@
 """``GatewaySettings``: where the gateway listens, whether it asks for keys, and its request limits.
 
-Owns the auth rule (``check_auth_rule``): on a non-loopback address auth is always on and the master key
-must be set; ``--no-auth`` is allowed on loopback only. Not reading flags (``cli/serve.py`` does) nor
-checking keys (``auth.py``).
+The exposure rule (off loopback auth is always on and the master key is set and long enough; ``--no-auth``
+on loopback only) is ``orchestrator.access.check_exposure``, shared with the MCP server. Not reading flags
+(``cli/serve.py`` does) nor checking keys (``auth.py``).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
-from model_orchestrator.core.errors import ConfigError
+from model_orchestrator.orchestrator.access import MASTER_KEY_ENV, check_exposure, is_loopback
 
-MASTER_KEY_ENV = "ORCHESTRATOR_MASTER_KEY"
+__all__ = ["MASTER_KEY_ENV", "GatewaySettings", "Limits", "check_auth_rule", "is_loopback"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,12 +19,22 @@ class Limits:
     """Per-request limits. ``max_body_bytes`` and ``max_messages`` are checked before any model is called;
     ``max_tokens`` is a ceiling on the requested output (requests above it are refused, never clamped);
     ``request_timeout`` is the deadline (seconds) of one whole request, every attempt and fallback included.
+
+    Slow clients: ``header_timeout`` is how long a connection may take to send a request's headers (from
+    connecting, or from the previous response); ``body_timeout`` how long the body may take once the
+    headers are in (408); ``max_pending_connections`` how many connections may be open at once without
+    having presented a valid key (more get 503); ``auth_failures_per_minute`` how many failed key checks
+    one client address gets per minute before it is refused with 429.
     """
 
     max_body_bytes: int = 4 * 1024 * 1024
     max_messages: int = 1024
     max_tokens: int = 32768
     request_timeout: float = 600.0
+    header_timeout: float = 15.0
+    body_timeout: float = 30.0
+    max_pending_connections: int = 256
+    auth_failures_per_minute: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +44,8 @@ class GatewaySettings:
     ``key_cache_seconds``: how long a checked virtual key is trusted without reading the key table again
     (a key revoked by ``orchestrator keys revoke`` in another process stops working within this time; one
     revoked through the gateway's admin route stops at once). ``shutdown_timeout``: how long a graceful
-    shutdown waits for requests in flight.
+    shutdown waits for requests in flight. ``allowed_hosts`` and ``allowed_origins``: Host names beyond the
+    bound address and browser origins the gateway accepts (``access.BrowserGuard``; ``*`` allows any).
     """
 
     host: str = "127.0.0.1"
@@ -45,27 +55,10 @@ class GatewaySettings:
     limits: Limits = field(default_factory=Limits)
     key_cache_seconds: float = 5.0
     shutdown_timeout: float = 30.0
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
 
 
 def check_auth_rule(settings: GatewaySettings) -> None:
-    """Refuse settings that would expose models without a key."""
-    if not is_loopback(settings.host):
-        if not settings.auth:
-            raise ConfigError(
-                f"--no-auth is allowed only on a loopback address (127.0.0.1, ::1), not {settings.host}"
-            )
-        if not settings.master_key:
-            raise ConfigError(
-                f"serving on {settings.host} needs a master key: set {MASTER_KEY_ENV} "
-                "(auth is always on off loopback)"
-            )
+    """Refuse settings that would expose models without a key (or behind a short one)."""
+    check_exposure(settings.host, auth=settings.auth, master_key=settings.master_key, server="the gateway")

@@ -1,0 +1,146 @@
+"""Slow and idle clients: how many connections may wait unauthenticated, and where the gateway listens.
+
+Owns ``ConnectionGuard`` (a cap on concurrent connections that have not yet presented a valid key; one
+over the cap gets a 503 and is closed before aiohttp sees it) and ``GuardedSite`` (aiohttp's TCP site with
+every connection counted by the guard). Header read timeouts are aiohttp's keep-alive timer, which closes a
+connection whose next request has not fully arrived in time (``server.py`` sets it); body read timeouts
+are ``read_body``. A connection stops counting as unauthenticated once one of its requests passed auth
+(the auth middleware calls ``authenticated``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from model_orchestrator.gateway.errors import GatewayError
+
+_BUSY_BODY = json.dumps(
+    {
+        "error": {
+            "message": "Too many connections are waiting to authenticate; retry shortly.",
+            "type": "server_error",
+            "param": None,
+            "code": "too_many_connections",
+        }
+    }
+).encode()
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
+)
+
+
+class ConnectionGuard:
+    """Counts connections that have not authenticated; admits new ones while fewer than ``limit`` wait."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._pending: set[asyncio.BaseTransport] = set()
+        self.refused = 0
+
+    @property
+    def pending(self) -> int:
+        """Connections open now that have not yet passed auth."""
+        return len(self._pending)
+
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether a new connection may be served (and count it as unauthenticated)."""
+        if len(self._pending) >= self.limit:
+            self.refused += 1
+            return False
+        self._pending.add(transport)
+        return True
+
+    def authenticated(self, transport: asyncio.BaseTransport | None) -> None:
+        """One of the connection's requests passed auth: it no longer counts against the cap."""
+        if transport is not None:
+            self._pending.discard(transport)
+
+    def closed(self, transport: asyncio.BaseTransport) -> None:
+        """The connection is gone."""
+        self._pending.discard(transport)
+
+
+class _GuardedConnection(asyncio.Protocol):
+    """aiohttp's protocol for one connection, admitted (or refused) by the guard first."""
+
+    def __init__(self, inner: RequestHandler, guard: ConnectionGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._transport: asyncio.BaseTransport | None = None
+        self._admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._admitted = self._guard.admit(transport)
+        if not self._admitted:
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(_BUSY)
+            transport.close()
+            return
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._admitted:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._admitted:
+            self._inner.eof_received()
+        return None  # None: the transport closes itself, as aiohttp's handler wants
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._guard.closed(self._transport)
+        if self._admitted:
+            self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site whose connections go through ``guard`` before aiohttp serves them."""
+
+    __slots__ = ("_guard", "_host", "_port")
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._guard = guard
+
+    @property
+    def name(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None  # set by runner.setup(), which comes first
+        guard = self._guard
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _GuardedConnection(server(), guard), self._host, self._port
+        )
+
+
+async def read_body(request: web.Request, timeout: float) -> bytes:
+    """The whole request body, or 408 when it has not arrived within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise GatewayError(
+            408,
+            f"The request body did not arrive within {timeout:g} seconds.",
+            code="request_timeout",
+        ) from None
