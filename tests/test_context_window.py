@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
+import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.errors import AllModelsFailedError, ConfigError, ContextWindowExceededError
 from model_orchestrator.core.messages import Message, Role
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.gateway import Gateway, GatewaySettings
 from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.strategies.context_window import (
     CUT_MARKER,
@@ -24,6 +29,7 @@ from model_orchestrator.strategies.context_window import (
     summarize_messages,
 )
 from model_orchestrator.testing import FakeUpstream, RecordedRequest, Reply, ScriptedModel
+from tests.cli_helpers import run_cli
 
 
 def count(message: Message) -> int:
@@ -392,3 +398,65 @@ async def test_an_unknown_setting_is_a_config_error(upstream: FakeUpstream) -> N
             await orch.complete(LONG_PROMPT, model="small", context_overflow="drop")
     with pytest.raises(ConfigError, match="overflow"):
         parse_config("models:\n  - {name: m, provider: local, context: {overflow: drop}}\n")
+
+
+# --- the CLI flag and the gateway field ---------------------------------------------------------------
+
+
+@pytest.mark.subprocess
+def test_the_cli_refuses_by_default_and_cuts_with_the_flag(upstream: FakeUpstream, tmp_path: Path) -> None:
+    path = tmp_path / "orchestrator.yaml"
+    path.write_text(overflow_config(upstream))
+    args = ("--config", str(path), "run", "-m", "small", "--prompt", LONG_PROMPT, "--json")
+    refused = run_cli(*args, env=ENV)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "ContextWindowExceededError" in refused.stderr and "context window of 300 tokens" in refused.stderr
+    assert "--context-overflow" in refused.stderr and upstream.requests == []
+
+    upstream.script(Reply("cut and answered"))
+    cut = run_cli(*args, "--context-overflow", "truncate-start", env=ENV)
+    assert cut.returncode == 0, cut.stderr
+    data = json.loads(cut.stdout)
+    assert data["response"] == "cut and answered"
+    assert data["metadata"]["explanation"]["context"]["overflow"] == "truncate-start"
+    assert sent_text(upstream.requests[0]).endswith("TAIL")
+
+
+@pytest.mark.subprocess
+def test_the_cli_refuses_an_unknown_setting() -> None:
+    result = run_cli("run", "-m", "small", "--prompt", "hi", "--context-overflow", "drop")
+    assert result.returncode == 2 and "Invalid value for '--context-overflow'" in result.stderr
+
+
+async def test_the_gateway_answers_400_or_cuts_as_the_request_asks(upstream: FakeUpstream) -> None:
+    orch = Orchestrator(parse_config(overflow_config(upstream)), env=ENV)
+    gateway = Gateway(orch, GatewaySettings(port=0, auth=False))
+    await gateway.start()
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=20)
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": LONG_PROMPT}]
+    try:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(model="small", messages=messages)
+        assert (
+            caught.value.code == "context_length_exceeded" and "context window of 300" in caught.value.message
+        )
+        assert upstream.requests == []
+
+        upstream.script(Reply("cut and answered"))
+        answer = await client.chat.completions.create(
+            model="small",
+            messages=messages,
+            extra_body={"orchestrator": {"context_overflow": "truncate-end"}},
+        )
+        assert answer.choices[0].message.content == "cut and answered"
+        assert sent_text(upstream.requests[0]).startswith("HEAD") and "TAIL" not in sent_text(
+            upstream.requests[0]
+        )
+
+        with pytest.raises(openai.BadRequestError):
+            await client.chat.completions.create(
+                model="small", messages=messages, extra_body={"orchestrator": {"context_overflow": "drop"}}
+            )
+    finally:
+        await client.close()
+        await gateway.stop()

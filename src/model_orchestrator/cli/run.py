@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from model_orchestrator.core.request import CONTEXT_OVERFLOW_MODES
+
 _STRATEGIES = (
     "single",
     "cheapest",
@@ -82,6 +84,12 @@ _STRATEGIES = (
 @click.option("--max-cost", type=click.FloatRange(min=0.0), help="Most the whole request may spend, in USD.")
 @click.option("--system", help="A system prompt.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Cap on generated tokens.")
+@click.option(
+    "--context-overflow",
+    type=click.Choice(CONTEXT_OVERFLOW_MODES),
+    help="When the prompt does not fit a model's context window: error (the default), cut it "
+    "(truncate-start, truncate-end, truncate-middle, smart) or summarize older turns. Overrides config.",
+)
 @click.option("--temperature", type=click.FloatRange(0.0, 2.0), help="Sampling temperature.")
 @click.option(
     "--timeout", type=click.FloatRange(min=0.001), help="Deadline for the whole request, in seconds."

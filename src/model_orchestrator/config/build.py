@@ -22,6 +22,7 @@ from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.providers.cli_agent.presets import agent_command
 from model_orchestrator.providers.deployments import (
     DeploymentSpec,
     create_adapter,
@@ -137,6 +138,7 @@ def build_registry(
 
 def deployment_spec(cfg: ModelConfig, api_key: str | None, deployment: str | None = None) -> DeploymentSpec:
     """The adapter-level description of one configured model at one endpoint."""
+    command, output_format = agent_command(cfg.preset, cfg.command, cfg.output_format)
     return DeploymentSpec(
         name=cfg.name,
         provider=cfg.provider,
@@ -148,6 +150,6 @@ def deployment_spec(cfg: ModelConfig, api_key: str | None, deployment: str | Non
         headers=cfg.headers,
         connect_timeout=cfg.connect_timeout,
         read_timeout=cfg.timeout,
-        command=cfg.command,
-        output_format=cfg.output_format or "text",
+        command=command,
+        output_format=output_format,
     )

@@ -20,7 +20,9 @@ from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.providers.catalogue import CATALOGUE, EMBEDDED_MODEL, CatalogueEntry
+from model_orchestrator.providers.cli_agent.presets import PRESETS
 from model_orchestrator.providers.deployments import ProviderInfo
+from model_orchestrator.strategies.context_fit import DEFAULT_OVERFLOW, ContextFitModel
 from model_orchestrator.strategies.member import Member
 
 
@@ -178,8 +180,23 @@ class ModelRegistry:
             model = self._factory.balanced(name, members)
         else:
             model = self._one(cfg, info.price, None)
+        model = self._fit_context(cfg, info, model)
         self._built[name] = model
         return model
+
+    def _fit_context(self, cfg: ModelConfig, info: ModelInfo, model: ChatModel) -> ChatModel:
+        """``model`` with its prompts checked against its window first (``context:``; default: error)."""
+        context = cfg.context
+        summarizer = context.summarizer if context is not None else None
+        profile = ModelProfile(
+            cfg.name, info.price, info.context_window, info.max_output_tokens, info.tier, info.capabilities
+        )
+        return ContextFitModel(
+            model,
+            profile,
+            overflow=context.overflow if context is not None else DEFAULT_OVERFLOW,
+            summarizer=None if summarizer is None else (lambda: self.resolve(summarizer)),
+        )
 
     def _one(self, cfg: ModelConfig, price: Price | None, deployment: str | None) -> ChatModel:
         key_env = self._key_env(cfg)
@@ -214,7 +231,7 @@ class ModelRegistry:
             return self._configs[name]
         provider, sep, model_id = name.partition(":")
         if sep and model_id and provider in self._providers:
-            cfg = ModelConfig(name=name, provider=provider, model=model_id)
+            cfg = _reference_config(name, self._providers[provider], model_id)
             self._configs[name] = (cfg, "reference", _prices_id(self._providers, provider))
             return self._configs[name]
         close = difflib.get_close_matches(name, list(self._configs), n=3, cutoff=0.5)
@@ -244,6 +261,18 @@ class ModelRegistry:
         if key_env and not self._env.get(key_env):
             return f"{key_env} is not set"
         return None
+
+
+def _reference_config(name: str, provider: ProviderInfo, model_id: str) -> ModelConfig:
+    """The config a ``provider:model-id`` reference stands for; ``cli:NAME`` names a CLI agent preset."""
+    if provider.wire != "cli":
+        return ModelConfig(name=name, provider=provider.name, model=model_id)
+    if model_id not in PRESETS:
+        raise ModelNotFoundError(
+            f"unknown CLI agent {model_id!r}; the cli: presets are {', '.join(sorted(PRESETS))}. "
+            "For another agent, add a model with provider: cli and command: [...] to orchestrator.yaml"
+        )
+    return ModelConfig(name=name, provider=provider.name, preset=model_id)
 
 
 _CATALOGUE_BY_NAME = {e.name: e for e in (EMBEDDED_MODEL, *CATALOGUE)}

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from model_orchestrator.config.routing import RoutingConfig
+from model_orchestrator.core.request import ContextOverflow
 
 Capability = Literal["text", "vision", "tools", "json", "code", "long_context", "reasoning", "logprobs"]
 
@@ -52,6 +53,19 @@ class DeploymentConfig(BaseModel):
     _variable_name = field_validator("api_key_env")(_check_variable_name)
 
 
+class ContextConfig(BaseModel):
+    """What a model or strategy does with a prompt larger than its context window (``context:``).
+
+    ``error`` (a model's default) refuses before sending; the truncations cut it; ``summarize`` has the
+    older turns summarised by ``summarizer`` (default: the model or strategy itself).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    overflow: ContextOverflow
+    summarizer: str | None = Field(default=None, min_length=1)
+
+
 class ModelConfig(BaseModel):
     """One named model: a provider's model at one endpoint with one key (a deployment)."""
 
@@ -71,6 +85,7 @@ class ModelConfig(BaseModel):
     tpm: int | None = Field(default=None, gt=0)
     capabilities: tuple[Capability, ...] | None = None
     command: tuple[str, ...] | None = None
+    preset: str | None = None
     output_format: Literal["text", "json"] | None = None
     timeout: float | None = Field(default=None, gt=0)
     connect_timeout: float | None = Field(default=None, gt=0)
@@ -78,16 +93,35 @@ class ModelConfig(BaseModel):
     retry: RetryConfig | None = None
     breaker: BreakerConfig | None = None
     deployments: tuple[DeploymentConfig, ...] | None = Field(default=None, min_length=1)
+    context: ContextConfig | None = None
 
     _variable_name = field_validator("api_key_env")(_check_variable_name)
 
     @model_validator(mode="after")
     def _provider_needs(self) -> ModelConfig:
-        if self.provider == "cli" and not self.command:
-            raise ValueError("provider 'cli' needs 'command', an argument list such as [my-agent, --print]")
+        if self.preset is not None:
+            _check_preset(self.provider, self.preset)
+        if self.provider == "cli" and not self.command and not self.preset:
+            raise ValueError(
+                f"provider 'cli' needs 'preset' (one of {', '.join(_preset_names())}) or 'command', an "
+                "argument list such as [my-agent, --print]"
+            )
         if self.provider != "cli" and self.provider != "local" and not self.model:
             raise ValueError(f"provider {self.provider!r} needs 'model', the provider's own model id")
         return self
+
+
+def _preset_names() -> list[str]:
+    from model_orchestrator.providers.cli_agent.presets import PRESETS
+
+    return sorted(PRESETS)
+
+
+def _check_preset(provider: str, preset: str) -> None:
+    if provider != "cli":
+        raise ValueError("'preset' names a CLI agent and needs provider: cli")
+    if preset not in _preset_names():
+        raise ValueError(f"unknown CLI agent preset {preset!r}; presets: {', '.join(_preset_names())}")
 
 
 class _Options(BaseModel):
@@ -170,6 +204,7 @@ class StrategyConfig(BaseModel):
 
     name: str = Field(min_length=1)
     type: str = Field(min_length=1)
+    context: ContextConfig | None = None
 
 
 class PeriodBudgetConfig(BaseModel):

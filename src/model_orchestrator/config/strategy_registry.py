@@ -13,7 +13,7 @@ from typing import Any
 
 from model_orchestrator.config.registry import ModelInfo, ModelRegistry
 from model_orchestrator.config.routers import RouterFactory
-from model_orchestrator.config.schema import OrchestratorConfig, StrategyConfig
+from model_orchestrator.config.schema import ContextConfig, OrchestratorConfig, StrategyConfig
 from model_orchestrator.config.strategy_builder import StrategyBuilder, inline_options, parse_options
 from model_orchestrator.config.strategy_options import MEMBER_FIELD, OPTIONS
 from model_orchestrator.core.clock import Clock
@@ -22,6 +22,7 @@ from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.strategies.context_fit import ContextFitModel
 from model_orchestrator.strategies.member import Member
 
 DEFAULT_MEMBERS = 3
@@ -118,7 +119,9 @@ class NameResolver:
             chosen = chosen[:1]
         label = name or f"{kind}:{','.join(chosen)}"
         options = parse_options(kind, inline_options(kind, label, chosen, extra), f"strategy {label!r}")
-        return self._builder.build(options)
+        profiles = [self.profile(m) for m in chosen]
+        profile = combined_profile(label, profiles, parallel=kind in _PARALLEL_TYPES)
+        return self._fit_context(self._builder.build(options), profile, None)
 
     def default_members(self, kind: str, size: int | None = None) -> list[str]:
         """Usable models, cheapest tiers first (cascade/fallback want an escalation order)."""
@@ -182,7 +185,20 @@ class NameResolver:
             model = self._builder.build(self._options[name])
         finally:
             self._building.pop()
-        return self._remember(name, model)
+        return self._remember(name, self._fit_context(model, self.profile(name), self._configs[name].context))
+
+    def _fit_context(
+        self, model: ChatModel, profile: ModelProfile, context: ContextConfig | None
+    ) -> ChatModel:
+        """A strategy fitting prompts to its largest member window: as its ``context:`` says, or as the
+        request says; without either, its members decide (each model checks its own window)."""
+        summarizer = context.summarizer if context is not None else None
+        return ContextFitModel(
+            model,
+            profile,
+            overflow=context.overflow if context is not None else None,
+            summarizer=None if summarizer is None else (lambda: self.resolve(summarizer)),
+        )
 
     def _remember(self, name: str, model: ChatModel) -> ChatModel:
         self._built[name] = model

@@ -79,11 +79,14 @@ class ObservedModel:
         started = self._clock.monotonic()
         chars = 0
         usage: Usage | None = None
+        reported: float | None = None
         try:
             async for delta in self._inner.stream(request):
                 chars += len(delta.text)
                 if delta.usage is not None:
                     usage = delta.usage
+                if delta.cost is not None:
+                    reported = delta.cost
                 yield delta
         except (asyncio.CancelledError, GeneratorExit):
             self._failed(
@@ -94,9 +97,8 @@ class ObservedModel:
             self._failed(request, attempt, started, exc, usage=_estimate(request, chars, usage))
             raise
         final = _estimate(request, chars, usage)
-        self._succeeded(
-            request, attempt, final, cost_of(final, self._price), self._clock.monotonic() - started
-        )
+        cost = reported if reported is not None else cost_of(final, self._price)
+        self._succeeded(request, attempt, final, cost, self._clock.monotonic() - started)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -61,7 +61,8 @@ class Completion:
 class StreamDelta:
     """One piece of a streamed answer.
 
-    The last delta of a stream carries ``finish_reason`` and, where the provider reports it, ``usage``.
+    The last delta of a stream carries ``finish_reason`` and, where the provider reports it, ``usage``
+    and ``cost`` (USD; CLI agents report one).
     """
 
     text: str = ""
@@ -71,3 +72,4 @@ class StreamDelta:
     model: str | None = None
     rate_limits: RateLimitSnapshot | None = None
     explanation: Explanation | None = None
+    cost: float | None = None

@@ -116,6 +116,7 @@ class CliAgentModel:
                 finish_reason=completion.finish_reason,
                 usage=completion.usage,
                 model=self._name,
+                cost=completion.cost,
             )
             return
         # Closed explicitly so a consumer that stops early kills the process now, not at garbage collection.
@@ -202,6 +203,7 @@ class CliAgentModel:
             provider=self._provider,
             deployment=self._deployment,
             usage=usage,
+            cost=parsed.reported_cost,
             latency=outcome.latency,
             finish_reason=FinishReason.STOP,
             response_id=parsed.session_id,
