@@ -23,7 +23,7 @@ from model_orchestrator.providers.anthropic.convert import (
     decode_message,
     encode_request,
 )
-from model_orchestrator.providers.error_mapping import error_for_status, redact
+from model_orchestrator.providers.error_mapping import deployment_secrets, error_for_status, upstream_text
 from model_orchestrator.providers.http import HttpTransport, Timeouts
 from model_orchestrator.providers.rate_limit_headers import parse_rate_limit_headers
 from model_orchestrator.providers.sse import iter_sse
@@ -53,6 +53,7 @@ class AnthropicModel:
         self._name = name
         self.model_id = model_id
         self._api_key = api_key
+        self._secrets = deployment_secrets(api_key, None, api_base)
         self._transport = transport
         # Bases written OpenAI-style with the version ("https://api.anthropic.com/v1") work too.
         base = (api_base or DEFAULT_API_BASE).rstrip("/").removesuffix("/v1")
@@ -148,7 +149,7 @@ class AnthropicModel:
     def _error(self, error: VendorError, limits: RateLimitSnapshot) -> ProviderError:
         return error_for_status(
             error.status,
-            redact(error.message, [self._api_key]),
+            upstream_text(error.message, self._secrets),
             provider=self.provider,
             deployment=self.deployment,
             retry_after=limits.retry_after,
@@ -160,7 +161,7 @@ class AnthropicModel:
         """Fill in who failed on an error the transport raised (it does not know)."""
         error.provider = error.provider or self.provider
         error.deployment = error.deployment or self.deployment
-        error.message = redact(error.message, [self._api_key])
+        error.message = upstream_text(error.message, self._secrets)
         error.args = (error.message,)
 
 

@@ -165,7 +165,8 @@ def decode_error(status: int, body: bytes) -> VendorError:
     """Classify a non-2xx response: ``{"type": "error", "error": {"type": ..., "message": ...}}``."""
     data = _json_object(body)
     if data is None:
-        snippet = body[:200].decode("utf-8", errors="replace").strip()
+        # Not cut here: the adapter redacts the key from the whole text first, then cuts it.
+        snippet = body.decode("utf-8", errors="replace").strip()
         return VendorError(status=status, message=f"HTTP {status}: {snippet or 'empty body'}")
     return _classify(status, _object(data.get("error")))
 

@@ -16,7 +16,7 @@ from model_orchestrator.core.errors import ProviderError
 from model_orchestrator.core.rate_limits import RateLimitSnapshot
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.providers.error_mapping import error_for_status, redact
+from model_orchestrator.providers.error_mapping import deployment_secrets, error_for_status, upstream_text
 from model_orchestrator.providers.gemini.convert import (
     StreamDecoder,
     VendorError,
@@ -50,6 +50,7 @@ class GeminiModel:
         self._name = name
         self.model_id = model_id
         self._api_key = api_key
+        self._secrets = deployment_secrets(api_key, None, api_base)
         self._transport = transport
         # Ids are accepted with or without the resource prefix ("models/gemini-2.0-flash").
         model = quote(model_id.removeprefix("models/"), safe="")
@@ -155,7 +156,7 @@ class GeminiModel:
         retry_after = limits.retry_after if limits.retry_after is not None else error.retry_after
         return error_for_status(
             error.status,
-            redact(error.message, [self._api_key]),
+            upstream_text(error.message, self._secrets),
             provider=self.provider,
             deployment=self.deployment,
             retry_after=retry_after,
@@ -167,7 +168,7 @@ class GeminiModel:
         """Fill in who failed on an error the transport raised (it does not know)."""
         error.provider = error.provider or self.provider
         error.deployment = error.deployment or self.deployment
-        error.message = redact(error.message, [self._api_key])
+        error.message = upstream_text(error.message, self._secrets)
         error.args = (error.message,)
 
 

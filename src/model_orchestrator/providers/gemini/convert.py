@@ -179,7 +179,8 @@ def decode_error(status: int, body: bytes) -> VendorError:
     if isinstance(data, list) and data:
         data = data[0]
     if not isinstance(data, dict):
-        snippet = body[:200].decode("utf-8", errors="replace").strip()
+        # Not cut here: the adapter redacts the key from the whole text first, then cuts it.
+        snippet = body.decode("utf-8", errors="replace").strip()
         return VendorError(status=status, message=f"HTTP {status}: {snippet or 'empty body'}")
     blocked = _chunk_problem(data)
     if blocked is not None and blocked.content_filtered:

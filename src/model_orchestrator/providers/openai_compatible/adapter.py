@@ -8,14 +8,15 @@ transport (the caller does, so ``aclose`` closes nothing shared).
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from model_orchestrator.core.errors import ProviderError
+from model_orchestrator.core.errors import ConfigError, ProviderError
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.providers.error_mapping import redact
+from model_orchestrator.providers.error_mapping import deployment_secrets, upstream_text
 from model_orchestrator.providers.http import HttpTransport, Timeouts
 from model_orchestrator.providers.openai_compatible.convert import (
     StreamDecoder,
@@ -36,7 +37,9 @@ class OpenAICompatibleModel:
     ``provider`` names a row of ``ENDPOINTS`` (unknown names get generic behaviour). With
     ``api_version`` (or ``provider="azure"``) the Azure form is used: ``model_id`` is the deployment
     name, the URL is ``{api_base}/openai/deployments/{model_id}/chat/completions?api-version=...`` and
-    the key travels in the ``api-key`` header.
+    the key travels in the ``api-key`` header. Credentials in ``api_base`` (``user:password@``) are
+    taken out of the URL and sent as HTTP Basic auth (an error when there is also a key: both would need
+    the ``Authorization`` header).
     """
 
     def __init__(
@@ -57,6 +60,10 @@ class OpenAICompatibleModel:
         self._name = name
         self.model_id = model_id
         self.provider = provider
+        url, basic_auth = _split_credentials(name, api_base, api_key)
+        # Everything an upstream might echo back that must not be shown: redacted from error text.
+        self._secrets = deployment_secrets(api_key, {**basic_auth, **(extra_headers or {})}, api_base)
+        api_base = url
         self.deployment = deployment or f"{name}@{urlsplit(api_base).netloc or api_base}"
         self._api_key = api_key
         self._transport = transport
@@ -75,7 +82,7 @@ class OpenAICompatibleModel:
             # https://platform.openai.com/docs/api-reference/models/list
             self._models_url = f"{base}/models"
         azure_auth = version is not None or endpoint.auth is AuthStyle.API_KEY_HEADER
-        self._headers = _headers(api_key, azure_auth, extra_headers)
+        self._headers = _headers(api_key, azure_auth, {**basic_auth, **(extra_headers or {})})
 
     @property
     def name(self) -> str:
@@ -162,9 +169,24 @@ class OpenAICompatibleModel:
         """Mark ``error`` as this deployment's and make sure the key cannot leak through it."""
         error.provider = error.provider or self.provider
         error.deployment = error.deployment or self.deployment
-        if self._api_key:
-            error.message = redact(error.message, [self._api_key])
-            error.args = (error.message,)
+        error.message = upstream_text(error.message, self._secrets)
+        error.args = (error.message,)
+
+
+def _split_credentials(name: str, api_base: str, api_key: str | None) -> tuple[str, dict[str, str]]:
+    """``api_base`` without ``user:password@``, and the Basic ``Authorization`` header they stand for."""
+    parts = urlsplit(api_base)
+    if parts.username is None and parts.password is None:
+        return api_base, {}
+    if api_key:
+        raise ConfigError(
+            f"model {name!r}: api_base holds credentials (user:password@) and the model has an API key; "
+            "both would go in the Authorization header: keep one"
+        )
+    host = parts.netloc.rpartition("@")[2]
+    userinfo = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    token = base64.b64encode(userinfo.encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), {"authorization": f"Basic {token}"}
 
 
 def _headers(api_key: str | None, azure_auth: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -174,5 +196,6 @@ def _headers(api_key: str | None, azure_auth: bool, extra: Mapping[str, str] | N
             headers["api-key"] = api_key
         else:
             headers["authorization"] = f"Bearer {api_key}"
-    headers.update(extra or {})
+    for name, value in (extra or {}).items():
+        headers[name.lower()] = value  # one value per header, whatever case config used
     return headers

@@ -2,7 +2,8 @@
 
 Owns request encoding, response/chunk decoding, finish-reason and usage mapping, and reading error
 bodies into core errors (by status first, then the body's context-length / content-filter forms).
-It does no I/O and does not set ``provider``/``deployment`` on errors (the adapter claims them).
+It does no I/O and does not set ``provider``/``deployment`` on errors (the adapter claims them), nor cut
+their text: the adapter redacts its secrets from the whole text first, then cuts (``upstream_text``).
 References: https://platform.openai.com/docs/api-reference/chat and
 https://platform.openai.com/docs/guides/error-codes
 """
@@ -36,7 +37,6 @@ from model_orchestrator.wire.openai import (
 )
 
 BAD_GATEWAY = 502
-_MAX_MESSAGE = 600
 _DONE = "[DONE]"
 _FINISH_REASONS = {
     "stop": FinishReason.STOP,
@@ -249,7 +249,7 @@ class StreamDecoder:
                 "a stream event is not a chat completion chunk", status_code=BAD_GATEWAY
             ) from exc
         if chunk.error is not None or event == "error":
-            detail = chunk.error or ErrorDetail(message=data[:_MAX_MESSAGE])
+            detail = chunk.error or ErrorDetail(message=data)
             raise _error_from_detail(_status_of(detail), detail, RateLimitSnapshot())
         return chunk
 
@@ -269,7 +269,7 @@ def _error_from_detail(status: int, detail: ErrorDetail, rate_limits: RateLimitS
     if retry_after is None and status == 429:
         retry_after = wait_from_resets(rate_limits)
     label = "/".join(filter(None, (detail.type, code)))
-    message = f"HTTP {status}" + (f" {label}" if label else "") + f": {detail.message[:_MAX_MESSAGE]}"
+    message = f"HTTP {status}" + (f" {label}" if label else "") + f": {detail.message}"
     error = error_for_status(
         status,
         message,
@@ -301,18 +301,18 @@ def _error_detail(body: bytes) -> ErrorDetail:
     try:
         data = json.loads(text)
     except ValueError:
-        return ErrorDetail(message=text.strip()[:_MAX_MESSAGE] or "(empty body)")
+        return ErrorDetail(message=text.strip() or "(empty body)")
     if not isinstance(data, dict):
-        return ErrorDetail(message=text[:_MAX_MESSAGE])
+        return ErrorDetail(message=text)
     inner = data.get("error", data)
     if isinstance(inner, str):
         return ErrorDetail(message=inner)
     if not isinstance(inner, dict):
-        return ErrorDetail(message=text[:_MAX_MESSAGE])
+        return ErrorDetail(message=text)
     message = inner.get("message", inner.get("detail", text))
     code = inner.get("code")
     return ErrorDetail(
-        message=message if isinstance(message, str) else json.dumps(message)[:_MAX_MESSAGE],
+        message=message if isinstance(message, str) else json.dumps(message),
         type=inner.get("type") if isinstance(inner.get("type"), str) else None,
         code=code if isinstance(code, str | int) else None,
     )
