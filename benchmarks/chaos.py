@@ -5,7 +5,11 @@ malformed JSON, and has a configured rpm; ``slow`` hangs past its timeout and tr
 healthy. ``run_chaos`` sends REQUESTS requests at CONCURRENCY through ``fallback:flaky,slow,steady`` and
 returns what happened, with every upstream's record of what it received (the tests assert on those).
 
-Usage: python benchmarks/chaos.py [--requests 1000] [--concurrency 50]
+``run_rate_limited_fallback`` is the second case: through the gateway, ``fallback a,b,c`` where ``a``
+answers every call with 429 and ``retry-after: 3``. A 429 from a member with somewhere else to go moves
+on at once (the cooldown keeps later requests off ``a``), so p99 stays near p50 instead of ~6 s.
+
+Usage: python benchmarks/chaos.py [--requests 1000] [--concurrency 50] [--case chain|rate-limited|both]
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
+
 from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.errors import OrchestratorError
 from model_orchestrator.core.events import (
@@ -28,6 +34,7 @@ from model_orchestrator.core.events import (
     Event,
     RecordingSink,
 )
+from model_orchestrator.gateway import Gateway, GatewaySettings
 from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.testing import FakeUpstream, Fault, RecordedRequest, Reply
 
@@ -167,20 +174,116 @@ async def _drive(orch: Orchestrator, requests: int, concurrency: int) -> ChaosOu
     )
 
 
+LIMITED_RETRY_AFTER = 3.0
+
+
+@dataclass
+class RateLimitedOutcome:
+    """What the rate-limited fallback run did: latencies (seconds), answers, events, upstream records."""
+
+    latencies: list[float]
+    answered_by: dict[str, int]
+    events: list[Event]
+    records: dict[str, list[RecordedRequest]]
+    errors: list[str]
+
+    def figures(self) -> dict[str, float]:
+        """The printed figures."""
+        ordered = sorted(self.latencies)
+        return {
+            "requests": len(self.latencies) + len(self.errors),
+            "p50_ms": statistics.median(ordered) * 1000,
+            "p99_ms": ordered[max(int(len(ordered) * 0.99) - 1, 0)] * 1000,
+            "max_ms": ordered[-1] * 1000,
+        }
+
+
+def rate_limited_config(a: FakeUpstream, b: FakeUpstream, c: FakeUpstream) -> str:
+    """Three models and ``fallback a,b,c`` with every resilience setting at its default."""
+    models = "".join(
+        f"  - {{name: {name}, provider: openai, model: m, api_base: '{up.openai_base}'}}\n"
+        for name, up in (("a", a), ("b", b), ("c", c))
+    )
+    return f"models:\n{models}strategies:\n  - {{name: abc, type: fallback, chain: [a, b, c]}}\n"
+
+
+async def run_rate_limited_fallback(requests: int = 1000, concurrency: int = 50) -> RateLimitedOutcome:
+    """Send ``requests`` through the gateway to ``abc`` while ``a`` answers 429 (retry-after 3 s)."""
+    with FakeUpstream() as a, FakeUpstream() as b, FakeUpstream() as c:
+        a.script(*[Fault.rate_limited(retry_after=LIMITED_RETRY_AFTER)] * (requests + 1))
+        b.default_reply, c.default_reply = Reply("from b"), Reply("from c")
+        orch = Orchestrator(parse_config(rate_limited_config(a, b, c)), env={})
+        sink = RecordingSink()
+        orch.events.subscribe(sink)
+        gateway = Gateway(orch, GatewaySettings(port=0, auth=False))
+        await gateway.start()
+        client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="none", max_retries=0)
+        try:
+            latencies, answered_by, errors = await _drive_gateway(client, requests, concurrency)
+        finally:
+            await client.close()
+            await gateway.stop()
+        records = {"a": a.requests, "b": b.requests, "c": c.requests}
+    return RateLimitedOutcome(latencies, answered_by, sink.events, records, errors)
+
+
+async def _drive_gateway(
+    client: openai.AsyncOpenAI, requests: int, concurrency: int
+) -> tuple[list[float], dict[str, int], list[str]]:
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    answered_by: dict[str, int] = {}
+    errors: list[str] = []
+
+    async def one(i: int) -> None:
+        async with gate:
+            started = time.perf_counter()
+            try:
+                reply = await client.chat.completions.create(
+                    model="abc", messages=[{"role": "user", "content": f"question {i}"}]
+                )
+            except openai.APIError as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                return
+            latencies.append(time.perf_counter() - started)
+            text = reply.choices[0].message.content or ""
+            answered_by[text] = answered_by.get(text, 0) + 1
+
+    await asyncio.gather(*(one(i) for i in range(requests)))
+    return latencies, answered_by, errors
+
+
+def _print(figures: dict[str, float]) -> None:
+    for key, value in figures.items():
+        print(f"  {key:26} {value:10.3f}" if isinstance(value, float) else f"  {key:26} {value:10}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--case", choices=["chain", "rate-limited", "both"], default="both")
     args = parser.parse_args()
-    outcome = asyncio.run(run_chaos(args.requests, args.concurrency))
-    chain = "fallback:flaky,slow,steady"
-    print(f"chaos: {args.requests} requests at concurrency {args.concurrency} through {chain}")
-    for key, value in outcome.figures().items():
-        print(f"  {key:26} {value:10.3f}" if isinstance(value, float) else f"  {key:26} {value:10}")
-    calls = {name: len(records) for name, records in outcome.records.items()}
-    print(f"  {'upstream requests':26} {calls}")
-    if outcome.errors:
-        print(f"  first error: {outcome.errors[0]}")
+    if args.case in ("chain", "both"):
+        outcome = asyncio.run(run_chaos(args.requests, args.concurrency))
+        chain = "fallback:flaky,slow,steady"
+        print(f"chaos: {args.requests} requests at concurrency {args.concurrency} through {chain}")
+        _print(outcome.figures())
+        calls = {name: len(records) for name, records in outcome.records.items()}
+        print(f"  {'upstream requests':26} {calls}")
+        if outcome.errors:
+            print(f"  first error: {outcome.errors[0]}")
+    if args.case in ("rate-limited", "both"):
+        limited = asyncio.run(run_rate_limited_fallback(args.requests, args.concurrency))
+        print(
+            f"rate-limited fallback: {args.requests} requests at concurrency {args.concurrency} through "
+            f"the gateway to fallback a,b,c (a: 429, retry-after {LIMITED_RETRY_AFTER:g}s)"
+        )
+        _print(limited.figures())
+        print(f"  {'upstream requests':26} { {n: len(r) for n, r in limited.records.items()} }")
+        print(f"  {'answered by':26} {limited.answered_by}")
+        if limited.errors:
+            print(f"  first error: {limited.errors[0]}")
 
 
 if __name__ == "__main__":

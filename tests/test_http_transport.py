@@ -15,6 +15,7 @@ from model_orchestrator.core.errors import (
     BadRequestError,
     ContentFilteredError,
     ContextWindowExceededError,
+    DeadlineExceededError,
     RateLimitedError,
     RequestTimeoutError,
     ServerError,
@@ -22,7 +23,7 @@ from model_orchestrator.core.errors import (
 )
 from model_orchestrator.providers.error_mapping import error_for_status, redact
 from model_orchestrator.providers.http import HttpTransport, Timeouts
-from model_orchestrator.testing import FakeUpstream, Fault, Reply
+from model_orchestrator.testing import FakeClock, FakeUpstream, Fault, Reply
 
 BODY = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
 STREAM_BODY = b'{"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
@@ -134,10 +135,56 @@ async def test_hang_with_short_read_timeout_times_out(
     upstream: FakeUpstream, transport: HttpTransport
 ) -> None:
     upstream.script(Fault.hang(5))
-    started = time.monotonic()
     with pytest.raises(RequestTimeoutError):
         await transport.post(_url(upstream), headers=JSON, body=BODY, timeout=Timeouts(read=0.2))
-    assert time.monotonic() - started < 2
+    # The client hung up: the fake saw the disconnect instead of finishing its 5 s hang.
+    assert (await upstream.await_finished(1))[0].disconnected
+
+
+def test_default_timeouts_are_ones_a_user_can_live_with() -> None:
+    # Documented in docs/configuration.md: seconds to connect, a minute of silence, five minutes in all.
+    assert Timeouts() == Timeouts(connect=5.0, stall=60.0, read=300.0)
+
+
+async def test_a_stream_that_goes_silent_is_cut_by_the_stall_timeout(
+    upstream: FakeUpstream, transport: HttpTransport
+) -> None:
+    upstream.script(Reply("first, then silence", chunk_size=6, chunk_delay=2.0))
+    with pytest.raises(RequestTimeoutError):
+        async with transport.stream_post(
+            _url(upstream), headers=JSON, body=STREAM_BODY, timeout=Timeouts(stall=0.1)
+        ) as resp:
+            [line async for line in resp.lines()]
+    assert (await upstream.await_finished(1))[0].disconnected
+
+
+async def test_a_stream_that_keeps_producing_is_not_cut_by_the_read_budget(
+    upstream: FakeUpstream, transport: HttpTransport
+) -> None:
+    # Ten chunks 0.05 s apart: longer in all than the 0.2 s read budget, never silent for 1 s.
+    upstream.script(Reply("x" * 10, chunk_size=1, chunk_delay=0.05))
+    async with transport.stream_post(
+        _url(upstream), headers=JSON, body=STREAM_BODY, timeout=Timeouts(read=0.2, stall=1.0)
+    ) as resp:
+        lines = [line async for line in resp.lines()]
+    assert b"data: [DONE]" in lines
+
+
+async def test_the_deadline_is_read_on_the_transports_clock(upstream: FakeUpstream) -> None:
+    # On the injected clock the deadline has passed (whatever the machine's monotonic clock says).
+    clock = FakeClock(start=1e12)
+    transport = HttpTransport(clock=clock)
+    try:
+        with pytest.raises(DeadlineExceededError):
+            await transport.post(
+                _url(upstream), headers=JSON, body=BODY, timeout=Timeouts(), deadline=clock.monotonic() - 1
+            )
+        response = await transport.post(
+            _url(upstream), headers=JSON, body=BODY, timeout=Timeouts(), deadline=clock.monotonic() + 30
+        )
+    finally:
+        await transport.aclose()
+    assert response.status == 200 and len(upstream.requests) == 1
 
 
 async def test_deadline_sooner_than_read_timeout_wins(

@@ -391,7 +391,7 @@ async def test_connection_reset(upstream: FakeUpstream, transport: HttpTransport
 @pytest.mark.parametrize("stream", [False, True])
 async def test_hang_times_out(upstream: FakeUpstream, transport: HttpTransport, stream: bool) -> None:
     upstream.script(Fault.hang(5))
-    model = _model(upstream, transport, timeouts=Timeouts(read=0.2))
+    model = _model(upstream, transport, timeouts=Timeouts(read=0.2, stall=0.2))
     error = await _fails(model, stream)
     assert isinstance(error, RequestTimeoutError) and error.retryable
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -174,6 +175,25 @@ async def test_a_stream_is_cut_by_the_deadline_as_the_callers_fault() -> None:
     assert clock.sleeps == [2.0]
 
 
+async def test_a_stream_runs_one_timer_however_many_deltas() -> None:
+    created: list[object] = []
+    loop = asyncio.get_running_loop()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        created.append(coro)
+        return asyncio.Task(coro, loop=loop, **options)
+
+    model = TimeoutModel(
+        FunctionModel(lambda _: "x" * 800, chunk_size=4), deployment="d", timeout=30.0, clock=SystemClock()
+    )
+    loop.set_task_factory(counting)
+    try:
+        texts = [delta.text async for delta in model.stream(REQUEST) if delta.text]
+    finally:
+        loop.set_task_factory(None)
+    assert len(texts) == 200 and len(created) == 1
+
+
 # --- through HTTP: expiry closes the connection ------------------------------------------------
 
 
@@ -204,13 +224,12 @@ async def test_a_timeout_disconnects_a_hanging_upstream(
 ) -> None:
     upstream.script(Fault.hang(5))
     model = TimeoutModel(adapter, deployment="d", timeout=0.2, clock=SystemClock())
-    started = time.monotonic()
     with pytest.raises(RequestTimeoutError) as caught:
         await consume(model, REQUEST, stream)
     assert not isinstance(caught.value, DeadlineExceededError)
+    # The client hung up: the fake saw the disconnect instead of finishing its 5 s hang.
     record = (await upstream.await_finished(1))[0]
     assert record.disconnected
-    assert time.monotonic() - started < 2.5  # far below the 5 s hang
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -98,7 +98,7 @@ class ModelFactory:
         if self._transport is None:
             from model_orchestrator.providers.http import HttpTransport
 
-            self._transport = HttpTransport()
+            self._transport = HttpTransport(clock=self._clock)
         return self._transport
 
 
@@ -150,6 +150,7 @@ def deployment_spec(cfg: ModelConfig, api_key: str | None, deployment: str | Non
         headers=cfg.headers,
         connect_timeout=cfg.connect_timeout,
         read_timeout=cfg.timeout,
+        stall_timeout=cfg.stall_timeout,
         command=command,
         output_format=output_format,
     )

@@ -89,6 +89,7 @@ class ModelConfig(BaseModel):
     output_format: Literal["text", "json"] | None = None
     timeout: float | None = Field(default=None, gt=0)
     connect_timeout: float | None = Field(default=None, gt=0)
+    stall_timeout: float | None = Field(default=None, gt=0)
     headers: dict[str, str] | None = None
     retry: RetryConfig | None = None
     breaker: BreakerConfig | None = None

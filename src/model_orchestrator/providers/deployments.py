@@ -46,6 +46,7 @@ class DeploymentSpec:
     headers: Mapping[str, str] | None = None
     connect_timeout: float | None = None
     read_timeout: float | None = None
+    stall_timeout: float | None = None
     command: tuple[str, ...] | None = None
     output_format: Literal["text", "json"] = "text"
 
@@ -88,7 +89,11 @@ def _timeouts(spec: DeploymentSpec) -> Timeouts:
     from model_orchestrator.providers.http import Timeouts
 
     default = Timeouts()
-    return Timeouts(connect=spec.connect_timeout or default.connect, read=spec.read_timeout or default.read)
+    return Timeouts(
+        connect=spec.connect_timeout or default.connect,
+        stall=spec.stall_timeout or default.stall,
+        read=spec.read_timeout or default.read,
+    )
 
 
 def _openai(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTransport]) -> ChatModel:

@@ -1,6 +1,7 @@
 """The HTTP seam every HTTP adapter sends through: one pooled aiohttp session per ``HttpTransport``.
 
-Owns connection pooling, timeouts and deadlines, line framing of streamed bodies, and translating
+Owns connection pooling, timeouts and deadlines (on the injected clock, the one every layer reads),
+line framing of streamed bodies, and translating
 aiohttp's exceptions into the core error tree (timeouts -> ``RequestTimeoutError``, connection failures,
 resets and truncated bodies -> ``UpstreamConnectionError``). It does not know any wire format, does not
 look at status codes (adapters classify those) and never sees a provider name: adapters fill in
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from typing import Protocol
 import aiohttp
 from yarl import URL
 
+from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import (
     DeadlineExceededError,
     ProviderError,
@@ -33,10 +34,17 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Connect timeout and the per-call total read budget, in seconds."""
+    """One attempt's limits, in seconds; the request's deadline shortens each of them when sooner.
 
-    connect: float = 10.0
-    read: float = 600.0  # shrunk to the request deadline when that is sooner
+    ``connect``: opening the connection. ``stall``: the longest silence while reading a streamed
+    response (its headers included), so a stream that stops sending is cut however long it has run,
+    while one that keeps producing is never cut by a total. ``read``: the whole exchange of a call that
+    is not streamed. A timed-out attempt with another deployment to go to moves on at once (retry layer).
+    """
+
+    connect: float = 5.0
+    stall: float = 60.0
+    read: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +89,9 @@ class HttpTransport:
         limit_per_host: int = 0,
         keepalive_timeout: float = 30.0,
         trust_env: bool = False,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._keepalive_timeout = keepalive_timeout
@@ -102,8 +112,10 @@ class HttpTransport:
         timeout: Timeouts,
         deadline: float | None = None,
     ) -> HttpResponse:
-        """POST ``body`` and read the whole response."""
-        return await self._request("POST", url, headers, body, _client_timeout(timeout, deadline))
+        """POST ``body`` and read the whole response (within ``timeout.read`` and the deadline, a time on
+        the transport's clock)."""
+        limits = self._client_timeout(timeout, deadline, stream=False)
+        return await self._request("POST", url, headers, body, limits)
 
     async def get(
         self,
@@ -114,7 +126,8 @@ class HttpTransport:
         deadline: float | None = None,
     ) -> HttpResponse:
         """GET ``url`` and read the whole response (health probes list models this way)."""
-        return await self._request("GET", url, headers, None, _client_timeout(timeout, deadline))
+        limits = self._client_timeout(timeout, deadline, stream=False)
+        return await self._request("GET", url, headers, None, limits)
 
     def stream_post(
         self,
@@ -125,8 +138,9 @@ class HttpTransport:
         timeout: Timeouts,
         deadline: float | None = None,
     ) -> AbstractAsyncContextManager[HttpStream]:
-        """POST ``body``; the context yields the response as soon as its headers arrive."""
-        return self._stream(url, headers, body, _client_timeout(timeout, deadline))
+        """POST ``body``; the context yields the response as soon as its headers arrive. No silence may
+        last longer than ``timeout.stall``; the deadline bounds the whole stream."""
+        return self._stream(url, headers, body, self._client_timeout(timeout, deadline, stream=True))
 
     async def aclose(self) -> None:
         """Close the pooled connections (idempotent)."""
@@ -170,6 +184,20 @@ class HttpTransport:
             raise
         else:
             resp.release()
+
+    def _client_timeout(
+        self, timeout: Timeouts, deadline: float | None, *, stream: bool
+    ) -> aiohttp.ClientTimeout:
+        remaining = None if deadline is None else deadline - self._clock.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceededError("the request deadline passed before it was sent")
+        if stream:
+            total, stall = remaining, _sooner(timeout.stall, remaining)
+        else:
+            total, stall = _sooner(timeout.read, remaining), None
+        return aiohttp.ClientTimeout(
+            total=total, sock_connect=_sooner(timeout.connect, total), sock_read=stall
+        )
 
     def _session_in_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -233,14 +261,8 @@ def translate_client_error(exc: BaseException, url: str) -> ProviderError:
     return UpstreamConnectionError(f"connection to {where} failed: {type(exc).__name__}: {detail}")
 
 
-def _client_timeout(timeout: Timeouts, deadline: float | None) -> aiohttp.ClientTimeout:
-    total = timeout.read
-    if deadline is not None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DeadlineExceededError("the request deadline passed before it was sent")
-        total = min(total, remaining)
-    return aiohttp.ClientTimeout(total=total, sock_connect=min(timeout.connect, total))
+def _sooner(limit: float, other: float | None) -> float:
+    return limit if other is None else min(limit, other)
 
 
 def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -11,16 +11,17 @@ Streams: ``first_token_timeout`` (default: ``timeout``) bounds the time from the
 delta carrying text, and ``idle_timeout`` (default: ``timeout``) each gap between deltas after that;
 a stream that keeps producing is not cut by a total time, only by the deadline.
 
-Timers run on the injected ``Clock`` (a watchdog task sleeping on it, like ``asyncio.timeout``), so a
-``FakeClock`` drives them in tests; note that a fake clock's sleep returns at once, so with a
-``FakeClock`` an inner call that awaits anything real times out immediately.
+Timers run on the injected ``Clock`` (one watchdog task per call or per stream, sleeping on it and
+re-armed for each delta, like ``asyncio.timeout``'s ``reschedule``), so a ``FakeClock`` drives them in
+tests; note that a fake clock's sleep returns at once, so with a ``FakeClock`` an inner call that awaits
+anything real times out immediately. Without a ``timeout`` and a deadline no timer runs at all; the
+transport's own connect, stall and read limits (``providers.http.Timeouts``) still apply to HTTP calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
-from types import TracebackType
 from typing import Literal, TypeVar
 
 from model_orchestrator.core.clock import Clock, SystemClock
@@ -39,42 +40,75 @@ class _Expired(Exception):
 
 
 class _Watchdog:
-    """``async with _Watchdog(clock, s):`` cancels the block's task after ``s`` seconds on ``clock``
-    and turns that cancellation into ``_Expired``; a cancellation from elsewhere passes through."""
+    """One timer task for a call or a whole stream, re-armed for each guarded await.
 
-    def __init__(self, clock: Clock, seconds: float) -> None:
+    ``await watchdog.guard(call, s)`` cancels the awaiting task if ``call`` takes more than ``s``
+    seconds on ``clock`` and turns that cancellation into ``_Expired``; a cancellation from elsewhere
+    passes through. Between guarded awaits (while a stream's consumer holds a delta) it is disarmed.
+    Re-arming moves the due time without a new task (the timer sleeps again for the remainder), unless
+    the new due time is sooner than the timer's current sleep. ``close`` ends the timer.
+    """
+
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._seconds = seconds
-        self._expired = False
-        self._inside = False
+        self._due: float | None = None
+        self._sleeping_until: float | None = None
+        self._armed = asyncio.Event()
         self._task: asyncio.Task[object] | None = None
-        self._timer: asyncio.Task[None] | None = None
         self._cancelling = 0
+        self._expired = False
+        self._timer: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> None:
+    async def guard(self, call: Awaitable[T], seconds: float) -> T:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a timeout needs a running task")
-        self._task, self._cancelling, self._inside = task, task.cancelling(), True
-        self._timer = asyncio.get_running_loop().create_task(self._fire())
+        self._task, self._cancelling = task, task.cancelling()
+        self._arm(self._clock.monotonic() + seconds)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            # Ours only if no one else asked to cancel the task meanwhile (asyncio.timeout's rule).
+            if self._expired and task.uncancel() <= self._cancelling:
+                raise _Expired from None
+            raise
+        finally:
+            self._due = None
+            self._armed.clear()
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._inside = False
-        if self._timer is not None:
-            self._timer.cancel()
-        if not self._expired or self._task is None:
+    def close(self) -> None:
+        """Stop the timer task (idempotent)."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _arm(self, due: float) -> None:
+        self._due = due
+        self._armed.set()
+        sleeping = self._sleeping_until
+        if self._timer is not None and sleeping is not None and due < sleeping:
+            self.close()  # it would wake too late: start over
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._armed.wait()
+            due = self._due
+            if due is None:
+                continue
+            left = due - self._clock.monotonic()
+            if left > 0:
+                self._sleeping_until = due
+                await self._clock.sleep(left)
+                self._sleeping_until = None
+                continue
+            if self._task is not None:
+                self._expired = True
+                self._due = None
+                self._armed.clear()
+                self._task.cancel()
             return
-        # Ours only if no one else asked to cancel the task meanwhile (asyncio.timeout's rule).
-        if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
-            raise _Expired from exc
-
-    async def _fire(self) -> None:
-        await self._clock.sleep(self._seconds)
-        if self._inside and self._task is not None:
-            self._expired = True
-            self._task.cancel()
 
 
 class TimeoutModel:
@@ -112,25 +146,33 @@ class TimeoutModel:
 
     async def complete(self, request: ChatRequest) -> Completion:
         limit, kind = self._limit(request, (self._timeout, "timeout"))
-        return await self._within(self._inner.complete(request), request, limit, kind)
+        watchdog = _Watchdog(self._clock)
+        try:
+            return await self._within(watchdog, self._inner.complete(request), request, limit, kind)
+        finally:
+            watchdog.close()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         started = self._clock.monotonic()
         first_by = None if self._first_token_timeout is None else started + self._first_token_timeout
         seen_text = False
-        async with closing_stream(self._inner.stream(request)) as deltas:
-            while True:
-                if seen_text:
-                    limit, kind = self._limit(request, (self._idle_timeout, "idle"))
-                else:
-                    left = None if first_by is None else first_by - self._clock.monotonic()
-                    limit, kind = self._limit(request, (left, "first_token"))
-                try:
-                    delta = await self._within(anext(deltas), request, limit, kind)
-                except StopAsyncIteration:
-                    return
-                seen_text = seen_text or bool(delta.text)
-                yield delta
+        watchdog = _Watchdog(self._clock)  # one timer for the whole stream, not one per delta
+        try:
+            async with closing_stream(self._inner.stream(request)) as deltas:
+                while True:
+                    if seen_text:
+                        limit, kind = self._limit(request, (self._idle_timeout, "idle"))
+                    else:
+                        left = None if first_by is None else first_by - self._clock.monotonic()
+                        limit, kind = self._limit(request, (left, "first_token"))
+                    try:
+                        delta = await self._within(watchdog, anext(deltas), request, limit, kind)
+                    except StopAsyncIteration:
+                        return
+                    seen_text = seen_text or bool(delta.text)
+                    yield delta
+        finally:
+            watchdog.close()
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -146,12 +188,13 @@ class TimeoutModel:
             raise self._error(kind, request, 0.0)
         return seconds, kind
 
-    async def _within(self, call: Awaitable[T], request: ChatRequest, limit: float | None, kind: Limit) -> T:
+    async def _within(
+        self, watchdog: _Watchdog, call: Awaitable[T], request: ChatRequest, limit: float | None, kind: Limit
+    ) -> T:
         try:
             if limit is None:
                 return await call
-            async with _Watchdog(self._clock, limit):
-                return await call
+            return await watchdog.guard(call, limit)
         except _Expired:
             raise self._error(kind, request, limit or 0.0) from None
         except DeadlineExceededError:
