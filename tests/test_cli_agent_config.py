@@ -114,7 +114,7 @@ def test_a_preset_must_be_known_and_needs_provider_cli() -> None:
         parse_config("models:\n  - {name: a, provider: cli, preset: claud}\n")
     with pytest.raises(ConfigError, match="needs provider: cli"):
         parse_config("models:\n  - {name: a, provider: openai, model: m, preset: claude}\n")
-    with pytest.raises(ConfigError, match="needs 'preset'"):
+    with pytest.raises(ConfigError, match=r"needs 'command'.* or 'preset' \(one of claude, codex, gemini\)"):
         parse_config("models:\n  - {name: a, provider: cli}\n")
 
 
