@@ -104,8 +104,8 @@ class ModelConfig(BaseModel):
             _check_preset(self.provider, self.preset)
         if self.provider == "cli" and not self.command and not self.preset:
             raise ValueError(
-                "provider 'cli' needs 'command', an argument list such as [my-agent, --print], or 'preset' "
-                f"(one of {', '.join(_preset_names())})"
+                f"provider 'cli' needs 'preset' (one of {', '.join(_preset_names())}) or 'command', an "
+                "argument list such as [my-agent, --print]"
             )
         if self.provider != "cli" and self.provider != "local" and not self.model:
             raise ValueError(f"provider {self.provider!r} needs 'model', the provider's own model id")
@@ -254,7 +254,9 @@ class LedgerConfig(_Options):
 
     ``url``: ``sqlite:///PATH`` or ``postgresql://user@host/db`` (default: a SQLite file under
     ``$ORCHESTRATOR_HOME`` or the user data dir). A URL with a password goes in an environment variable
-    named by ``url_env``, never in this file.
+    named by ``url_env``, never in this file. ``store_prompts: true`` keeps each request's router input
+    (its last user message) so ``train-router --from-ledger`` can learn from feedback; unlabelled ones
+    are deleted after ``prompt_retention_days`` (default 30).
     """
 
     enabled: bool = True
@@ -264,6 +266,8 @@ class LedgerConfig(_Options):
     batch_size: int | None = Field(default=None, ge=1, le=10_000)
     max_queue: int | None = Field(default=None, ge=1)
     reservation_ttl: float | None = Field(default=None, gt=0)
+    store_prompts: bool | None = None
+    prompt_retention_days: float | None = Field(default=None, gt=0)
 
     _variable_name = field_validator("url_env")(_check_variable_name)
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from model_orchestrator.config.registry import ModelInfo
     from model_orchestrator.config.schema import OrchestratorConfig
     from model_orchestrator.core.routing import Router
+    from model_orchestrator.ledger.feedback import FeedbackReceipt
     from model_orchestrator.ledger.keys import VirtualKeyStore
     from model_orchestrator.ledger.ledger import Ledger
     from model_orchestrator.ledger.query import CostReport, CostStats
@@ -180,7 +181,12 @@ class Orchestrator:
         self, request: ChatRequest, requested: str, label: str, scope: RequestScope
     ) -> RequestLifecycle:
         record = self.config.telemetry.record_content
-        return RequestLifecycle(self.events, self._clock, request, requested, label, scope, record)
+        prompt = None
+        if self._ledger is not None and self._ledger.settings.store_prompts:
+            from model_orchestrator.routing.policy import prompt_of
+
+            prompt = prompt_of(request)
+        return RequestLifecycle(self.events, self._clock, request, requested, label, scope, record, prompt)
 
     async def stream(
         self,
@@ -325,6 +331,35 @@ class Orchestrator:
         return await services.validate(
             self, task, output, judge=judge, validators=validators, max_cost=max_cost
         )
+
+    async def feedback(
+        self, request_id: str, score: float, *, api_key_id: str | None = None
+    ) -> FeedbackReceipt:
+        """Record how good the answer to ``request_id`` was: ``score`` from 0 (wrong or useless) to 1
+        (right), kept in the ledger as an outcome label for ``orchestrator train-router --from-ledger``.
+
+        ``api_key_id``: the virtual key asking; a key may label only its own requests (None: any request).
+        Raises ``UnknownRequestError`` for an id the ledger does not know and ``InvalidFeedbackError`` for
+        a score off the scale or a request that failed.
+        """
+        return await self.ledger.feedback(request_id, score, caller_key_id=api_key_id, tier_of=self._tier_of)
+
+    def feedback_sync(
+        self, request_id: str, score: float, *, api_key_id: str | None = None
+    ) -> FeedbackReceipt:
+        """``feedback`` for synchronous callers (runs its own event loop; closes connections after)."""
+
+        async def _run() -> FeedbackReceipt:
+            try:
+                return await self.feedback(request_id, score, api_key_id=api_key_id)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(_run())
+
+    def _tier_of(self, name: str) -> int | None:
+        """The configured tier of the model called ``name`` (None when unknown or no longer configured)."""
+        return next((i.tier for i in self.models() if i.name == name), None)
 
     async def aclose(self) -> None:
         """Close every model built so far and the shared HTTP connections."""

@@ -5,18 +5,20 @@ first answer scoring at or above the threshold is accepted; the final tier answe
 If the final tier fails, the best earlier answer is returned. Budget-aware: when the next tier would
 exceed what the request may still spend, escalation stops and the best answer so far is returned.
 Unavailable tiers (open circuit, cooldown) are passed over; when every usable tier was only unavailable,
-it waits for the earliest ``retry_after`` once. Each escalation emits ``FallbackTriggered``.
+it waits for the earliest ``retry_after`` once. Each escalation emits ``FallbackTriggered``; each scored
+answer emits ``AnswerJudged`` (the ledger keeps it as an outcome label for retraining routers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import BudgetExceededError, ConfigError
-from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.events import AnswerJudged, EventBus
 from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
@@ -128,11 +130,30 @@ class CascadeModel:
         if candidate.position == len(self._tiers) - 1 or (
             confidence is not None and confidence >= self._threshold
         ):
+            self._judged(run, tier, confidence, escalated=False)
             run.accept(candidate)
             return candidate
+        self._judged(run, tier, confidence, escalated=True)
         shown = "unknown" if confidence is None else f"{confidence:.3f}"
         run.reject(candidate, f"confidence {shown} is below the threshold {self._threshold}")
         return None
+
+    def _judged(self, run: ChainRun, tier: Member, confidence: float | None, *, escalated: bool) -> None:
+        if confidence is None:
+            return
+        self._bus.emit(
+            AnswerJudged(
+                request_id=run.request.request_id or "",
+                timestamp=self._clock.wall(),
+                judgement_id=uuid.uuid4().hex,
+                strategy=self._name,
+                source="cascade",
+                model=tier.name,
+                score=confidence,
+                escalated=escalated,
+                tier=tier.profile.tier,
+            )
+        )
 
     def _accepted_reason(self, chosen: Candidate) -> str:
         confidence = chosen.confidence

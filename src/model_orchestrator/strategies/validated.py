@@ -1,14 +1,16 @@
 """``ValidatedModel``: answer with a member, check the answer (validators, then a judge), and ask a
-fallback when the check escalates. The checking itself is ``validate``'s."""
+fallback when the check escalates. The checking itself is ``validate``'s. Each verdict is emitted as
+``AnswerJudged`` (the ledger keeps it as an outcome label for retraining routers)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import AllModelsFailedError, ConfigError, OrchestratorError
-from model_orchestrator.core.events import EventBus, FallbackTriggered
+from model_orchestrator.core.events import AnswerJudged, EventBus, FallbackTriggered
 from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
@@ -52,7 +54,7 @@ class ValidatedModel:
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = self._clock.monotonic()
-        run = _ValidatedRun(self._checker, request)
+        run = _ValidatedRun(self._checker, request, self._judged)
         answer = await run.attempt(self._member)
         if self._fallback is not None and (answer is None or run.escalated):
             self._bus.emit(
@@ -69,6 +71,23 @@ class ValidatedModel:
         if answer is None:
             raise run.failure(self._name)
         return replace(run.result(self._name, *answer), latency=self._clock.monotonic() - started)
+
+    def _judged(self, request: ChatRequest, member: Member, verdict: ValidationResult) -> None:
+        # ``confidence`` is how sure the verdict is, so a failed answer scores its complement.
+        score = verdict.confidence if verdict.passed else 1.0 - verdict.confidence
+        self._bus.emit(
+            AnswerJudged(
+                request_id=request.request_id or "",
+                timestamp=self._clock.wall(),
+                judgement_id=uuid.uuid4().hex,
+                strategy=self._name,
+                source="validation",
+                model=member.name,
+                score=score,
+                escalated=verdict.escalate,
+                tier=member.profile.tier,
+            )
+        )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         """Answers whole (an answer must be checked before it is shown), then yields it as one delta."""
@@ -91,9 +110,15 @@ class _Checker:
 class _ValidatedRun:
     """One request through a ``ValidatedModel``: the calls made, their verdicts, the explanation."""
 
-    def __init__(self, checker: _Checker, request: ChatRequest) -> None:
+    def __init__(
+        self,
+        checker: _Checker,
+        request: ChatRequest,
+        judged: Callable[[ChatRequest, Member, ValidationResult], None],
+    ) -> None:
         self.checker = checker
         self.request = request
+        self.judged = judged
         self.steps: list[StepRecord] = []
         self.answered: list[Completion] = []
         self.verdicts: list[tuple[str, ValidationResult]] = []
@@ -115,6 +140,8 @@ class _ValidatedRun:
         self.answered.append(completion)
         verdict, judge_step = await self._check(completion.text)
         self.verdicts.append((member.name, verdict))
+        if judge_step is None or judge_step.outcome != "error":  # a judge that failed said nothing
+            self.judged(self.request, member, verdict)
         self.steps.append(
             step_ok(
                 member,
