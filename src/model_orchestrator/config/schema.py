@@ -104,8 +104,8 @@ class ModelConfig(BaseModel):
             _check_preset(self.provider, self.preset)
         if self.provider == "cli" and not self.command and not self.preset:
             raise ValueError(
-                f"provider 'cli' needs 'preset' (one of {', '.join(_preset_names())}) or 'command', an "
-                "argument list such as [my-agent, --print]"
+                "provider 'cli' needs 'command', an argument list such as [my-agent, --print], or 'preset' "
+                f"(one of {', '.join(_preset_names())})"
             )
         if self.provider != "cli" and self.provider != "local" and not self.model:
             raise ValueError(f"provider {self.provider!r} needs 'model', the provider's own model id")
