@@ -11,11 +11,13 @@ import os
 import sys
 from pathlib import Path
 
+import openai
 import pytest
 
 from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.errors import BudgetExceededError, ConfigError, ModelNotFoundError
 from model_orchestrator.core.events import AttemptSucceeded, Event
+from model_orchestrator.gateway import Gateway, GatewaySettings
 from model_orchestrator.orchestrator import Orchestrator
 from tests.cli_helpers import run_cli
 
@@ -170,3 +172,19 @@ def test_a_bad_preset_in_the_config_file_exits_2(tmp_path: Path) -> None:
     result = run_cli("--config", str(path), "run", "-m", "a", "--prompt", PROMPT)
     assert result.returncode == 2
     assert "unknown CLI agent preset 'nope'" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_the_gateway_answers_404_for_an_unknown_cli_agent() -> None:
+    orch = Orchestrator(parse_config(""), env={})
+    gateway = Gateway(orch, GatewaySettings(port=0, auth=False))
+    await gateway.start()
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=20)
+    try:
+        with pytest.raises(openai.NotFoundError) as caught:
+            await client.chat.completions.create(
+                model="cli:anything-unknown", messages=[{"role": "user", "content": PROMPT}]
+            )
+        assert "claude, codex, gemini" in caught.value.message
+    finally:
+        await client.close()
+        await gateway.stop()
