@@ -132,6 +132,9 @@ def _register_all() -> None:
     _register(route_command)
     _register(eval_router_command)
     _register(train_router_command)
+    from model_orchestrator.cli.feedback import feedback_command
+
+    _register(feedback_command)
 
 
 _register_all()

@@ -115,8 +115,19 @@ def _pct(value: float | None) -> str:
 
 @click.command("train-router")
 @click.option(
-    "--data", "data_files", multiple=True, required=True, type=click.Path(dir_okay=False), help=_DATA_HELP
+    "--data",
+    "data_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help=_DATA_HELP + " With --from-ledger: extra training data (a prior), not scored.",
 )
+@click.option(
+    "--from-ledger",
+    is_flag=True,
+    help="Train on the ledger's outcome labels (feedback, cascade and validation verdicts); write the "
+    "router only if it beats the current one by cross-validation.",
+)
+@click.option("--force", is_flag=True, help="With --from-ledger: write the new router even if it loses.")
 @click.option(
     "--output",
     "-o",
@@ -127,9 +138,29 @@ def _pct(value: float | None) -> str:
 )
 @click.option("--l2", type=click.FloatRange(min=0.0, min_open=True), help="Ridge penalty (default 3.0).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the calibration folds.")
-def train_router_command(data_files: tuple[str, ...], output: str, l2: float | None, seed: int) -> None:
+@click.pass_context
+def train_router_command(
+    ctx: click.Context,
+    data_files: tuple[str, ...],
+    from_ledger: bool,
+    force: bool,
+    output: str,
+    l2: float | None,
+    seed: int,
+) -> None:
     """Train a learned router on your own labelled prompts; use it with routing.learned_router: PATH."""
     from dataclasses import replace
+
+    if from_ledger:
+        from model_orchestrator.cli.retrain import train_from_ledger
+
+        given = ctx.get_parameter_source("output") is not click.core.ParameterSource.DEFAULT
+        train_from_ledger(
+            ctx.obj["config"], data_files, Path(output) if given else None, seed=seed, force=force
+        )
+        return
+    if not data_files:
+        raise click.UsageError("give --data FILE (labelled prompts) or --from-ledger")
 
     from model_orchestrator.routing.dataset import load_examples
     from model_orchestrator.routing.training import TrainingSettings, train_router
