@@ -88,6 +88,11 @@ class ModelFactory:
 
         return BalancedModel(deployments, name=name, clock=self._clock, bus=self._bus)
 
+    def forget(self, name: str) -> None:
+        """Stop tracking (health, probes) the deployments of a model the registry dropped."""
+        for key in [k for k, built in self.deployments.items() if built.name == name]:
+            del self.deployments[key]
+
     async def aclose(self) -> None:
         """Close the shared HTTP transport (after the models that use it)."""
         if self._transport is not None:

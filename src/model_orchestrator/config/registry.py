@@ -3,18 +3,24 @@
 Names come from three places, later ones overriding earlier: the embedded local model, the built-in
 catalogue, and ``orchestrator.yaml``. A ``provider:model-id`` reference names a
 model of a known provider that is in neither. Models are built on first use, so listing never loads one.
+
+Anyone who can send a request can invent references, so what they cost is bounded: a name is at most
+``MAX_NAME_LENGTH`` characters, the ``MAX_REFERENCES`` most recently used references are kept (older ones
+are dropped, not closed: adapters own no resource, the transport and local weights are shared), and
+"did you mean" suggests only configured and catalogue names, never a name another caller asked for.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from model_orchestrator.config.pricing import resolve_price
-from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig
+from model_orchestrator.config.schema import MAX_NAME_LENGTH, ModelConfig, OrchestratorConfig
 from model_orchestrator.core.errors import MissingCredentialsError, ModelNotFoundError
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price
@@ -24,6 +30,8 @@ from model_orchestrator.providers.cli_agent.presets import PRESETS
 from model_orchestrator.providers.deployments import ProviderInfo
 from model_orchestrator.strategies.context_fit import DEFAULT_OVERFLOW, ContextFitModel
 from model_orchestrator.strategies.member import Member
+
+MAX_REFERENCES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,9 @@ class DeploymentBuilder(Protocol):
 
     def balanced(self, name: str, deployments: Sequence[Member]) -> ChatModel: ...
 
+    def forget(self, name: str) -> None:
+        """Drop what was recorded about the deployments of model ``name`` (it is no longer used)."""
+
 
 def deployment_id(cfg: ModelConfig) -> str:
     """A stable id for one model at one endpoint: ``name@host`` (``name@local`` off the network)."""
@@ -108,6 +119,7 @@ class ModelRegistry:
         self._factory = factory
         self._local_available = local_available
         self._configs: dict[str, tuple[ModelConfig, str, str]] = {}
+        self._references: OrderedDict[str, tuple[ModelConfig, str, str]] = OrderedDict()
         self._built: dict[str, ChatModel] = {}
         self._add_entry(EMBEDDED_MODEL, "embedded")
         for entry in CATALOGUE:
@@ -153,6 +165,8 @@ class ModelRegistry:
     def resolve(self, name: str) -> ChatModel:
         """The model for ``name``, built on first use. Missing keys raise MissingCredentialsError."""
         if name in self._built:
+            if name in self._references:
+                self._references.move_to_end(name)
             return self._built[name]
         cfg, _source, _prices = self._lookup(name)
         info = self.info(name)
@@ -206,7 +220,19 @@ class ModelRegistry:
                 f"model {cfg.name!r} needs an API key in the environment variable {key_env}, which is not "
                 f"set; export {key_env}=... or choose another model (`orchestrator models` lists usable ones)"
             )
+        if cfg.headers_env:
+            missing = self._missing_header_variables(cfg)
+            if missing:
+                raise MissingCredentialsError(
+                    f"model {cfg.name!r} sends headers from environment variables that are not set: "
+                    f"{', '.join(missing)}; export them or choose another model"
+                )
+            secret = {header: self._env[variable] for header, variable in cfg.headers_env.items()}
+            cfg = cfg.model_copy(update={"headers": {**(cfg.headers or {}), **secret}, "headers_env": None})
         return self._factory(cfg, price, api_key, deployment)
+
+    def _missing_header_variables(self, cfg: ModelConfig) -> list[str]:
+        return [v for v in (cfg.headers_env or {}).values() if not self._env.get(v)]
 
     async def aclose(self) -> None:
         """Close every model built so far."""
@@ -229,17 +255,28 @@ class ModelRegistry:
     def _lookup(self, name: str) -> tuple[ModelConfig, str, str]:
         if name in self._configs:
             return self._configs[name]
+        if name in self._references:
+            self._references.move_to_end(name)
+            return self._references[name]
+        check_name_length(name)
         provider, sep, model_id = name.partition(":")
         if sep and model_id and provider in self._providers:
             cfg = _reference_config(name, self._providers[provider], model_id)
-            self._configs[name] = (cfg, "reference", _prices_id(self._providers, provider))
-            return self._configs[name]
+            self._references[name] = (cfg, "reference", _prices_id(self._providers, provider))
+            while len(self._references) > MAX_REFERENCES:
+                self._forget(next(iter(self._references)))
+            return self._references[name]
         close = difflib.get_close_matches(name, list(self._configs), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ModelNotFoundError(
-            f"unknown model {name!r}{hint} Run `orchestrator models` to list models, add it to "
+            f"unknown model {name!r}{hint or '.'} Run `orchestrator models` to list models, add it to "
             "orchestrator.yaml, or name it as provider:model-id"
         )
+
+    def _forget(self, name: str) -> None:
+        del self._references[name]
+        if self._built.pop(name, None) is not None:
+            self._factory.forget(name)
 
     def _key_env(self, cfg: ModelConfig) -> str | None:
         if cfg.api_key_env is not None:
@@ -260,7 +297,8 @@ class ModelRegistry:
         key_env = self._key_env(cfg)
         if key_env and not self._env.get(key_env):
             return f"{key_env} is not set"
-        return None
+        missing = self._missing_header_variables(cfg)
+        return f"{', '.join(missing)} (headers_env) not set" if missing else None
 
 
 def _reference_config(name: str, provider: ProviderInfo, model_id: str) -> ModelConfig:
@@ -273,6 +311,15 @@ def _reference_config(name: str, provider: ProviderInfo, model_id: str) -> Model
             "For another agent, add a model with provider: cli and command: [...] to orchestrator.yaml"
         )
     return ModelConfig(name=name, provider=provider.name, preset=model_id)
+
+
+def check_name_length(name: str) -> None:
+    """Refuse a model or strategy name longer than ``MAX_NAME_LENGTH`` (without echoing it)."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise ModelNotFoundError(
+            f"a model name of {len(name):,} characters was given; names are at most {MAX_NAME_LENGTH} "
+            "characters. Run `orchestrator models` to list models"
+        )
 
 
 _CATALOGUE_BY_NAME = {e.name: e for e in (EMBEDDED_MODEL, *CATALOGUE)}

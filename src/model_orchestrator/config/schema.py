@@ -5,13 +5,18 @@ Keys are named by environment variable (``api_key_env``), never written in the f
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from model_orchestrator.config.redaction import looks_like_key
 from model_orchestrator.config.routing import RoutingConfig
 from model_orchestrator.core.request import ContextOverflow
+
+MAX_NAME_LENGTH = 256
 
 Capability = Literal["text", "vision", "tools", "json", "code", "long_context", "reasoning", "logprobs"]
 
@@ -19,7 +24,7 @@ Capability = Literal["text", "vision", "tools", "json", "code", "long_context", 
 class PriceConfig(BaseModel):
     """USD per million tokens."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
@@ -36,10 +41,60 @@ def _check_variable_name(value: str | None) -> str | None:
     return value
 
 
+def _check_api_base(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000/v1")
+    if parts.username or parts.password:
+        raise ValueError(
+            "must not hold credentials (user:password@); send them as a header named in headers_env, "
+            "e.g. headers_env: {Authorization: MY_PROXY_AUTH}"
+        )
+    return value
+
+
+# RFC 9110 field names; values may not hold control characters (CR/LF would inject headers).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie", "session")
+
+
+def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
+    """Plain ``headers:`` are for values that are not secret; a credential belongs in ``headers_env``."""
+    for name, header in (value or {}).items():
+        _check_header_name(name)
+        if _CONTROL.search(header):
+            raise ValueError(f"the value of header {name!r} holds a control character (CR, LF, ...)")
+        if any(word in name.lower() for word in _SECRET_HEADER_WORDS) or looks_like_key(header):
+            raise ValueError(
+                f"header {name!r} looks like a credential; secrets never go in the file: put the value "
+                f"in an environment variable and name it under headers_env (headers_env: {{{name}: MY_VAR}})"
+            )
+    return value
+
+
+def _check_headers_env(value: dict[str, str] | None) -> dict[str, str] | None:
+    for name, variable in (value or {}).items():
+        _check_header_name(name)
+        _check_variable_name(variable)
+    return value
+
+
+def _check_header_name(name: str) -> None:
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError("a header name may hold only letters, digits and !#$%&'*+-.^_`|~")
+
+
 class DeploymentConfig(BaseModel):
     """One more endpoint or key serving the same model; unset fields come from the model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     api_base: str | None = None
     api_key_env: str | None = None
@@ -48,9 +103,13 @@ class DeploymentConfig(BaseModel):
     tpm: int | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0)
     connect_timeout: float | None = Field(default=None, gt=0)
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] | None = Field(default=None, repr=False)
+    headers_env: dict[str, str] | None = None
 
     _variable_name = field_validator("api_key_env")(_check_variable_name)
+    _api_base = field_validator("api_base")(_check_api_base)
+    _headers = field_validator("headers")(_check_headers)
+    _headers_env = field_validator("headers_env")(_check_headers_env)
 
 
 class ContextConfig(BaseModel):
@@ -63,17 +122,17 @@ class ContextConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     overflow: ContextOverflow
-    summarizer: str | None = Field(default=None, min_length=1)
+    summarizer: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
 
 
 class ModelConfig(BaseModel):
     """One named model: a provider's model at one endpoint with one key (a deployment)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     provider: str = Field(min_length=1)
-    model: str | None = None
+    model: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     api_base: str | None = None
     api_key_env: str | None = None
     api_version: str | None = None
@@ -90,13 +149,17 @@ class ModelConfig(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     connect_timeout: float | None = Field(default=None, gt=0)
     stall_timeout: float | None = Field(default=None, gt=0)
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] | None = Field(default=None, repr=False)
+    headers_env: dict[str, str] | None = None
     retry: RetryConfig | None = None
     breaker: BreakerConfig | None = None
     deployments: tuple[DeploymentConfig, ...] | None = Field(default=None, min_length=1)
     context: ContextConfig | None = None
 
     _variable_name = field_validator("api_key_env")(_check_variable_name)
+    _api_base = field_validator("api_base")(_check_api_base)
+    _headers = field_validator("headers")(_check_headers)
+    _headers_env = field_validator("headers_env")(_check_headers_env)
 
     @model_validator(mode="after")
     def _provider_needs(self) -> ModelConfig:
@@ -128,7 +191,7 @@ def _check_preset(provider: str, preset: str) -> None:
 class _Options(BaseModel):
     """A block of optional settings; unset fields take the policy's documented default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RetryConfig(_Options):
@@ -201,9 +264,9 @@ class ValidationConfig(_Options):
 class StrategyConfig(BaseModel):
     """A named strategy; its type-specific fields are validated by the strategy that owns the type."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     type: str = Field(min_length=1)
     context: ContextConfig | None = None
 
@@ -211,7 +274,7 @@ class StrategyConfig(BaseModel):
 class PeriodBudgetConfig(BaseModel):
     """USD per UTC day and per UTC month."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     daily_usd: float | None = Field(default=None, ge=0)
     monthly_usd: float | None = Field(default=None, ge=0)
@@ -221,7 +284,7 @@ class BudgetsConfig(BaseModel):
     """Spending limits in USD: per request; per UTC day and month overall, per category and per API key
     id (``"*"``: every key, each its own budget). Enforced by the ledger before each call."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     daily_usd: float | None = Field(default=None, ge=0)
     monthly_usd: float | None = Field(default=None, ge=0)
@@ -235,7 +298,7 @@ class QuotasConfig(BaseModel):
     """Calls per provider per UTC day (``"*"``: every provider); warn at ``warn_at``, refuse past the
     quota only with ``hard_stop``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     calls_per_day: dict[str, int] = Field(default_factory=dict)
     warn_at: float | None = Field(default=0.8, gt=0, le=1)
@@ -289,7 +352,7 @@ class TelemetryConfig(BaseModel):
     """Traces, and what they may contain. Tracing is on when an OTLP endpoint is known: the standard
     ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` variables, else ``otlp_endpoint``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     tracing: bool = True
     otlp_endpoint: str | None = None
@@ -312,7 +375,7 @@ class TelemetryConfig(BaseModel):
 class OrchestratorConfig(BaseModel):
     """The whole ``orchestrator.yaml``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     default_model: str | None = None
     models: tuple[ModelConfig, ...] = ()
@@ -333,3 +396,32 @@ class OrchestratorConfig(BaseModel):
                 raise ValueError(f"the name {name!r} is used twice; model and strategy names must be unique")
             seen.add(name)
         return self
+
+    @model_validator(mode="after")
+    def _numbers_finite(self) -> OrchestratorConfig:
+        """NaN compares false with every bound, so ``daily_usd: .nan`` would switch a budget off."""
+        # Fields declared here refuse them already (allow_inf_nan=False); this covers nested sections
+        # declared elsewhere and the free-form options of strategies and budgets.
+        for path, number in _floats(self, ()):
+            if not math.isfinite(number):
+                where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+                raise ValueError(f"{where} must be a finite number, not {number}")
+        return self
+
+
+def _floats(value: object, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], float]]:
+    """Every float in a validated config (nested models, extras, lists and mappings) with its path."""
+    if isinstance(value, float):
+        return [(path, value)]
+    children: list[tuple[str | int, object]] = []
+    if isinstance(value, BaseModel):
+        children = [(name, getattr(value, name)) for name in type(value).model_fields]
+        children += list((value.model_extra or {}).items())
+    elif isinstance(value, dict):
+        children = list(value.items())
+    elif isinstance(value, list | tuple):
+        children = list(enumerate(value))
+    found = []
+    for key, child in children:
+        found += _floats(child, (*path, key) if isinstance(key, str | int) else path)
+    return found

@@ -4,12 +4,15 @@ Owns the series (requests, latency, attempts, tokens, cost, errors by type, brea
 retries, fallbacks, cooldowns, budget warnings) in a private ``CollectorRegistry`` (no process-global
 state: two orchestrators never mix their numbers) and their text exposition. Not serving them over HTTP
 (the gateway's ``/metrics`` does). Needs the ``metrics`` extra (prometheus_client), imported only here.
-Labels are bounded: strategy kinds, configured model and deployment names, error class names.
+Labels are bounded whatever callers send: model names can be invented by anyone who can send a request
+(``provider:model-id``), so each label keeps its first ``MAX_LABEL_VALUES`` distinct values (plus any
+``known`` up front, such as configured names) and counts every later one, or any value longer than
+``MAX_LABEL_CHARS``, under ``other``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -40,13 +43,45 @@ _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 _BREAKER_VALUES: dict[type[Event], float] = {CircuitClosed: 0, CircuitHalfOpened: 1, CircuitOpened: 2}
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MAX_LABEL_VALUES = 100
+MAX_LABEL_CHARS = 200
+OTHER = "other"
+
+
+class LabelValues:
+    """One label's admitted values: the known ones, then the first ``limit`` new ones; the rest ``other``."""
+
+    def __init__(self, known: Iterable[str] = (), limit: int = MAX_LABEL_VALUES) -> None:
+        self._known = frozenset(known)
+        self._admitted: set[str] = set()
+        self._limit = limit
+
+    def __call__(self, value: str) -> str:
+        """``value`` when admitted (now or before), else ``other``."""
+        if value in self._known or value in self._admitted:
+            return value
+        if len(value) > MAX_LABEL_CHARS or len(self._admitted) >= self._limit:
+            return OTHER
+        self._admitted.add(value)
+        return value
 
 
 class MetricsSink:
     """An ``EventSink`` keeping Prometheus series; ``render()`` gives the text exposition format."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, known_models: Iterable[str] = ()
+    ) -> None:
+        """``known_models`` (configured names) are always their own label value, never ``other``."""
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        known = frozenset(known_models)
+        # Model names share one budget wherever they appear (model, from_model, to_model).
+        self._model = LabelValues(known)
+        self._provider = LabelValues()
+        self._deployment = LabelValues()
+        self._strategy = LabelValues(known)
+        self._error_type = LabelValues()
+        self._budget_name = LabelValues()
         r = self.registry
         model = ["model", "provider"]
         self.requests = Counter(
@@ -106,23 +141,25 @@ class MetricsSink:
         if handler is not None:
             handler(event)
         elif type(event) in _BREAKER_VALUES:
-            self.breaker.labels(getattr(event, "deployment", "")).set(_BREAKER_VALUES[type(event)])
+            deployment = self._deployment(getattr(event, "deployment", ""))
+            self.breaker.labels(deployment).set(_BREAKER_VALUES[type(event)])
 
     def render(self) -> bytes:
         """Every series in the Prometheus text exposition format (``CONTENT_TYPE``)."""
         return generate_latest(self.registry)
 
     def _request_finished(self, event: RequestFinished) -> None:
-        self.requests.labels(event.strategy, "ok" if event.ok else "error").inc()
-        self.request_seconds.labels(event.strategy).observe(event.latency)
+        strategy = self._strategy(event.strategy)
+        self.requests.labels(strategy, "ok" if event.ok else "error").inc()
+        self.request_seconds.labels(strategy).observe(event.latency)
 
     def _attempt_ended(self, event: AttemptSucceeded | AttemptFailed) -> None:
-        labels = (event.model, event.provider)
+        labels = (self._model(event.model), self._provider(event.provider))
         outcome = "ok"
         if isinstance(event, AttemptFailed):
             outcome = "cancelled" if event.cancelled else "error"
             if not event.cancelled:
-                self.errors.labels(*labels, event.error_type).inc()
+                self.errors.labels(*labels, self._error_type(event.error_type)).inc()
         self.attempts.labels(*labels, outcome).inc()
         self.attempt_seconds.labels(*labels).observe(event.latency)
         self.tokens.labels(*labels, "input").inc(event.usage.input_tokens)
@@ -133,13 +170,14 @@ class MetricsSink:
             self.cost.labels(*labels).inc(event.cost)
 
     def _retry(self, event: RetryScheduled) -> None:
-        self.retries.labels(event.model, event.error_type).inc()
+        self.retries.labels(self._model(event.model), self._error_type(event.error_type)).inc()
 
     def _fallback(self, event: FallbackTriggered) -> None:
-        self.fallbacks.labels(event.strategy, event.from_model, event.to_model).inc()
+        labels = (self._strategy(event.strategy), self._model(event.from_model), self._model(event.to_model))
+        self.fallbacks.labels(*labels).inc()
 
     def _cooldown(self, event: CooldownStarted) -> None:
-        self.cooldowns.labels(event.deployment).inc()
+        self.cooldowns.labels(self._deployment(event.deployment)).inc()
 
     def _budget(self, event: BudgetWarning) -> None:
-        self.budget_warnings.labels(event.budget).inc()
+        self.budget_warnings.labels(self._budget_name(event.budget)).inc()
