@@ -13,12 +13,17 @@ is busy (measured in docs/decisions.md). Reports and other reads use the async e
 
 Durability: with WAL and ``synchronous=NORMAL`` a committed transaction survives the process being
 killed (it is in the WAL file); only a power loss or OS crash can roll back the last few commits.
+
+SQL parameters never reach a log or an error message (they include virtual keys' salts and hashes):
+engines are made with ``hide_parameters=True``, and aiosqlite's DEBUG records, which print every call
+with its arguments, are dropped at their logger whatever level the application logs at (``-vv``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -170,17 +175,22 @@ class LedgerStore:
 
 def _engine(url: str) -> AsyncEngine:
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_size=5, max_overflow=10)
+        return create_async_engine(url, pool_size=5, max_overflow=10, hide_parameters=True)
+    logging.getLogger("aiosqlite").addFilter(_no_debug_records)  # a no-op when already added
     database = sa.make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, hide_parameters=True)
     _sqlite_hooks(engine.sync_engine)
     return engine
 
 
+def _no_debug_records(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
 def _sqlite_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, pool_size=1, max_overflow=0)
+    engine = sa.create_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
     _sqlite_hooks(engine)
     return engine
 
