@@ -378,6 +378,8 @@ class OrchestratorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     default_model: str | None = None
+    # Short names for models (``haiku: my-haiku``): added to, or overriding, providers/aliases.py's table.
+    aliases: dict[str, str] = Field(default_factory=dict)
     models: tuple[ModelConfig, ...] = ()
     strategies: tuple[StrategyConfig, ...] = ()
     budgets: BudgetsConfig | None = None

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from model_orchestrator.config import strategy_options as opts
+from model_orchestrator.config.redaction import excerpt
 from model_orchestrator.config.routers import RouterFactory
 from model_orchestrator.config.routing import RoutingConfig
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.pricing import Price
+from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion
 from model_orchestrator.routing.answers import ANSWER_SCORERS, AnswerScorer, PromptAwareAnswerScorer
@@ -44,7 +48,7 @@ def parse_options(kind: str, data: Mapping[str, Any], where: str) -> opts._Optio
     schema = opts.OPTIONS.get(kind)
     if schema is None:
         raise ConfigError(
-            f"{where}: unknown strategy type {kind!r}; expected one of: {', '.join(opts.OPTIONS)}"
+            f"{where}: unknown strategy type {excerpt(kind)}; expected one of: {', '.join(opts.OPTIONS)}"
         )
     try:
         return schema.model_validate(dict(data))
@@ -63,7 +67,7 @@ def inline_options(kind: str, name: str, members: Sequence[str], extra: Mapping[
         data[opts.MEMBER_FIELD[kind]] = tuple(members)
     elif kind == "pipeline":
         data["stages"] = _pipeline_stages(members)
-    elif kind == "specialist":
+    elif kind in ("specialist", "hybrid"):
         data["routes"] = _routes(members)
     if kind == "cross-validate":
         if len(members) != 3:
@@ -185,9 +189,12 @@ class StrategyBuilder:
         return PipelineModel(stages, max_rounds=o.max_rounds, summarizer=summarizer, **self._common(o))
 
     def _specialist(self, o: opts.SpecialistOptions) -> ChatModel:
+        routes = {label: self._member(model) for label, model in o.routes.items()}
+        return self._specialist_over(routes, o, o.name)
+
+    def _specialist_over(self, routes: dict[str, Member], o: opts.SpecialistOptions, name: str) -> ChatModel:
         from model_orchestrator.strategies import specialist
 
-        routes = {label: self._member(model) for label, model in o.routes.items()}
         rules = (
             tuple(specialist.Rule(r.label, r.keywords, r.pattern, r.max_chars) for r in o.rules)
             if o.rules is not None
@@ -195,7 +202,35 @@ class StrategyBuilder:
         )
         default = o.default or ("general" if "general" in routes else next(iter(routes)))
         classifier = specialist.RuleClassifier(rules, default)
-        return specialist.SpecialistModel(routes, classifier=classifier, default=default, **self._common(o))
+        return specialist.SpecialistModel(
+            routes, classifier=classifier, default=default, name=name, clock=self._clock, bus=self._bus
+        )
+
+    def _hybrid(self, o: opts.HybridOptions) -> ChatModel:
+        """A pipeline whose stages each go through a specialist over the same routes (one per stage, named
+        ``NAME/STAGE``, so the explanation says which route each stage took)."""
+        from model_orchestrator.strategies.pipeline import PipelineModel, Stage
+
+        routes = {label: self._member(model) for label, model in o.routes.items()}
+        profile = combined_profile(o.name, [m.profile for m in routes.values()], parallel=False)
+        stages = o.stages or tuple(
+            opts.HybridStageOptions(name=name, instructions=text, review=review)
+            for name, text, review in PIPELINE_DEFAULT_STAGES
+        )
+
+        def member(stage: opts.HybridStageOptions) -> Member:
+            if stage.model is not None:
+                return self._member(stage.model)
+            name = f"{o.name}/{stage.name}"
+            return Member(self._specialist_over(routes, o, name), replace(profile, name=name))
+
+        summarizer = self._member(o.summarizer) if o.summarizer else None
+        return PipelineModel(
+            [Stage(s.name, member(s), s.instructions, s.context, s.review) for s in stages],
+            max_rounds=o.max_rounds,
+            summarizer=summarizer,
+            **self._common(o),
+        )
 
     def _cross_validate(self, o: opts.CrossValidateOptions) -> ChatModel:
         from model_orchestrator.strategies import extractors
@@ -245,6 +280,23 @@ class StrategyBuilder:
 
         policy = self._routers.policy(o.router, strong_share=o.strong_share, threshold=o.threshold)
         return RouteModel(self._members(o.tiers), policy=policy, label="route", **self._common(o))
+
+
+def combined_profile(name: str, members: list[ModelProfile], *, parallel: bool) -> ModelProfile:
+    """A strategy's profile: the priciest member (or the sum of all, when they all run), the largest
+    window; unknown when any member's is unknown."""
+    prices = [m.price for m in members]
+    price = None
+    if members and all(p is not None for p in prices):
+        known = [p for p in prices if p is not None]
+        if parallel:
+            price = Price(sum(p.input for p in known), sum(p.output for p in known))
+        else:
+            price = max(known, key=lambda p: p.input + p.output)
+    windows = [m.context_window for m in members]
+    window = max(w for w in windows if w is not None) if members and None not in windows else None
+    outputs = [m.max_output_tokens for m in members if m.max_output_tokens is not None]
+    return ModelProfile(name, price, window, max(outputs) if outputs else None)
 
 
 def _scorer(name: opts.ScorerName, routers: RouterFactory) -> Any:

