@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.errors import (
     AuthenticationError,
     ConfigError,
+    DeploymentUnavailableError,
     RateLimitedError,
     ServerError,
     UpstreamConnectionError,
@@ -20,6 +26,7 @@ from model_orchestrator.core.errors import (
 from model_orchestrator.core.events import EventBus, HealthChecked, RecordingSink
 from model_orchestrator.core.health_probe import HealthProbe
 from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.providers.anthropic import AnthropicModel
 from model_orchestrator.providers.cli_agent import CliAgentModel
 from model_orchestrator.providers.gemini import GeminiModel
@@ -28,9 +35,10 @@ from model_orchestrator.providers.local import LocalModel
 from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
 from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, CircuitBreakerModel
 from model_orchestrator.resilience.cooldown import CooldownModel, CooldownPolicy
-from model_orchestrator.resilience.health import HealthMonitor
+from model_orchestrator.resilience.health import HealthGatedModel, HealthMonitor
 from model_orchestrator.resilience.state_store import MemoryStateStore
 from model_orchestrator.testing import FakeClock, FakeUpstream, Fault, Reply, ScriptedModel
+from tests.cli_helpers import command
 
 KEY = "test-key-0123456789"
 REQUEST = ChatRequest.from_prompt("hi")
@@ -261,3 +269,124 @@ async def test_background_loop_probes_every_interval_and_stops_cleanly() -> None
     assert calls[:3] == [0.0, 0.5, 1.0]
     assert set(clock.sleeps) == {0.5}
     assert asyncio.all_tasks() == before
+
+
+# ---- probe results are shared state; strategies avoid unhealthy deployments --------------------------
+
+
+async def test_probe_results_live_in_the_store_for_every_reader() -> None:
+    async def failing() -> None:
+        raise UpstreamConnectionError("refused")
+
+    store = MemoryStateStore()
+
+    def monitor() -> HealthMonitor:
+        return HealthMonitor(
+            {"a@host": failing}, names={"a@host": "a"}, store=store, clock=FakeClock(), bus=EventBus()
+        )
+
+    await monitor().check_all()
+    await monitor().check_all()
+    # A monitor that never probed (what /health/providers builds without ?probe=true) sees both rounds.
+    (seen,) = await monitor().snapshot()
+    assert seen.healthy is False and seen.consecutive_failures == 2 and not seen.available
+    assert seen.last_error == "refused"
+
+
+async def test_a_deployment_whose_last_probe_failed_is_passed_over_only_with_somewhere_else_to_go() -> None:
+    store = MemoryStateStore()
+
+    async def failing() -> None:
+        raise ServerError("probe failed", status_code=500)
+
+    await HealthMonitor(
+        {"a@host": failing}, names={}, store=store, clock=FakeClock(), bus=EventBus()
+    ).check_all()
+    inner = ScriptedModel(["answer", "answer"])
+    gated = HealthGatedModel(inner, deployment="a@host", store=store)
+    with pytest.raises(DeploymentUnavailableError, match="last health probe") as caught:
+        await gated.complete(replace(REQUEST, has_fallback=True))
+    assert caught.value.reason == "unhealthy" and inner.requests == []
+    # As the last option it is still called: a failed model-list probe is no proof completions fail.
+    assert (await gated.complete(REQUEST)).text == "answer"
+
+
+def _routing_config(sick: FakeUpstream, good: FakeUpstream, strong: FakeUpstream) -> str:
+    return (
+        "models:\n"
+        f"  - {{name: sick, provider: openai, model: s, api_base: '{sick.openai_base}',"
+        " price: {input: 0.1, output: 0.1}, tier: 0}\n"
+        f"  - {{name: good, provider: openai, model: g, api_base: '{good.openai_base}',"
+        " price: {input: 1, output: 1}, tier: 0}\n"
+        f"  - {{name: strong, provider: openai, model: x, api_base: '{strong.openai_base}',"
+        " price: {input: 10, output: 10}, tier: 3}\n"
+    )
+
+
+# ``auto`` is ``route`` over every usable model (the embedded one included, which is cheaper still).
+@pytest.mark.parametrize("model", ["cheapest:sick,good,strong", "route:sick,good,strong"])
+async def test_route_cheapest_and_auto_skip_a_deployment_whose_last_probe_failed(model: str) -> None:
+    async with FakeUpstream() as sick, FakeUpstream() as good, FakeUpstream() as strong:
+        config = parse_config(_routing_config(sick, good, strong))
+        async with Orchestrator(config, env={}) as orch:
+            first = await orch.complete("What is 2+2?", model=model)
+            assert first.model_used == "sick"  # the cheapest, while nothing is known against it
+            sick.fail_probes(Fault.server_error(500))
+            await orch.health(probe=True)
+            decision = await orch.route("What is 2+2?")
+            second = await orch.complete("What is 2+2?", model=model)
+        completions = [r for r in sick.requests if r.method == "POST"]
+        assert len(completions) == 1 and second.model_used != "sick"
+        assert decision.model != "sick"
+
+
+@pytest.mark.subprocess
+async def test_serve_probes_in_the_background_so_health_shows_real_state(tmp_path: Path) -> None:
+    async with FakeUpstream() as sick, FakeUpstream() as good, FakeUpstream() as strong:
+        sick.fail_probes(Fault.server_error(500))
+        config = tmp_path / "orchestrator.yaml"
+        config.write_text(_routing_config(sick, good, strong) + "resilience:\n  health: {interval: 0.2}\n")
+        process, url = _serve(config)
+        try:
+            states = await _until_probed(f"{url}/health/providers", rounds=2)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)
+    by_name = {s["name"]: s for s in states}
+    assert by_name["sick"]["healthy"] is False and not by_name["sick"]["available"]
+    assert by_name["good"]["healthy"] is True and by_name["strong"]["healthy"] is True
+    # Probed again on its interval, without anyone asking for ?probe=true.
+    assert by_name["sick"]["consecutive_failures"] >= 2
+
+
+def _serve(config: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {k: v for k, v in os.environ.items() if "API_KEY" not in k}
+    process = subprocess.Popen(
+        [*command(), "--config", str(config), "serve", "--no-auth", "--port", "0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert "orchestrator gateway:" in line, line
+    return process, line.split("gateway: ", 1)[1].split("/v1", 1)[0]
+
+
+async def _until_probed(url: str, rounds: int) -> list[dict[str, object]]:
+    """The deployments once every one has been probed ``rounds`` times (polls; gives up after 300 tries)."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            async with session.get(url) as response:
+                states: list[dict[str, object]] = (await response.json())["deployments"]
+            sick = [s for s in states if s["name"] == "sick"]
+            if (
+                all(s["healthy"] is not None for s in states)
+                and sick
+                and sick[0]["consecutive_failures"] >= rounds
+            ):
+                return states
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"the background monitor never probed: {states}")

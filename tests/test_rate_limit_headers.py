@@ -93,6 +93,22 @@ def test_openai_style_headers() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("reset", "after"), [(str(int(NOW) + 30), 30.0), ("30", 30.0), ("1m0s", 60.0), (str(int(NOW) - 5), 0.0)]
+)
+def test_seed_002_unsuffixed_headers_are_a_request_budget(reset: str, after: float) -> None:
+    # Seed 002 reads x-ratelimit-remaining and x-ratelimit-reset (epoch seconds) without a suffix.
+    headers = {"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset}
+    assert parse_rate_limit_headers(headers, NOW) == RateLimitSnapshot(
+        remaining_requests=0, limit_requests=100, reset_requests_after=after
+    )
+
+
+def test_suffixed_request_headers_win_over_unsuffixed_ones() -> None:
+    headers = {"x-ratelimit-remaining-requests": "7", "x-ratelimit-remaining": "0"}
+    assert parse_rate_limit_headers(headers, NOW).remaining_requests == 7
+
+
 def test_anthropic_headers_with_rfc3339_resets() -> None:
     headers = {
         "retry-after": "4",

@@ -16,6 +16,7 @@ from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.core.usage import Usage
+from model_orchestrator.providers.rate_limit_headers import parse_rate_limit_headers
 from model_orchestrator.resilience import sliding_window
 from model_orchestrator.resilience.rate_limiter import (
     RateLimitedModel,
@@ -299,6 +300,16 @@ async def test_low_remaining_requests_space_calls_until_the_reset() -> None:
 async def test_zero_remaining_requests_pause_until_the_reset() -> None:
     empty = RateLimitSnapshot(remaining_requests=0, limit_requests=100, reset_requests_after=7.0)
     clock = FakeClock()
+    model, inner, _ = limited(RateLimitPolicy(max_wait=10.0), clock, limits=empty)
+    await model.complete(REQUEST)
+    await model.complete(REQUEST)
+    assert inner.sent == [0.0, 7.0]
+
+
+async def test_seed_002_unsuffixed_headers_pace_like_the_suffixed_ones() -> None:
+    clock = FakeClock()
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(clock.wall()) + 7)}
+    empty = parse_rate_limit_headers(headers, clock.wall())
     model, inner, _ = limited(RateLimitPolicy(max_wait=10.0), clock, limits=empty)
     await model.complete(REQUEST)
     await model.complete(REQUEST)

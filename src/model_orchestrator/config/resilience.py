@@ -1,8 +1,9 @@
 """Wrapping one deployment's adapter in its resilience layers, from config (part of the composition root).
 
-Outermost first: ``RetryingModel(CircuitBreakerModel(CooldownModel(RateLimitedModel(ObservedModel(
-TimeoutModel(adapter))))))``: every upstream attempt takes a rate-limit token, counts toward the breaker and
-is observed; an open circuit or a cooldown is not retried but goes straight to the strategy above.
+Outermost first: ``RetryingModel(HealthGatedModel(CircuitBreakerModel(CooldownModel(RateLimitedModel(
+ObservedModel(TimeoutModel(adapter)))))))``: every upstream attempt takes a rate-limit token, counts toward
+the breaker and is observed; an open circuit, a cooldown or (with somewhere else to go) a failed last
+health probe is not retried but goes straight to the strategy above.
 Unset config fields keep each policy's documented default (defined once, in the policy class).
 """
 
@@ -20,6 +21,7 @@ from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, CircuitBreakerModel
 from model_orchestrator.resilience.cooldown import CooldownModel, CooldownPolicy
+from model_orchestrator.resilience.health import HealthGatedModel
 from model_orchestrator.resilience.rate_limiter import RateLimitedModel, RateLimitPolicy
 from model_orchestrator.resilience.retry import RetryingModel, RetryPolicy
 from model_orchestrator.resilience.state_store import StateStore
@@ -48,7 +50,8 @@ def wrap_deployment(
     bus: EventBus,
     rng: random.Random | None = None,
 ) -> ChatModel:
-    """The adapter inside its timeout, observation, rate limit, cooldown, breaker and retry layers."""
+    """The adapter inside its timeout, observation, rate limit, cooldown, breaker, health and retry
+    layers."""
     model: ChatModel = TimeoutModel(
         adapter, deployment=deployment, timeout=cfg.timeout or resilience.request_timeout, clock=clock
     )
@@ -77,6 +80,7 @@ def wrap_deployment(
         bus=bus,
         provider=cfg.provider,
     )
+    model = HealthGatedModel(model, deployment=deployment, store=store)
     return RetryingModel(
         model,
         deployment=deployment,

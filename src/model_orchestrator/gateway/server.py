@@ -124,8 +124,11 @@ async def serve(gateway: Gateway, *, announce: Callable[[str], None] | None = No
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # Probes every resilience.health.interval seconds, so /health/providers shows real state.
+    monitor = gateway.orch.health_monitor()
     try:
         await gateway.start()
+        monitor.start()
         _log.info("gateway listening on %s", gateway.url)
         if announce is not None:
             announce(gateway.url)
@@ -133,6 +136,7 @@ async def serve(gateway: Gateway, *, announce: Callable[[str], None] | None = No
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        await monitor.stop()
         await gateway.stop()
 
 

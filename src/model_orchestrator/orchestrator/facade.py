@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from model_orchestrator.ledger.keys import VirtualKeyStore
     from model_orchestrator.ledger.ledger import Ledger
     from model_orchestrator.ledger.query import CostReport, CostStats
-    from model_orchestrator.resilience.health import DeploymentHealth
+    from model_orchestrator.resilience.health import DeploymentHealth, HealthMonitor
     from model_orchestrator.routing.decision import RoutingDecision
     from model_orchestrator.strategies.validate import ValidationResult
     from model_orchestrator.telemetry.metrics import MetricsSink
@@ -297,6 +297,13 @@ class Orchestrator:
         request) now, otherwise only the state gathered so far is reported.
         """
         return await services.deployment_health(self, probe=probe)
+
+    def health_monitor(self) -> HealthMonitor:
+        """A background prober of every usable deployment, every ``resilience.health.interval`` seconds
+        once ``start()``ed (``orchestrator serve`` does; ``await stop()`` ends it). What it finds is what
+        ``health(probe=False)`` reports, and strategies pass over a deployment whose last probe failed
+        while they have another option."""
+        return services.health_monitor(self)
 
     async def route(
         self, task: str, context: Mapping[str, object] | None = None, router: str | None = None

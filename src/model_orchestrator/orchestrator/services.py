@@ -25,13 +25,20 @@ async def deployment_health(orch: Orchestrator, *, probe: bool = True) -> list[D
     Builds every usable model first; ``probe`` runs each deployment's free health check (a model-list
     request) now, otherwise only the state gathered so far is reported.
     """
-    for info in orch._registry.infos():
-        if info.usable and info.source != "reference":
-            orch._registry.resolve(info.name)
-    monitor = _monitor(orch, **orch.config.resilience.health.model_dump(exclude_none=True))
+    monitor = health_monitor(orch)
     if probe:
         await monitor.check_all()
     return await monitor.snapshot()
+
+
+def health_monitor(orch: Orchestrator) -> HealthMonitor:
+    """A monitor over every usable deployment (each usable model is built first) with the config's
+    ``resilience.health`` interval and timeout. Probe results go to the shared state store, so
+    ``deployment_health(probe=False)`` and routing read what a started monitor found."""
+    for info in orch._registry.infos():
+        if info.usable and info.source != "reference":
+            orch._registry.resolve(info.name)
+    return _monitor(orch, **orch.config.resilience.health.model_dump(exclude_none=True))
 
 
 async def route(

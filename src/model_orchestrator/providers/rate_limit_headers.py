@@ -10,6 +10,9 @@ A malformed value is ignored, never raised: headers are advice.
   (https://platform.openai.com/docs/guides/rate-limits#rate-limits-in-headers).
 - ``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}``:
   resets are RFC 3339 times (https://docs.anthropic.com/en/api/rate-limits#response-headers).
+- ``x-ratelimit-{limit,remaining,reset}`` without a suffix (the form seed 002 reads; GitHub-style APIs
+  send it): a request budget, paced like ``-requests``; the reset is epoch seconds, or (a number too
+  small to be a date since 2001) seconds from now, or a duration.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _ANTHROPIC_TOKEN_BUCKETS = ("tokens", "input-tokens", "output-tokens")
 _PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after")
+# A reset above this many seconds is an epoch time (2001-09-09), not a wait: no one waits 31 years.
+_EPOCH_FLOOR = 1e9
 
 
 def parse_rate_limit_headers(headers: Mapping[str, str], now: float | None = None) -> RateLimitSnapshot:
@@ -34,8 +39,10 @@ def parse_rate_limit_headers(headers: Mapping[str, str], now: float | None = Non
     if not any(name.startswith(_PREFIXES) for name in headers):
         return EMPTY_RATE_LIMITS
     wall = time.time() if now is None else now
-    requests = _bucket(headers, "x-ratelimit-{}-requests", wall) or _bucket(
-        headers, "anthropic-ratelimit-requests-{}", wall
+    requests = (
+        _bucket(headers, "x-ratelimit-{}-requests", wall)
+        or _bucket(headers, "anthropic-ratelimit-requests-{}", wall)
+        or _bucket(headers, "x-ratelimit-{}", wall)
     )
     tokens = _bucket(headers, "x-ratelimit-{}-tokens", wall) or _tightest_anthropic_tokens(headers, wall)
     return RateLimitSnapshot(
@@ -104,6 +111,8 @@ def _reset_seconds(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     duration = parse_duration(value)
+    if duration is not None and duration >= _EPOCH_FLOOR:
+        return max(0.0, duration - now)
     if duration is not None:
         return max(0.0, duration)
     return _seconds_until_rfc3339(value, now)

@@ -1,23 +1,31 @@
 """Health monitoring: periodic free probes per deployment, combined with breaker and cooldown state.
 
-Owns ``DeploymentHealth`` (what ``orchestrator health`` shows) and ``HealthMonitor``, which runs the
-probes concurrently with a timeout (on demand or in a background task), remembers their results, emits
-``HealthChecked`` and reads the breaker state and cooldown of each deployment from the shared store.
+Owns ``DeploymentHealth`` (what ``orchestrator health`` shows), ``HealthMonitor``, which runs the
+probes concurrently with a timeout (on demand or in a background task), keeps their results in the
+shared store (``health:<deployment>``, so every reader of that store sees the last probe: ``orchestrator
+serve``'s ``/health/providers``, routing decisions), emits ``HealthChecked`` and reads the breaker state
+and cooldown of each deployment from the store; and ``HealthGatedModel``, which passes over a
+deployment whose last probe failed when the request has somewhere else to go.
 It does not build probes (adapters offer ``core.health_probe.HealthProbe``; the composition root passes
 their ``probe`` methods) and it never changes breaker or cooldown state: a probe calls a different, free
 endpoint (the model list), so its failure is no proof that completions fail, nor its success that they
-work. A failing probe marks the deployment unhealthy; only real calls open or close its circuit.
+work. A failing probe marks the deployment unhealthy, which strategies avoid while they have another
+option (it is still called as the last one); only real calls open or close its circuit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 
 from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import DeploymentUnavailableError
 from model_orchestrator.core.events import EventBus, HealthChecked
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.resilience.circuit_breaker import CircuitName, breaker_state
 from model_orchestrator.resilience.cooldown import cooldown_until, remaining
 from model_orchestrator.resilience.state_store import StateStore
@@ -53,12 +61,36 @@ class DeploymentHealth:
 
 
 @dataclass(frozen=True, slots=True)
-class _ProbeResult:
+class ProbeResult:
+    """A deployment's last probe, kept in the store under ``health:<deployment>`` (``checked``: wall
+    time; ``latency``: seconds)."""
+
     healthy: bool
     latency: float
     checked: float
     consecutive_failures: int
     error: str | None
+
+
+def health_key(deployment: str) -> str:
+    """The store key of ``deployment``'s last probe result."""
+    return f"health:{deployment}"
+
+
+async def last_probe(store: StateStore, deployment: str) -> ProbeResult | None:
+    """``deployment``'s last probe result, or None when it was never probed."""
+    value = await store.get(health_key(deployment))
+    return value if isinstance(value, ProbeResult) else None
+
+
+def _recorded(
+    previous: ProbeResult | None, latency: float, checked: float, error: str | None
+) -> tuple[ProbeResult, tuple[ProbeResult, ProbeResult | None]]:
+    """A store change: the new result (failures counted on from ``previous``) replaces the previous one;
+    both are returned."""
+    failures = 0 if error is None else (previous.consecutive_failures if previous else 0) + 1
+    result = ProbeResult(error is None, latency, checked, failures, error)
+    return result, (result, previous)
 
 
 class HealthMonitor:
@@ -86,7 +118,6 @@ class HealthMonitor:
         self._bus = bus
         self._interval = interval
         self._timeout = timeout
-        self._results: dict[str, _ProbeResult] = {}
         self._task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -143,7 +174,7 @@ class HealthMonitor:
             error = f"probe did not answer within {self._timeout:g}s"
         except Exception as exc:  # noqa: BLE001 - any failure of a probe is a finding to report
             error = str(exc) or type(exc).__name__
-        result = self._record(deployment, self._clock.monotonic() - started, error)
+        result = await self._record(deployment, self._clock.monotonic() - started, error)
         self._bus.emit(
             HealthChecked(
                 request_id="",
@@ -155,19 +186,20 @@ class HealthMonitor:
             )
         )
 
-    def _record(self, deployment: str, latency: float, error: str | None) -> _ProbeResult:
-        previous = self._results.get(deployment)
-        failures = 0 if error is None else (previous.consecutive_failures if previous else 0) + 1
-        result = _ProbeResult(error is None, latency, self._clock.wall(), failures, error)
-        self._results[deployment] = result
-        if error is not None and failures == 1:
+    async def _record(self, deployment: str, latency: float, error: str | None) -> ProbeResult:
+        checked = self._clock.wall()
+        result, previous = await self._store.update(
+            health_key(deployment),
+            lambda old: _recorded(old if isinstance(old, ProbeResult) else None, latency, checked, error),
+        )
+        if error is not None and result.consecutive_failures == 1:
             _log.warning("health probe of %s failed: %s", deployment, error)
         elif error is None and previous is not None and not previous.healthy:
             _log.info("health probe of %s succeeded again", deployment)
         return result
 
     async def _health(self, deployment: str, now: float) -> DeploymentHealth:
-        result = self._results.get(deployment)
+        result = await last_probe(self._store, deployment)
         breaker = await breaker_state(self._store, deployment)
         return DeploymentHealth(
             deployment=deployment,
@@ -179,4 +211,49 @@ class HealthMonitor:
             last_error=None if result is None else result.error,
             breaker_state=breaker.state,
             cooldown_remaining=remaining(await cooldown_until(self._store, deployment), now),
+        )
+
+
+class HealthGatedModel:
+    """Passes over a deployment whose last probe failed when the request has somewhere else to go.
+
+    The check reads the shared store (what the monitor wrote); with no alternative (``has_fallback``
+    unset) the call goes ahead, since a failed model-list probe is no proof that completions fail.
+    """
+
+    def __init__(self, inner: ChatModel, *, deployment: str, store: StateStore) -> None:
+        self._inner = inner
+        self._deployment = deployment
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"HealthGatedModel({self._inner!r}, deployment={self._deployment!r})"
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        await self._check(request)
+        return await self._inner.complete(request)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        await self._check(request)
+        async for delta in self._inner.stream(request):
+            yield delta
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def _check(self, request: ChatRequest) -> None:
+        if not request.has_fallback:
+            return
+        probe = await last_probe(self._store, self._deployment)
+        if probe is None or probe.healthy:
+            return
+        raise DeploymentUnavailableError(
+            f"{self._deployment} failed its last health probe ({probe.error}); passing over it while "
+            "another deployment can answer",
+            reason="unhealthy",
+            deployment=self._deployment,
         )

@@ -16,6 +16,7 @@ from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.strategies.chain import with_fallback
 from model_orchestrator.strategies.member import (
     Member,
     one_delta,
@@ -62,9 +63,10 @@ class CheapestModel:
             step_skipped(m, "context window too small") for m in self._members if m not in ordered
         ]
         errors: list[OrchestratorError] = []
-        for member in ordered:
+        for position, member in enumerate(ordered):
             try:
-                completion = await member.model.complete(request)
+                # Every member but the last has somewhere else to go (its deployments move on at once).
+                completion = await member.model.complete(with_fallback(request, position + 1 < len(ordered)))
             except OrchestratorError as exc:
                 errors.append(exc)
                 steps.append(step_failed(member, exc))
