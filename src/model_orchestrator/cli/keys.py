@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from model_orchestrator.cli.params import FiniteFloat
 from model_orchestrator.core.money import usd
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def keys_group() -> None:
 @keys_group.command("create")
 @click.option("--name", help="A label for people (listed; not secret).")
 @click.option("--models", help="Comma-separated model or strategy names the key may use (default: any).")
-@click.option("--budget", type=click.FloatRange(min=0.0), help="USD the key may spend per budget period.")
+@click.option("--budget", type=FiniteFloat(min=0.0), help="USD the key may spend per budget period.")
 @click.option("--budget-period", type=click.Choice(["month", "day"]), default="month", show_default=True)
 @click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute the key may make.")
 @click.option("--expires", help="When the key stops working: 30d, 12h, 90m, or a date such as 2026-12-31.")

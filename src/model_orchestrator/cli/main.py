@@ -44,7 +44,34 @@ def _list_models_flag(ctx: click.Context, _param: click.Parameter, value: bool) 
         ctx.exit()
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def _config_after_command(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    # Runs after the group's callback, so a --config given after the command wins over one before it.
+    if value is not None and not ctx.resilient_parsing:
+        ctx.ensure_object(dict)["config"] = value
+
+
+def _accept_config_after(command: click.Command) -> None:
+    """Let ``orchestrator COMMAND --config FILE`` mean ``orchestrator --config FILE COMMAND``."""
+    if not any("--config" in p.opts for p in command.params):
+        command.params.append(
+            click.Option(
+                ["--config"],
+                type=click.Path(dir_okay=False),
+                expose_value=False,
+                callback=_config_after_command,
+                help="Path to orchestrator.yaml (also accepted before the command).",
+            )
+        )
+    for sub in getattr(command, "commands", {}).values():
+        _accept_config_after(sub)
+
+
+@click.group(
+    cls=_Group,
+    invoke_without_command=True,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="orchestrator")
 @click.option(
     "--config",
@@ -68,8 +95,15 @@ def _list_models_flag(ctx: click.Context, _param: click.Parameter, value: bool) 
     callback=_list_models_flag,
     help="Same as `orchestrator models`.",
 )
+@click.option(
+    "--test",
+    "self_test",
+    is_flag=True,
+    help="Self-check after installing: config, provider probes, and every strategy against the embedded "
+    "model and a local fake upstream. Exit 1 on any failure.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: int, log_json: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: int, log_json: bool, self_test: bool) -> None:
     """Send each LLM request to the right model: routing, fallbacks, cascades, ensembles, budgets."""
     ctx.obj = {"config": config_path}
     if verbose or log_json:
@@ -78,10 +112,22 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, log_json: boo
         from model_orchestrator.telemetry.logs import configure_logging
 
         configure_logging(json_lines=log_json, level=logging.DEBUG if verbose > 1 else logging.INFO)
+    else:
+        from model_orchestrator.telemetry.setup import show_warnings
+
+        show_warnings()  # a collector that is down says so once, even without -v
+    if self_test:
+        from model_orchestrator.cli.self_test import run_self_test
+
+        ctx.exit(0 if run_self_test(config_path) else EXIT_FAILED)
+    if ctx.invoked_subcommand is None:
+        raise click.UsageError("Missing command.")
 
 
 def _register(command: Callable[..., Any]) -> None:
-    cli.add_command(command)  # type: ignore[arg-type]
+    assert isinstance(command, click.Command)
+    _accept_config_after(command)
+    cli.add_command(command)
 
 
 @click.command("models")
@@ -111,9 +157,11 @@ def health_command(ctx: click.Context, as_json: bool, no_probe: bool) -> None:
 
 def _register_all() -> None:
     from model_orchestrator.cli.run import run_command
+    from model_orchestrator.cli.validate import validate_command
 
     _register(models_command)
     _register(run_command)
+    _register(validate_command)
     _register(health_command)
     from model_orchestrator.cli.costs import costs_group
 

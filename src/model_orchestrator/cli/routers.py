@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from model_orchestrator.cli.params import FiniteFloat
+
 _DATA_HELP = "A JSON-lines file of labelled prompts (repeat for several benchmarks)."
 
 
@@ -136,7 +138,7 @@ def _pct(value: float | None) -> str:
     show_default=True,
     help="Where to write the router file.",
 )
-@click.option("--l2", type=click.FloatRange(min=0.0, min_open=True), help="Ridge penalty (default 3.0).")
+@click.option("--l2", type=FiniteFloat(min=0.0, min_open=True), help="Ridge penalty (default 3.0).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the calibration folds.")
 @click.pass_context
 def train_router_command(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
+from model_orchestrator.cli.params import FiniteFloat
 from model_orchestrator.core.request import CONTEXT_OVERFLOW_MODES
 
 _STRATEGIES = (
@@ -22,6 +24,7 @@ _STRATEGIES = (
     "hedge",
     "pipeline",
     "specialist",
+    "hybrid",
     "cross-validate",
 )
 
@@ -42,13 +45,18 @@ _STRATEGIES = (
     show_default=True,
     help="Combine models on the fly; members come from --chain, else usable models by tier and price.",
 )
-@click.option("--chain", help="Comma-separated members for --strategy (label=model pairs for specialist).")
 @click.option(
-    "--ensemble-size", type=click.IntRange(2, 16), help="Members (or samples of one model) for ensemble."
+    "--chain", help="Comma-separated members for --strategy (label=model pairs for specialist and hybrid)."
+)
+@click.option(
+    "--ensemble-size",
+    type=click.IntRange(2, 16),
+    help="ensemble: N members taken from --chain (or the default chain) in order, cycling; one model is "
+    "sampled N times.",
 )
 @click.option(
     "--threshold",
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteFloat(0.0, 1.0),
     help="Confidence below which fallback/cascade move on (cascade default 0.7); for cheapest/route, the "
     "router's strong-score threshold.",
 )
@@ -73,7 +81,7 @@ _STRATEGIES = (
 )
 @click.option(
     "--strong-share",
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteFloat(0.0, 1.0),
     help="cheapest/route: share of prompts the router should send to the strong tier (default 0.3).",
 )
 @click.option(
@@ -81,7 +89,7 @@ _STRATEGIES = (
     type=click.Choice(["learned", "complexity", "length", "none"]),
     help="cheapest/route: what judges the task (default learned; none: price only, cheapest).",
 )
-@click.option("--max-cost", type=click.FloatRange(min=0.0), help="Most the whole request may spend, in USD.")
+@click.option("--max-cost", type=FiniteFloat(min=0.0), help="Most the whole request may spend, in USD.")
 @click.option("--system", help="A system prompt.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Cap on generated tokens.")
 @click.option(
@@ -90,9 +98,11 @@ _STRATEGIES = (
     help="When the prompt does not fit a model's context window: error (the default), cut it "
     "(truncate-start, truncate-end, truncate-middle, smart) or summarize older turns. Overrides config.",
 )
-@click.option("--temperature", type=click.FloatRange(0.0, 2.0), help="Sampling temperature.")
+@click.option("--temperature", type=FiniteFloat(0.0, 2.0), help="Sampling temperature.")
+@click.option("--timeout", type=FiniteFloat(min=0.001), help="Deadline for the whole request, in seconds.")
 @click.option(
-    "--timeout", type=click.FloatRange(min=0.001), help="Deadline for the whole request, in seconds."
+    "--category",
+    help="Record the request under this category in the cost ledger (costs report --category NAME).",
 )
 @click.option("--logprobs", is_flag=True, help="Ask for token log-probabilities (gives a confidence).")
 @click.option("--stream", "stream_output", is_flag=True, help="Print the answer as it is generated.")
@@ -121,6 +131,8 @@ def run_command(
         raise click.UsageError(
             "--stream prints text as it comes; it cannot be combined with --json or --output"
         )
+    if output is not None:
+        _check_output_dir(output)
     if chain is not None:
         options["members"] = [m.strip() for m in chain.split(",") if m.strip()]
     from model_orchestrator.orchestrator import Orchestrator
@@ -138,19 +150,50 @@ def run_command(
         orch, text, options, show=not quiet and not as_json and sys.stderr.isatty()
     )
     data = result.to_dict()
-    if output:
-        Path(output).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    saved_elsewhere = _save(output, data) if output else None
     if as_json:
         click.echo(json.dumps(data, indent=2))
-        return
-    click.echo(result.response)
-    cost = "unknown" if result.cost is None else f"${result.cost:.6f}"
-    via = f" via {result.strategy}" if result.strategy != "single" else ""
-    click.echo(
-        f"[{result.model_used}{via} · {result.input_tokens} in / {result.output_tokens} out tokens · "
-        f"cost {cost} · {result.latency:.2f}s]",
-        err=True,
-    )
+    else:
+        click.echo(result.response)
+        cost = "unknown" if result.cost is None else f"${result.cost:.6f}"
+        via = f" via {result.strategy}" if result.strategy != "single" else ""
+        click.echo(
+            f"[{result.model_used}{via} · {result.input_tokens} in / {result.output_tokens} out tokens · "
+            f"cost {cost} · {result.latency:.2f}s]",
+            err=True,
+        )
+    if saved_elsewhere is not None:
+        click.echo(saved_elsewhere, err=True)
+        sys.exit(1)
+
+
+def _check_output_dir(output: str) -> None:
+    """Refuse, before anything is paid for, an --output whose directory does not exist."""
+    folder = Path(output).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise click.BadParameter(
+            f"the directory {str(folder)!r} does not exist; create it or choose another path",
+            param_hint="'--output'",
+        )
+
+
+def _save(output: str, data: dict[str, object]) -> str | None:
+    """Write the result JSON to ``output``; None when that worked, else what went wrong and where the
+    (already paid for) result was written instead: a temporary file, else stderr."""
+    text = json.dumps(data, indent=2) + "\n"
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+        return None
+    except OSError as exc:
+        problem = f"error: could not write the result to {output!r} ({exc.strerror or exc})"
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="orchestrator-result-", suffix=".json", delete=False, encoding="utf-8"
+        ) as spare:
+            spare.write(text)
+        return f"{problem}; the result was saved to {spare.name} instead"
+    except OSError:
+        return f"{problem}; nowhere else could be written either, so here it is:\n{text}"
 
 
 def _complete_with_progress(orch: Any, text: str, options: dict[str, Any], *, show: bool) -> Any:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal, get_args
 
+from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.messages import Message
 
 ContextOverflow = Literal["error", "truncate-start", "truncate-end", "truncate-middle", "smart", "summarize"]
@@ -26,7 +28,8 @@ class ChatRequest:
 
     ``deadline`` is an absolute time on the orchestrator's monotonic clock (seconds),
     so it can be handed down through every layer without shrinking by hand. ``max_cost`` caps the USD
-    the whole request may spend, across every attempt.
+    the whole request may spend, across every attempt. Numbers must be finite (NaN or an infinity raises
+    ``ConfigError``), so nothing invalid is ever sent upstream or switches a cap off.
     ``context_overflow`` overrides the configured overflow handling of every model and strategy the request
     reaches (None: the configured one).
     ``has_fallback`` is set by a strategy for every member but its last (a later fallback member, another
@@ -51,6 +54,14 @@ class ChatRequest:
     metadata: tuple[tuple[str, str], ...] = field(default=())
     context_overflow: ContextOverflow | None = None
     has_fallback: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("temperature", "top_p", "max_cost", "deadline"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, not {value!r}")
+        if self.max_cost is not None and self.max_cost < 0:
+            raise ConfigError(f"max_cost must be zero or more USD, not {self.max_cost!r}")
 
     @classmethod
     def from_prompt(cls, prompt: str, *, system: str | None = None, **options: object) -> ChatRequest:
