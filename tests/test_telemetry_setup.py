@@ -3,7 +3,9 @@ local collector, the OpenInference names, and no key in any span."""
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -17,9 +19,17 @@ import pytest
 from model_orchestrator import Orchestrator
 from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.errors import AllModelsFailedError, ConfigError
+from model_orchestrator.core.events import RequestFinished, RequestStarted
 from model_orchestrator.telemetry import conventions as c
-from model_orchestrator.telemetry.setup import TracingSettings, traces_endpoint
+from model_orchestrator.telemetry.setup import (
+    EXIT_TIMEOUT,
+    TracingSettings,
+    configure_tracing,
+    traces_endpoint,
+)
+from model_orchestrator.telemetry.tracing import TracingSink
 from model_orchestrator.testing import FakeClock, FakeUpstream, Fault, Reply
+from tests.cli_helpers import run_cli
 
 SECRET = "sk-test-DO-NOT-TRACE-8d1e5c"
 
@@ -120,7 +130,6 @@ def _config(up: FakeUpstream, telemetry: str = "") -> str:
 
 
 async def test_spans_reach_an_otlp_collector_with_its_headers_and_never_a_key(collector: Collector) -> None:
-    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     env = {
@@ -160,7 +169,6 @@ async def test_tracing_false_wins_over_the_environment() -> None:
 
 
 async def test_no_key_appears_in_any_span_even_with_content_recording() -> None:
-    pytest.importorskip("opentelemetry.sdk")
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from model_orchestrator.telemetry.setup import tracing_sink
@@ -185,8 +193,9 @@ async def test_no_key_appears_in_any_span_even_with_content_recording() -> None:
 
 
 def test_our_openinference_names_match_the_published_conventions() -> None:
-    semconv = pytest.importorskip("openinference.semconv.trace")
-    resource = pytest.importorskip("openinference.semconv.resource")
+    from openinference.semconv import resource
+    from openinference.semconv import trace as semconv
+
     spans = semconv.SpanAttributes
     assert c.SPAN_KIND == spans.OPENINFERENCE_SPAN_KIND
     pairs = {
@@ -232,3 +241,84 @@ def test_the_readme_telemetry_example_parses() -> None:
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if b.startswith("telemetry:"))
     telemetry = parse_config(block, source="README").telemetry
     assert telemetry.otlp_endpoint == "http://127.0.0.1:6006" and telemetry.record_content is False
+
+
+# --- a collector that is down ------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _one_request(sink: TracingSink, request_id: str = "r1") -> None:
+    sink.handle(RequestStarted(request_id, 1_700_000_000.0, requested="a", strategy="single"))
+    sink.handle(
+        RequestFinished(request_id, 1_700_000_001.0, requested="a", strategy="single", ok=True, latency=1.0)
+    )
+
+
+def _join_closing() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "orchestrator-tracing-close":
+            thread.join(5)
+            assert not thread.is_alive()
+
+
+def test_a_collector_that_is_down_costs_one_warning_and_no_sdk_chatter(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    endpoint = f"http://user:secret@127.0.0.1:{_closed_port()}"
+    sink = configure_tracing(TracingSettings(), {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
+    assert sink is not None
+    _one_request(sink)
+    caplog.set_level(logging.DEBUG)
+
+    exported = sink.close(timeout=0.2)
+    _join_closing()  # let the SDK finish giving up, so anything it would still log is logged now
+
+    assert exported is False
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in warnings] == ["model_orchestrator.telemetry.export"]
+    message = warnings[0].getMessage()
+    assert (
+        "spans dropped" in message and "within 0.2 s" in message and "OTEL_EXPORTER_OTLP_ENDPOINT" in message
+    )
+    assert "127.0.0.1" in message and "secret" not in message
+    assert not [r for r in caplog.records if r.name.startswith("opentelemetry")]
+
+
+def test_closing_returns_at_its_timeout_while_the_collector_hangs() -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        sink = configure_tracing(TracingSettings(), {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
+        assert sink is not None
+        _one_request(sink)
+
+        assert sink.close(timeout=0.1) is False
+        [closing] = [t for t in threading.enumerate() if t.name == "orchestrator-tracing-close"]
+        assert closing.is_alive()  # the export is still waiting on the collector: close did not
+        assert closing.daemon  # and the process will not wait for it at exit either
+        connection, _ = silent.accept()
+        connection.close()
+    _join_closing()
+
+
+def test_the_exit_wait_of_one_shot_commands_is_at_most_a_second() -> None:
+    assert 0 < EXIT_TIMEOUT <= 1.0
+
+
+def test_the_cli_with_its_collector_down_prints_one_warning(tmp_path: Path) -> None:
+    with FakeUpstream() as up:
+        config = tmp_path / "orchestrator.yaml"
+        config.write_text(_config(up, "ledger: {enabled: false}\n"))
+        env = {"K": "k", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+        result = run_cli("--config", str(config), "run", "--prompt", "hi", "-m", "a", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warnings) == 1 and "within 1 s" in warnings[0], result.stderr
+    assert "Transient error" not in result.stderr and "Failed to export" not in result.stderr

@@ -4,17 +4,20 @@ Tracing is on only when an OTLP endpoint is known (``OTEL_EXPORTER_OTLP_TRACES_E
 ``OTEL_EXPORTER_OTLP_ENDPOINT``, then ``telemetry.otlp_endpoint`` in the config); otherwise no sink is
 subscribed and OpenTelemetry is never imported, so an unconfigured run pays nothing for it. The exporter is
 OTLP over HTTP/protobuf with a batching processor (spans leave on a background thread, never in the call
-path). Structured event logs are always subscribed (a disabled logger costs one level check per event);
-metrics are built on first request. Not the spans themselves (``tracing``) nor the log format (``logs``).
+path); closing waits at most ``EXIT_TIMEOUT`` for the last spans, and a collector that is down costs one
+warning, not the SDK's retries (``export``). Structured event logs are always subscribed (a disabled
+logger costs one level check per event); metrics are built on first request. Not the spans themselves
+(``tracing``) nor the log format (``logs``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.events import EventBus
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
     from model_orchestrator.telemetry.tracing import TracingSink
 
 _TRACES_PATH = "/v1/traces"
+# How long closing waits for the last spans to reach the collector. One-shot commands export only then,
+# so this is what a collector that is down adds to each of them.
+EXIT_TIMEOUT = 1.0
 _log = logging.getLogger(__name__)
 
 
@@ -39,6 +45,26 @@ class TracingSettings:
     service_name: str = "model-orchestrator"
     project_name: str | None = None
     record_content: bool = False
+
+
+class _StderrWarnings(logging.StreamHandler[TextIO]):
+    """``warning: MESSAGE`` lines on whatever ``sys.stderr`` is when a record arrives."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self, logging.WARNING)
+        self.setFormatter(logging.Formatter("warning: %(message)s"))
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return sys.stderr
+
+
+def show_warnings() -> None:
+    """Print telemetry's warnings on stderr even when logging is not configured (the CLI's default):
+    tracing that loses spans, or cannot start, must not fail silently. Idempotent."""
+    logger = logging.getLogger(__name__.rpartition(".")[0])
+    if not any(isinstance(h, _StderrWarnings) for h in logger.handlers):
+        logger.addHandler(_StderrWarnings())
 
 
 def traces_endpoint(settings: TracingSettings, env: Mapping[str, str]) -> str | None:
@@ -81,9 +107,11 @@ def configure_tracing(settings: TracingSettings, env: Mapping[str, str]) -> Trac
         )
         return None
 
+    from model_orchestrator.telemetry.export import ReportingExporter
+
     raw = env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS") or ""
     exporter = OTLPSpanExporter(endpoint=endpoint, headers=parse_env_headers(raw, liberal=True))
-    return tracing_sink(exporter, settings)
+    return tracing_sink(ReportingExporter(exporter, endpoint), settings)
 
 
 def _version() -> str:
@@ -107,15 +135,18 @@ def tracing_sink(exporter: SpanExporter, settings: TracingSettings, *, batch: bo
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     from model_orchestrator.telemetry.conventions import PROJECT_NAME
+    from model_orchestrator.telemetry.export import ReportingExporter, SpanPipeline
     from model_orchestrator.telemetry.tracing import TracingSink
 
     attributes: dict[str, str] = {"service.name": settings.service_name, "service.version": _version()}
     if settings.project_name:
         attributes[PROJECT_NAME] = settings.project_name
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("model_orchestrator", _version())
-    return TracingSink(tracer, provider=provider, record_content=settings.record_content)
+    reporting = exporter if isinstance(exporter, ReportingExporter) else None
+    pipeline = SpanPipeline(provider, reporting, exit_timeout=EXIT_TIMEOUT)
+    return TracingSink(tracer, provider=pipeline, record_content=settings.record_content)
 
 
 class Telemetry:
@@ -151,3 +182,10 @@ class Telemetry:
         """Hand finished spans to the exporter now (off the event loop: exporting blocks)."""
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.flush)
+
+    async def aclose(self, timeout: float = EXIT_TIMEOUT) -> bool:
+        """Send the last spans and stop tracing, waiting at most ``timeout`` seconds; True when no span
+        was lost. The export itself runs on a daemon thread that nothing waits for past the timeout."""
+        if self.tracing is None:
+            return True
+        return await asyncio.to_thread(self.tracing.close, timeout)

@@ -72,11 +72,14 @@ def nanoseconds(seconds: float) -> int:
 
 
 class TracerOwner(Protocol):
-    """What the sink needs of the provider it owns (the SDK's ``TracerProvider``)."""
+    """What the sink needs of the provider it owns (``export.SpanPipeline``: the SDK's provider and
+    exporter)."""
 
     def force_flush(self, timeout_millis: int = ...) -> bool: ...
 
     def shutdown(self) -> None: ...
+
+    def close(self, timeout: float) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -140,6 +143,11 @@ class TracingSink:
         """Flush and stop the owned provider (its exporter threads); the sink records nothing after."""
         if self._provider is not None:
             self._provider.shutdown()
+
+    def close(self, timeout: float) -> bool:
+        """``shutdown`` waiting at most ``timeout`` seconds (a collector that is down never stalls an
+        exit); True when every span was exported."""
+        return self._provider.close(timeout) if self._provider is not None else True
 
     def _request_started(self, event: RequestStarted) -> None:
         root = self._tracer.start_span(
