@@ -43,7 +43,8 @@ _STRATEGIES = (
     type=click.Choice(_STRATEGIES),
     default="single",
     show_default=True,
-    help="Combine models on the fly; members come from --chain, else usable models by tier and price.",
+    help="Combine models on the fly; members come from --chain, else the default chain (the cheapest usable "
+    "model of each tier, weakest first).",
 )
 @click.option(
     "--chain", help="Comma-separated members for --strategy (label=model pairs for specialist and hybrid)."

@@ -100,21 +100,11 @@ async def unavailable_models(orch: Orchestrator) -> dict[str, str]:
 
 
 def default_judge(orch: Orchestrator) -> str | None:
-    """The model ``validate`` asks: config ``validation.judge``, else the strongest usable model (highest
-    tier, then price), else None."""
-    if orch.config.validation.judge:
-        return orch.config.validation.judge
-    usable = [i for i in orch._registry.infos() if i.usable and i.source != "reference"]
-    if not usable:
-        return None
-    strongest = max(
-        usable,
-        key=lambda i: (
-            -1 if i.tier is None else i.tier,
-            i.price.input + i.price.output if i.price else 0,
-        ),
-    )
-    return strongest.name
+    """The model ``validate`` asks: config ``validation.judge``, else the strongest usable model (the
+    rule is ``config.default_models``'s), else None."""
+    from model_orchestrator.config.default_models import strongest
+
+    return orch.config.validation.judge or strongest(orch._registry.infos())
 
 
 async def validate(
