@@ -1,8 +1,9 @@
 """``orchestrator serve``: the Chat Completions gateway over every configured model and strategy.
 
 Auth is on unless ``--no-auth`` on a loopback address; the master key comes from ``ORCHESTRATOR_MASTER_KEY``
-(needed off loopback). SIGTERM or Ctrl-C stops it gracefully: requests in flight finish, the ledger is
-flushed. Heavy imports happen inside the command.
+(needed off loopback, at least 32 characters there). Browser defences (Host, Origin, JSON bodies) and
+slow-client limits are flags here; docs/security.md explains them. SIGTERM or Ctrl-C stops it gracefully:
+requests in flight finish, the ledger is flushed. Heavy imports happen inside the command.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from typing import TYPE_CHECKING
 
 import click
+
+from model_orchestrator.cli.params import FiniteFloat
 
 if TYPE_CHECKING:
     from model_orchestrator.gateway.settings import GatewaySettings
@@ -37,17 +40,52 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--request-timeout",
-    type=click.FloatRange(min=0.001),
+    type=FiniteFloat(min=0.001),
     default=600.0,
     show_default=True,
     help="Deadline of one whole request (seconds), every attempt and fallback included.",
 )
 @click.option(
     "--shutdown-timeout",
-    type=click.FloatRange(min=0.0),
+    type=FiniteFloat(min=0.0),
     default=30.0,
     show_default=True,
     help="How long a graceful stop waits for requests in flight (seconds).",
+)
+@click.option(
+    "--allow-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also accept requests whose Host is NAME (a DNS-rebinding guard refuses other names); repeatable.",
+)
+@click.option(
+    "--allow-origin",
+    "allowed_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Accept browser requests from ORIGIN (e.g. http://localhost:3000); others are refused. Repeatable.",
+)
+@click.option(
+    "--header-timeout",
+    type=FiniteFloat(min=0.001),
+    default=15.0,
+    show_default=True,
+    help="Seconds a connection may take to send a request's headers.",
+)
+@click.option(
+    "--body-timeout",
+    type=FiniteFloat(min=0.001),
+    default=30.0,
+    show_default=True,
+    help="Seconds a request body may take to arrive (then 408).",
+)
+@click.option(
+    "--max-pending-connections",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Connections that may be open at once before presenting a valid key (more get 503).",
 )
 @click.pass_context
 def serve_command(
@@ -61,6 +99,11 @@ def serve_command(
     max_tokens_ceiling: int,
     request_timeout: float,
     shutdown_timeout: float,
+    allowed_hosts: tuple[str, ...],
+    allowed_origins: tuple[str, ...],
+    header_timeout: float,
+    body_timeout: float,
+    max_pending_connections: int,
 ) -> None:
     """Serve POST /v1/chat/completions (streaming too), /v1/models, /health, /health/providers, /metrics.
 
@@ -68,14 +111,26 @@ def serve_command(
     Callers send `Authorization: Bearer KEY`: the master key or a key from `orchestrator keys create`.
     """
     from model_orchestrator.gateway.settings import MASTER_KEY_ENV, GatewaySettings, Limits, check_auth_rule
+    from model_orchestrator.orchestrator.access import master_key_from, normalize_host
 
+    limits = Limits(
+        max_body_bytes,
+        max_messages,
+        max_tokens_ceiling,
+        request_timeout,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_pending_connections=max_pending_connections,
+    )
     settings = GatewaySettings(
-        host=host,
+        host=normalize_host(host),
         port=port,
         auth=not no_auth,
-        master_key=os.environ.get(MASTER_KEY_ENV) or None,
-        limits=Limits(max_body_bytes, max_messages, max_tokens_ceiling, request_timeout),
+        master_key=master_key_from(os.environ.get(MASTER_KEY_ENV)),
+        limits=limits,
         shutdown_timeout=shutdown_timeout,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
     )
     check_auth_rule(settings)  # before building anything: a refused setting exits 2 at once
     _serve(config_path or ctx.obj["config"], settings)

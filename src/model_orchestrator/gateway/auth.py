@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.gateway.errors import GatewayError
 from model_orchestrator.orchestrator.access import (
     OPEN,
+    AuthFailure,
     FailedAuthThrottle,
+    KeyVerifier,
     Principal,
-    is_master,
-    is_well_formed,
+    identify,
     master_key_from,
     presented_key,
 )
@@ -35,14 +36,6 @@ if TYPE_CHECKING:
     from model_orchestrator.ledger.keys import VirtualKey
 
 __all__ = ["OPEN", "Authenticator", "KeyVerifier", "Principal", "require_master", "require_model"]
-
-
-class KeyVerifier(Protocol):
-    """What the gateway needs of the virtual-key store."""
-
-    async def verify(self, presented: str) -> VirtualKey | None:
-        """The key whose secret is ``presented`` (revoked and expired ones included), or None."""
-        ...
 
 
 class Authenticator:
@@ -88,32 +81,14 @@ class Authenticator:
             raise
 
     async def _principal(self, presented: str | None) -> Principal:
-        if presented is None:
-            raise GatewayError(
-                401,
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key'.",
-                code="missing_api_key",
-            )
-        if not is_well_formed(presented):
-            raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
-        if is_master(presented, self._master):
-            return Principal(key_id=None, master=True)
-        key = await self._lookup(presented)
-        if key is None:
-            raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
-        now = self._clock.wall()
-        if key.revoked_at is not None:
-            raise GatewayError(401, f"API key {key.id} has been revoked.", code="api_key_revoked")
-        if key.expires_at is not None and key.expires_at <= now:
-            raise GatewayError(401, f"API key {key.id} has expired.", code="api_key_expired")
-        return Principal(
-            key_id=key.id,
-            master=False,
-            models=frozenset(key.models),
-            rpm=key.rpm,
-            budget_usd=key.budget_usd,
-            budget_period=key.budget_period,
-        )
+        found = await identify(presented, master_key=self._master, keys=self, now=self._clock.wall())
+        if isinstance(found, AuthFailure):
+            raise GatewayError(401, found.message, code=found.code)
+        return found
+
+    async def verify(self, presented: str) -> VirtualKey | None:
+        """The virtual key behind ``presented``, from the cache when it was checked recently."""
+        return await self._lookup(presented)
 
     def forget(self, key_id: str) -> None:
         """Drop ``key_id`` from the cache (after it was revoked here)."""

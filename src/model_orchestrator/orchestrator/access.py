@@ -15,13 +15,16 @@ import ipaddress
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 from urllib.parse import urlsplit
 
 from model_orchestrator.config.strategy_options import OPTIONS
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.resilience import sliding_window
+
+if TYPE_CHECKING:
+    from model_orchestrator.ledger.keys import VirtualKey
 
 MASTER_KEY_ENV = "ORCHESTRATOR_MASTER_KEY"
 MIN_MASTER_KEY_LENGTH = 32
@@ -142,6 +145,56 @@ class Principal:
 
 
 OPEN = Principal(key_id=None, master=True)
+
+
+class KeyVerifier(Protocol):
+    """What the front doors need of the virtual-key store (``ledger.keys.VirtualKeyStore``)."""
+
+    async def verify(self, presented: str) -> VirtualKey | None:
+        """The key whose secret is ``presented`` (revoked and expired ones included), or None."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailure:
+    """Why a presented key was not accepted: ``code`` for programs (``missing_api_key``,
+    ``invalid_api_key``, ``api_key_revoked``, ``api_key_expired``), ``message`` for people. A front door
+    answers it with 401; the message never contains the presented key."""
+
+    code: str
+    message: str
+
+
+async def identify(
+    presented: str | None, *, master_key: str | None, keys: KeyVerifier | None, now: float
+) -> Principal | AuthFailure:
+    """Who presented ``presented`` (the master key, a live virtual key), or why nobody valid did.
+
+    ``now``: wall-clock seconds, for expiry."""
+    if presented is None:
+        return AuthFailure(
+            "missing_api_key",
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key'.",
+        )
+    if not is_well_formed(presented):
+        return AuthFailure("invalid_api_key", "Incorrect API key provided.")
+    if is_master(presented, master_key):
+        return Principal(key_id=None, master=True)
+    key = await keys.verify(presented) if keys is not None else None
+    if key is None:
+        return AuthFailure("invalid_api_key", "Incorrect API key provided.")
+    if key.revoked_at is not None:
+        return AuthFailure("api_key_revoked", f"API key {key.id} has been revoked.")
+    if key.expires_at is not None and key.expires_at <= now:
+        return AuthFailure("api_key_expired", f"API key {key.id} has expired.")
+    return Principal(
+        key_id=key.id,
+        master=False,
+        models=frozenset(key.models),
+        rpm=key.rpm,
+        budget_usd=key.budget_usd,
+        budget_period=key.budget_period,
+    )
 
 
 @dataclass(frozen=True, slots=True)
