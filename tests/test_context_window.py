@@ -17,6 +17,7 @@ from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.gateway import Gateway, GatewaySettings
 from model_orchestrator.orchestrator import Orchestrator
+from model_orchestrator.strategies.context_fit import REFIT_SHARE
 from model_orchestrator.strategies.context_window import (
     CUT_MARKER,
     SUMMARY_INSTRUCTION,
@@ -28,7 +29,7 @@ from model_orchestrator.strategies.context_window import (
     message_tokens,
     summarize_messages,
 )
-from model_orchestrator.testing import FakeUpstream, RecordedRequest, Reply, ScriptedModel
+from model_orchestrator.testing import FakeUpstream, Fault, RecordedRequest, Reply, ScriptedModel
 from tests.cli_helpers import run_cli
 
 
@@ -460,3 +461,36 @@ async def test_the_gateway_answers_400_or_cuts_as_the_request_asks(upstream: Fak
     finally:
         await client.close()
         await gateway.stop()
+
+
+async def test_a_cutting_setting_cuts_harder_when_the_provider_refuses_what_the_estimate_let_through(
+    upstream: FakeUpstream,
+) -> None:
+    fits_by_estimate = "HEAD " + "x" * 790 + " TAIL"  # about 204 tokens + 50 reserved: under 300
+    upstream.script(Fault.context_length(), Reply("ok"))
+    async with orchestrator(upstream) as orch:
+        result = await orch.complete(fits_by_estimate, model="cutter")
+    refused, accepted = upstream.requests
+    assert sent_text(refused) == fits_by_estimate
+    assert sent_text(accepted).startswith("HEAD") and len(sent_text(accepted)) < len(fits_by_estimate)
+    context = result.metadata["explanation"]["context"]  # type: ignore[index]
+    assert context["refit_after_refusal"] is True and context["context_window"] == int(300 * REFIT_SHARE)
+
+
+async def test_the_error_setting_passes_the_provider_refusal_on(upstream: FakeUpstream) -> None:
+    upstream.script(Fault.context_length(), Reply("never"))
+    async with orchestrator(upstream) as orch:
+        with pytest.raises(ContextWindowExceededError):
+            await orch.complete("short enough by the estimate", model="small")
+        deltas = orch.stream("short enough by the estimate", model="cutter")
+        assert "".join([d.text async for d in deltas]) == "never"
+    assert len(upstream.requests) == 2  # no second try for error; the stream was not refused
+
+
+async def test_a_stream_refused_before_its_first_piece_is_cut_harder(upstream: FakeUpstream) -> None:
+    fits_by_estimate = "HEAD " + "x" * 790 + " TAIL"
+    upstream.script(Fault.context_length(), Reply("streamed"))
+    async with orchestrator(upstream) as orch:
+        deltas = [d async for d in orch.stream(fits_by_estimate, model="cutter")]
+    assert "".join(d.text for d in deltas) == "streamed"
+    assert len(sent_text(upstream.requests[1])) < len(fits_by_estimate)
