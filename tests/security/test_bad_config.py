@@ -13,6 +13,7 @@ import pytest
 
 from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.errors import ConfigError
+from model_orchestrator.orchestrator import Orchestrator
 from tests.cli_helpers import run_cli
 
 KEY = "sk-proj-Vb7Nq2Lx9Rt4Wm8Kc3Hd6Jf1Gs5Pz0Ya"
@@ -105,3 +106,17 @@ def test_config_errors_never_echo_a_value_that_looks_like_a_key(text: str) -> No
 def test_header_values_with_line_breaks_are_refused() -> None:
     with pytest.raises(ConfigError, match="control character"):
         parse_config(model_row(headers='{X-Team: "a\\r\\nX-Injected: 1"}'))
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        (f"models:\n  - {{name: m, provider: {KEY}, model: x}}\n", "m"),
+        (f"strategies:\n  - {{name: s, type: {KEY}}}\n", "s"),
+        (f"strategies:\n  - {{name: s, type: fallback, chain: [{KEY}]}}\n", "s"),
+    ],
+)
+def test_errors_found_while_building_never_echo_a_key_either(text: str, name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Orchestrator(parse_config(text), env={}).model(name)
+    assert KEY[:12] not in str(caught.value) and "[REDACTED]" in str(caught.value)

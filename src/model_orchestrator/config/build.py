@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from model_orchestrator.config.ledger import BudgetGuards, budget_rules
+from model_orchestrator.config.redaction import excerpt
 from model_orchestrator.config.registry import ModelRegistry, deployment_id
 from model_orchestrator.config.resilience import wrap_deployment
 from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig, ResilienceConfig
@@ -123,7 +124,7 @@ def build_registry(
     for model in config.models:
         if model.provider not in table:
             raise ConfigError(
-                f"model {model.name!r}: unknown provider {model.provider!r}; "
+                f"model {model.name!r}: unknown provider {excerpt(model.provider)}; "
                 f"expected one of: {', '.join(sorted(table))}"
             )
     rules = budget_rules(config)

@@ -9,6 +9,7 @@ not know which fields hold secrets (the schema and loader do).
 
 from __future__ import annotations
 
+import itertools
 import re
 import reprlib
 
@@ -21,8 +22,12 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^/?#@\s]+@")
 # Prefixes vendors give keys and tokens so that scanners can find them; short tokens with one are keys.
 _KEY_PREFIXES = ("sk-", "sk_", "pk_", "rk_", "xox", "ghp_", "gho_", "ghs_", "github_pat_", "glpat-", "hf_")
 _KEY_PREFIXES_CASED = ("AIza", "AKIA", "ASIA", "eyJ")
+_RUN = re.compile(r"[A-Za-z0-9]+")
 _LONG_TOKEN = 20
+_RANDOM_RUN = 12
 _OPAQUE_TOKEN = 32
+_URLSAFE_TOKEN = 24
+_RANDOM_CHANGES = 0.4
 
 
 def looks_like_key(text: str) -> bool:
@@ -51,11 +56,22 @@ def _is_key(token: str) -> bool:
     lowered = token.lower()
     if lowered.startswith(_KEY_PREFIXES) or token.startswith(_KEY_PREFIXES_CASED):
         return True
-    has_digit = any(c.isdigit() for c in token)
-    if len(token) >= _LONG_TOKEN and has_digit and any(c.isupper() for c in token):
-        return any(c.islower() for c in token)  # mixed case and digits: random, not a word or an id
-    # Hex digests, salts and long random lowercase ids.
-    return len(token) >= _OPAQUE_TOKEN and has_digit and token.isalnum()
+    # Random strings have long runs without separators; model ids are short words ("Llama-3.1-405B").
+    run = max(_RUN.findall(token), key=len, default="")
+    random_run = any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+    if len(run) >= _OPAQUE_TOKEN and random_run:
+        return True  # hex digests, salts, long random ids
+    mixed_case = any(c.isupper() for c in token) and any(c.islower() for c in token)
+    if len(token) >= _LONG_TOKEN and mixed_case and len(run) >= _RANDOM_RUN and random_run:
+        return True
+    # Random base64: the character class (upper, lower, digit) changes at most characters; in words
+    # and model ids it rarely does.
+    return len(token) >= _URLSAFE_TOKEN and _class_changes(token) >= _RANDOM_CHANGES * len(token)
+
+
+def _class_changes(token: str) -> int:
+    classes = [c.isdigit() * 2 + c.isupper() for c in token if c.isalnum()]
+    return sum(a != b for a, b in itertools.pairwise(classes))
 
 
 class _RedactingRepr(reprlib.Repr):

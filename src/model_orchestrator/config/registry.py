@@ -20,6 +20,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from model_orchestrator.config.pricing import resolve_price
+from model_orchestrator.config.redaction import excerpt
 from model_orchestrator.config.schema import MAX_NAME_LENGTH, ModelConfig, OrchestratorConfig
 from model_orchestrator.core.errors import MissingCredentialsError, ModelNotFoundError
 from model_orchestrator.core.model import ChatModel
@@ -269,7 +270,7 @@ class ModelRegistry:
         close = difflib.get_close_matches(name, list(self._configs), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ModelNotFoundError(
-            f"unknown model {name!r}{hint or '.'} Run `orchestrator models` to list models, add it to "
+            f"unknown model {excerpt(name)}{hint or '.'} Run `orchestrator models` to list models, add it to "
             "orchestrator.yaml, or name it as provider:model-id"
         )
 
