@@ -67,8 +67,30 @@ def test_nan_and_infinity_are_refused_before_anything_is_sent(
 def test_other_commands_refuse_nan_too(config: Path) -> None:
     validate = run_cli("--config", str(config), "validate", "-t", "x", "--output", "y", "--max-cost", "nan")
     serve = run_cli("--config", str(config), "serve", "--request-timeout", "nan")
-    for result in (validate, serve):
+    feedback = run_cli("--config", str(config), "feedback", "some-request", "inf")
+    for result in (validate, serve, feedback):
         assert result.returncode == 2 and "is not a finite number" in result.stderr, result.stderr
+
+
+def test_every_numeric_option_of_every_command_is_finite() -> None:
+    """A new float option must use ``FiniteFloat``: click's own float types let ``nan`` and ``inf`` in."""
+    import click
+
+    from model_orchestrator.cli.main import cli
+    from model_orchestrator.cli.params import FiniteFloat
+
+    def commands(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from commands(sub, f"{path} {name}")
+
+    loose = [
+        f"{path} {param.name}"
+        for path, command in commands(cli, "orchestrator")
+        for param in command.params
+        if isinstance(param.type, click.types.FloatParamType) and not isinstance(param.type, FiniteFloat)
+    ]
+    assert not loose, f"float options without FiniteFloat: {loose}"
 
 
 def test_output_into_a_missing_directory_is_refused_before_paying(

@@ -11,10 +11,12 @@ import json
 
 import click
 
+from model_orchestrator.cli.params import FiniteFloat
+
 
 @click.command("feedback")
 @click.argument("request_id")
-@click.argument("score", type=float)
+@click.argument("score", type=FiniteFloat())
 @click.option("--json", "as_json", is_flag=True, help="Print the recorded label as JSON.")
 @click.pass_context
 def feedback_command(ctx: click.Context, request_id: str, score: float, as_json: bool) -> None:
