@@ -114,9 +114,10 @@ async def test_execute_returns_the_seed_004_result_and_costs_report_the_spend(
         )
         costs = await session.call_tool("orchestrator_costs", {"period": "daily", "by": "model"})
     data = data_of(single)
-    assert list(data) == SEED_004_KEYS
+    assert list(data) == [*SEED_004_KEYS, "success", "tokens"]  # seed 003's keys after seed 004's
     assert data["response"] == "Paris." and data["model_used"] == "fast"
     assert (data["input_tokens"], data["output_tokens"]) == (1000, 500)
+    assert data["success"] is True and data["tokens"] == 1500
     assert data["cost"] == pytest.approx(1000 * 1.0 / 1e6 + 500 * 2.0 / 1e6)
     assert data["strategy"] == "single" and data["fallback_chain"] == ["fast"]
     sent = upstream.requests[0].json

