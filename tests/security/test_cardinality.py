@@ -83,3 +83,10 @@ async def test_the_registry_keeps_only_the_most_recent_references() -> None:
         with pytest.raises(ModelNotFoundError) as caught:
             orch.model("tenant-probe-0003")
         assert "did you mean" not in str(caught.value)
+
+
+async def test_an_inline_strategy_name_is_capped_too() -> None:
+    # Inline strategies are built once and remembered under their name: the name is bounded as well.
+    async with Orchestrator(parse_config(""), env={}) as orch:
+        with pytest.raises(ModelNotFoundError, match=f"at most {MAX_NAME_LENGTH} characters"):
+            orch.model("fallback:" + ",".join(["local/smollm2-135m"] * 40))

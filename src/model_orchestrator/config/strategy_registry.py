@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_orchestrator.config.default_models import cycled, default_chain
-from model_orchestrator.config.registry import ModelInfo, ModelRegistry
+from model_orchestrator.config.registry import ModelInfo, ModelRegistry, check_name_length
 from model_orchestrator.config.routers import RouterFactory
 from model_orchestrator.config.schema import ContextConfig, OrchestratorConfig, StrategyConfig
 from model_orchestrator.config.strategy_builder import (
@@ -83,6 +83,7 @@ class NameResolver:
         if name == AUTO and AUTO not in self._models.names():
             # ``auto`` (the customary name in gateway clients): route over the usable models.
             return self._remember(name, self.inline("route", None, {}, name=AUTO))
+        check_name_length(name)  # an inline strategy is remembered under its name: keep names short
         kind, sep, rest = name.partition(":")
         if sep and kind in OPTIONS:
             return self._remember(name, self.inline(kind, [m for m in rest.split(",") if m], {}, name=name))
