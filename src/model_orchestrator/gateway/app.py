@@ -22,7 +22,7 @@ from model_orchestrator.gateway.connections import ConnectionGuard, read_body
 from model_orchestrator.gateway.convert import ChatRequestBody, completion_body, to_chat_request
 from model_orchestrator.gateway.errors import GatewayError
 from model_orchestrator.gateway.feedback import add_feedback_route, document_feedback
-from model_orchestrator.gateway.http_metrics import HttpMetrics
+from model_orchestrator.gateway.http_metrics import http_metrics
 from model_orchestrator.gateway.key_budgets import KeyBudgets
 from model_orchestrator.gateway.keys_admin import KeyStore, add_key_routes
 from model_orchestrator.gateway.middleware import (
@@ -37,7 +37,7 @@ from model_orchestrator.gateway.middleware import (
 from model_orchestrator.gateway.openapi import document_middleware_statuses, openapi_document
 from model_orchestrator.gateway.settings import GatewaySettings
 from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan, serve_stream
-from model_orchestrator.orchestrator.access import browser_guard, without_hosts
+from model_orchestrator.orchestrator.access import browser_guard, without_hosts, without_hosts_in
 
 if TYPE_CHECKING:
     from model_orchestrator.core.result import OrchestrationResult
@@ -75,20 +75,19 @@ class _Routes:
         try:
             if body.stream:
                 return await self._stream(request, body, chat)
-            return await self._complete(body, chat)
+            return await self._complete(body, chat, operator=principal.master)
         finally:
             event = self.finished.pop(request_id)
             if budgets is not None:
                 await budgets.settle(reservation, event.cost if event is not None else 0.0)
 
-    async def _complete(self, body: ChatRequestBody, chat: ChatRequest) -> web.Response:
+    async def _complete(self, body: ChatRequestBody, chat: ChatRequest, *, operator: bool) -> web.Response:
         timeout = self.settings.limits.request_timeout
         result = await self.orch.complete(chat, model=body.model, timeout=timeout)
-        return web.json_response(
-            completion_body(result, completion_id=f"chatcmpl-{chat.request_id}"),
-            headers=_metadata_headers(result),
-            dumps=_dumps,
-        )
+        answer = completion_body(result, completion_id=f"chatcmpl-{chat.request_id}")
+        if not operator:  # a key holder learns which step failed, never where it runs
+            answer["orchestrator"] = without_hosts_in(answer["orchestrator"])
+        return web.json_response(answer, headers=_metadata_headers(result), dumps=_dumps)
 
     async def _stream(
         self, request: web.Request, body: ChatRequestBody, chat: ChatRequest
@@ -99,6 +98,7 @@ class _Routes:
             requested=body.model,
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
             headers={REQUEST_ID: request_id, f"{HEADER}requested": _header_safe(body.model)},
+            operator=request[PRINCIPAL_KEY].master,
         )
         deltas = self.orch.stream(chat, model=body.model, timeout=self.settings.limits.request_timeout)
         return await serve_stream(request, deltas, plan, self.finished)
@@ -209,7 +209,7 @@ def build_app(
             cache_seconds=settings.key_cache_seconds,
             failures_per_minute=settings.limits.auth_failures_per_minute,
         )
-    metrics = HttpMetrics(orch.metrics_sink().registry)
+    metrics = http_metrics(orch)
     guard = browser_guard(settings.host, settings.allowed_hosts, settings.allowed_origins)
     app = web.Application(
         middlewares=[
@@ -232,7 +232,8 @@ def build_app(
     app.router.add_get("/v1/models/{model}", routes.get_model)
     app.router.add_get("/health", routes.health)
     app.router.add_get("/health/providers", routes.health_providers)
-    app.router.add_get("/metrics", routes.metrics)
+    if metrics is not None:
+        app.router.add_get("/metrics", routes.metrics)
     app.router.add_get("/openapi.json", routes.openapi)
     add_feedback_route(app, orch, body_timeout=settings.limits.body_timeout)
     if keys is not None:
