@@ -275,6 +275,7 @@ models:
       context: {{overflow: summarize, summarizer: big}}}}
 strategies:
   - {{name: safe, type: fallback, chain: [small, big], context: {{overflow: truncate-start}}}}
+  - {{name: plain, type: fallback, chain: [small, big]}}
 resilience: {{retry: {{max_attempts: 1}}}}
 ledger: {{enabled: false}}
 """
@@ -363,6 +364,18 @@ async def test_a_strategy_cuts_to_its_largest_member_window(upstream: FakeUpstre
     assert result.model_used == "big"
     context = result.metadata["explanation"]["context"]  # type: ignore[index]
     assert context["overflow"] == "truncate-start" and context["context_window"] == 4000
+
+
+async def test_a_named_strategy_without_a_setting_follows_the_request_setting(upstream: FakeUpstream) -> None:
+    upstream.script(Reply("ok"))
+    huge = "HEAD " + "x" * 20_000 + " TAIL"
+    async with orchestrator(upstream) as orch:
+        with pytest.raises(AllModelsFailedError):
+            await orch.complete(huge, model="plain")
+        result = await orch.complete(huge, model="plain", context_overflow="truncate-end")
+    (sent,) = upstream.requests
+    assert sent.json["model"] == "m-big" and sent_text(sent).startswith("HEAD")
+    assert result.metadata["explanation"]["context"]["context_window"] == 4000  # type: ignore[index]
 
 
 async def test_an_inline_strategy_follows_the_request_setting(upstream: FakeUpstream) -> None:

@@ -50,6 +50,7 @@ class NameResolver:
         self._configs = {s.name: s for s in config.strategies}
         self._aliases = {**ALIASES, **config.aliases}
         self._built: dict[str, ChatModel] = {}
+        self._fitted: dict[str, ChatModel] = {}  # wrappers of built strategies; closed through ``_built``
         self._building: list[str] = []
         self.routers = RouterFactory(config.routing)
         self._builder = StrategyBuilder(
@@ -205,7 +206,21 @@ class NameResolver:
             model = self._builder.build(self._options[name])
         finally:
             self._building.pop()
-        return self._remember(name, self._fit_context(model, self.profile(name), self._configs[name].context))
+        context = self._configs[name].context
+        if context is not None:
+            model = self._fit_context(model, self.profile(name), context)
+        return self._remember(name, model)
+
+    def fitted(self, name: str) -> ChatModel:
+        """``resolve(name)`` as a request calls it: a named strategy without ``context:`` is wrapped so
+        that a request's own ``context_overflow`` still fits the prompt to its largest member window."""
+        model = self.resolve(name)
+        name = self.canonical(name)
+        if name not in self._configs or self._configs[name].context is not None:
+            return model
+        if name not in self._fitted:
+            self._fitted[name] = self._fit_context(model, self.profile(name), None)
+        return self._fitted[name]
 
     def _fit_context(
         self, model: ChatModel, profile: ModelProfile, context: ContextConfig | None

@@ -232,7 +232,7 @@ class Orchestrator:
                     "such as fallback, cascade or ensemble"
                 )
             name = self._names.canonical(model or self.default_model)
-            return self.model(name), name, self._names.kind_of(name)
+            return self._names.fitted(name), name, self._names.kind_of(name)
         chosen = list(members) if members else ([model] if model else None)
         built = self._names.inline(strategy, chosen, strategy_options)
         return built, built.name, strategy
