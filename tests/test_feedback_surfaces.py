@@ -69,5 +69,5 @@ def test_the_cli_labels_a_run_and_exits_2_on_unknown_ids_and_bad_scores(
     assert json.loads(labelled.stdout)["model"] == "fast"
     assert unknown.returncode == 2 and "no request 'no-such-id' in the ledger" in unknown.stderr
     assert off_scale.returncode == 2 and "score must be a number from 0" in off_scale.stderr
-    assert not_a_number.returncode == 2 and "score must be" in not_a_number.stderr
+    assert not_a_number.returncode == 2 and "'nan' is not a finite number" in not_a_number.stderr
     assert "Traceback" not in unknown.stderr + off_scale.stderr + not_a_number.stderr
