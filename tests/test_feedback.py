@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from model_orchestrator import Orchestrator
 from model_orchestrator.config.loader import parse_config
-from model_orchestrator.core.errors import ContentFilteredError
+from model_orchestrator.core.errors import ConfigError, ContentFilteredError
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.ledger.feedback import InvalidFeedbackError, UnknownRequestError
 from model_orchestrator.testing import FakeClock, FakeUpstream, Fault, Reply
@@ -178,3 +178,10 @@ async def _prompts(orch: Orchestrator) -> list[str]:
     async with store.engine.connect() as conn:
         rows = (await conn.execute(sa.text("SELECT prompt FROM request_prompts"))).all()
     return [row[0] for row in rows]
+
+
+async def test_feedback_without_the_ledger_says_how_to_turn_it_on() -> None:
+    config = parse_config("ledger: {enabled: false}")
+    async with Orchestrator(config, env={}) as orch:
+        with pytest.raises(ConfigError, match=r"ledger.enabled: false"):
+            await orch.feedback("any", 1.0)
