@@ -60,6 +60,20 @@ def test_broken_limited_cheap_answers_from_cheap_with_default_settings(
     assert len(cheap.requests) == 1
 
 
+@pytest.mark.subprocess
+def test_ensemble_size_8_runs_8_members(
+    tmp_path: Path, trio: tuple[FakeUpstream, FakeUpstream, FakeUpstream]
+) -> None:
+    broken, limited, cheap = trio
+    config = tmp_path / "orchestrator.yaml"
+    config.write_text(_models(broken, limited, cheap))
+    ensemble = ("--strategy", "ensemble", "--chain", "cheap", "--ensemble-size", "8")
+    result = run_cli("--config", str(config), "run", "-p", "hi", *ensemble, "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(cheap.requests) == 8  # the default attempt budget is 6: planned calls never use it
+    assert json.loads(result.stdout)["metadata"]["ensemble_size"] == 8
+
+
 def _ensembles_config(upstreams: list[FakeUpstream]) -> str:
     models = "".join(
         f"  - {{name: m{i}, provider: openai, model: m, api_base: '{up.openai_base}'}}\n"
