@@ -63,8 +63,9 @@ def context_middleware(metrics: HttpMetrics | None) -> Middleware:
             error = from_exception(exc)
             if error.status == 500:
                 _log.exception("gateway request %s failed", request_id)
-            elif error.status >= 500 and not _is_operator(request):
-                _log.warning("gateway request %s failed upstream: %s", request_id, error.message)
+            elif not _is_operator(request):
+                if error.status >= 500:
+                    _log.warning("gateway request %s failed upstream: %s", request_id, error.message)
                 error.message = without_hosts(error.message)
             response = error_response(error)
         if not response.prepared:

@@ -26,6 +26,7 @@ from model_orchestrator.core.events import Event, RequestFinished
 from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.gateway.convert import chunk, leaf_model, wire_finish, wire_usage
 from model_orchestrator.gateway.errors import from_exception
+from model_orchestrator.orchestrator.access import without_hosts, without_hosts_in
 from model_orchestrator.wire import ChunkDelta
 
 SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -61,6 +62,7 @@ class StreamPlan:
     requested: str
     include_usage: bool
     headers: Mapping[str, str]
+    operator: bool = True  # False: a key holder, whose error texts name no internal host
 
     @property
     def completion_id(self) -> str:
@@ -120,10 +122,11 @@ async def _relay(
     except (ConnectionResetError, web.HTTPException):
         raise
     except Exception as exc:  # noqa: BLE001 - whatever broke the stream is reported in it, then the stream ends
-        await response.write(b"data: " + _error_json(exc) + b"\n\n")
+        await response.write(b"data: " + _error_json(exc, plan.operator) + b"\n\n")
         return
     event = finished.get(plan.request_id)
-    extra = {"orchestrator": _stream_metadata(plan, last, event)}
+    metadata = _stream_metadata(plan, last, event)
+    extra = {"orchestrator": metadata if plan.operator else without_hosts_in(metadata)}
     await response.write(chunk(cid, model, created, finish=wire_finish(last.finish_reason), extra=extra))
     if plan.include_usage:
         await response.write(chunk(cid, model, created, usage=wire_usage(last.usage)))
@@ -144,8 +147,11 @@ async def _send_delta(
     )
 
 
-def _error_json(exc: BaseException) -> bytes:
-    return json.dumps(from_exception(exc).body()).encode()
+def _error_json(exc: BaseException, operator: bool) -> bytes:
+    error = from_exception(exc)
+    if not operator:
+        error.message = without_hosts(error.message)
+    return json.dumps(error.body()).encode()
 
 
 def _stream_metadata(plan: StreamPlan, last: StreamDelta, event: RequestFinished | None) -> dict[str, object]:

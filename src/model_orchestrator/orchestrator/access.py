@@ -111,6 +111,17 @@ def without_hosts(text: str) -> str:
     return _WHERE.sub(HIDDEN_HOST, text)
 
 
+def without_hosts_in(value: object) -> object:
+    """``value`` (JSON-like: dicts, lists, strings) with ``without_hosts`` applied to every string."""
+    if isinstance(value, str):
+        return without_hosts(value)
+    if isinstance(value, dict):
+        return {key: without_hosts_in(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_hosts_in(item) for item in value]
+    return value
+
+
 def is_master(key: str, master_key: str | None) -> bool:
     """Constant-time comparison with the master key (``key`` must be well formed)."""
     return master_key is not None and hmac.compare_digest(key.encode(), master_key.encode())
