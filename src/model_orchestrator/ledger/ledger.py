@@ -232,7 +232,11 @@ class Ledger:
         store = await self.store()
         await self._guarded(store.write(batch), "write")
         if batch.prompts and (self._pruned_at is None or self._clock.wall() - self._pruned_at > _PRUNE_EVERY):
-            await self._prune_prompts()
+            # The batch is committed: a failed clean-up must not make the recorder write it again.
+            try:
+                await self._prune_prompts()
+            except LedgerError as exc:
+                _log.error("ledger: deleting expired prompts failed (retried in an hour): %s", exc)
 
     async def _reserve(
         self, reservation_id: str, claims: list[tuple[BudgetLimit, float]]
