@@ -39,12 +39,17 @@ async def test_unique_model_names_land_in_an_other_bucket_and_metrics_stay_bound
 
         full = await invent(range(MAX_LABEL_VALUES + 10))
         later = await invent(range(MAX_LABEL_VALUES + 10, MAX_LABEL_VALUES + 110))
+        await client.chat.completions.create(model="a", messages=USER)  # a configured name, after them
+        async with http.get(f"{live.url}/metrics", headers=ADMIN) as response:
+            last = await response.text()
     samples = [s for family in text_string_to_metric_families(later) for s in family.samples]
     models = {s.labels["model"] for s in samples if "model" in s.labels}
     assert OTHER in models
     assert len(models) == MAX_LABEL_VALUES + 1
     # Every attempt is still counted: the admitted names plus the other bucket make up all of them.
     assert sum(s.value for s in samples if s.name == "orchestrator_attempts_total") == MAX_LABEL_VALUES + 110
+    # Configured names keep their own series however many names were invented before them.
+    assert 'orchestrator_attempts_total{model="a",outcome="ok",provider="openai"} 1.0' in last
     # A hundred more invented names change counts, not the number of series: the size stays put.
     assert len(later) - len(full) < 2_000
 

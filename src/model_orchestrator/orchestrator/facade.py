@@ -435,11 +435,11 @@ class Orchestrator:
     def metrics_sink(self) -> MetricsSink:
         """Prometheus series of this orchestrator's requests, counted from the first call of this (or of
         ``metrics_text``) on; needs the ``metrics`` extra."""
-        return self.telemetry.metrics()
+        return self.telemetry.metrics(self._registry.names())
 
     def metrics_text(self) -> str:
         """``metrics_sink()`` in the Prometheus text exposition format."""
-        return self.telemetry.metrics().render().decode()
+        return self.metrics_sink().render().decode()
 
     async def __aenter__(self) -> Orchestrator:
         return self

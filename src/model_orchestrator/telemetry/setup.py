@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
@@ -165,8 +165,11 @@ class Telemetry:
         """Subscribe telemetry to ``bus`` as ``settings`` and the environment ``env`` ask."""
         return cls(bus, configure_tracing(settings, env))
 
-    def metrics(self) -> MetricsSink:
-        """The metrics sink, built and subscribed on the first call (needs the ``metrics`` extra)."""
+    def metrics(self, known_models: Iterable[str] = ()) -> MetricsSink:
+        """The metrics sink, built and subscribed on the first call (needs the ``metrics`` extra).
+
+        ``known_models`` (configured and catalogue names) always keep their own label values, however many
+        invented names callers send (``MetricsSink``'s label budget)."""
         if self._metrics is None:
             try:
                 from model_orchestrator.telemetry.metrics import MetricsSink
@@ -174,7 +177,7 @@ class Telemetry:
                 raise ConfigError(
                     "metrics need prometheus_client: pip install 'model-orchestrator[metrics]'"
                 ) from exc
-            self._metrics = MetricsSink()
+            self._metrics = MetricsSink(known_models=known_models)
             self._bus.subscribe(self._metrics)
         return self._metrics
 
