@@ -378,7 +378,7 @@ async def test_a_member_that_would_overspend_is_skipped_and_the_budget_holds(h: 
     assert completion.explanation is not None
     skipped = completion.explanation.steps[0]
     assert skipped.outcome == "skipped" and skipped.error_type == "BudgetExceededError"
-    assert skipped.reason is not None and "exceeds the remaining budget $0.010000" in skipped.reason
+    assert skipped.reason is not None and "exceeds the remaining budget $0.01" in skipped.reason
 
 
 async def test_no_affordable_member_fails_before_any_call(h: Harness) -> None:

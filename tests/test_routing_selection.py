@@ -50,7 +50,7 @@ def test_exclusions_name_capability_context_budget_and_health() -> None:
     why = reasons(selection)
     assert why["blind"] == "lacks vision"
     assert why["small"].startswith("needs about 1200 tokens") and "context window is 1000" in why["small"]
-    assert why["pricey"].startswith("estimated cost $1.200000 exceeds the remaining budget $0.010000")
+    assert why["pricey"].startswith("estimated cost $1.20 exceeds the remaining budget $0.01")
     assert why["unpriced"].startswith("price unknown")
     assert why["down"] == "unavailable: down@1: circuit open"
     assert [p.name for p in selection.ranked] == ["fine"]

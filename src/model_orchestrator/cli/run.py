@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from model_orchestrator.cli.params import FiniteFloat
+from model_orchestrator.core.money import usd_or_unknown
 from model_orchestrator.core.request import CONTEXT_OVERFLOW_MODES
 
 _STRATEGIES = (
@@ -156,7 +157,7 @@ def run_command(
         click.echo(json.dumps(data, indent=2))
     else:
         click.echo(result.response)
-        cost = "unknown" if result.cost is None else f"${result.cost:.6f}"
+        cost = usd_or_unknown(result.cost)
         via = f" via {result.strategy}" if result.strategy != "single" else ""
         click.echo(
             f"[{result.model_used}{via} · {result.input_tokens} in / {result.output_tokens} out tokens · "

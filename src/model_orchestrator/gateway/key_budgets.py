@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from model_orchestrator.core.budget import BudgetKeeper, BudgetLimit, Period, Reservation
 from model_orchestrator.core.errors import BudgetExceededError
+from model_orchestrator.core.money import usd
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.gateway.errors import GatewayError
 
@@ -52,7 +53,7 @@ class KeyBudgets:
             raise GatewayError(
                 429,
                 f"API key {principal.key_id} has no room left in its {which} budget of "
-                f"${principal.budget_usd:g}. {exc.message}",
+                f"{usd(principal.budget_usd)}. {exc.message}",
                 "insufficient_quota",
                 "insufficient_quota",
                 headers=dict(_NO_RETRY),

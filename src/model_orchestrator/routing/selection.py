@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from model_orchestrator.core.money import usd
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.routing.decision import CostEstimate, Exclusion
@@ -79,10 +80,10 @@ def exclusion_reason(candidate: Candidate, needs: Requirements, cost: CostEstima
     if needs.budget is not None:
         if cost.usd is None:
             reasons.append(
-                f"price unknown, so it cannot be kept under the remaining budget ${needs.budget:.6f}"
+                f"price unknown, so it cannot be kept under the remaining budget {usd(needs.budget)}"
             )
         elif cost.usd > needs.budget:
-            reasons.append(f"estimated cost ${cost.usd:.6f} exceeds the remaining budget ${needs.budget:.6f}")
+            reasons.append(f"estimated cost {usd(cost.usd)} exceeds the remaining budget {usd(needs.budget)}")
     return "; ".join(reasons) or None
 
 

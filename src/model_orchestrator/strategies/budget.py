@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 from model_orchestrator.core.errors import BudgetExceededError
+from model_orchestrator.core.money import usd
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import RequestScope, current_scope, request_scope
 from model_orchestrator.strategies.member import Member
@@ -53,8 +54,8 @@ def unaffordable_reason(member: Member, request: ChatRequest, remaining: float) 
     """Why ``member`` was skipped for budget, for explanations and logs."""
     estimate = member.profile.estimate_cost(request)
     if estimate is None:
-        return f"price unknown, so it cannot be kept under the remaining budget ${remaining:.6f}"
-    return f"estimated cost ${estimate:.6f} exceeds the remaining budget ${max(remaining, 0.0):.6f}"
+        return f"price unknown, so it cannot be kept under the remaining budget {usd(remaining)}"
+    return f"estimated cost {usd(estimate)} exceeds the remaining budget {usd(max(remaining, 0.0))}"
 
 
 def require_affordable(members: Sequence[Member], request: ChatRequest) -> None:
@@ -66,11 +67,11 @@ def require_affordable(members: Sequence[Member], request: ChatRequest) -> None:
     known = sorted((cost, name) for cost, name in priced if cost is not None)
     if known:
         cheapest, name = known[0]
-        detail = f"the cheapest estimate is ${cheapest:.6f} ({name})"
+        detail = f"the cheapest estimate is {usd(cheapest)} ({name})"
     else:
         detail = "no member has a known price"
     raise BudgetExceededError(
-        f"no model fits the remaining budget of ${max(remaining, 0.0):.6f}: {detail}; nothing was sent. "
+        f"no model fits the remaining budget of {usd(max(remaining, 0.0))}: {detail}; nothing was sent. "
         "Raise max_cost, lower max_tokens or shorten the prompt, or add a cheaper model."
     )
 

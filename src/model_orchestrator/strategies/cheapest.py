@@ -14,6 +14,7 @@ from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import AllModelsFailedError, ConfigError, OrchestratorError
 from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.explanation import Explanation, StepRecord
+from model_orchestrator.core.money import usd_or_unknown
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies.chain import with_fallback
@@ -88,4 +89,4 @@ class CheapestModel:
 
 def _estimate_text(member: Member, request: ChatRequest) -> str:
     cost = member.profile.estimate_cost(request)
-    return "estimated cost unknown" if cost is None else f"estimated cost ${cost:.6f}"
+    return f"estimated cost {usd_or_unknown(cost)}"
