@@ -151,13 +151,16 @@ async def test_the_python_api_sends_nothing_invalid_upstream(tiers: dict[str, Fa
     assert not tiers["t1-cheap"].requests
 
 
-async def test_route_without_members_can_reach_the_top_tier(tiers: dict[str, FakeUpstream]) -> None:
+@pytest.mark.parametrize("strategy", ["route", "cheapest"])
+async def test_route_and_cheapest_without_members_can_reach_the_top_tier(
+    tiers: dict[str, FakeUpstream], strategy: str
+) -> None:
     """The old default (the three cheapest models) never left tiers 0-1; the climbing chain ends at tier 3."""
     hard = (
         "Design the architecture and migrate the database for OAuth2 authentication with refresh tokens "
         "across services, with a security review and performance optimization"
     )
     async with _orchestrator(tiers) as orch:
-        result = await orch.complete(hard, strategy="route", router="complexity")
+        result = await orch.complete(hard, strategy=strategy, router="complexity")
     assert result.model_used == "t3-cheap"
     assert len(tiers["t3-cheap"].requests) == 1 and not tiers["t3-pricey"].requests
