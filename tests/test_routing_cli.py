@@ -59,9 +59,10 @@ def test_a_decision_in_seed_shape(tmp_path: Path) -> None:
     assert (data["model"], data["tier"], data["router"]) == ("best", 3, "complexity")
     assert {"complexity_score", "complexity_factors", "reason", "confidence", "estimated_cost"} <= set(data)
     assert {"model": "fast", "reason": "tier 1 is below the needed tier 3; lacks vision"} in data["excluded"]
-    human = run_cli("--config", str(config), "route", "-p", "Fix typo in README")
+    # The generic router: a one-line edit is unlike the benchmarks the learned router knows.
+    human = run_cli("--config", str(config), "route", "-p", "Fix typo in README", "--router", "generic")
     assert human.returncode == 0, human.stderr
-    assert "model: fast" in human.stdout and "reason:" in human.stdout
+    assert "model: fast" in human.stdout and "router generic" in human.stdout and "reason:" in human.stdout
 
 
 def test_eval_router_prints_a_table_for_every_router(tmp_path: Path) -> None:
@@ -169,3 +170,23 @@ def test_a_cascade_escalates_when_the_cheap_answer_fails_the_checks(tmp_path: Pa
     assert data["model_used"] == "strong" and data["fallback_chain"] == ["cheap", "strong"]
     assert data["metadata"]["explanation"]["steps"][0]["outcome"] == "rejected"
     assert json.loads(accepted.stdout)["model_used"] == "cheap"
+
+
+@pytest.mark.parametrize("damage", ["missing", "random bytes"])
+def test_cheapest_with_a_router_file_that_cannot_load_fails_like_route(tmp_path: Path, damage: str) -> None:
+    router_file = tmp_path / "router.bin"
+    if damage == "random bytes":
+        router_file.write_bytes(b"\x00not a router file" * 40)
+    with FakeUpstream() as cheap:
+        config = tmp_path / "orchestrator.yaml"
+        config.write_text(
+            "models:\n"
+            f"  - {{name: cheap, provider: openai, model: c, api_base: '{cheap.openai_base}', tier: 0}}\n"
+            f"routing: {{learned_router: '{router_file}'}}\nledger: {{enabled: false}}\n"
+        )
+        cheapest = run_cli("--config", str(config), "run", "-p", "hi", "--strategy", "cheapest", "--json")
+        route = run_cli("--config", str(config), "route", "-p", "hi")
+        assert cheap.requests == []  # nothing was sent on price alone
+    for result in (cheapest, route):
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert str(router_file) in result.stderr, result.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,11 +31,10 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_shipped_router_loads_offline_and_scores_in_bounds(no_network: None) -> None:
-    started = time.perf_counter()
-    router = LearnedRouter.load()
-    assert time.perf_counter() - started < 0.5  # about a millisecond; generous for slow CI machines
+    router = LearnedRouter.load()  # how fast it loads is measured by benchmarks/router.py, not here
     assert router.name == "learned" and router.source.startswith("package:")
-    assert {"mmlu", "gsm8k", "mt_bench"} <= set(router.families)
+    # MT-Bench's 37 prompts are under 2% of the data: pooled with MMLU rather than a family of their own.
+    assert router.families == ("mmlu", "gsm8k") and router.training["pooled"] == {"mt_bench": "mmlu"}
     prompts = ["What is 2+2?", "Prove Fermat's little theorem.", "", "x" * 20_000, "¿Qué hora es? 東京"]
     scores = [router.strong_score(p) for p in prompts]
     assert all(0.0 <= s <= 1.0 for s in scores)

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import click
 
-_ROUTERS = ("learned", "complexity", "length")
+_ROUTERS = ("learned", "generic", "complexity", "length")
 _CAPABILITIES = ("vision", "tools", "json", "code", "long_context", "reasoning", "logprobs")
 
 
@@ -121,11 +121,16 @@ def _show(decision: Any) -> None:
     )
     click.echo(f"complexity: {decision.complexity_score:.1f}/10   confidence {decision.confidence:.2f}")
     if decision.strong_score is not None:
-        click.echo(f"strong score: {decision.strong_score:.3f} (threshold {decision.threshold:.3f})")
+        cut = "a tier plan" if decision.threshold is None else f"threshold {decision.threshold:.3f}"
+        click.echo(f"strong score: {decision.strong_score:.3f} ({cut})")
     click.echo(f"estimated cost: {shown}")
     for factor in decision.complexity_factors:
         detail = f"  {factor.detail}" if factor.detail else ""
         click.echo(f"  {factor.name:<14} +{factor.contribution:.2f}{detail}")
+    for row in decision.tiers:
+        price = "price unknown" if row.price_per_1k is None else f"${row.price_per_1k:.6f}/1k tokens"
+        value = "" if row.value is None else f"  value {row.value:+.4f}"
+        click.echo(f"  {'->' if row.chosen else '  '} tier {row.tier}: {price}{value}")
     click.echo(f"reason: {decision.reason}")
     for excluded in decision.excluded:
         click.echo(f"  excluded {excluded.model}: {excluded.reason}")

@@ -19,11 +19,13 @@ from model_orchestrator.routing.baselines import LengthRouter
 from model_orchestrator.routing.complexity import ComplexityScorer, ComplexitySettings, TaskContext
 from model_orchestrator.routing.decide import decide
 from model_orchestrator.routing.decision import RoutingDecision
+from model_orchestrator.routing.generic import GenericRouter
 from model_orchestrator.routing.learned import LearnedRouter
 from model_orchestrator.routing.policy import RoutePolicy
 from model_orchestrator.routing.selection import Candidate
+from model_orchestrator.routing.tiers import TierPlan
 
-ROUTER_NAMES = ("learned", "complexity", "length")
+ROUTER_NAMES = ("learned", "generic", "complexity", "length")
 
 
 class RouterFactory:
@@ -45,6 +47,8 @@ class RouterFactory:
         name = name or self.config.router
         if name == "learned":
             return self.learned()
+        if name == "generic":
+            return self.learned().generic()
         if name == "complexity":
             return self.complexity
         if name == "length":
@@ -58,10 +62,14 @@ class RouterFactory:
         return self._learned
 
     def learned_available(self) -> bool:
-        """Whether the learned router's file can be loaded (the shipped one always can)."""
+        """Whether the learned router can be loaded. A configured ``learned_router`` file that cannot be
+        loaded raises its ConfigError (a router the user asked for never silently turns into price only);
+        only a missing packaged file gives False."""
         try:
             self.learned()
         except (ConfigError, OSError):
+            if self.config.learned_router is not None:
+                raise
             return False
         return True
 
@@ -71,7 +79,25 @@ class RouterFactory:
         """A policy routing with ``name``; the threshold from ``threshold``, else ``strong_share``, else
         the config's."""
         router = self.router(name)
-        return RoutePolicy(router, threshold=self.threshold(router, strong_share, threshold))
+        plan = self.plan(router) if strong_share is None and threshold is None else None
+        return RoutePolicy(router, threshold=self.threshold(router, strong_share, threshold), plan=plan)
+
+    def plan(self, router: Router) -> TierPlan | None:
+        """The N-tier plan of ``tier_shares`` or ``target_cost_per_1k`` for ``router`` (None: neither set,
+        or the complexity scorer, which has tiers of its own)."""
+        config = self.config
+        if (config.tier_shares is None and config.target_cost_per_1k is None) or isinstance(
+            router, ComplexityScorer
+        ):
+            return None
+        if not isinstance(router, LearnedRouter | GenericRouter):
+            raise ConfigError(
+                "routing.tier_shares and target_cost_per_1k need the learned or generic router, "
+                f"not {router.name}"
+            )
+        return TierPlan(
+            router.score_quantiles, shares=config.tier_shares, target_cost_per_1k=config.target_cost_per_1k
+        )
 
     def threshold(self, router: Router, strong_share: float | None, threshold: float | None) -> float:
         """An explicit threshold, else the score quantile that sends ``strong_share`` of prompts strong."""
@@ -80,7 +106,7 @@ class RouterFactory:
         if strong_share is None and self.config.threshold is not None:
             return self.config.threshold
         share = self.config.strong_share if strong_share is None else strong_share
-        if isinstance(router, LearnedRouter):
+        if isinstance(router, LearnedRouter | GenericRouter):
             return router.threshold_for_share(share)
         return 1.0 - share
 

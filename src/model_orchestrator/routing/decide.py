@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.routing.complexity import ComplexityResult, ComplexityScorer, TaskContext
 from model_orchestrator.routing.decision import RoutingDecision
-from model_orchestrator.routing.policy import RoutePolicy, TierVerdict, requirements
+from model_orchestrator.routing.policy import RoutePolicy, TierVerdict, requirements, tier_prices
 from model_orchestrator.routing.selection import Candidate, Selection, select_model
 
 
@@ -35,7 +35,8 @@ def decide(
     hinted = bool(
         context.files_count or context.requires_tests or context.external_apis or context.subsystems
     )
-    learned = None if policy.router is complexity or hinted else policy.verdict(task, tiers)
+    prices = tier_prices([c.profile for c in candidates])
+    learned = None if policy.router is complexity or hinted else policy.verdict(task, tiers, prices=prices)
     verdict = by_complexity if learned is None or by_complexity.tier > learned.tier else learned
     needs = requirements(ChatRequest.from_prompt(task), verdict.tier, context.capabilities, budget)
     selection = select_model(candidates, needs)
@@ -53,6 +54,7 @@ def decide(
         threshold=learned.threshold if learned else None,
         excluded=selection.excluded,
         candidates=tuple(p.name for p in selection.ranked),
+        tiers=learned.tiers if learned is not None else (),
     )
 
 

@@ -2,13 +2,16 @@
 
 Owns the value objects a routing decision is made of (factor scores, exclusions, the cost estimate) and
 their JSON form: ``model, complexity_score, complexity_factors, reason, confidence, estimated_cost``, plus
-the router that decided, its score and threshold, the tier, and every model left out with the reason.
+the router that decided, its score and threshold, the tier, every model left out with the reason, and
+(with a tier plan) every tier considered with its price and value.
 It does not decide anything.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from model_orchestrator.routing.tiers import TierRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class RoutingDecision:
     threshold: float | None = None
     excluded: tuple[Exclusion, ...] = ()
     candidates: tuple[str, ...] = ()
+    tiers: tuple[TierRow, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """Seed 003's JSON shape first, then the details."""
@@ -96,4 +100,5 @@ class RoutingDecision:
             "threshold": None if self.threshold is None else round(self.threshold, 4),
             "excluded": [e.to_dict() for e in self.excluded],
             "candidates": list(self.candidates),
+            "tiers": [row.to_dict() for row in self.tiers],
         }

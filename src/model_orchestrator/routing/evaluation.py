@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from model_orchestrator.core.errors import ConfigError
+from model_orchestrator.core.routing import Router
 from model_orchestrator.routing.answers import ANSWER_SCORERS, AnswerScorer, PromptAwareAnswerScorer
 from model_orchestrator.routing.baselines import LengthRouter, RandomRouter
 from model_orchestrator.routing.complexity import ComplexityScorer
@@ -24,7 +25,19 @@ from model_orchestrator.routing.learned import LearnedRouter
 from model_orchestrator.routing.metrics import RouterMetrics, evaluate_scores
 from model_orchestrator.routing.training import TrainingSettings, train_router
 
-PROMPT_ROUTERS = ("random", "length", "complexity", "learned", "learned-cv", "learned-lofo")
+PROMPT_ROUTERS = (
+    "random",
+    "length",
+    "complexity",
+    "learned",
+    "learned-cv",
+    "learned-lofo",
+    "generic",
+    "generic-cv",
+    "generic-lofo",
+)
+CV_ROUTERS = ("learned-cv", "generic-cv")
+LOFO_ROUTERS = ("learned-lofo", "generic-lofo")
 FIXED_ROUTERS = ("always-weak", "always-strong")
 ANSWER_ROUTERS = (*ANSWER_SCORERS, PromptAwareAnswerScorer.name)
 ALL_ROUTERS = PROMPT_ROUTERS[:2] + FIXED_ROUTERS + PROMPT_ROUTERS[2:] + ANSWER_ROUTERS
@@ -106,14 +119,14 @@ def evaluate(examples: Sequence[RoutingExample], options: EvaluationOptions) -> 
 
 
 def _router_names(options: EvaluationOptions) -> list[str]:
-    names = list(options.routers) or [n for n in ALL_ROUTERS if n not in ("learned-cv", "learned-lofo")] + (
-        ["learned-cv"] if options.cv_folds > 1 else []
-    ) + (["learned-lofo"] if options.leave_one_out else [])
+    names = list(options.routers) or [n for n in ALL_ROUTERS if n not in CV_ROUTERS + LOFO_ROUTERS] + (
+        list(CV_ROUTERS) if options.cv_folds > 1 else []
+    ) + (list(LOFO_ROUTERS) if options.leave_one_out else [])
     unknown = [n for n in names if n not in ALL_ROUTERS]
     if unknown:
         raise ConfigError(f"unknown router {unknown[0]!r}; expected one of: {', '.join(ALL_ROUTERS)}")
-    if "learned-cv" in names and options.cv_folds < 2:
-        raise ConfigError("the learned-cv router needs --cv K with K >= 2 folds")
+    if set(CV_ROUTERS) & set(names) and options.cv_folds < 2:
+        raise ConfigError("the learned-cv and generic-cv routers need --cv K with K >= 2 folds")
     return names
 
 
@@ -122,12 +135,14 @@ def _whole_data_scores(
 ) -> dict[str, list[float]]:
     """Scores that need every benchmark at once: cross-validation and leave-one-family-out training."""
     whole: dict[str, list[float]] = {}
-    if "learned-cv" in names or (options.cv_folds > 1 and PromptAwareAnswerScorer.name in names):
-        whole["learned-cv"] = cross_validated_scores(
-            examples, options.cv_folds, options.seed, options.settings
-        )
-    if "learned-lofo" in names:
-        whole["learned-lofo"] = leave_one_family_out_scores(examples, options.settings)
+    wants_cv = options.cv_folds > 1 and PromptAwareAnswerScorer.name in names
+    if wants_cv or set(CV_ROUTERS) & set(names):
+        folds = cross_validation_folds(len(examples), options.cv_folds, options.seed)
+        scores = held_out_scores(examples, folds, options.settings)
+        whole.update({f"{name}-cv": values for name, values in scores.items()})
+    if set(LOFO_ROUTERS) & set(names):
+        scores = held_out_scores(examples, family_folds(examples), options.settings)
+        whole.update({f"{name}-lofo": values for name, values in scores.items()})
     return whole
 
 
@@ -156,7 +171,7 @@ def _report(
             report.notes.append(f"{name}: no recorded weak answers in this data; not evaluated")
             continue
         report.metrics.append(_metrics(name, benchmark, subset, scores, weak, strong, options.seed))
-        if name == "learned" or (name == PromptAwareAnswerScorer.name and gains is None):
+        if name in ("learned", "generic") or (name == PromptAwareAnswerScorer.name and gains is None):
             report.notes.extend(_overlap_note(name, subset, options))
     return report
 
@@ -202,9 +217,16 @@ def _scores(
             return None
         scorer = _answer_scorer(name, subset, gains, options)
         return [scorer.strong_score(e.prompt, e.weak_response or "") for e in subset]
-    router = {"length": LengthRouter, "complexity": ComplexityScorer}.get(name)
-    prompt_router = router() if router is not None else LearnedRouter.load(options.learned_path)
-    return [prompt_router.strong_score(e.prompt) for e in subset]
+    return [_prompt_router(name, options).strong_score(e.prompt) for e in subset]
+
+
+def _prompt_router(name: str, options: EvaluationOptions) -> Router:
+    if name == "length":
+        return LengthRouter()
+    if name == "complexity":
+        return ComplexityScorer()
+    learned = LearnedRouter.load(options.learned_path)
+    return learned.generic() if name == "generic" else learned
 
 
 def _answer_scorer(
@@ -235,35 +257,49 @@ def _overlap_note(name: str, subset: Sequence[RoutingExample], options: Evaluati
     ]
 
 
+def cross_validation_folds(count: int, folds: int, seed: int) -> list[list[int]]:
+    """``folds`` disjoint held-out index lists covering ``range(count)`` (shuffled with ``seed``)."""
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    return [sorted(order[fold::folds]) for fold in range(folds)]
+
+
+def family_folds(examples: Sequence[RoutingExample]) -> list[list[int]]:
+    """One held-out index list per family (leave-one-family-out: transfer)."""
+    names = families(examples)
+    if len(names) < 2:
+        raise ConfigError("leave-one-out needs data from at least two benchmarks (families)")
+    return [[i for i, e in enumerate(examples) if e.family == name] for name in names]
+
+
+def held_out_scores(
+    examples: Sequence[RoutingExample], folds: Sequence[Sequence[int]], settings: TrainingSettings
+) -> dict[str, list[float]]:
+    """Every example's learned and generic gains from a router trained on everything but its fold."""
+    scores = {"learned": [0.0] * len(examples), "generic": [0.0] * len(examples)}
+    for held in folds:
+        held_set = set(held)
+        router = _trained([e for i, e in enumerate(examples) if i not in held_set], settings)
+        generic = router.generic()
+        for i in held:
+            scores["learned"][i] = router.score(examples[i].prompt).gain
+            scores["generic"][i] = generic.gain(examples[i].prompt)
+    return scores
+
+
 def cross_validated_scores(
     examples: Sequence[RoutingExample], folds: int, seed: int, settings: TrainingSettings
 ) -> list[float]:
-    """Every example's score from a router trained, on all the data but its fold, with the real trainer."""
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    scores = [0.0] * len(examples)
-    for fold in range(folds):
-        held = set(order[fold::folds])
-        router = _trained([e for i, e in enumerate(examples) if i not in held], settings)
-        for i in held:
-            scores[i] = router.score(examples[i].prompt).gain
-    return scores
+    """Every example's learned gain from a router trained, on all the data but its fold, with the real
+    trainer."""
+    return held_out_scores(examples, cross_validation_folds(len(examples), folds, seed), settings)["learned"]
 
 
 def leave_one_family_out_scores(
     examples: Sequence[RoutingExample], settings: TrainingSettings
 ) -> list[float]:
-    """Every example's score from a router trained only on the other families (transfer)."""
-    names = families(examples)
-    if len(names) < 2:
-        raise ConfigError("leave-one-out needs data from at least two benchmarks (families)")
-    scores = [0.0] * len(examples)
-    for name in names:
-        router = _trained([e for e in examples if e.family != name], settings)
-        for i, e in enumerate(examples):
-            if e.family == name:
-                scores[i] = router.score(e.prompt).gain
-    return scores
+    """Every example's learned gain from a router trained only on the other families (transfer)."""
+    return held_out_scores(examples, family_folds(examples), settings)["learned"]
 
 
 def _trained(examples: Sequence[RoutingExample], settings: TrainingSettings) -> LearnedRouter:

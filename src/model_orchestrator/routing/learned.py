@@ -31,6 +31,7 @@ from model_orchestrator.routing.features import (
     fingerprint,
     nearest_family,
 )
+from model_orchestrator.routing.generic import GenericRouter
 
 PACKAGED_FILE = "learned_router.bin"
 
@@ -86,6 +87,10 @@ class LearnedRouter:
             ) from exc
         return cls(artifact.decode(data, PACKAGED_FILE), source=f"package:{PACKAGED_FILE}")
 
+    def generic(self) -> GenericRouter:
+        """The generic router stored in the same file (for traffic unlike the training data)."""
+        return GenericRouter(self.header.get("generic"), source=self.source)
+
     @property
     def families(self) -> tuple[str, ...]:
         """The task families the router knows (e.g. the benchmarks it was trained on)."""
@@ -109,6 +114,11 @@ class LearnedRouter:
         z = self._slope * gain + self._intercept
         probability = 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
         return LearnedScore(probability, gain, self._families[family])
+
+    @property
+    def score_quantiles(self) -> tuple[float, ...]:
+        """The training prompts' out-of-fold score distribution (101 quantiles)."""
+        return tuple(self._quantiles)
 
     def threshold_for_share(self, share: float) -> float:
         """The score threshold that sends about ``share`` of prompts (as in training) to the strong model."""

@@ -3,7 +3,9 @@
 Owns the mapping from a score to the tier a request needs, then delegates the choice within it to
 ``select_model`` (cheapest qualifying model of that tier or better). A learned router makes a weak/strong
 call: below the threshold the cheapest qualifying model of any tier; at or above it, the cheapest of the
-highest tier present. The complexity scorer maps its 0-10 score to seed 003's tiers, and a tier that is
+highest tier present. With a ``TierPlan`` (``routing.tier_shares`` or ``routing.target_cost_per_1k``) the
+score picks one of all the tiers present instead, and the verdict lists every tier with its price and
+value. The complexity scorer maps its 0-10 score to seed 003's tiers, and a tier that is
 not configured rounds up to the next one present (or the top). Models below the needed tier stay at the
 end of the order as a last resort, so a request is answered if anything can answer it. It implements
 ``core.routing.RoutingPolicy`` for ``strategies.route.RouteModel`` and serves ``Orchestrator.route``.
@@ -21,6 +23,7 @@ from model_orchestrator.core.routing import RouteChoice, Router
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.routing.complexity import ComplexityScorer, TaskContext
 from model_orchestrator.routing.selection import Candidate, Requirements, Selection, select_model
+from model_orchestrator.routing.tiers import TierPlan, TierRow, price_per_1k
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +34,27 @@ class TierVerdict:
     reason: str
     strong_score: float | None = None
     threshold: float | None = None
+    tiers: tuple[TierRow, ...] = ()
 
 
 class RoutePolicy:
-    """Routes with ``router``: tiers for the complexity scorer, weak/strong at ``threshold`` otherwise."""
+    """Routes with ``router``: tiers for the complexity scorer, one of all tiers with a ``plan``,
+    weak/strong at ``threshold`` otherwise."""
 
-    def __init__(self, router: Router, *, threshold: float = 0.5) -> None:
+    def __init__(self, router: Router, *, threshold: float = 0.5, plan: TierPlan | None = None) -> None:
         self.router = router
         self.threshold = threshold
+        self.plan = plan
 
-    def verdict(self, prompt: str, tiers: Sequence[int], context: TaskContext | None = None) -> TierVerdict:
-        """The tier (one of ``tiers``) that ``prompt`` needs."""
+    def verdict(
+        self,
+        prompt: str,
+        tiers: Sequence[int],
+        context: TaskContext | None = None,
+        prices: dict[int, float | None] | None = None,
+    ) -> TierVerdict:
+        """The tier (one of ``tiers``) that ``prompt`` needs; ``prices`` (USD per 1k tokens per tier)
+        serve a cost plan."""
         present = sorted(set(tiers)) or [0]
         if isinstance(self.router, ComplexityScorer):
             result = self.router.score(prompt, context)
@@ -49,6 +62,11 @@ class RoutePolicy:
             moved = "" if tier == result.tier else f" (not among the models; the nearest is tier {tier})"
             return TierVerdict(tier, f"{result.explain()} -> tier {result.tier}{moved}")
         score = self.router.strong_score(prompt)
+        if self.plan is not None:
+            known = prices or {}
+            choice = self.plan.choose(score, {t: known.get(t) for t in present})
+            reason = f"{self.router.name} router: {choice.reason}"
+            return TierVerdict(choice.tier, reason, score, None, choice.rows)
         strong = score >= self.threshold
         tier = present[-1] if strong else present[0]
         relation = "at or above" if strong else "below"
@@ -60,7 +78,8 @@ class RoutePolicy:
 
     def choose(self, request: ChatRequest, candidates: Sequence[ModelProfile]) -> RouteChoice:
         """The order in which a strategy should try ``candidates`` for ``request``."""
-        verdict = self.verdict(prompt_of(request), [_tier(p) for p in candidates])
+        tiers = [_tier(p) for p in candidates]
+        verdict = self.verdict(prompt_of(request), tiers, prices=tier_prices(candidates))
         needs = requirements(request, verdict.tier)
         selection = select_model([Candidate(p) for p in candidates], needs)
         order, skipped = fallback_order(selection, candidates, needs)
@@ -73,7 +92,18 @@ class RoutePolicy:
             tier=verdict.tier,
             strong_score=verdict.strong_score,
             threshold=verdict.threshold,
+            facts=(("tiers", [row.to_dict() for row in verdict.tiers]),) if verdict.tiers else (),
         )
+
+
+def tier_prices(profiles: Sequence[ModelProfile]) -> dict[int, float | None]:
+    """Per tier, the price (USD per 1k tokens) of its cheapest priced model; None when none is priced."""
+    prices: dict[int, float | None] = {}
+    for profile in profiles:
+        price = price_per_1k(profile.price)
+        known = prices.get(_tier(profile))
+        prices[_tier(profile)] = price if known is None or (price is not None and price < known) else known
+    return prices
 
 
 def fallback_order(

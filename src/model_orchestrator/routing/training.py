@@ -9,6 +9,11 @@ equations: deterministic, a few seconds for ten thousand prompts on two cores. O
 calibrate the probability (a logistic fit of "the strong model did better") and give the score
 quantiles that turn a wanted strong-call share into a threshold.
 
+Beside it, the file carries the generic router (``routing/generic.py``): a ridge regression of the gain
+on the family-independent counts (``features.GENERIC_NAMES``), fitted with features and target centred
+within each family so that it learns "harder than the family's usual prompt" rather than which family is
+harder, plus a fixed weight on length; it is what transfers to kinds of prompts not in the data.
+
 numpy is imported here only (the ``routing`` extra); scoring (``learned.py``) never needs it.
 """
 
@@ -25,6 +30,7 @@ from model_orchestrator.routing import artifact
 from model_orchestrator.routing.dataset import RoutingExample, families
 from model_orchestrator.routing.features import (
     DENSE_NAMES,
+    GENERIC_NAMES,
     family_bucket,
     family_salt,
     featurise,
@@ -50,6 +56,9 @@ class TrainingSettings:
     max_iterations: int = 200
     family_balance: float = 0.0
     seed: int = 0
+    generic_l2: float = 1000.0
+    generic_length_weight: float = 0.05
+    min_family_share: float = 0.02
 
 
 def numpy_module() -> Any:
@@ -90,11 +99,14 @@ class _Trainer:
         self.np = numpy_module()
         self.settings = settings
         self.examples = list(examples)
-        self.families = families(self.examples)
-        self.family_index = [self.families.index(e.family) for e in self.examples]
+        self.origins = families(self.examples)
+        self.origin_index = [self.origins.index(e.family) for e in self.examples]
+        self.families = _kept_families(self.examples, self.origins, settings.min_family_share)
+        home = {f: f if f in self.families else self.families[0] for f in self.origins}
+        self.family_index = [self.families.index(home[e.family]) for e in self.examples]
         self.salts = [family_salt(f) for f in self.families]
         self._cache: dict[tuple[int, int], Any] = {}
-        scales = _family_scales(self.examples, self.families)
+        scales = _family_scales(self.examples, self.origins)
         self.target = self.np.array([e.gain(scales[e.family]) for e in self.examples])
         self.features = [featurise(e.prompt) for e in self.examples]
         raw = self.np.array([f.dense for f in self.features], dtype=float)
@@ -171,6 +183,15 @@ class _Trainer:
     def nearest_family(self, centroids: Vector, indices: Sequence[int]) -> list[int]:
         rows, size = centroids.tolist(), self.settings.family_hash_size
         return [nearest_family(self.features[i].unigram_hashes, rows, size) for i in indices]
+
+
+def _kept_families(examples: Sequence[RoutingExample], names: Sequence[str], share: float) -> list[str]:
+    """The families that get weights of their own, largest first: those with at least ``share`` of the
+    examples. Smaller ones are pooled with the largest: 37 MT-Bench prompts made a family whose bias sent
+    every short, unfamiliar prompt ("What is 2+2?") to the strong model."""
+    sizes = {name: sum(1 for e in examples if e.family == name) for name in names}
+    ordered = sorted(names, key=lambda name: -sizes[name])
+    return [name for name in ordered if sizes[name] >= share * len(examples)] or ordered[:1]
 
 
 def _family_scales(examples: Sequence[RoutingExample], names: Sequence[str]) -> dict[str, float]:
@@ -277,12 +298,42 @@ def train_router(
     probabilities = 1.0 / (1.0 + np.exp(-(slope * gains + intercept)))
     summary = {
         "examples": len(examples),
-        "families": {name: trainer.family_index.count(i) for i, name in enumerate(trainer.families)},
+        "families": {name: trainer.origin_index.count(i) for i, name in enumerate(trainer.origins)},
+        "pooled": {name: trainer.families[0] for name in trainer.origins if name not in trainer.families},
         "family_recognised": family_accuracy,
         "settings": asdict(settings),
     }
     centroids = trainer.centroids(every)
-    return _encode(trainer, fitted, centroids, (slope, intercept), probabilities, summary), summary
+    generic = fit_generic(trainer)
+    data = _encode(trainer, fitted, centroids, (slope, intercept), probabilities, generic, summary)
+    return data, summary
+
+
+def fit_generic(trainer: _Trainer) -> dict[str, Any]:
+    """The generic router's weights over the raw ``GENERIC_NAMES`` counts, its offset, and its score
+    quantiles on the training prompts (see the module docstring)."""
+    np, settings = trainer.np, trainer.settings
+    columns = [DENSE_NAMES.index(n) for n in GENERIC_NAMES]
+    raw = np.array([[f.dense[c] for c in columns] for f in trainer.features], dtype=float)
+    mean, std = raw.mean(axis=0), raw.std(axis=0) + 1e-9
+    standard = (raw - mean) / std
+    target = trainer.target.copy()
+    family_of = np.asarray(trainer.origin_index)
+    for family in range(len(trainer.origins)):
+        rows = family_of == family
+        standard[rows] -= standard[rows].mean(axis=0)
+        target[rows] -= target[rows].mean()
+    gram = standard.T @ standard + settings.generic_l2 * np.eye(len(columns))
+    weights = np.linalg.solve(gram, standard.T @ target) / std
+    weights[GENERIC_NAMES.index("log_chars")] += settings.generic_length_weight
+    offset = -float(weights @ mean)
+    scores = raw @ weights + offset
+    return {
+        "names": list(GENERIC_NAMES),
+        "weights": weights.tolist(),
+        "offset": offset,
+        "quantiles": np.quantile(scores, np.linspace(0, 1, 101)).tolist(),
+    }
 
 
 def _encode(
@@ -291,6 +342,7 @@ def _encode(
     centroids: Vector,
     calibration: tuple[float, float],
     probabilities: Vector,
+    generic: dict[str, Any],
     summary: dict[str, Any],
 ) -> bytes:
     np, settings = trainer.np, trainer.settings
@@ -313,6 +365,7 @@ def _encode(
         "weight_scale": scale,
         "calibration": list(calibration),
         "quantiles": np.quantile(probabilities, np.linspace(0, 1, 101)).tolist(),
+        "generic": generic,
         "training": summary,
     }
     arrays = {
