@@ -507,3 +507,22 @@ async def test_a_stream_refused_before_its_first_piece_is_cut_harder(upstream: F
         deltas = [d async for d in orch.stream(fits_by_estimate, model="cutter")]
     assert "".join(d.text for d in deltas) == "streamed"
     assert len(sent_text(upstream.requests[1])) < len(fits_by_estimate)
+
+
+@pytest.mark.parametrize(
+    ("config", "where"),
+    [
+        (
+            "models:\n  - {name: m, provider: local, context: {overflow: summarize, summarizer: nobody}}\n",
+            "model 'm'",
+        ),
+        (
+            "strategies:\n  - {name: s, type: fallback, chain: [local/smollm2-135m],"
+            " context: {overflow: summarize, summarizer: nobody}}\n",
+            "strategy 's'",
+        ),
+    ],
+)
+def test_an_unknown_summarizer_is_refused_at_start_up(config: str, where: str) -> None:
+    with pytest.raises(ConfigError, match=f"{where}: context.summarizer: unknown model 'nobody'"):
+        Orchestrator(parse_config(config), env={})

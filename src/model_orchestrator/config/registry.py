@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from model_orchestrator.config.pricing import resolve_price
 from model_orchestrator.config.redaction import excerpt
 from model_orchestrator.config.schema import MAX_NAME_LENGTH, ModelConfig, OrchestratorConfig
-from model_orchestrator.core.errors import MissingCredentialsError, ModelNotFoundError
+from model_orchestrator.core.errors import ConfigError, MissingCredentialsError, ModelNotFoundError
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
@@ -127,6 +127,9 @@ class ModelRegistry:
             self._add_entry(entry, "catalogue")
         for model in config.models:
             self._configs[model.name] = (model, "config", _prices_id(providers, model.provider))
+        for model in config.models:
+            if model.context is not None and model.context.summarizer is not None:
+                self._check_summarizer(model.name, model.context.summarizer)
 
     @property
     def embedded_model(self) -> str:
@@ -198,6 +201,13 @@ class ModelRegistry:
         model = self._fit_context(cfg, info, model)
         self._built[name] = model
         return model
+
+    def _check_summarizer(self, name: str, summarizer: str) -> None:
+        """A model's ``context.summarizer`` must name a model: checked at start-up, not at the first cut."""
+        try:
+            self._lookup(summarizer)
+        except ModelNotFoundError as exc:
+            raise ConfigError(f"model {name!r}: context.summarizer: {exc.message}") from None
 
     def _fit_context(self, cfg: ModelConfig, info: ModelInfo, model: ChatModel) -> ChatModel:
         """``model`` with its prompts checked against its window first (``context:``; default: error)."""

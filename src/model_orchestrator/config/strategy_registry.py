@@ -23,7 +23,7 @@ from model_orchestrator.config.strategy_builder import (
 )
 from model_orchestrator.config.strategy_options import MEMBER_FIELD, OPTIONS
 from model_orchestrator.core.clock import Clock
-from model_orchestrator.core.errors import ConfigError
+from model_orchestrator.core.errors import ConfigError, ModelNotFoundError
 from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.profile import ModelProfile
@@ -62,6 +62,9 @@ class NameResolver:
                 raise ConfigError(f"strategy {name!r} has the name of a model; names must be unique")
             # Validated at start-up, not on first use.
             self._options[name] = parse_options(strategy.type, _data(strategy), f"strategy {name!r}")
+        for name, strategy in self._configs.items():
+            if strategy.context is not None and strategy.context.summarizer is not None:
+                self._check_summarizer(name, strategy.context.summarizer)
 
     @property
     def models(self) -> ModelRegistry:
@@ -221,6 +224,13 @@ class NameResolver:
         if name not in self._fitted:
             self._fitted[name] = self._fit_context(model, self.profile(name), None)
         return self._fitted[name]
+
+    def _check_summarizer(self, name: str, summarizer: str) -> None:
+        if not self.is_strategy(summarizer):
+            try:
+                self._models.info(self.canonical(summarizer))
+            except ModelNotFoundError as exc:
+                raise ConfigError(f"strategy {name!r}: context.summarizer: {exc.message}") from None
 
     def _fit_context(
         self, model: ChatModel, profile: ModelProfile, context: ContextConfig | None
