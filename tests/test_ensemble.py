@@ -237,6 +237,27 @@ async def test_samples_ask_one_member_n_times_with_distinct_seeds_and_a_temperat
     assert {r.temperature for r in model.requests} == {1.2}
 
 
+async def test_a_member_listed_twice_is_sampled_so_its_answers_can_differ() -> None:
+    """``--ensemble-size 4`` over ``a,b`` lists each twice; the repeats get a temperature and seeds."""
+    first = FunctionModel(lambda request: "12", name="a")
+    second = FunctionModel(lambda request: "12", name="b")
+    a, b = Member(first, ModelProfile("a", price=FREE)), Member(second, ModelProfile("b", price=FREE))
+    strategy = ensemble([a, b, a, b], aggregator=VoteAggregator(number()), rng=random.Random(3))
+
+    completion = await strategy.complete(ChatRequest.from_prompt("What is 7 + 5?"))
+
+    requests = [*first.requests, *second.requests]
+    assert len(requests) == 4 and len({dict(r.metadata)["seed"] for r in requests}) == 4
+    assert {r.temperature for r in requests} == {DEFAULT_SAMPLE_TEMPERATURE}
+    explanation = completion.explanation
+    assert explanation is not None and [s.model for s in explanation.steps] == ["a", "b", "a", "b"]
+    assert dict(explanation.facts)["ensemble_size"] == 4
+    distinct = ensemble([a, b], aggregator=VoteAggregator(number()))
+    first.requests.clear()
+    await distinct.complete(ChatRequest.from_prompt("What is 7 + 5?"))
+    assert first.requests[0].temperature is None and not first.requests[0].metadata
+
+
 def test_bad_shapes_are_config_errors() -> None:
     one, two = scripted("a", "B"), scripted("b", "B")
     with pytest.raises(ConfigError):

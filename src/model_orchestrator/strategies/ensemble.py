@@ -44,6 +44,7 @@ class EnsembleModel:
     With ``samples=N`` there must be one member; it is asked N times, each with the request's temperature
     (``DEFAULT_SAMPLE_TEMPERATURE`` when it sets none) and its own ``metadata`` entries ``sample`` and
     ``seed`` (distinct seeds drawn from ``rng``), so providers that honour seeds give different answers.
+    Members listed more than once (``a, b, a, b``) are sampled the same way.
     Fewer than ``min_answers`` answers raise ``AllModelsFailedError`` carrying every member's error.
 
     ``stream()`` waits for the aggregated answer and yields it as one delta: an ensemble cannot know its
@@ -105,7 +106,10 @@ class EnsembleModel:
         return None
 
     def _calls(self, members: Sequence[Member], request: ChatRequest) -> list[_Call]:
-        if self._samples is None:
+        # A member listed more than once (``--ensemble-size`` cycling a short chain) is sampled like
+        # ``samples``: identical requests would give identical answers and one model would outvote the rest.
+        repeated = len({m.name for m in members}) < len(members)
+        if self._samples is None and not repeated:
             return [_Call(m, request) for m in members]
         temperature = DEFAULT_SAMPLE_TEMPERATURE if request.temperature is None else request.temperature
         seeds = self._rng.sample(range(2**31), len(members))
@@ -116,7 +120,7 @@ class EnsembleModel:
                     temperature=temperature,
                     metadata=(*request.metadata, ("sample", str(i)), ("seed", str(seed))),
                 ),
-                note=f"sample {i} of {self._samples} (seed {seed}, temperature {temperature})",
+                note=f"sample {i} of {len(members)} (seed {seed}, temperature {temperature})",
             )
             for i, (member, seed) in enumerate(zip(members, seeds, strict=True), 1)
         ]
