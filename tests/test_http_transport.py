@@ -161,10 +161,10 @@ async def test_a_stream_that_goes_silent_is_cut_by_the_stall_timeout(
 async def test_a_stream_that_keeps_producing_is_not_cut_by_the_read_budget(
     upstream: FakeUpstream, transport: HttpTransport
 ) -> None:
-    # Ten chunks 0.05 s apart: longer in all than the 0.2 s read budget, never silent for 1 s.
+    # Ten chunks 0.05 s apart: longer in all than the 0.2 s read budget, never silent for 5 s.
     upstream.script(Reply("x" * 10, chunk_size=1, chunk_delay=0.05))
     async with transport.stream_post(
-        _url(upstream), headers=JSON, body=STREAM_BODY, timeout=Timeouts(read=0.2, stall=1.0)
+        _url(upstream), headers=JSON, body=STREAM_BODY, timeout=Timeouts(read=0.2, stall=5.0)
     ) as resp:
         lines = [line async for line in resp.lines()]
     assert b"data: [DONE]" in lines

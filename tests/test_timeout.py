@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 
+from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.clock import SystemClock
 from model_orchestrator.core.errors import DeadlineExceededError, RequestTimeoutError
+from model_orchestrator.core.events import AttemptStarted, RecordingSink
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.usage import Usage
+from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.providers.http import HttpTransport
 from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
 from model_orchestrator.resilience.timeout import TimeoutModel
@@ -256,3 +259,29 @@ async def test_a_stream_stalling_between_chunks_is_cut_and_disconnected(
             seen.append(delta.text)
     assert "".join(seen).startswith("first")
     assert (await upstream.await_finished(1))[0].disconnected
+
+
+# --- a timeout with somewhere else to go moves on at once -----------------------------------------
+
+
+async def test_a_timed_out_member_with_a_fallback_is_not_retried_but_the_last_one_is() -> None:
+    async with FakeUpstream() as hanging, FakeUpstream() as healthy:
+        hanging.script(*[Fault.hang(5)] * 4)
+        slow, fast = hanging.openai_base, healthy.openai_base
+        config = parse_config(
+            "models:\n"
+            f"  - {{name: slow, provider: openai, model: m, api_base: '{slow}', timeout: 0.3}}\n"
+            f"  - {{name: fast, provider: openai, model: m, api_base: '{fast}'}}\n"
+            "resilience:\n"
+            "  retry: {base_delay: 0, max_delay: 0}\n"
+        )
+        sink = RecordingSink()
+        async with Orchestrator(config, env={}) as orch:
+            orch.events.subscribe(sink)
+            answered = await orch.complete("hi", model="fallback:slow,fast")
+            assert answered.response == "ok"
+            # Default 3 attempts, but fast was next in line: one call, then straight on.
+            assert [e.model for e in sink.of_type(AttemptStarted)] == ["slow", "fast"]
+            with pytest.raises(RequestTimeoutError):
+                await orch.complete("hi", model="slow")  # the last (only) option: retried
+        assert [e.model for e in sink.of_type(AttemptStarted)] == ["slow", "fast"] + ["slow"] * 3
