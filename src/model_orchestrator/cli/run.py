@@ -53,8 +53,8 @@ _STRATEGIES = (
 @click.option(
     "--ensemble-size",
     type=click.IntRange(2, 16),
-    help="ensemble: N members taken from --chain (or the default chain) in order, cycling; one model is "
-    "sampled N times.",
+    help="ensemble: N members taken from --chain (or the default chain) in order, cycling; a model asked "
+    "more than once is sampled (temperature, distinct seeds).",
 )
 @click.option(
     "--threshold",
