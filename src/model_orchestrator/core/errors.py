@@ -66,6 +66,21 @@ class MissingCredentialsError(ConfigError):
     default_status = 401
 
 
+class InvalidRequestError(OrchestratorError):
+    """The caller's request is malformed (a tool choice naming no tool, arguments that are not JSON)."""
+
+    default_status = 400
+
+
+class CapabilityNotSupportedError(InvalidRequestError):
+    """The request needs a capability (``tools``, ``vision``, ``json_schema``) that the model or strategy
+    cannot honour; nothing was sent. Choose a model that has it, or drop that part of the request."""
+
+    def __init__(self, message: str, *, capability: str, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.capability = capability
+
+
 class ProviderError(OrchestratorError):
     """A call to an upstream model failed."""
 

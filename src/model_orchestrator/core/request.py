@@ -7,8 +7,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal, get_args
 
-from model_orchestrator.core.errors import ConfigError
-from model_orchestrator.core.messages import Message
+from model_orchestrator.core.errors import ConfigError, InvalidRequestError
+from model_orchestrator.core.messages import ImagePart, Message, Role
+from model_orchestrator.core.tools import JsonSchemaFormat, ToolChoice, ToolDefinition
 
 ContextOverflow = Literal["error", "truncate-start", "truncate-end", "truncate-middle", "smart", "summarize"]
 """What to do when a prompt does not fit a model's context window (``context: {overflow: ...}``)."""
@@ -16,7 +17,7 @@ CONTEXT_OVERFLOW_MODES: tuple[str, ...] = get_args(ContextOverflow)
 
 
 class ResponseFormat(StrEnum):
-    """Whether the answer must be free text or a JSON object."""
+    """Whether the answer must be free text or JSON (with ``ChatRequest.json_schema``: matching a schema)."""
 
     TEXT = "text"
     JSON = "json"
@@ -54,6 +55,10 @@ class ChatRequest:
     metadata: tuple[tuple[str, str], ...] = field(default=())
     context_overflow: ContextOverflow | None = None
     has_fallback: bool = False
+    tools: tuple[ToolDefinition, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    json_schema: JsonSchemaFormat | None = None
 
     def __post_init__(self) -> None:
         for name in ("temperature", "top_p", "max_cost", "deadline"):
@@ -62,6 +67,11 @@ class ChatRequest:
                 raise ConfigError(f"{name} must be a finite number, not {value!r}")
         if self.max_cost is not None and self.max_cost < 0:
             raise ConfigError(f"max_cost must be zero or more USD, not {self.max_cost!r}")
+        if self.json_schema is not None and self.response_format is not ResponseFormat.JSON:
+            object.__setattr__(self, "response_format", ResponseFormat.JSON)
+        choice = self.tool_choice
+        if choice is not None and choice.name is not None and choice.name not in {t.name for t in self.tools}:
+            raise InvalidRequestError(f"tool_choice names {choice.name!r}, which is not among the tools")
 
     @classmethod
     def from_prompt(cls, prompt: str, *, system: str | None = None, **options: object) -> ChatRequest:
@@ -72,6 +82,18 @@ class ChatRequest:
     def with_options(self, **changes: object) -> ChatRequest:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def required_capabilities(self) -> frozenset[str]:
+        """What a model must support to honour this request: ``tools``, ``vision``, ``json_schema``."""
+        needs: set[str] = set()
+        if self.tools or any(m.tool_calls or m.role is Role.TOOL for m in self.messages):
+            needs.add("tools")
+        if any(isinstance(p, ImagePart) for m in self.messages for p in m.parts):
+            needs.add("vision")
+        if self.json_schema is not None:
+            needs.add("json_schema")
+        return frozenset(needs)
 
     @property
     def system_text(self) -> str | None:

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.rate_limits import EMPTY_RATE_LIMITS, RateLimitSnapshot
+from model_orchestrator.core.tools import ToolCall, ToolCallDelta
 from model_orchestrator.core.usage import Usage
 
 
@@ -35,7 +36,8 @@ class Completion:
     """A finished answer from one model call (or from a strategy that chose one).
 
     ``cost`` is USD, or None when the price is unknown (never silently 0).
-    ``latency`` is seconds from sending the request to the last byte.
+    ``latency`` is seconds from sending the request to the last byte. ``tool_calls`` holds the calls the
+    model made (``finish_reason`` is then ``tool_calls``); ``text`` may be empty beside them.
     """
 
     text: str
@@ -51,6 +53,7 @@ class Completion:
     rate_limits: RateLimitSnapshot = EMPTY_RATE_LIMITS
     details: tuple[tuple[str, object], ...] = field(default=())
     explanation: Explanation | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def with_cost(self, cost: float | None) -> Completion:
         """A copy carrying ``cost``."""
@@ -62,7 +65,8 @@ class StreamDelta:
     """One piece of a streamed answer.
 
     The last delta of a stream carries ``finish_reason`` and, where the provider reports it, ``usage``
-    and ``cost`` (USD; CLI agents report one).
+    and ``cost`` (USD; CLI agents report one). ``tool_calls`` carries pieces of streamed tool calls
+    (``core.tools.assemble_tool_calls`` joins them).
     """
 
     text: str = ""
@@ -73,3 +77,4 @@ class StreamDelta:
     rate_limits: RateLimitSnapshot | None = None
     explanation: Explanation | None = None
     cost: float | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
