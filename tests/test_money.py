@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
 
+from model_orchestrator import Orchestrator
+from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.budget import BudgetLimit
 from model_orchestrator.core.errors import BudgetExceededError
 from model_orchestrator.core.money import usd, usd_or_unknown
 from model_orchestrator.ledger.ledger import Ledger
 from model_orchestrator.ledger.settings import LedgerSettings, sqlite_url
+from model_orchestrator.testing import FakeUpstream
 
 
 @pytest.mark.parametrize(
@@ -49,3 +53,18 @@ async def test_the_budget_error_shows_a_tenth_of_a_cent(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "of $0.001 would be exceeded" in message and "$0.00 " not in message
     assert "spent $0.00, in flight $0.00, this call needs about $0.0042" in message
+
+
+async def test_a_single_models_cap_names_both_amounts_with_their_digits() -> None:
+    with FakeUpstream() as up:
+        config = parse_config(
+            f"models: [{{name: dear, provider: openai, model: m, api_base: '{up.openai_base}', "
+            "api_key_env: K, price: {input: 1000, output: 1000}}]\nledger: {enabled: false}\n"
+        )
+        async with Orchestrator(config, env={"K": "k"}) as orch:
+            with pytest.raises(BudgetExceededError) as caught:
+                await orch.complete("hi", model="dear", max_cost=0.0015, max_tokens=10)
+        assert up.requests == []
+    message = str(caught.value)
+    assert "over max_cost $0.0015;" in message
+    assert re.search(r"would cost about \$0\.0[1-9]\d{0,3} for this request", message), message

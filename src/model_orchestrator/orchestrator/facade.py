@@ -20,6 +20,7 @@ from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.lifecycle import RequestLifecycle
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.money import usd
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.request_scope import RequestScope, request_scope
 from model_orchestrator.core.response import StreamDelta
@@ -249,13 +250,13 @@ class Orchestrator:
         estimate = self._names.profile(requested).estimate_cost(request)
         if estimate is None:
             raise BudgetExceededError(
-                f"{requested!r} has no known price, so max_cost ${scope.max_cost:g} cannot be kept; "
+                f"{requested!r} has no known price, so max_cost {usd(scope.max_cost)} cannot be kept; "
                 "nothing was sent (give it a price: in orchestrator.yaml, or drop the cap)"
             )
         if estimate > scope.max_cost:
             raise BudgetExceededError(
-                f"{requested!r} would cost about ${estimate:.6f} for this request (prompt estimate plus "
-                f"reserved output), over max_cost ${scope.max_cost:g}; nothing was sent (raise the cap, "
+                f"{requested!r} would cost about {usd(estimate)} for this request (prompt estimate plus "
+                f"reserved output), over max_cost {usd(scope.max_cost)}; nothing was sent (raise the cap, "
                 "lower --max-tokens, or choose a cheaper model)"
             )
 

@@ -181,11 +181,6 @@ class Telemetry:
             self._bus.subscribe(self._metrics)
         return self._metrics
 
-    async def aflush(self) -> None:
-        """Hand finished spans to the exporter now (off the event loop: exporting blocks)."""
-        if self.tracing is not None:
-            await asyncio.to_thread(self.tracing.flush)
-
     async def aclose(self, timeout: float = EXIT_TIMEOUT) -> bool:
         """Send the last spans and stop tracing, waiting at most ``timeout`` seconds; True when no span
         was lost. The export itself runs on a daemon thread that nothing waits for past the timeout."""
