@@ -224,7 +224,7 @@ def build_app(
     unsubscribe = orch.events.subscribe(finished)
     routes = _Routes(orch, settings, finished, {}, budgets)
     configured = [i.name for i in orch.models() if i.usable and i.source == "config"]
-    routes.document.update(openapi_document(settings, configured))
+    routes.document.update(openapi_document(settings, configured, admin=keys is not None))
     document_feedback(routes.document)
     document_middleware_statuses(routes.document)
     app.router.add_post("/v1/chat/completions", routes.chat_completions)

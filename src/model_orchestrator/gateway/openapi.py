@@ -62,8 +62,11 @@ _KEY: dict[str, Any] = {
 }
 
 
-def openapi_document(settings: GatewaySettings, models: list[str]) -> dict[str, object]:
-    """The whole document; ``models`` (names this gateway serves) become examples of ``model``."""
+def openapi_document(
+    settings: GatewaySettings, models: list[str], *, admin: bool = True
+) -> dict[str, object]:
+    """The whole document; ``models`` (names this gateway serves) become examples of ``model``; the key
+    admin routes are documented only when ``admin`` (they are served only with auth and a ledger)."""
     schemas: dict[str, Any] = {}
     request_ref = _component(schemas, ChatRequestBody, "validation")
     _limits(schemas[ChatRequestBody.__name__], settings)
@@ -74,7 +77,7 @@ def openapi_document(settings: GatewaySettings, models: list[str]) -> dict[str, 
     new_key_ref = _component(schemas, NewKey, "validation")
     _component(schemas, ErrorBody, "serialization")
     secured: list[dict[str, list[str]]] = [{"bearer": []}] if settings.auth else []
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "model-orchestrator gateway",
@@ -113,6 +116,9 @@ def openapi_document(settings: GatewaySettings, models: list[str]) -> dict[str, 
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+    if not admin:
+        document["paths"] = {p: item for p, item in document["paths"].items() if not p.startswith("/admin/")}
+    return document
 
 
 def _component(schemas: dict[str, Any], model: type[BaseModel], mode: str) -> dict[str, str]:
