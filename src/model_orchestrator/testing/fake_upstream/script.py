@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
+from model_orchestrator.core.tools import ToolCall
+
 _CHARS_PER_TOKEN = 4
 
 
@@ -21,7 +23,9 @@ class Reply:
     ``text``. ``latency`` delays the response (streams: the first frame); ``chunk_delay`` separates
     streamed chunks of ``chunk_size`` characters. ``model`` overrides the model echoed back.
     ``cached_tokens`` (part of the prompt) and ``reasoning_tokens`` (part of the completion) are
-    reported where the format has a field for them.
+    reported where the format has a field for them; so are ``cache_write_tokens`` (prompt tokens written
+    to a prompt cache, Anthropic's ``cache_creation_input_tokens``). ``tool_calls`` are calls the model
+    makes (beside ``text``, which may be empty); script them with ``finish_reason="tool_calls"``.
     """
 
     text: str
@@ -36,6 +40,8 @@ class Reply:
     logprobs: bool = True
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()
+    cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
