@@ -13,6 +13,8 @@ from typing import IO, Any
 
 import click
 
+from model_orchestrator.core.money import usd, usd_or_unknown
+
 _ROUTERS = ("learned", "generic", "complexity", "length")
 _CAPABILITIES = ("vision", "tools", "json", "code", "long_context", "reasoning", "logprobs")
 
@@ -115,7 +117,7 @@ def _read_task(prompt: str | None) -> str:
 
 def _show(decision: Any) -> None:
     cost = decision.estimated_cost
-    shown = "unknown" if cost is None or cost.usd is None else f"${cost.usd:.6f}"
+    shown = usd_or_unknown(None if cost is None else cost.usd)
     click.echo(
         f"model: {decision.model or '(none qualifies)'}   tier {decision.tier}   router {decision.router}"
     )
@@ -128,7 +130,7 @@ def _show(decision: Any) -> None:
         detail = f"  {factor.detail}" if factor.detail else ""
         click.echo(f"  {factor.name:<14} +{factor.contribution:.2f}{detail}")
     for row in decision.tiers:
-        price = "price unknown" if row.price_per_1k is None else f"${row.price_per_1k:.6f}/1k tokens"
+        price = "price unknown" if row.price_per_1k is None else f"{usd(row.price_per_1k)}/1k tokens"
         value = "" if row.value is None else f"  value {row.value:+.4f}"
         click.echo(f"  {'->' if row.chosen else '  '} tier {row.tier}: {price}{value}")
     click.echo(f"reason: {decision.reason}")

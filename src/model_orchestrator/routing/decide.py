@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from model_orchestrator.core.money import usd
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.routing.complexity import ComplexityResult, ComplexityScorer, TaskContext
 from model_orchestrator.routing.decision import RoutingDecision
@@ -92,7 +93,7 @@ def _reason(
         )
         return ". ".join(parts)
     cost = selection.estimates[chosen].usd
-    shown = "price unknown" if cost is None else f"estimated ${cost:.6f}"
+    shown = "price unknown" if cost is None else f"estimated {usd(cost)}"
     parts.append(
         f"Recommended: {chosen} (cheapest qualifying model of tier {verdict.tier} or better, {shown})"
     )

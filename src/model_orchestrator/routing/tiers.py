@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from model_orchestrator.core.errors import ConfigError
+from model_orchestrator.core.money import usd
 from model_orchestrator.core.pricing import Price
 
 _BISECTION_STEPS = 60
@@ -115,7 +116,7 @@ class TierPlan:
         rows = tuple(TierRow(t, prices.get(t), values.get(t), t == chosen) for t in tiers)
         reason = (
             f"score {score:.3f} -> tier {chosen}, the best quality gain per dollar for an average of "
-            f"${target:.6f} per 1k tokens"
+            f"{usd(target)} per 1k tokens"
         )
         return TierChoice(chosen, reason, rows)
 
