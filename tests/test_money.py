@@ -11,11 +11,19 @@ import pytest
 from model_orchestrator import Orchestrator
 from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.budget import BudgetLimit
+from model_orchestrator.core.clock import SystemClock
 from model_orchestrator.core.errors import BudgetExceededError
+from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.money import usd, usd_or_unknown
+from model_orchestrator.core.observed import ObservedModel
+from model_orchestrator.core.pricing import Price
+from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.ledger.guard import BudgetGuardModel
 from model_orchestrator.ledger.ledger import Ledger
+from model_orchestrator.ledger.limits import BudgetRules, PeriodLimits
 from model_orchestrator.ledger.settings import LedgerSettings, sqlite_url
-from model_orchestrator.testing import FakeUpstream
+from model_orchestrator.testing import FakeUpstream, FunctionModel
 
 
 @pytest.mark.parametrize(
@@ -68,3 +76,29 @@ async def test_a_single_models_cap_names_both_amounts_with_their_digits() -> Non
     message = str(caught.value)
     assert "over max_cost $0.0015;" in message
     assert re.search(r"would cost about \$0\.0[1-9]\d{0,3} for this request", message), message
+
+
+async def test_the_budget_warning_log_writes_small_amounts_as_decimals(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = Ledger(LedgerSettings(sqlite_url(tmp_path / "ledger.sqlite3")))
+    price = Price(2.0, 0.0)  # "hi" is 5 prompt tokens: $0.00001 a call
+    bus = EventBus()
+    guard = BudgetGuardModel(
+        ObservedModel(
+            FunctionModel(lambda r: "ok"), name="m", provider="p", deployment="d", price=price, bus=bus
+        ),
+        keeper=ledger,
+        rules=BudgetRules(overall=PeriodLimits(daily=0.000012), warn_at=0.8),
+        profile=ModelProfile("m", price),
+        provider="p",
+        deployment="d",
+        bus=bus,
+        clock=SystemClock(),
+    )
+    try:
+        await guard.complete(ChatRequest.from_prompt("hi", max_tokens=1))
+    finally:
+        await ledger.aclose()
+    [warning] = [r.getMessage() for r in caplog.records if "used or in flight" in r.getMessage()]
+    assert "$0.00001 of $0.000012 used or in flight" in warning, warning

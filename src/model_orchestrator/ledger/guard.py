@@ -21,6 +21,7 @@ from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import BudgetExceededError
 from model_orchestrator.core.events import BudgetWarning, EventBus
 from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.money import usd
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
@@ -106,17 +107,14 @@ class BudgetGuardModel:
             )
         reservation = await self._keeper.reserve(limits, usd=estimate or 0.0, calls=1)
         for status in reservation.warnings:
-            unit = "$" if status.limit.unit == "usd" else ""
-            used = status.spent + status.reserved
+            used, limit = status.spent + status.reserved, status.limit.limit
+            amounts = (usd(used), usd(limit)) if status.limit.unit == "usd" else (f"{used:g}", f"{limit:g}")
             _log.warning(
-                "%s at %.0f%% for %s: %s%.6g of %s%.6g used or in flight",
+                "%s at %.0f%% for %s: %s of %s used or in flight",
                 status.limit.describe(),
                 status.fraction * 100,
                 status.period_key,
-                unit,
-                used,
-                unit,
-                status.limit.limit,
+                *amounts,
             )
             self._bus.emit(
                 BudgetWarning(
