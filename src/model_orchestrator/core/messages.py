@@ -21,7 +21,7 @@ class Role(StrEnum):
 @dataclass(frozen=True, slots=True)
 class TextPart:
     """One piece of text content. ``cache_breakpoint`` asks providers with prompt caching to cache the
-    prompt up to and including this part (Anthropic's ``cache_control``); others ignore it."""
+    prompt up to and including this part (a ``cache_control`` marker on the wire); others ignore it."""
 
     text: str
     cache_breakpoint: bool = False
