@@ -11,7 +11,7 @@ extensions through. Vendor extensions of the response live with the adapter, not
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,23 +23,98 @@ class _Lenient(BaseModel):
 # --- request -------------------------------------------------------------------------------------
 
 
+class ImageURL(BaseModel):
+    """``image_url`` of an image part: an http(s) URL or a ``data:`` URL, and a resolution hint."""
+
+    model_config = ConfigDict(extra="allow")
+
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
 class ContentPart(BaseModel):
-    """One part of a multi-part message (only text parts are used by this project)."""
+    """One part of a multi-part message: ``{type: text, text}`` or ``{type: image_url, image_url}``."""
 
     model_config = ConfigDict(extra="allow")
 
     type: str
     text: str | None = None
+    image_url: ImageURL | None = None
+
+
+class FunctionCall(_Lenient):
+    """``function`` of a tool call: the tool's name and its arguments as JSON text."""
+
+    name: str = ""
+    arguments: str = ""
+
+
+class MessageToolCall(_Lenient):
+    """One tool call of an assistant message (request history and responses alike)."""
+
+    id: str = ""
+    type: Literal["function"] = "function"
+    function: FunctionCall = Field(default_factory=FunctionCall)
 
 
 class ChatMessage(BaseModel):
-    """One message of a request."""
+    """One message of a request; an assistant turn may carry ``tool_calls``, a ``tool`` turn answers one
+    by ``tool_call_id``."""
 
     model_config = ConfigDict(extra="allow")
 
     role: str
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[MessageToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class FunctionDefinition(BaseModel):
+    """``function`` of a tool definition: name, description, JSON schema of the arguments, strictness."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolParam(BaseModel):
+    """One entry of ``tools`` (only function tools exist in Chat Completions)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(BaseModel):
+    """``function`` of a named tool choice."""
+
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    """``tool_choice: {type: function, function: {name}}``: call this tool."""
+
+    type: Literal["function"]
+    function: FunctionName
+
+
+ToolChoiceParam = Literal["auto", "none", "required"] | NamedToolChoice
+
+
+class JsonSchemaParam(BaseModel):
+    """``response_format.json_schema``: a named schema the answer must match (``schema`` on the wire)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str
+    description: str | None = None
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
 
 
 class ResponseFormatParam(BaseModel):
@@ -48,6 +123,7 @@ class ResponseFormatParam(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: JsonSchemaParam | None = None
 
 
 class StreamOptions(BaseModel):
@@ -72,6 +148,9 @@ class ChatCompletionRequest(BaseModel):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     response_format: ResponseFormatParam | None = None
+    tools: list[ToolParam] | None = None
+    tool_choice: ToolChoiceParam | None = None
+    parallel_tool_calls: bool | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
     seed: int | None = None
@@ -133,6 +212,7 @@ class ResponseMessage(_Lenient):
     role: str = "assistant"
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[MessageToolCall] | None = None
 
 
 class Choice(_Lenient):
@@ -159,12 +239,29 @@ class ChatCompletion(_Lenient):
 # --- stream ----------------------------------------------------------------------------------------
 
 
+class ChunkFunction(_Lenient):
+    """``function`` of a streamed tool-call piece: the name (first piece) and more argument text."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChunkToolCall(_Lenient):
+    """A piece of a streamed tool call; ``index`` says which call, the first piece carries ``id``."""
+
+    index: int = 0
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: ChunkFunction | None = None
+
+
 class ChunkDelta(_Lenient):
     """``choices[].delta`` of a stream chunk."""
 
     role: str | None = None
     content: str | None = None
     refusal: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
 
 
 class ChunkChoice(_Lenient):

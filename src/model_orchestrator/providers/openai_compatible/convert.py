@@ -28,6 +28,12 @@ from model_orchestrator.core.tokens import estimate_message_tokens, estimate_tok
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.providers.error_mapping import error_for_status
 from model_orchestrator.providers.openai_compatible.endpoints import TokenField
+from model_orchestrator.providers.openai_compatible.tools import (
+    add_tool_fields,
+    tool_call_deltas_of,
+    tool_calls_of,
+    wire_message,
+)
 from model_orchestrator.wire.openai import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -100,7 +106,7 @@ def encode_request(
     """The JSON body for ``request``."""
     payload: dict[str, Any] = {
         "model": model_id,
-        "messages": [{"role": m.role.value, "content": m.text} for m in request.messages],
+        "messages": [wire_message(m) for m in request.messages],
     }
     optional = {
         token_field.value: request.max_tokens,
@@ -111,6 +117,8 @@ def encode_request(
     payload.update({k: v for k, v in optional.items() if v is not None})
     if request.response_format is ResponseFormat.JSON:
         payload["response_format"] = {"type": "json_object"}
+    if request.tools or request.tool_choice or request.json_schema or request.parallel_tool_calls is not None:
+        add_tool_fields(payload, request)
     if request.logprobs:
         payload["logprobs"] = True
         if request.top_logprobs is not None:
@@ -141,20 +149,25 @@ def decode_completion(
         raise ServerError("the response has no choices", status_code=BAD_GATEWAY)
     choice = data.choices[0]
     text = choice.message.content or choice.message.refusal or ""
+    tool_calls = tool_calls_of(choice.message.tool_calls)
     finish = finish_reason_of(choice.finish_reason)
     if finish is FinishReason.CONTENT_FILTER and not text:
         raise ContentFilteredError("the answer was blocked by the content filter")
+    if tool_calls and finish is not FinishReason.TOOL_CALLS and finish is not FinishReason.LENGTH:
+        finish = FinishReason.TOOL_CALLS  # OpenAI says "stop" for a forced tool_choice
+    output_chars = len(text) + sum(len(c.name) + len(c.arguments) for c in tool_calls)
     return Completion(
         text=text,
         model=data.model or model_id,
         provider=provider,
         deployment=deployment,
-        usage=usage_of(data.usage) or _estimated_usage(request, len(text)),
+        usage=usage_of(data.usage) or _estimated_usage(request, output_chars),
         latency=latency,
         finish_reason=finish,
         logprobs=logprobs_of(choice.logprobs),
         response_id=data.id,
         rate_limits=rate_limits,
+        tool_calls=tool_calls,
     )
 
 
@@ -204,6 +217,7 @@ class StreamDecoder:
         self._finish: str | None = None
         self._usage: CompletionUsage | None = None
         self._chars = 0
+        self._calls = False
         self.done = False
 
     def feed(self, event: str | None, data: str) -> StreamDelta | None:
@@ -222,10 +236,14 @@ class StreamDecoder:
         self._finish = choice.finish_reason or self._finish
         text = choice.delta.content or ""
         logprobs = logprobs_of(choice.logprobs) or ()
-        if not text and not logprobs:
+        calls = tool_call_deltas_of(choice.delta.tool_calls)
+        if not text and not logprobs and not calls:
             return None
         self._chars += len(text)
-        return StreamDelta(text=text, logprobs=logprobs, model=self._model)
+        if calls:
+            self._calls = True
+            self._chars += sum(len(c.name or "") + len(c.arguments) for c in calls)
+        return StreamDelta(text=text, logprobs=logprobs, model=self._model, tool_calls=calls)
 
     def finish(self, rate_limits: RateLimitSnapshot) -> StreamDelta:
         """The closing delta, once the lines have ended; a stream cut short raises a retryable error."""
@@ -234,6 +252,8 @@ class StreamDecoder:
         finish = finish_reason_of(self._finish)
         if finish is FinishReason.CONTENT_FILTER and self._chars == 0:
             raise ContentFilteredError("the answer was blocked by the content filter")
+        if self._calls and finish is not FinishReason.TOOL_CALLS and finish is not FinishReason.LENGTH:
+            finish = FinishReason.TOOL_CALLS  # as in ``decode_completion``
         return StreamDelta(
             finish_reason=finish,
             usage=usage_of(self._usage) or _estimated_usage(self._request, self._chars),

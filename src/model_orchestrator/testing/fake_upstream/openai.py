@@ -12,8 +12,11 @@ import math
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from model_orchestrator.core.tools import ToolCall
+from model_orchestrator.testing.fake_upstream.schema_example import example_for
 from model_orchestrator.testing.fake_upstream.script import Reply, estimate_tokens
 
 _PATH_SUFFIX = "/chat/completions"
@@ -57,10 +60,29 @@ class OpenAIFormat:
         messages = body.get("messages") or []
         return sum(estimate_tokens(_content_text(m.get("content"))) + _MESSAGE_OVERHEAD for m in messages)
 
+    def reply_for(self, reply: Reply, body: Mapping[str, Any]) -> Reply:
+        """A structured-output request (``response_format: json_schema``) whose scripted text is not JSON
+        is answered with a value matching the schema, as a provider enforcing it would."""
+        response_format = body.get("response_format")
+        if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+            return reply
+        try:
+            json.loads(reply.text)
+        except ValueError:
+            spec = response_format.get("json_schema") or {}
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            value = example_for(schema if isinstance(schema, dict) else {"type": "object"})
+            return replace(reply, text=json.dumps(value, separators=(",", ":")))
+        return reply
+
     def reply_body(self, reply: Reply, model: str, prompt_tokens: int) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+        if reply.tool_calls:
+            message["content"] = reply.text or None
+            message["tool_calls"] = [_tool_call(call) for call in reply.tool_calls]
         choice: dict[str, Any] = {
             "index": 0,
-            "message": {"role": "assistant", "content": reply.text, "refusal": None},
+            "message": message,
             "logprobs": {"content": _logprobs(reply.chunks()), "refusal": None} if reply.logprobs else None,
             "finish_reason": reply.finish_reason,
         }
@@ -75,8 +97,11 @@ class OpenAIFormat:
         chunks = reply.chunks()
         frames = [_frame({**head, "choices": [_delta({"role": "assistant", "content": ""}, None, None)]})]
         for index, text in enumerate(chunks):
+            if not text and reply.tool_calls:
+                continue
             logprobs = {"content": _logprobs([text], start=index)} if reply.logprobs else None
             frames.append(_frame({**head, "choices": [_delta({"content": text}, logprobs, None)]}))
+        frames.extend(_frame({**head, "choices": [_delta(d, None, None)]}) for d in _tool_call_deltas(reply))
         frames.append(_frame({**head, "choices": [_delta({}, None, reply.finish_reason)]}))
         frames.append(_frame({**head, "choices": [], "usage": _usage(reply, prompt_tokens)}))
         frames.append(b"data: [DONE]\n\n")
@@ -136,6 +161,24 @@ def _envelope(kind: str, model: str) -> dict[str, Any]:
 
 def _delta(delta: dict[str, Any], logprobs: dict[str, Any] | None, finish: str | None) -> dict[str, Any]:
     return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def _tool_call_deltas(reply: Reply) -> list[dict[str, Any]]:
+    """Each call as OpenAI streams it: id, type and name with empty arguments first, then the arguments
+    in ``chunk_size`` pieces carrying only their ``index``."""
+    deltas: list[dict[str, Any]] = []
+    size = reply.chunk_size
+    for index, call in enumerate(reply.tool_calls):
+        first = {"index": index, "id": call.id, "type": "function"}
+        deltas.append({"tool_calls": [{**first, "function": {"name": call.name, "arguments": ""}}]})
+        for start in range(0, len(call.arguments), size):
+            piece = {"index": index, "function": {"arguments": call.arguments[start : start + size]}}
+            deltas.append({"tool_calls": [piece]})
+    return deltas
 
 
 def _usage(reply: Reply, prompt_tokens: int) -> dict[str, Any]:

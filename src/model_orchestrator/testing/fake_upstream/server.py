@@ -33,8 +33,9 @@ _MALFORMED_FRAME = b'data: {"id": "broken", "choices": [{"delta": \n\n'
 
 class WireFormat(Protocol):
     """One vendor's wire format, as the fake needs it. Optional extras a format may define:
-    ``overloaded_status: int`` (default 503), ``rate_limit_headers(retry_after) -> dict[str, str]`` and
-    ``model_list(method, path, headers) -> dict | None`` (the body of its model-list GET, None: not one).
+    ``overloaded_status: int`` (default 503), ``rate_limit_headers(retry_after) -> dict[str, str]``,
+    ``model_list(method, path, headers) -> dict | None`` (the body of its model-list GET, None: not one) and
+    ``reply_for(reply, body) -> Reply`` (the scripted reply fitted to the request, e.g. JSON for a schema).
     """
 
     name: str
@@ -305,6 +306,9 @@ class _Turn:
         return reply.model or self.wire.model_of(self.request.path, self.body)
 
     async def reply(self, reply: Reply) -> web.StreamResponse:
+        adapt = getattr(self.wire, "reply_for", None)
+        if adapt is not None:
+            reply = adapt(reply, self.body)
         if reply.latency > 0:
             await asyncio.sleep(reply.latency)
         if not self.stream:

@@ -1,0 +1,121 @@
+"""Tools, images and JSON schemas in the Chat Completions wire format, both ways.
+
+Owns encoding messages (image parts, assistant ``tool_calls``, ``tool`` turns), ``tools``,
+``tool_choice``, ``parallel_tool_calls`` and ``response_format: json_schema``, and decoding the model's
+tool calls, whole or streamed in pieces. ``convert`` calls it; a request without tools, images or a
+schema takes the plain path there and never reaches the rich encoders below.
+References: https://platform.openai.com/docs/api-reference/chat/create (messages, tools, tool_choice,
+response_format), https://platform.openai.com/docs/guides/function-calling and
+https://platform.openai.com/docs/guides/structured-outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model_orchestrator.core.messages import ImagePart, Message, Role, TextPart
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.tools import JsonObject, JsonSchemaFormat, ToolCall, ToolCallDelta, ToolChoice
+from model_orchestrator.wire.openai import ChunkToolCall, MessageToolCall
+
+
+def wire_message(message: Message) -> dict[str, Any]:
+    """One request message; text-only turns stay ``{role, content: str}``."""
+    if message.tool_calls or message.tool_call_id is not None or message.images:
+        return _rich_message(message)
+    return {"role": message.role.value, "content": message.text}
+
+
+def _rich_message(message: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role.value}
+    if message.images:
+        wire["content"] = [_part(part) for part in message.parts]
+    else:
+        # An assistant turn that only called tools has no content (null, as OpenAI sends it).
+        text = message.text
+        wire["content"] = text if text or message.role is not Role.ASSISTANT else None
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _part(part: TextPart | ImagePart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    image: dict[str, Any] = {"url": part.url}
+    if part.detail is not None:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
+
+
+def add_tool_fields(payload: dict[str, Any], request: ChatRequest) -> None:
+    """Put ``tools``, ``tool_choice``, ``parallel_tool_calls`` and a JSON schema into ``payload``."""
+    if request.tools:
+        payload["tools"] = [
+            {"type": "function", "function": _function(t.name, t.description, t.parameters, t.strict)}
+            for t in request.tools
+        ]
+    if request.tool_choice is not None:
+        payload["tool_choice"] = wire_tool_choice(request.tool_choice)
+    if request.parallel_tool_calls is not None:
+        payload["parallel_tool_calls"] = request.parallel_tool_calls
+    if request.json_schema is not None:
+        schema = wire_json_schema(request.json_schema)
+        payload["response_format"] = {"type": "json_schema", "json_schema": schema}
+
+
+def _function(
+    name: str, description: str | None, parameters: JsonObject, strict: bool | None
+) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": name}
+    if description is not None:
+        function["description"] = description
+    if parameters:
+        function["parameters"] = dict(parameters)
+    if strict is not None:
+        function["strict"] = strict
+    return function
+
+
+def wire_tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
+    """``auto``/``none``/``required``, or ``{type: function, function: {name}}``."""
+    if choice.mode == "function":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
+def wire_json_schema(schema: JsonSchemaFormat) -> dict[str, Any]:
+    """``response_format.json_schema``: name, schema, and strict and description when set."""
+    wire: dict[str, Any] = {"name": schema.name, "schema": dict(schema.schema)}
+    if schema.strict is not None:
+        wire["strict"] = schema.strict
+    if schema.description is not None:
+        wire["description"] = schema.description
+    return wire
+
+
+def tool_calls_of(calls: list[MessageToolCall] | None) -> tuple[ToolCall, ...]:
+    """The whole tool calls of a response message (arguments ``{}`` when a server sent none)."""
+    if not calls:
+        return ()
+    return tuple(ToolCall(c.id, c.function.name, c.function.arguments or "{}") for c in calls)
+
+
+def tool_call_deltas_of(pieces: list[ChunkToolCall] | None) -> tuple[ToolCallDelta, ...]:
+    """The streamed tool-call pieces of one chunk."""
+    if not pieces:
+        return ()
+    return tuple(
+        ToolCallDelta(
+            index=p.index,
+            id=p.id or None,
+            name=p.function.name if p.function and p.function.name else None,
+            arguments=(p.function.arguments or "") if p.function else "",
+        )
+        for p in pieces
+    )
