@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+
+import pytest
 
 from model_orchestrator.gateway import Limits
 from model_orchestrator.testing import FakeUpstream
 from tests.gateway_helpers import MASTER, USER, live_gateway
+from tests.mcp_helpers import write_config
+from tests.security.test_mcp_auth import mcp_server
 
 BOUND = 20.0  # seconds before a test fails instead of hanging; the limits under test are far shorter
 
@@ -96,3 +101,16 @@ async def test_an_authenticated_connection_stops_counting() -> None:
         for _ in range(3):  # the SDK keeps one connection alive; it counts no more once it has a key
             await client.models.list()
         assert live.gateway.connections.pending == 0
+
+
+@pytest.mark.subprocess
+async def test_the_mcp_server_drops_unfinished_headers_too(tmp_path: Path) -> None:
+    with FakeUpstream() as up:
+        config = write_config(tmp_path / "orchestrator.yaml", up)
+        async with mcp_server(config, tmp_path, "--header-timeout", "1", master=None) as url:
+            reader, writer = await _connect(url.removesuffix("/mcp"))
+            writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            await writer.drain()
+            closed = await _read_all(reader)
+            writer.close()
+    assert closed == b""

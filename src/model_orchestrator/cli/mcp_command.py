@@ -41,6 +41,13 @@ import click
     metavar="ORIGIN",
     help="Accept browser requests from ORIGIN (others are refused); repeatable.",
 )
+@click.option(
+    "--header-timeout",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="Seconds a connection may take to send a request's headers (--http).",
+)
 @click.pass_context
 def mcp_command(
     ctx: click.Context,
@@ -50,6 +57,7 @@ def mcp_command(
     config_path: str | None,
     allowed_hosts: tuple[str, ...],
     allowed_origins: tuple[str, ...],
+    header_timeout: int,
 ) -> None:
     """Run the MCP server: tools orchestrator_route, _execute, _validate, _costs and _models.
 
@@ -80,6 +88,7 @@ def mcp_command(
         master_key=master_key_from(os.environ.get(MASTER_KEY_ENV)),
         allowed_hosts=allowed_hosts,
         allowed_origins=allowed_origins,
+        header_timeout=header_timeout,
     )
     if use_http:  # refused before building anything: exit 2 at once
         check_exposure(settings.host, auth=True, master_key=settings.master_key, server="the MCP server")

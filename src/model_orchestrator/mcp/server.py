@@ -9,6 +9,7 @@ and logs go to stderr.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from model_orchestrator import __version__
 from model_orchestrator.core.clock import SystemClock
@@ -69,13 +71,15 @@ class HttpSettings:
     """How ``orchestrator mcp --http`` listens. Auth is on when ``master_key`` is set, and always off
     loopback (where a master key of 32+ characters is required); on loopback without a master key every
     local caller is trusted, as over stdio. ``allowed_hosts``/``allowed_origins``: extra Host names and
-    browser origins accepted (``access.BrowserGuard``). ``master_key`` never appears in ``repr``."""
+    browser origins accepted (``access.BrowserGuard``). ``header_timeout``: seconds (whole, at least 1) a
+    connection may take to send a request's headers. ``master_key`` never appears in ``repr``."""
 
     host: str = "127.0.0.1"
     port: int = 8765
     master_key: str | None = field(default=None, repr=False)
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    header_timeout: float = 15.0
 
     @property
     def auth(self) -> bool:
@@ -105,7 +109,14 @@ async def serve_http(
         bound = sock.getsockname()[1]
         announce(f"http://{_url_host(host)}:{bound}{HTTP_PATH}")
         # No Server header: versions tell an attacker which advisories to try.
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on",
+            server_header=False,
+            http=_HeadersInTime,
+            timeout_keep_alive=max(1, round(settings.header_timeout)),
+        )
         await _StopsOnSignal(config).serve(sockets=[sock])
 
 
@@ -126,6 +137,29 @@ async def _guarded_app(orchestrator: Orchestrator, settings: HttpSettings) -> Ht
         keys=keys,
         clock=SystemClock(),
     )
+
+
+class _HeadersInTime(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a header read timeout: a connection whose next request has not
+    fully arrived ``timeout_keep_alive`` seconds after it connected (or got its last response) is closed.
+    uvicorn alone only times out idle connections after a response, so a client trickling headers (or
+    sending none) would hold its connection for ever."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def _arm(self) -> None:
+        self.loop.call_later(self.timeout_keep_alive, self._headers_too_slow)
+
+    def _headers_too_slow(self) -> None:
+        waiting = self.cycle is None or self.cycle.response_complete  # no request in progress
+        if waiting and not self.transport.is_closing():
+            self.transport.close()
 
 
 class _StopsOnSignal(uvicorn.Server):
