@@ -16,6 +16,7 @@ from model_orchestrator.core.errors import ProviderError
 from model_orchestrator.core.rate_limits import RateLimitSnapshot
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.providers.anthropic.blocks import answer_tool_name
 from model_orchestrator.providers.anthropic.convert import (
     StreamDecoder,
     VendorError,
@@ -89,7 +90,11 @@ class AnthropicModel:
         if not 200 <= response.status < 300:
             raise self._error(decode_error(response.status, response.body), limits)
         result = decode_message(
-            response.body, provider=self.provider, deployment=self.deployment, latency=latency
+            response.body,
+            provider=self.provider,
+            deployment=self.deployment,
+            latency=latency,
+            answer_tool=answer_tool_name(request),
         )
         if isinstance(result, VendorError):
             raise self._error(result, limits)
@@ -105,7 +110,7 @@ class AnthropicModel:
                 limits = parse_rate_limit_headers(response.headers)
                 if not 200 <= response.status < 300:
                     raise self._error(decode_error(response.status, await response.read()), limits)
-                decoder = StreamDecoder()
+                decoder = StreamDecoder(answer_tool=answer_tool_name(request))
                 async for event in iter_sse(response.lines()):
                     delta = decoder.feed(event.data)
                     if isinstance(delta, VendorError):

@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from model_orchestrator.core.messages import Message, Role
+from model_orchestrator.core.messages import Role, TextPart
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
+from model_orchestrator.core.tools import ToolCall, ToolCallDelta
 from model_orchestrator.core.usage import Usage
+from model_orchestrator.providers.anthropic.blocks import plan_tools, system_blocks, turns
 
-# Anthropic has no JSON-mode switch; its guide steers format through instructions instead:
+# Anthropic has no JSON-mode switch; its guide steers format through instructions instead (a JSON schema
+# goes through a forced tool, see ``blocks``):
 # https://docs.anthropic.com/en/docs/test-and-evaluate/strengthen-guardrails/increase-consistency
 JSON_INSTRUCTION = "Respond with one valid JSON object only: no prose, no code fences."
 
@@ -70,11 +73,16 @@ def encode_request(request: ChatRequest, *, model_id: str, default_max_tokens: i
         "model": model_id,
         # max_tokens is required by the Messages API.
         "max_tokens": request.max_tokens if request.max_tokens is not None else default_max_tokens,
-        "messages": _turns(request.messages),
+        "messages": turns(request.messages),
     }
     system = _system(request)
     if system:
         body["system"] = system
+    plan = plan_tools(request)
+    if plan.tools is not None:
+        body["tools"] = plan.tools
+    if plan.tool_choice is not None:
+        body["tool_choice"] = plan.tool_choice
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
@@ -87,53 +95,66 @@ def encode_request(request: ChatRequest, *, model_id: str, default_max_tokens: i
     return json.dumps(body).encode()
 
 
-def _system(request: ChatRequest) -> str | None:
-    """The top-level system prompt: the request's system messages plus the JSON instruction if asked."""
-    parts = [request.system_text] if request.system_text else []
-    if request.response_format is ResponseFormat.JSON:
-        parts.append(JSON_INSTRUCTION)
-    return "\n\n".join(parts) or None
+def _system(request: ChatRequest) -> str | list[dict[str, Any]] | None:
+    """The top-level system prompt: the request's system messages plus the JSON instruction if asked.
 
-
-def _turns(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    """User/assistant turns with text blocks; consecutive same-role messages merge into one turn.
-
-    Empty text blocks are rejected by the API, so they are dropped.
+    A plain string, unless a system part carries a cache breakpoint: then text blocks, so that the
+    breakpoint's ``cache_control`` has a block to sit on.
     """
-    turns: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role is Role.SYSTEM:
-            continue
-        blocks = [{"type": "text", "text": p.text} for p in message.parts if p.text]
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == message.role.value:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": message.role.value, "content": blocks})
-    return turns
+    wants_instruction = request.response_format is ResponseFormat.JSON and request.json_schema is None
+    instruction = JSON_INSTRUCTION if wants_instruction else None
+    parts = [p for m in request.messages if m.role is Role.SYSTEM for p in m.parts if isinstance(p, TextPart)]
+    if any(p.cache_breakpoint for p in parts):
+        return system_blocks(parts, instruction)
+    texts = [request.system_text] if request.system_text else []
+    if instruction:
+        texts.append(instruction)
+    return "\n\n".join(texts) or None
 
 
 def decode_message(
-    body: bytes, *, provider: str, deployment: str, latency: float
+    body: bytes, *, provider: str, deployment: str, latency: float, answer_tool: str | None = None
 ) -> Completion | VendorError:
-    """A completion from a 200 response body, or a ``VendorError`` when the body is unreadable."""
+    """A completion from a 200 response body, or a ``VendorError`` when the body is unreadable.
+
+    ``tool_use`` blocks become tool calls (arguments: the compact JSON of their ``input``), except a call
+    of ``answer_tool`` (the JSON-schema answer, see ``blocks``), whose input becomes the text.
+    """
     data = _json_object(body)
     if data is None or data.get("type") == "error":
         return _payload_error(data) if data else _unreadable("message")
-    text = "".join(
-        str(block.get("text", "")) for block in _objects(data.get("content")) if block.get("type") == "text"
-    )
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for block in _objects(data.get("content")):
+        if block.get("type") == "text":
+            texts.append(str(block.get("text", "")))
+        elif block.get("type") == "tool_use":
+            arguments = _compact(block.get("input"))
+            if answer_tool is not None and block.get("name") == answer_tool:
+                texts.append(arguments)
+            else:
+                calls.append(ToolCall(str(block.get("id") or ""), str(block.get("name") or ""), arguments))
     return Completion(
-        text=text,
+        text="".join(texts),
         model=str(data.get("model") or ""),
         provider=provider,
         deployment=deployment,
         usage=usage_of(_object(data.get("usage"))),
         latency=latency,
-        finish_reason=finish_reason_of(data.get("stop_reason")),
+        finish_reason=_finish(data.get("stop_reason"), has_calls=bool(calls)),
         response_id=_opt_str(data.get("id")),
+        tool_calls=tuple(calls),
     )
+
+
+def _finish(stop_reason: object, *, has_calls: bool) -> FinishReason:
+    """``tool_use`` with only the answer tool called is a finished answer, not a call to run."""
+    reason = finish_reason_of(stop_reason)
+    return FinishReason.STOP if reason is FinishReason.TOOL_CALLS and not has_calls else reason
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value if isinstance(value, dict) else {}, separators=(",", ":"), ensure_ascii=False)
 
 
 def usage_of(usage: Mapping[str, Any]) -> Usage:
@@ -201,15 +222,21 @@ class StreamDecoder:
     """Turns Messages-API stream events into ``StreamDelta`` values, one event at a time.
 
     The final delta (finish reason, usage, model) is emitted on ``message_stop``; a stream that ends
-    before it is incomplete (see ``end``).
+    before it is incomplete (see ``end``). A ``tool_use`` block opens a tool call (``content_block_start``
+    carries its id and name) whose arguments arrive as ``input_json_delta`` pieces; calls are numbered
+    in order of appearance, whatever the block index. The ``answer_tool``'s pieces are text (see
+    ``decode_message``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, answer_tool: str | None = None) -> None:
         self._model: str | None = None
         self._start_usage: Mapping[str, Any] = {}
         self._stop_reason: object = None
         self._late_usage: dict[str, Any] = {}
         self._finished = False
+        self._answer_tool = answer_tool
+        # content block index -> tool call number, or None for the answer tool's block
+        self._tool_blocks: dict[int, int | None] = {}
 
     def feed(self, data: str) -> StreamDelta | VendorError | None:
         """The delta for one event's data, a ``VendorError`` for an error event, or None for bookkeeping."""
@@ -221,8 +248,10 @@ class StreamDecoder:
             message = _object(event.get("message"))
             self._model = _opt_str(message.get("model"))
             self._start_usage = _object(message.get("usage"))
-        elif kind in ("content_block_start", "content_block_delta"):
-            return self._text(event)
+        elif kind == "content_block_start":
+            return self._block_start(event)
+        elif kind == "content_block_delta":
+            return self._block_delta(event)
         elif kind == "message_delta":
             self._stop_reason = _object(event.get("delta")).get("stop_reason")
             late = _object(event.get("usage"))
@@ -240,17 +269,43 @@ class StreamDecoder:
             return None
         return VendorError(502, "stream ended before message_stop", error_type="incomplete_stream")
 
-    def _text(self, event: Mapping[str, Any]) -> StreamDelta | None:
-        block = _object(event.get("delta") or event.get("content_block"))
-        text = block.get("text") if block.get("type") in ("text_delta", "text") else None
-        return StreamDelta(text=str(text)) if text else None
+    def _block_start(self, event: Mapping[str, Any]) -> StreamDelta | None:
+        block = _object(event.get("content_block"))
+        if block.get("type") != "tool_use":
+            text = block.get("text") if block.get("type") == "text" else None
+            return StreamDelta(text=str(text)) if text else None
+        index = _int(event.get("index"))
+        if self._answer_tool is not None and block.get("name") == self._answer_tool:
+            self._tool_blocks[index] = None
+            return None
+        number = sum(1 for n in self._tool_blocks.values() if n is not None)
+        self._tool_blocks[index] = number
+        start = ToolCallDelta(number, id=str(block.get("id") or ""), name=str(block.get("name") or ""))
+        return StreamDelta(tool_calls=(start,))
+
+    def _block_delta(self, event: Mapping[str, Any]) -> StreamDelta | None:
+        delta = _object(event.get("delta"))
+        if delta.get("type") == "text_delta":
+            text = delta.get("text")
+            return StreamDelta(text=str(text)) if text else None
+        if delta.get("type") != "input_json_delta":
+            return None  # thinking and signature deltas are not part of the answer
+        piece = str(delta.get("partial_json") or "")
+        index = _int(event.get("index"))
+        if not piece or index not in self._tool_blocks:
+            return None
+        number = self._tool_blocks[index]
+        if number is None:
+            return StreamDelta(text=piece)
+        return StreamDelta(tool_calls=(ToolCallDelta(number, arguments=piece),))
 
     def _final(self) -> StreamDelta:
         # message_delta carries the cumulative output count (and, in newer API versions, may restate
         # input counts), so its fields override message_start's.
         merged = {**self._start_usage, **self._late_usage}
+        has_calls = any(n is not None for n in self._tool_blocks.values())
         return StreamDelta(
-            finish_reason=finish_reason_of(self._stop_reason),
+            finish_reason=_finish(self._stop_reason, has_calls=has_calls),
             usage=usage_of(merged),
             model=self._model,
         )

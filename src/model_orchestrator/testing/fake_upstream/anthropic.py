@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from model_orchestrator.core.tools import ToolCall
 from model_orchestrator.testing.fake_upstream.script import Reply, estimate_tokens
 
 _PATH_SUFFIX = "/v1/messages"
@@ -70,10 +72,22 @@ class AnthropicFormat:
         ]
         return sum(estimate_tokens(t) + _MESSAGE_OVERHEAD for t in texts if t)
 
+    def reply_for(self, reply: Reply, body: Mapping[str, Any]) -> Reply:
+        """A request whose ``tool_choice`` forces one tool gets a call of it, as the API guarantees: a
+        scripted text-only reply becomes that call, its text the input (``{}`` unless a JSON object)."""
+        choice = body.get("tool_choice")
+        if not isinstance(choice, dict) or choice.get("type") != "tool" or reply.tool_calls:
+            return reply
+        arguments = reply.text if isinstance(_json_value(reply.text), dict) else "{}"
+        call = ToolCall(f"toolu_fake{uuid.uuid4().hex[:20]}", str(choice.get("name")), arguments)
+        return replace(reply, text="", tool_calls=(call,), finish_reason="tool_calls")
+
     def reply_body(self, reply: Reply, model: str, prompt_tokens: int) -> dict[str, Any]:
+        text = [{"type": "text", "text": reply.text}] if reply.text else []
         return {
             **_message_head(model),
-            "content": [{"type": "text", "text": reply.text}] if reply.text else [],
+            "content": text
+            + [_tool_use(call.id, call.name, _input(call.arguments)) for call in reply.tool_calls],
             "stop_reason": _stop_reason(reply),
             "stop_sequence": None,
             "usage": _usage(reply, prompt_tokens),
@@ -94,16 +108,10 @@ class AnthropicFormat:
                 },
                 key="message",
             ),
-            _frame("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
             _frame("ping", {}),
         ]
-        for text in reply.chunks():
-            if text:
-                frames.append(
-                    _frame("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}})
-                )
+        frames += _text_block(reply) + _tool_blocks(reply)
         frames += [
-            _frame("content_block_stop", {"index": 0}),
             _frame(
                 "message_delta",
                 {
@@ -168,13 +176,58 @@ def _stop_reason(reply: Reply) -> str:
     return _STOP_REASONS.get(reply.finish_reason, reply.finish_reason)
 
 
+def _text_block(reply: Reply) -> list[bytes]:
+    """Block 0: the text, in pieces (left out when the answer is tool calls only)."""
+    if reply.tool_calls and not reply.text:
+        return []
+    frames = [_frame("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})]
+    for text in reply.chunks():
+        if text:
+            frames.append(
+                _frame("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}})
+            )
+    return [*frames, _frame("content_block_stop", {"index": 0})]
+
+
+def _tool_blocks(reply: Reply) -> list[bytes]:
+    """One ``tool_use`` block per call: its id and name first, then its input as ``input_json_delta``
+    pieces of ``chunk_size`` characters (https://docs.anthropic.com/en/api/messages-streaming)."""
+    frames: list[bytes] = []
+    first = 1 if reply.text else 0
+    size = reply.chunk_size
+    for index, call in enumerate(reply.tool_calls, start=first):
+        block = _tool_use(call.id, call.name, {})
+        frames.append(_frame("content_block_start", {"index": index, "content_block": block}))
+        for start in range(0, len(call.arguments), size):
+            piece = {"type": "input_json_delta", "partial_json": call.arguments[start : start + size]}
+            frames.append(_frame("content_block_delta", {"index": index, "delta": piece}))
+        frames.append(_frame("content_block_stop", {"index": index}))
+    return frames
+
+
+def _tool_use(call_id: str, name: str, arguments: object) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+
+
+def _json_value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _input(arguments: str) -> object:
+    return json.loads(arguments or "{}")
+
+
 def _usage(reply: Reply, prompt_tokens: int) -> dict[str, int]:
-    """Anthropic's ``input_tokens`` excludes cache reads, which are reported beside it."""
+    """Anthropic's ``input_tokens`` excludes cache reads and cache writes, reported beside it."""
     prompt, completion = reply.usage_for(prompt_tokens)
     cached = min(reply.cached_tokens, prompt)
+    written = min(reply.cache_write_tokens, prompt - cached)
     return {
-        "input_tokens": prompt - cached,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": prompt - cached - written,
+        "cache_creation_input_tokens": written,
         "cache_read_input_tokens": cached,
         "output_tokens": completion,
     }
