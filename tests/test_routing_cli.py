@@ -10,6 +10,7 @@ import pytest
 
 from model_orchestrator.testing import FakeUpstream, Reply
 from tests.cli_helpers import run_cli
+from tests.routing_data import DEV_FILES
 
 pytestmark = pytest.mark.subprocess
 
@@ -190,3 +191,17 @@ def test_cheapest_with_a_router_file_that_cannot_load_fails_like_route(tmp_path:
     for result in (cheapest, route):
         assert result.returncode != 0 and "Traceback" not in result.stderr
         assert str(router_file) in result.stderr, result.stderr
+
+
+def test_eval_router_draws_a_learning_curve(tmp_path: Path) -> None:
+    plot = tmp_path / "curves.png"
+    args = ("eval-router", "--data", DEV_FILES[1], "--router", "length", "--learning-curve")
+    result = run_cli(*args, "--plot", str(plot), "--json")
+    assert result.returncode == 0, result.stderr
+    curve = json.loads(result.stdout)["learning_curve"]
+    assert [row["labelled"] for row in curve] == [50, 100, 200, 500, 522]
+    assert {row["benchmark"] for row in curve} == {"gsm8k"}
+    assert curve[-1]["learned_apgr"] > curve[0]["learned_apgr"]  # more labels, better routing
+    assert (tmp_path / "curves-learning.png").read_bytes().startswith(b"\x89PNG")
+    table = run_cli(*args)
+    assert "learning curve" in table.stdout and "gsm8k" in table.stdout

@@ -47,6 +47,12 @@ _DATA_HELP = "A JSON-lines file of labelled prompts (repeat for several benchmar
     type=click.Path(dir_okay=False),
     help="Write the quality vs strong-call-share curves here (PNG).",
 )
+@click.option(
+    "--learning-curve",
+    is_flag=True,
+    help="Also train on growing numbers of each benchmark's prompts and print APGR against that number "
+    "(with --plot, drawn in FILE-learning.png).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (curves included) instead of tables.")
 def eval_router_command(
     data_files: tuple[str, ...],
@@ -56,6 +62,7 @@ def eval_router_command(
     learned_router: str | None,
     seed: int,
     plot: str | None,
+    learning_curve: bool,
     as_json: bool,
 ) -> None:
     """RouteLLM's metrics (APGR, CPT(50%), CPT(80%)) per benchmark for every router."""
@@ -71,17 +78,48 @@ def eval_router_command(
         seed=seed,
     )
     reports = evaluate(examples, options)
+    curve = _learning_curve(examples, seed, plot) if learning_curve else None
     if plot:
         from model_orchestrator.routing.plot import plot_reports
 
         plot_reports(reports, plot)
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in reports], indent=2))
+        rows = [r.to_dict() for r in reports]
+        shown: object = rows if curve is None else {"benchmarks": rows, "learning_curve": curve}
+        click.echo(json.dumps(shown, indent=2))
         return
     for report in reports:
         _print_report(report)
+    if curve is not None:
+        _print_curve(curve)
     if plot:
-        click.echo(f"curves written to {plot}")
+        click.echo(f"curves written to {plot}" + (f" and {_curve_file(plot)}" if curve is not None else ""))
+
+
+def _curve_file(plot: str) -> Path:
+    path = Path(plot)
+    return path.with_name(f"{path.stem}-learning{path.suffix or '.png'}")
+
+
+def _learning_curve(examples: Any, seed: int, plot: str | None) -> list[dict[str, object]]:
+    from model_orchestrator.routing.learning_curve import learning_curve
+
+    points = learning_curve(examples, seed=seed)
+    if plot:
+        from model_orchestrator.routing.plot import plot_learning_curve
+
+        plot_learning_curve(points, _curve_file(plot))
+    return [p.to_dict() for p in points]
+
+
+def _print_curve(curve: list[dict[str, Any]]) -> None:
+    click.echo("\nlearning curve: APGR on held-out prompts, trained on N labelled prompts of the benchmark")
+    click.echo(f"  {'benchmark':<12} {'N':>6} {'learned':>8} {'generic':>8}")
+    for row in curve:
+        click.echo(
+            f"  {row['benchmark']:<12} {row['labelled']:>6} {_num(row['learned_apgr']):>8} "
+            f"{_num(row['generic_apgr']):>8}"
+        )
 
 
 def _print_report(report: Any) -> None:
