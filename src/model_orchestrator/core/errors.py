@@ -174,6 +174,14 @@ class RateLimitExhaustedError(DeploymentUnavailableError):
         super().__init__(message, reason="rate_limited_locally", **kwargs)
 
 
+class StateUnavailableError(DeploymentUnavailableError):
+    """The shared state store (``state.url``) could not be reached or kept changing under an update, and
+    ``state.on_unavailable`` is ``fail``; no call was made."""
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        super().__init__(message, reason="state_unavailable", **kwargs)
+
+
 class LowConfidenceError(OrchestratorError):
     """An answer came back but a scorer judged it not good enough (used by strategies to move on)."""
 

@@ -142,6 +142,20 @@ class CooldownStarted(DeploymentEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class StateStoreUnavailable(Event):
+    """The shared state store stopped answering. ``policy`` says what calls do until it is back:
+    ``local`` (per-process state, limits divided by the replica count) or ``fail``."""
+
+    error: str
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateStoreRecovered(Event):
+    """The shared state store answers again: state is shared across processes again."""
+
+
+@dataclass(frozen=True, slots=True)
 class RetryScheduled(Event):
     """A retryable failure will be retried after ``delay`` seconds (``attempt`` of ``max_attempts``)."""
 

@@ -85,7 +85,8 @@ class BreakerPolicy:
 
 @dataclass(frozen=True, slots=True)
 class BreakerState:
-    """One deployment's breaker, as stored. Times are on the monotonic clock.
+    """One deployment's breaker, as stored. Times are on the store's timebase
+    (``StateStore.now``: monotonic in one process, wall time in a shared store).
 
     ``window`` holds ``(bucket_start, successes, failures)`` counters, oldest first.
     ``probe_started_at`` is when the latest half-open probe was let through.
@@ -216,10 +217,10 @@ def counts_as_failure(error: BaseException) -> bool:
 class CircuitBreakerModel:
     """Skips its deployment without a call while the circuit is open; counts the outcome of every call.
 
-    An answer whose text is empty or whitespace is a soft failure: counted, and raised as a retryable
-    ``ServerError`` (502) so the layers above try again or move on. A stream that yields no text at all is
-    the same; its text-less leading deltas are held back until text arrives, so a consumer never sees a
-    finished stream that then fails.
+    An answer whose text is empty or whitespace (and that calls no tool) is a soft failure: counted, and
+    raised as a retryable ``ServerError`` (502) so the layers above try again or move on. A stream that
+    yields no text or tool call at all is the same; its empty leading deltas are held back until content
+    arrives, so a consumer never sees a finished stream that then fails.
     """
 
     def __init__(
@@ -256,7 +257,7 @@ class CircuitBreakerModel:
         except BaseException as exc:
             await self._settle(request, probe, exc)
             raise
-        if not completion.text.strip():
+        if not completion.text.strip() and not completion.tool_calls:
             error = self._empty_answer()
             await self._settle(request, probe, error)
             raise error
@@ -272,7 +273,7 @@ class CircuitBreakerModel:
                 async for delta in inner:
                     if not seen_text:
                         held.append(delta)
-                        if not delta.text.strip():
+                        if not delta.text.strip() and not delta.tool_calls:
                             continue
                         seen_text = True
                         for waiting in held:
@@ -294,7 +295,7 @@ class CircuitBreakerModel:
 
     async def _admit(self, request: ChatRequest) -> bool:
         """Ask the store whether this call may go out; True when it is a half-open probe."""
-        now = self._clock.monotonic()
+        now = self._store.now(self._clock)
 
         def change(old: BreakerState | None) -> tuple[BreakerState, tuple[BreakerState, bool, float | None]]:
             new, allowed, retry_after = allow(old, self._policy, now)
@@ -308,7 +309,7 @@ class CircuitBreakerModel:
         return old.state != "closed"
 
     async def _settle(self, request: ChatRequest, probe: bool, error: BaseException | None) -> None:
-        now = self._clock.monotonic()
+        now = self._store.now(self._clock)
         counted = error is not None and counts_as_failure(error)
 
         def change(old: BreakerState | None) -> tuple[BreakerState, tuple[BreakerState, BreakerState]]:
@@ -329,7 +330,7 @@ class CircuitBreakerModel:
         request_id, wall, deployment = request.request_id or "", self._clock.wall(), self._deployment
         event: CircuitOpened | CircuitHalfOpened | CircuitClosed
         if state == "open":
-            calls, failures = window_counts(new, self._policy, self._clock.monotonic())
+            calls, failures = window_counts(new, self._policy, self._store.now(self._clock))
             count, reset = max(new.consecutive_failures, failures), self._policy.reset_timeout
             message = (
                 "circuit opened for %s after %d failures (%d calls in the window); skipping it for %.1fs"

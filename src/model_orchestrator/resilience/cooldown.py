@@ -3,8 +3,8 @@
 Owns the cooldown policy, the pure decisions (does this error start a cooldown, for how long, which end
 time wins), ``CooldownModel`` (the ``ChatModel`` wrapper that applies them for every request sharing the
 store) and ``cooldown_until`` for inspection (``orchestrator health``). The state is one float under
-``cooldown:<deployment>``: the end of the cooldown on the monotonic clock, so a shared store must be shared
-by processes on one host (a cross-host store would need wall-clock times). It does not retry or wait:
+``cooldown:<deployment>``: the end of the cooldown on the store's timebase (``StateStore.now``: wall time
+in a shared store, so every process and host sees the same expiry). It does not retry or wait:
 a cooling deployment is skipped at once with ``CoolingDownError`` so a strategy moves on.
 """
 
@@ -86,7 +86,7 @@ def remaining(until: float | None, now: float) -> float | None:
 
 
 async def cooldown_until(store: StateStore, deployment: str) -> float | None:
-    """When ``deployment``'s latest cooldown ends (monotonic seconds; may be past); None: never had one."""
+    """When ``deployment``'s latest cooldown ends (store timebase; may be past); None: never had one."""
     value = await store.get(_key(deployment))
     return float(value) if isinstance(value, int | float) else None
 
@@ -142,7 +142,7 @@ class CooldownModel:
         await self._inner.aclose()
 
     async def _check(self) -> None:
-        left = remaining(await cooldown_until(self._store, self._deployment), self._clock.monotonic())
+        left = remaining(await cooldown_until(self._store, self._deployment), self._store.now(self._clock))
         if left is not None:
             raise CoolingDownError(
                 f"{self._deployment} is cooling down after a rate limit or overload for {left:.1f}s more; "
@@ -157,7 +157,7 @@ class CooldownModel:
         seconds = cooldown_seconds(error, self._policy)
         if reason is None or seconds <= 0:
             return
-        now = self._clock.monotonic()
+        now = self._store.now(self._clock)
         proposed = now + seconds
 
         def change(old: float | None) -> tuple[float, tuple[float | None, float]]:

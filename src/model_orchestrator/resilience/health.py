@@ -135,7 +135,7 @@ class HealthMonitor:
 
     async def snapshot(self) -> list[DeploymentHealth]:
         """The last probe results with each deployment's breaker state and cooldown, in probe order."""
-        now = self._clock.monotonic()
+        now = self._store.now(self._clock)
         return [await self._health(deployment, now) for deployment in self._probes]
 
     def start(self) -> None:

@@ -7,20 +7,20 @@ that never lets more than the limit through in any 60-second window) is ``slidin
 retry, cool down after a 429 or choose another deployment (the layers above do).
 
 Why our own algorithm rather than aiolimiter: the state must live behind ``StateStore`` (keys
-``rpm:<deployment>`` and ``tpm:<deployment>``) so a shared store can serve several processes later, and
+``rpm:<deployment>`` and ``tpm:<deployment>``) so a shared store can serve several processes, and
 time must come from the injected ``Clock``; aiolimiter keeps its state in the object, reads the loop's
 clock, and is a leaky bucket, which can let up to twice the limit through in one 60-second window.
 
 Guarantees hold where calls leave this layer (the composition root puts it just outside the adapter);
-network jitter after that can move arrivals by milliseconds. With a shared store the clocks of all
-processes must agree (a shared store would use wall time).
+network jitter after that can move arrivals by milliseconds. Times are on the store's timebase
+(``StateStore.now``): with a shared store, wall time, so the clocks of all hosts must agree.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from model_orchestrator.core.clock import Clock, SystemClock
@@ -32,15 +32,20 @@ from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.core.usage import Usage
-from model_orchestrator.resilience import sliding_window
 from model_orchestrator.resilience._streams import closing_stream
-from model_orchestrator.resilience.sliding_window import WindowLog
+from model_orchestrator.resilience.request_log import (
+    LOW_REMAINING_SHARE as LOW_REMAINING_SHARE,
+)
+from model_orchestrator.resilience.request_log import (
+    RequestLog,
+    give_back_request,
+    learn_from_snapshot,
+)
+from model_orchestrator.resilience.request_log import request_ready_at as request_ready_at
+from model_orchestrator.resilience.request_log import take_request as take_request
 from model_orchestrator.resilience.state_store import StateStore
 
 _log = logging.getLogger(__name__)
-
-# Below this share of the provider's request limit left, calls are spaced out until its reset.
-LOW_REMAINING_SHARE = 0.1
 
 OnLimit = Literal["wait", "skip"]
 
@@ -69,65 +74,6 @@ class RateLimitPolicy:
             raise ValueError(f"on_limit must be 'wait' or 'skip', not {self.on_limit!r}")
         if self.max_wait < 0:
             raise ValueError("max_wait must not be negative")
-
-
-@dataclass(frozen=True, slots=True)
-class RequestLog:
-    """State under ``rpm:<deployment>``: the sends of the last minute and provider-driven pacing."""
-
-    window: WindowLog = field(default_factory=WindowLog)
-    last_sent: float | None = None
-    not_before: float = 0.0
-    pace_interval: float = 0.0
-    pace_until: float = 0.0
-
-
-def request_ready_at(log: RequestLog, now: float, rpm: int | None) -> float:
-    """The earliest time (>= ``now``) a request may be sent."""
-    ready = max(now, log.not_before)
-    if log.last_sent is not None and now < log.pace_until:
-        ready = max(ready, log.last_sent + log.pace_interval)
-    if rpm is not None:
-        ready = max(ready, sliding_window.ready_at(log.window, now, rpm, 1) or now)
-    return ready
-
-
-def take_request(log: RequestLog, now: float, rpm: int | None) -> tuple[RequestLog, bool, int | None]:
-    """Record a send at ``now`` if allowed: the new state, whether it was, and the window slot it
-    was counted in (None when requests are only paced, not counted)."""
-    if request_ready_at(log, now, rpm) > now:
-        return log, False, None
-    if rpm is None:
-        return replace(log, last_sent=now), True, None
-    window, slot = sliding_window.take(log.window, now, rpm, 1)
-    return replace(log, window=window, last_sent=now), slot is not None, slot
-
-
-def give_back_request(log: RequestLog, slot: int | None, previous_last_sent: float | None) -> RequestLog:
-    """Undo a send counted in ``slot`` (the token limit refused the same call)."""
-    window = log.window if slot is None else sliding_window.adjust(log.window, slot, -1)
-    return replace(log, window=window, last_sent=previous_last_sent)
-
-
-def learn_from_snapshot(log: RequestLog, snapshot: RateLimitSnapshot, now: float) -> RequestLog:
-    """Pace sends by what the provider reported: wait out a reset at zero left, space out when low."""
-    log = _learn_retry_after(log, snapshot.retry_after, now)
-    remaining, reset = snapshot.remaining_requests, snapshot.reset_requests_after
-    if remaining is None or reset is None:
-        return log
-    if remaining <= 0:
-        return replace(log, not_before=max(log.not_before, now + reset))
-    limit = snapshot.limit_requests
-    if limit is not None and remaining < LOW_REMAINING_SHARE * limit:
-        # Spread what is left evenly until the provider's window resets.
-        return replace(log, pace_interval=reset / remaining, pace_until=now + reset)
-    return replace(log, pace_interval=0.0, pace_until=0.0)
-
-
-def _learn_retry_after(log: RequestLog, retry_after: float | None, now: float) -> RequestLog:
-    if retry_after is None:
-        return log
-    return replace(log, not_before=max(log.not_before, now + retry_after))
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,64 +166,46 @@ class RateLimitedModel:
         if not self._tracks_requests and self._policy.tpm is None:
             return _Ticket(0, None)
         tokens = self.estimate_tokens(request)
-        started = self._clock.monotonic()
+        started = self._store.now(self._clock)
         while True:
-            now = self._clock.monotonic()
-            ready = await self._ready_at(now, tokens)
-            if ready <= now:
-                ticket = await self._take(now, tokens)
-                if ticket is not None:
-                    return ticket
-                continue  # another caller took the room between our read and our update
+            now = self._store.now(self._clock)
+            ticket, ready = await self._take(now, tokens)
+            if ticket is not None:
+                return ticket
             self._check_wait(request, started, now, ready)
             _log.info("waiting %.2fs for %s's local rate limit", ready - now, self._deployment)
             await self._clock.sleep(ready - now)
 
-    async def _ready_at(self, now: float, tokens: int) -> float:
-        ready = now
-        if self._tracks_requests:
-            ready = request_ready_at(
-                _request_log(await self._store.get(self._rpm_key)), now, self._policy.rpm
-            )
-        if self._policy.tpm is not None:
-            log = _window_log(await self._store.get(self._tpm_key))
-            token_ready = sliding_window.ready_at(log, now, self._policy.tpm, tokens)
-            if token_ready is None:
-                raise RateLimitExhaustedError(
-                    f"the call needs about {tokens} tokens, more than {self._deployment}'s limit of "
-                    f"{self._policy.tpm} tokens per minute; lower max_tokens or raise tpm",
-                    deployment=self._deployment,
-                )
-            ready = max(ready, token_ready)
-        return ready
-
-    async def _take(self, now: float, tokens: int) -> _Ticket | None:
-        """Record the send at ``now`` in both logs, or in neither."""
+    async def _take(self, now: float, tokens: int) -> tuple[_Ticket | None, float]:
+        """Record the send at ``now`` in both windows, or in neither: the ticket, or when to try again."""
         rpm, tpm = self._policy.rpm, self._policy.tpm
         slot: int | None = None
         previous: float | None = None
         if self._tracks_requests:
-
-            def take(old: object | None) -> tuple[RequestLog, tuple[bool, int | None, float | None]]:
-                log = _request_log(old)
-                new, took, counted_in = take_request(log, now, rpm)
-                return new, (took, counted_in, log.last_sent)
-
-            took, slot, previous = await self._store.update(self._rpm_key, take)
-            if not took:
-                return None
+            grant = await self._store.take_window(
+                self._rpm_key, kind="requests", now=now, limit=rpm, amount=1
+            )
+            if not grant.taken:
+                return None, now if grant.ready_at is None else grant.ready_at
+            slot, previous = grant.slot, grant.previous_last_sent
         if tpm is None:
-            return _Ticket(tokens, None)
-        token_slot = await self._store.update(
-            self._tpm_key, lambda old: sliding_window.take(_window_log(old), now, tpm, tokens)
+            return _Ticket(tokens, None), now
+        tokens_grant = await self._store.take_window(
+            self._tpm_key, kind="units", now=now, limit=tpm, amount=tokens
         )
-        if token_slot is not None:
-            return _Ticket(tokens, token_slot)
+        if tokens_grant.taken:
+            return _Ticket(tokens, tokens_grant.slot), now
         if self._tracks_requests:
             await self._store.update(
                 self._rpm_key, lambda old: (give_back_request(_request_log(old), slot, previous), None)
             )
-        return None
+        if tokens_grant.ready_at is None:
+            raise RateLimitExhaustedError(
+                f"the call needs about {tokens} tokens, more than {self._deployment}'s limit of "
+                f"{tpm} tokens per minute; lower max_tokens or raise tpm",
+                deployment=self._deployment,
+            )
+        return None, tokens_grant.ready_at
 
     def _check_wait(self, request: ChatRequest, started: float, now: float, ready: float) -> None:
         """Raise ``RateLimitExhaustedError`` unless waiting until ``ready`` is allowed."""
@@ -288,7 +216,7 @@ class RateLimitedModel:
             why = "the request has another deployment to try, so it does not wait here"
         elif ready - started > self._policy.max_wait:
             why = f"more than the allowed wait of {self._policy.max_wait:g}s"
-        elif request.deadline is not None and ready >= request.deadline:
+        elif request.deadline is not None and ready - now >= request.deadline - self._clock.monotonic():
             why = "past the request's deadline"
         else:
             return
@@ -305,14 +233,12 @@ class RateLimitedModel:
         if token_slot is None or usage.estimated:
             return
         delta = usage.total_tokens - ticket.tokens
-        await self._store.update(
-            self._tpm_key, lambda old: (sliding_window.adjust(_window_log(old), token_slot, delta), None)
-        )
+        await self._store.adjust_window(self._tpm_key, slot=token_slot, delta=delta)
 
     async def _learn(self, snapshot: RateLimitSnapshot) -> None:
         if not self._policy.adaptive or snapshot.is_empty:
             return
-        now = self._clock.monotonic()
+        now = self._store.now(self._clock)
         await self._store.update(
             self._rpm_key, lambda old: (learn_from_snapshot(_request_log(old), snapshot, now), None)
         )
@@ -322,7 +248,3 @@ class RateLimitedModel:
 
 def _request_log(value: object | None) -> RequestLog:
     return value if isinstance(value, RequestLog) else RequestLog()
-
-
-def _window_log(value: object | None) -> WindowLog:
-    return value if isinstance(value, WindowLog) else WindowLog()

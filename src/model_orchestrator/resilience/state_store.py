@@ -1,18 +1,51 @@
-"""``StateStore``: where breakers, cooldowns and rate limiters keep per-deployment state.
+"""``StateStore``: where breakers, cooldowns, rate limiters, health and key limits keep their state.
 
 Algorithms never hold state themselves: they read it with ``get`` and change it with ``update``, an
-atomic read-modify-write (the in-memory store is atomic because ``update`` never awaits inside; a Redis
-store will use optimistic transactions). State values are frozen dataclasses of plain fields, so a
-shared store can serialise them. This module owns the interface and the in-memory store only.
+atomic read-modify-write (the in-memory store is atomic because ``update`` never awaits inside; the Redis
+store, ``redis_state``, uses optimistic transactions). Rate windows are the hottest keys, so they have
+their own atomic operation, ``take_window`` / ``adjust_window`` (a Lua script on Redis, no retries under
+contention). State values are frozen dataclasses of plain fields (``state_codec`` serialises them).
+
+Times written into state are on the store's timebase, ``now(clock)``: the monotonic clock for a
+process-local store (immune to wall-clock steps), wall time for a shared one (it crosses processes and
+hosts, whose clocks must be synchronised). This module owns the interface and the in-memory store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import StateUnavailableError
+from model_orchestrator.resilience import sliding_window
+from model_orchestrator.resilience.request_log import RequestLog, request_ready_at, take_request
+from model_orchestrator.resilience.sliding_window import WindowLog
 
 S = TypeVar("S")
 R = TypeVar("R")
+
+
+class StateContentionError(StateUnavailableError):
+    """A shared key kept changing under every attempt to update it (the store itself answered)."""
+
+
+WindowKind = Literal["requests", "units"]
+"""``requests``: the key holds a ``RequestLog`` (a window of sends plus provider pacing; ``limit`` may
+be None: paced only); ``units``: a bare ``WindowLog`` (tokens, a virtual key's requests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowGrant:
+    """The outcome of ``take_window``. Taken: ``slot`` is where the units were counted (None: not
+    counted, only paced) and ``previous_last_sent`` the send it replaced as the latest. Refused:
+    ``ready_at`` is the earliest time the units may fit (None: never, they exceed the limit)."""
+
+    taken: bool
+    slot: int | None = None
+    previous_last_sent: float | None = None
+    ready_at: float | None = None
 
 
 class StateStore(Protocol):
@@ -33,6 +66,46 @@ class StateStore(Protocol):
         """Every key starting with ``prefix`` and its value (for ``orchestrator health``)."""
         ...
 
+    def now(self, clock: Clock) -> float:
+        """The current time on this store's timebase (see the module docstring)."""
+        ...
+
+    async def take_window(
+        self, key: str, *, kind: WindowKind, now: float, limit: int | None, amount: int
+    ) -> WindowGrant:
+        """Atomically count ``amount`` units sent at ``now`` under ``limit`` per minute, if they fit."""
+        ...
+
+    async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
+        """Atomically add ``delta`` units (negative: give back) to ``slot`` of the ``units`` window."""
+        ...
+
+
+def take_from(
+    value: object | None, kind: WindowKind, now: float, limit: int | None, amount: int
+) -> tuple[object, WindowGrant]:
+    """The pure ``take_window``: the new value (unchanged when refused) and the grant."""
+    if kind == "requests":
+        log = value if isinstance(value, RequestLog) else RequestLog()
+        ready = request_ready_at(log, now, limit)
+        if ready > now:
+            return log, WindowGrant(False, ready_at=ready)
+        taken, took, slot = take_request(log, now, limit)
+        return taken, WindowGrant(took, slot, log.last_sent, None if took else now)
+    window = value if isinstance(value, WindowLog) else WindowLog()
+    if limit is None:
+        return window, WindowGrant(True)
+    updated, slot = sliding_window.take(window, now, limit, amount)
+    if slot is not None:
+        return updated, WindowGrant(True, slot)
+    return updated, WindowGrant(False, ready_at=sliding_window.ready_at(window, now, limit, amount))
+
+
+def adjusted(value: object | None, slot: int, delta: int) -> tuple[object, None]:
+    """The pure ``adjust_window``."""
+    window = value if isinstance(value, WindowLog) else WindowLog()
+    return sliding_window.adjust(window, slot, delta), None
+
 
 class MemoryStateStore:
     """Process-local state: a dict. Atomic under asyncio because nothing here awaits."""
@@ -51,3 +124,14 @@ class MemoryStateStore:
 
     async def items(self, prefix: str) -> dict[str, object]:
         return {k: v for k, v in self._values.items() if k.startswith(prefix)}
+
+    def now(self, clock: Clock) -> float:
+        return clock.monotonic()
+
+    async def take_window(
+        self, key: str, *, kind: WindowKind, now: float, limit: int | None, amount: int
+    ) -> WindowGrant:
+        return await self.update(key, lambda old: take_from(old, kind, now, limit, amount))
+
+    async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
+        await self.update(key, lambda old: adjusted(old, slot, delta))

@@ -1,0 +1,149 @@
+"""``FailoverStateStore``: a shared store with a bounded wait and a policy for when it is unreachable.
+
+Owns the failure policy of ``state.on_unavailable``. Every call to the shared store is bounded by
+``timeout`` (default 0.25 s). When one fails, the store is marked down: one WARNING, a
+``StateStoreUnavailable`` event (the metrics sink counts it), and for ``retry_interval`` seconds no call
+tries it again, so a request never waits on a dead store more than once per interval. Meanwhile:
+
+- ``local`` (the default): state lives in this process, with rate limits divided by ``replicas`` so the
+  replicas together stay near the configured limits; cooldowns and breakers are per process;
+- ``fail``: every call raises ``StateUnavailableError`` (a 503 at the gateway; a strategy moves on).
+
+After the interval the next call tries the shared store again; when it answers, an INFO line and a
+``StateStoreRecovered`` event, and state is shared again (what was learnt locally meanwhile stays local).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar
+
+from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import StateUnavailableError
+from model_orchestrator.core.events import EventBus, StateStoreRecovered, StateStoreUnavailable
+from model_orchestrator.resilience.state_store import (
+    MemoryStateStore,
+    StateContentionError,
+    StateStore,
+    WindowGrant,
+    WindowKind,
+)
+
+_log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+R = TypeVar("R")
+T = TypeVar("T")
+
+OnUnavailable = Literal["local", "fail"]
+
+
+class FailoverStateStore:
+    """``shared`` while it answers within ``timeout``; else per ``on_unavailable``. Times are wall time."""
+
+    def __init__(
+        self,
+        shared: StateStore,
+        *,
+        clock: Clock,
+        bus: EventBus,
+        on_unavailable: OnUnavailable = "local",
+        replicas: int = 1,
+        timeout: float = 0.25,
+        retry_interval: float = 1.0,
+    ) -> None:
+        if replicas < 1 or timeout <= 0 or retry_interval <= 0:
+            raise ValueError("replicas must be at least 1; timeout and retry_interval above 0")
+        self._shared = shared
+        self._local = MemoryStateStore()
+        self._clock = clock
+        self._bus = bus
+        self._policy = on_unavailable
+        self._replicas = replicas
+        self._timeout = timeout
+        self._retry_interval = retry_interval
+        self._down = False
+        self._retry_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"FailoverStateStore({self._shared!r}, on_unavailable={self._policy!r}, down={self._down})"
+
+    @property
+    def shared(self) -> bool:
+        """Whether the last call reached the shared store (False while it is marked down)."""
+        return not self._down
+
+    def now(self, clock: Clock) -> float:
+        return clock.wall()
+
+    async def get(self, key: str) -> object | None:
+        return await self._run(lambda store: store.get(key))
+
+    async def update(self, key: str, change: Callable[[S | None], tuple[S, R]]) -> R:
+        return await self._run(lambda store: store.update(key, change))
+
+    async def items(self, prefix: str) -> dict[str, object]:
+        return await self._run(lambda store: store.items(prefix))
+
+    async def take_window(
+        self, key: str, *, kind: WindowKind, now: float, limit: int | None, amount: int
+    ) -> WindowGrant:
+        local_limit = None if limit is None else max(1, limit // self._replicas)
+        return await self._run(
+            lambda store: store.take_window(key, kind=kind, now=now, limit=limit, amount=amount),
+            lambda store: store.take_window(key, kind=kind, now=now, limit=local_limit, amount=amount),
+        )
+
+    async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
+        await self._run(lambda store: store.adjust_window(key, slot=slot, delta=delta))
+
+    async def _run(
+        self,
+        operation: Callable[[StateStore], Awaitable[T]],
+        local: Callable[[StateStore], Awaitable[T]] | None = None,
+    ) -> T:
+        if self._down and self._clock.monotonic() < self._retry_at:
+            return await self._fallback(local or operation)
+        if self._down:
+            # One caller tries the shared store again; the others stay local until it has answered.
+            self._retry_at = self._clock.monotonic() + self._retry_interval
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await operation(self._shared)
+        except StateContentionError:
+            raise  # not an outage: the store answered
+        except (StateUnavailableError, TimeoutError) as exc:
+            self._went_down(exc)
+            return await self._fallback(local or operation)
+        if self._down:
+            self._recovered()
+        return result
+
+    async def _fallback(self, operation: Callable[[StateStore], Awaitable[T]]) -> T:
+        if self._policy == "fail":
+            raise StateUnavailableError(
+                "the shared state store (state.url) is unreachable and state.on_unavailable is 'fail', "
+                "so no call is made; start it again, or set on_unavailable: local to run on per-process state"
+            )
+        return await operation(self._local)
+
+    def _went_down(self, error: BaseException) -> None:
+        self._retry_at = self._clock.monotonic() + self._retry_interval
+        if self._down:
+            return
+        self._down = True
+        reason = str(error) or f"no answer within {self._timeout:g}s"
+        then = (
+            f"using per-process state (rate limits divided by {self._replicas} replicas)"
+            if self._policy == "local"
+            else "calls fail until it is back"
+        )
+        _log.warning("shared state store unavailable (%s); %s", reason, then)
+        self._bus.emit(StateStoreUnavailable("", self._clock.wall(), error=reason, policy=self._policy))
+
+    def _recovered(self) -> None:
+        self._down = False
+        _log.info("shared state store reachable again; state is shared across processes again")
+        self._bus.emit(StateStoreRecovered("", self._clock.wall()))
