@@ -155,35 +155,59 @@ async def test_serve_on_the_ipv6_loopback_in_url_form() -> None:
     assert process.returncode == 0 and "Traceback" not in err
 
 
+IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+TOOL_CALL = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+SCHEMA = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}}
+
+
+def _carried(sent: object, field: str, value: str) -> bool:
+    """Whether ``field`` with ``value`` appears anywhere in the JSON the upstream received."""
+    if isinstance(sent, dict):
+        return sent.get(field) == value or any(_carried(v, field, value) for v in sent.values())
+    if isinstance(sent, list):
+        return any(_carried(v, field, value) for v in sent)
+    return False
+
+
 @pytest.mark.parametrize(
-    ("body", "words"),
+    ("body", "named", "field", "value"),
     [
+        ({"messages": [{"role": "user", "content": [IMAGE]}]}, ("image", "vision"), "type", "image_url"),
         (
-            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-            "Images are not supported",
+            {"messages": [*USER, {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}]},
+            ("tool_calls", "tools"),
+            "id",
+            "call_1",
         ),
-        (
-            {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
-            "'input_audio' are not supported",
-        ),
-        (
-            {
-                "messages": [
-                    *USER,
-                    {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function"}]},
-                ]
-            },
-            "tool_calls in messages is not supported",
-        ),
-        (
-            {"messages": USER, "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
-            "json_schema is not supported",
-        ),
+        ({"messages": USER, "response_format": SCHEMA}, ("json_schema",), "type", "json_schema"),
     ],
 )
-async def test_what_cannot_be_honoured_is_refused_not_dropped(body: dict[str, object], words: str) -> None:
+async def test_images_schemas_and_tool_calls_are_never_dropped(
+    body: dict[str, object], named: tuple[str, ...], field: str, value: str
+) -> None:
+    """Each is either carried to the upstream or refused with a 400 that names it; never sent without."""
+    async with FakeUpstream() as up, live_gateway(up) as live, aiohttp.ClientSession() as http:
+        headers = {"authorization": f"Bearer {MASTER}"}
+        async with http.post(
+            f"{live.url}/v1/chat/completions", json={"model": "a", **body}, headers=headers
+        ) as response:
+            status, answer = response.status, await response.json()
+    if status == 400:
+        message = answer["error"]["message"].lower()
+        assert any(word in message for word in named), message
+        assert up.requests == []
+    else:
+        assert status == 200, answer
+        assert _carried(up.requests[0].json, field, value)
+
+
+async def test_non_text_parts_other_than_images_are_refused() -> None:
+    audio = {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}
     async with FakeUpstream() as up, live_gateway(up) as live:
         with pytest.raises(openai.BadRequestError) as refused:
-            await live.client().chat.completions.create(model="a", **body)  # type: ignore[call-overload]
-    assert words in refused.value.message
+            await live.client().chat.completions.create(
+                model="a",
+                messages=[{"role": "user", "content": [audio]}],  # type: ignore[list-item]
+            )
+    assert "input_audio" in refused.value.message
     assert up.requests == []

@@ -86,10 +86,6 @@ class Authenticator:
             raise GatewayError(401, found.message, code=found.code)
         return found
 
-    async def verify(self, presented: str) -> VirtualKey | None:
-        """The virtual key behind ``presented``, from the cache when it was checked recently."""
-        return await self._lookup(presented)
-
     def forget(self, key_id: str) -> None:
         """Drop ``key_id`` from the cache (after it was revoked here)."""
         self._cache = {k: v for k, v in self._cache.items() if v[1].id != key_id}
@@ -118,7 +114,9 @@ class Authenticator:
                 headers={"retry-after": str(max(1, int(ready - now + 0.999)))},
             )
 
-    async def _lookup(self, presented: str) -> VirtualKey | None:
+    async def verify(self, presented: str) -> VirtualKey | None:
+        """The virtual key behind ``presented``, from the cache when it was checked recently (so the
+        authenticator is the ``KeyVerifier`` that ``access.identify`` asks)."""
         if self._keys is None:
             return None
         digest = hashlib.sha256(presented.encode()).digest()  # the cache never holds a usable secret
