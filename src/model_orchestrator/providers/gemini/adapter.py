@@ -24,6 +24,7 @@ from model_orchestrator.providers.gemini.convert import (
     decode_response,
     encode_request,
 )
+from model_orchestrator.providers.gemini.parts import max_calls
 from model_orchestrator.providers.http import HttpTransport, Timeouts
 from model_orchestrator.providers.rate_limit_headers import parse_rate_limit_headers
 from model_orchestrator.providers.sse import iter_sse
@@ -94,7 +95,11 @@ class GeminiModel:
         if not 200 <= response.status < 300:
             raise self._error(decode_error(response.status, response.body), limits)
         result = decode_response(
-            response.body, provider=self.provider, deployment=self.deployment, latency=latency
+            response.body,
+            provider=self.provider,
+            deployment=self.deployment,
+            latency=latency,
+            max_calls=max_calls(request),
         )
         if isinstance(result, VendorError):
             raise self._error(result, limits)
@@ -113,7 +118,7 @@ class GeminiModel:
                 limits = parse_rate_limit_headers(response.headers)
                 if not 200 <= response.status < 300:
                     raise self._error(decode_error(response.status, await response.read()), limits)
-                decoder = StreamDecoder()
+                decoder = StreamDecoder(max_calls=max_calls(request))
                 async for event in iter_sse(response.lines()):
                     delta = decoder.feed(event.data)
                     if isinstance(delta, VendorError):

@@ -13,10 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from model_orchestrator.core.messages import Message, Role
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta, TokenLogprob
+from model_orchestrator.core.tools import ToolCall, ToolCallDelta
 from model_orchestrator.core.usage import Usage
+from model_orchestrator.providers.gemini.parts import (
+    contents,
+    function_calls,
+    tool_config_of,
+    tools_of,
+)
+from model_orchestrator.providers.gemini.schema import to_gemini_schema
 
 # https://ai.google.dev/api/generate-content#FinishReason
 _FINISH = {
@@ -52,30 +59,19 @@ class VendorError:
 
 def encode_request(request: ChatRequest) -> bytes:
     """The JSON body of ``models/{model}:generateContent`` (and ``:streamGenerateContent``)."""
-    body: dict[str, Any] = {"contents": _contents(request.messages)}
+    body: dict[str, Any] = {"contents": contents(request.messages)}
     if request.system_text:
         body["systemInstruction"] = {"parts": [{"text": request.system_text}]}
+    tools = tools_of(request)
+    if tools is not None:
+        body["tools"] = tools
+    tool_config = tool_config_of(request)
+    if tool_config is not None:
+        body["toolConfig"] = tool_config
     config = _generation_config(request)
     if config:
         body["generationConfig"] = config
     return json.dumps(body).encode()
-
-
-def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    """Turns with roles ``user``/``model``; consecutive same-role messages merge into one turn."""
-    contents: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role is Role.SYSTEM:
-            continue
-        role = "model" if message.role is Role.ASSISTANT else "user"
-        parts = [{"text": p.text} for p in message.parts if p.text]
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
-    return contents
 
 
 def _generation_config(request: ChatRequest) -> dict[str, Any]:
@@ -91,6 +87,13 @@ def _generation_config(request: ChatRequest) -> dict[str, Any]:
         config["stopSequences"] = list(request.stop)
     if request.response_format is ResponseFormat.JSON:
         config["responseMimeType"] = "application/json"
+    if request.json_schema is not None:
+        # https://ai.google.dev/gemini-api/docs/structured-output
+        config["responseSchema"] = to_gemini_schema(
+            request.json_schema.schema,
+            capability="json_schema",
+            what=f"the JSON schema {request.json_schema.name!r}",
+        )
     if request.logprobs:
         config["responseLogprobs"] = True
         # "logprobs" (how many alternatives per step) is only valid together with responseLogprobs.
@@ -100,9 +103,12 @@ def _generation_config(request: ChatRequest) -> dict[str, Any]:
 
 
 def decode_response(
-    body: bytes, *, provider: str, deployment: str, latency: float
+    body: bytes, *, provider: str, deployment: str, latency: float, max_calls: int | None = None
 ) -> Completion | VendorError:
-    """A completion from a 200 response body, or a ``VendorError`` for blocked or unreadable answers."""
+    """A completion from a 200 response body, or a ``VendorError`` for blocked or unreadable answers.
+
+    ``functionCall`` parts become tool calls (the first ``max_calls`` of them, all when None).
+    """
     data = _json_object(body)
     if data is None:
         return _unreadable("response")
@@ -112,6 +118,7 @@ def decode_response(
     candidate = _first_candidate(data)
     if candidate is None:
         return _unreadable("response without candidates")
+    calls = function_calls(_parts(candidate), first_index=0)[:max_calls]
     return Completion(
         text=_candidate_text(candidate),
         model=str(data.get("modelVersion") or ""),
@@ -119,9 +126,10 @@ def decode_response(
         deployment=deployment,
         usage=usage_of(_object(data.get("usageMetadata"))),
         latency=latency,
-        finish_reason=finish_reason_of(candidate.get("finishReason")),
+        finish_reason=_finish(candidate.get("finishReason"), calls),
         logprobs=logprobs_of(candidate),
         response_id=_opt_str(data.get("responseId")),
+        tool_calls=tuple(calls),
     )
 
 
@@ -145,6 +153,12 @@ def usage_of(metadata: Mapping[str, Any]) -> Usage:
 def finish_reason_of(reason: object) -> FinishReason:
     """The core finish reason for a Gemini ``finishReason``."""
     return _FINISH.get(str(reason), FinishReason.UNKNOWN) if reason else FinishReason.UNKNOWN
+
+
+def _finish(reason: object, calls: list[ToolCall] | int) -> FinishReason:
+    """Gemini ends a turn of function calls with ``STOP``; core says ``tool_calls``."""
+    finish = finish_reason_of(reason)
+    return FinishReason.TOOL_CALLS if calls and finish is FinishReason.STOP else finish
 
 
 def logprobs_of(candidate: Mapping[str, Any]) -> tuple[TokenLogprob, ...] | None:
@@ -243,12 +257,16 @@ class StreamDecoder:
 
     Each chunk is a GenerateContentResponse; usage metadata is cumulative, so the last one seen is kept.
     The stream has no terminal event: ``end()`` emits the final delta once a finish reason was seen.
+    A ``functionCall`` part arrives whole in one chunk, so each becomes one ``ToolCallDelta`` with id,
+    name and all its arguments (the first ``max_calls`` of them, all when None).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_calls: int | None = None) -> None:
         self._model: str | None = None
         self._usage: Mapping[str, Any] = {}
         self._finish: object = None
+        self._calls = 0
+        self._max_calls = max_calls
 
     def feed(self, data: str) -> StreamDelta | VendorError | None:
         """The text delta of one chunk, a ``VendorError`` for a blocked or error chunk, or None."""
@@ -266,7 +284,14 @@ class StreamDecoder:
         self._finish = candidate.get("finishReason") or self._finish
         text = _candidate_text(candidate)
         logprobs = logprobs_of(candidate) or ()
-        return StreamDelta(text=text, logprobs=logprobs) if text or logprobs else None
+        calls = function_calls(_parts(candidate), first_index=self._calls)
+        if self._max_calls is not None:
+            calls = calls[: max(0, self._max_calls - self._calls)]
+        pieces = tuple(ToolCallDelta(self._calls + i, c.id, c.name, c.arguments) for i, c in enumerate(calls))
+        self._calls += len(pieces)
+        if not (text or logprobs or pieces):
+            return None
+        return StreamDelta(text=text, logprobs=logprobs, tool_calls=pieces)
 
     def end(self) -> StreamDelta | VendorError:
         """The final delta, or a ``VendorError`` when the stream stopped before any finish reason."""
@@ -275,7 +300,7 @@ class StreamDecoder:
                 status=502, message="stream ended before a finish reason", error_status="INCOMPLETE_STREAM"
             )
         return StreamDelta(
-            finish_reason=finish_reason_of(self._finish), usage=usage_of(self._usage), model=self._model
+            finish_reason=_finish(self._finish, self._calls), usage=usage_of(self._usage), model=self._model
         )
 
 
@@ -284,10 +309,13 @@ def _first_candidate(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return candidates[0] if candidates else None
 
 
+def _parts(candidate: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return _objects(_object(candidate.get("content")).get("parts"))
+
+
 def _candidate_text(candidate: Mapping[str, Any]) -> str:
     # Parts flagged "thought" are the model's reasoning summary, not the answer.
-    parts = _objects(_object(candidate.get("content")).get("parts"))
-    return "".join(str(p.get("text", "")) for p in parts if not p.get("thought"))
+    return "".join(str(p.get("text", "")) for p in _parts(candidate) if not p.get("thought"))
 
 
 def _json_value(raw: str | bytes) -> object:

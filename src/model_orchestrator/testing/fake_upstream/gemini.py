@@ -35,7 +35,8 @@ _FIRST_LOGPROB = -0.05
 _ALTERNATIVE_LOGPROB = -3.5
 
 # Script finish reasons (OpenAI's words) -> finishReason.
-_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
+# Gemini ends a turn of function calls with STOP (it has no finish reason of its own for them).
+_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY", "tool_calls": "STOP"}
 
 # HTTP status -> google.rpc status (https://cloud.google.com/apis/design/errors#handling_errors).
 _RPC_STATUS = {
@@ -86,10 +87,14 @@ class GeminiFormat:
 
     def reply_body(self, reply: Reply, model: str, prompt_tokens: int) -> dict[str, Any]:
         candidate = _candidate(reply.text, reply, reply.chunks(), start=0)
+        if reply.tool_calls:
+            candidate["content"]["parts"] = _text_parts(reply.text) + _function_calls(reply)
         candidate["finishReason"] = _finish(reply)
         return _response(model, [candidate], _usage(reply, prompt_tokens))
 
     def stream_frames(self, reply: Reply, model: str, prompt_tokens: int) -> list[bytes]:
+        if reply.tool_calls:
+            return self._tool_call_frames(reply, model, prompt_tokens)
         chunks = reply.chunks()
         frames = []
         for index, text in enumerate(chunks):
@@ -99,6 +104,18 @@ class GeminiFormat:
                 candidate["finishReason"] = _finish(reply)
             usage = _usage(reply, prompt_tokens) if last else None
             frames.append(_frame(_response(model, [candidate], usage)))
+        return frames
+
+    def _tool_call_frames(self, reply: Reply, model: str, prompt_tokens: int) -> list[bytes]:
+        """Text chunks, then one chunk holding every call whole (Gemini does not stream arguments)."""
+        frames = [
+            _frame(_response(model, [_candidate(text, reply, [text], start=i)], None))
+            for i, text in enumerate(reply.chunks())
+            if text
+        ]
+        last = {"content": {"parts": _function_calls(reply), "role": "model"}, "index": 0}
+        last["finishReason"] = _finish(reply)
+        frames.append(_frame(_response(model, [last], _usage(reply, prompt_tokens))))
         return frames
 
     def error_response(self, kind: str, status: int, message: str) -> dict[str, Any]:
@@ -204,6 +221,18 @@ def _logprobs(tokens: list[str], start: int) -> dict[str, Any]:
             {"candidates": [pick, {"token": token.upper() + "~", "logProbability": _ALTERNATIVE_LOGPROB}]}
         )
     return {"topCandidates": top, "chosenCandidates": chosen}
+
+
+def _text_parts(text: str) -> list[dict[str, Any]]:
+    return [{"text": text}] if text else []
+
+
+def _function_calls(reply: Reply) -> list[dict[str, Any]]:
+    """``functionCall`` parts: a name and the arguments as an object; Gemini gives no id."""
+    return [
+        {"functionCall": {"name": call.name, "args": json.loads(call.arguments or "{}")}}
+        for call in reply.tool_calls
+    ]
 
 
 def _finish(reply: Reply) -> str:
