@@ -48,3 +48,13 @@ def test_piped_tables_keep_long_names_whole(config: Path, command: tuple[str, ..
     assert done.returncode == (1 if command == ("health",) else 0), done.stderr  # its upstream is gone
     assert LONG in done.stdout
     assert "…" not in done.stdout
+
+
+def test_piped_key_listing_keeps_every_model_and_name_whole(config: Path) -> None:
+    models = ",".join(f"{LONG}-{n}" for n in range(3))
+    name = "the-research-team-of-the-platform-group"
+    created = run_cli("--config", str(config), "keys", "create", "--name", name, "--models", models)
+    assert created.returncode == 0, created.stderr
+    listed = run_cli("--config", str(config), "keys", "list", env={"COLUMNS": "80"})
+    assert listed.returncode == 0, listed.stderr
+    assert models in listed.stdout and name in listed.stdout

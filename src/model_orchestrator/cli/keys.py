@@ -68,13 +68,28 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _describe(key: VirtualKey, now: float) -> str:
-    budget = f"{usd(key.budget_usd)}/{key.budget_period}" if key.budget_usd is not None else "-"
-    models = ",".join(key.models) or "*"
-    return (
-        f"{key.id:14} {key.state(now):8} {(key.name or '-')[:20]:20} {models[:30]:30} {budget:14} "
-        f"{key.rpm or '-'!s:>6} {_when(key.expires_at):20}"
-    )
+def _show(keys: list[VirtualKey], now: float) -> None:
+    """The keys as a table: fitted to a terminal, every cell whole when piped."""
+    from rich import box
+    from rich.table import Table
+
+    from model_orchestrator.cli.console import table_console
+
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
+    for column in ("id", "state", "name", "models", "budget", "rpm", "expires"):
+        table.add_column(column, justify="right" if column == "rpm" else "left")
+    for key in keys:
+        budget = f"{usd(key.budget_usd)}/{key.budget_period}" if key.budget_usd is not None else "-"
+        table.add_row(
+            key.id,
+            key.state(now),
+            key.name or "-",
+            ",".join(key.models) or "*",
+            budget,
+            str(key.rpm or "-"),
+            _when(key.expires_at),
+        )
+    table_console().print(table)
 
 
 @click.group("keys")
@@ -142,9 +157,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([k.to_dict(now) for k in keys]))
         return
-    click.echo(f"{'id':14} {'state':8} {'name':20} {'models':30} {'budget':14} {'rpm':>6} {'expires':20}")
-    for key in keys:
-        click.echo(_describe(key, now))
+    _show(keys, now)
 
 
 @keys_group.command("revoke")
