@@ -1,0 +1,87 @@
+"""The shared store's failure policy against a real redis-server that is killed, frozen and restarted:
+local state with divided limits (one warning, a metric), or a clear 503-family error; never a hang."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from model_orchestrator.core.errors import StateUnavailableError
+from model_orchestrator.core.events import EventBus, RecordingSink, StateStoreRecovered, StateStoreUnavailable
+from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
+from model_orchestrator.resilience.shared_state import FailoverStateStore
+from model_orchestrator.testing import FakeClock
+from tests.redis_server import RedisServer, own_redis  # noqa: F401 - fixture
+
+
+@pytest.fixture
+async def redis_store(own_redis: RedisServer) -> AsyncIterator[RedisStateStore]:  # noqa: F811
+    store = RedisStateStore(redis_client(own_redis.url, timeout=0.2))
+    yield store
+    await store.aclose()
+
+
+async def test_killed_redis_falls_back_to_local_state_and_recovers(
+    own_redis: RedisServer,  # noqa: F811
+    redis_store: RedisStateStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock, bus, sink = FakeClock(), EventBus(), RecordingSink()
+    bus.subscribe(sink)
+    store = FailoverStateStore(redis_store, clock=clock, bus=bus, replicas=3, retry_interval=1.0)
+    await store.update("cooldown:d", lambda old: (5.0, None))
+    own_redis.stop()
+    with caplog.at_level(logging.WARNING, logger="model_orchestrator.resilience.shared_state"):
+        assert await store.get("cooldown:d") is None  # local state: what Redis held is not known here
+        grants = [
+            await store.take_window("rpm:d", kind="units", now=1.0, limit=30, amount=1) for _ in range(12)
+        ]
+    assert [g.taken for g in grants].count(True) == 10  # 30 rpm over 3 replicas
+    assert not store.shared and len(sink.of_type(StateStoreUnavailable)) == 1
+    assert len([r for r in caplog.records if "shared state store unavailable" in r.message]) == 1
+
+    own_redis.start()
+    await store.update("cooldown:d", lambda old: (7.0, None))  # within the retry interval: still local
+    assert not store.shared
+    clock.advance(1.0)
+    assert await store.get("cooldown:d") is None  # Redis again (it restarted empty)
+    assert store.shared and len(sink.of_type(StateStoreRecovered)) == 1
+    await store.update("cooldown:d", lambda old: (9.0, None))
+    assert await redis_store.get("cooldown:d") == 9.0
+
+
+async def test_a_frozen_redis_costs_one_timeout_then_calls_stay_local(
+    own_redis: RedisServer,  # noqa: F811
+    redis_store: RedisStateStore,
+) -> None:
+    clock, bus, sink = FakeClock(), EventBus(), RecordingSink()
+    bus.subscribe(sink)
+    store = FailoverStateStore(redis_store, clock=clock, bus=bus, timeout=0.2)
+    await store.get("warm-up")  # a connection is open before the server freezes
+    own_redis.pause()
+    try:
+        assert await store.update("n", lambda old: ((old or 0) + 1, None)) is None
+        for _ in range(20):  # all local: none of them waits on the frozen server
+            await store.update("n", lambda old: ((old or 0) + 1, None))
+        assert await store.get("n") == 21
+        assert len(sink.of_type(StateStoreUnavailable)) == 1
+    finally:
+        own_redis.resume()
+
+
+async def test_fail_policy_raises_a_clear_503_error(
+    own_redis: RedisServer,  # noqa: F811
+    redis_store: RedisStateStore,
+) -> None:
+    clock = FakeClock()
+    store = FailoverStateStore(redis_store, clock=clock, bus=EventBus(), on_unavailable="fail")
+    own_redis.stop()
+    for _ in range(2):  # the first tries Redis, the second does not even try
+        with pytest.raises(StateUnavailableError, match="on_unavailable is 'fail'") as failed:
+            await store.get("breaker:d")
+    assert failed.value.status_code == 503 and failed.value.reason == "state_unavailable"
+    own_redis.start()
+    clock.advance(1.0)
+    assert await store.get("breaker:d") is None

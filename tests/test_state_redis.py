@@ -1,0 +1,218 @@
+"""Shared state on a real, private redis-server: one contract for every store, and two clients standing in
+for two processes (a breaker, a cooldown and an rpm window shared between them)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+
+import pytest
+
+from model_orchestrator.core.errors import CircuitOpenError, CoolingDownError, RateLimitedError, ServerError
+from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, BreakerState, CircuitBreakerModel
+from model_orchestrator.resilience.cooldown import CooldownModel, CooldownPolicy
+from model_orchestrator.resilience.health import ProbeResult
+from model_orchestrator.resilience.rate_limiter import RateLimitedModel, RateLimitPolicy
+from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
+from model_orchestrator.resilience.request_log import RequestLog
+from model_orchestrator.resilience.shared_state import FailoverStateStore
+from model_orchestrator.resilience.sliding_window import Slot, WindowLog
+from model_orchestrator.resilience.state_codec import default_codec
+from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore
+from model_orchestrator.testing import FakeClock, ScriptedModel
+from tests.redis_server import redis_server, redis_url  # noqa: F401 - fixtures
+
+REQUEST = ChatRequest.from_prompt("hello", request_id="req-1")
+STORES = ("memory", "redis", "failover")
+
+
+@pytest.fixture
+async def open_store(redis_url: str) -> AsyncIterator[Callable[[str], StateStore]]:  # noqa: F811
+    """Opens stores of a kind; every Redis store is a client of its own (a process of its own)."""
+    async with AsyncExitStack() as stack:
+
+        def make(kind: str) -> StateStore:
+            if kind == "memory":
+                return MemoryStateStore()
+            redis = RedisStateStore(redis_client(redis_url, timeout=0.25))
+            stack.push_async_callback(redis.aclose)
+            if kind == "redis":
+                return redis
+            return FailoverStateStore(redis, clock=FakeClock(), bus=EventBus())
+
+        yield make
+
+
+# ---- the contract every store keeps ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_get_update_and_items(kind: str, open_store: Callable[[str], StateStore]) -> None:
+    store = open_store(kind)
+    assert await store.get("cooldown:a") is None
+    assert await store.update("cooldown:a", lambda old: (12.5, old)) is None
+    assert await store.update("cooldown:a", lambda old: (max(old or 0, 3.0), old)) == 12.5
+    await store.update("cooldown:b", lambda old: (1.0, None))
+    await store.update("breaker:a", lambda old: (BreakerState(), None))
+    assert await store.get("cooldown:a") == 12.5
+    assert await store.items("cooldown:") == {"cooldown:a": 12.5, "cooldown:b": 1.0}
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_state_values_round_trip(kind: str, open_store: Callable[[str], StateStore]) -> None:
+    store = open_store(kind)
+    values: dict[str, object] = {
+        "breaker:x": BreakerState("open", 5, ((10.0, 1, 4), (15.0, 0, 1)), 1_700_000_000.25, 0, 0, None),
+        "health:x": ProbeResult(False, 0.5, 1_700_000_000.0, 2, "refused"),
+        "rpm:x": RequestLog(WindowLog((Slot(3, 3.5, 2),), 2), 3.5, 9.0, 0.25, 20.0),
+        "tpm:x": WindowLog(),
+        "cooldown:x": 1_700_000_123.456789,
+    }
+    for key, value in values.items():
+        await store.update(key, lambda old, value=value: (value, None))
+    for key, value in values.items():
+        assert await store.get(key) == value
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_take_window_counts_refuses_and_gives_back(
+    kind: str, open_store: Callable[[str], StateStore]
+) -> None:
+    store, now = open_store(kind), 1_700_000_000.5
+    grants = [await store.take_window("tpm:x", kind="units", now=now, limit=30, amount=10) for _ in range(4)]
+    assert [g.taken for g in grants] == [True, True, True, False]
+    assert grants[0].slot == 1_700_000_000 and grants[3].ready_at == pytest.approx(now + 60, abs=1e-3)
+    await store.adjust_window("tpm:x", slot=1_700_000_000, delta=-15)
+    assert (await store.take_window("tpm:x", kind="units", now=now + 1, limit=30, amount=15)).taken
+    never = await store.take_window("tpm:x", kind="units", now=now + 1, limit=30, amount=31)
+    assert not never.taken and never.ready_at is None
+    later = await store.take_window("tpm:x", kind="units", now=now + 61, limit=30, amount=30)
+    assert later.taken
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_take_window_of_requests_honours_pacing(
+    kind: str, open_store: Callable[[str], StateStore]
+) -> None:
+    store, now = open_store(kind), 1_700_000_000.0
+    await store.update("rpm:x", lambda old: (RequestLog(not_before=now + 5), None))
+    refused = await store.take_window("rpm:x", kind="requests", now=now, limit=None, amount=1)
+    assert not refused.taken and refused.ready_at == pytest.approx(now + 5)
+    first = await store.take_window("rpm:x", kind="requests", now=now + 5, limit=2, amount=1)
+    second = await store.take_window("rpm:x", kind="requests", now=now + 6, limit=2, amount=1)
+    third = await store.take_window("rpm:x", kind="requests", now=now + 7, limit=2, amount=1)
+    assert first.taken and first.previous_last_sent is None
+    assert second.taken and second.previous_last_sent == pytest.approx(now + 5, abs=1e-3)
+    assert not third.taken and third.ready_at == pytest.approx(now + 65, abs=1e-3)
+
+
+async def test_the_lua_windows_match_the_python_algorithm(open_store: Callable[[str], StateStore]) -> None:
+    memory, redis = open_store("memory"), open_store("redis")
+    rng, now = random.Random(15), 1_700_000_000.0
+    for _ in range(300):
+        now += rng.choice((0.0, 0.3, 1.7, 20.0))
+        amount, key = rng.randint(1, 6), rng.choice(("a", "b"))
+        if rng.random() < 0.2:
+            slot = int(now) - rng.randint(0, 3)
+            await memory.adjust_window(key, slot=slot, delta=-amount)
+            await redis.adjust_window(key, slot=slot, delta=-amount)
+            continue
+        expected = await memory.take_window(key, kind="units", now=now, limit=20, amount=amount)
+        got = await redis.take_window(key, kind="units", now=now, limit=20, amount=amount)
+        assert (got.taken, got.slot) == (expected.taken, expected.slot)
+        assert got.ready_at == pytest.approx(expected.ready_at, abs=1e-3)
+    for key in ("a", "b"):
+        mine, theirs = await memory.get(key), await redis.get(key)
+        assert isinstance(mine, WindowLog) and isinstance(theirs, WindowLog)
+        assert mine.total == theirs.total and [s.index for s in mine.slots] == [s.index for s in theirs.slots]
+
+
+# ---- two processes (two clients) share it -----------------------------------------------------------
+
+
+async def test_generic_updates_from_two_clients_never_lose_a_write(
+    open_store: Callable[[str], StateStore],
+) -> None:
+    first, second = open_store("redis"), open_store("redis")
+
+    async def add(store: StateStore) -> None:
+        await store.update("counter", lambda old: ((old or 0) + 1, None))
+
+    await asyncio.gather(*(add(store) for _ in range(40) for store in (first, second)))
+    assert await first.get("counter") == 80
+
+
+async def test_an_rpm_window_is_never_exceeded_across_clients(
+    open_store: Callable[[str], StateStore],
+) -> None:
+    clock = FakeClock()
+    stores = [open_store("redis") for _ in range(3)]
+    answers = [ScriptedModel([], default="ok") for _ in stores]
+    models = [
+        RateLimitedModel(
+            model, deployment="d", policy=RateLimitPolicy(rpm=10, on_limit="skip"), store=s, clock=clock
+        )
+        for model, s in zip(answers, stores, strict=True)
+    ]
+    for _ in range(2):  # two minutes: full, then free again
+        outcomes = await asyncio.gather(
+            *(m.complete(REQUEST) for m in models for _ in range(20)), return_exceptions=True
+        )
+        assert sum(not isinstance(o, BaseException) for o in outcomes) == 10
+        clock.advance(60)
+    assert sum(len(model.requests) for model in answers) == 20
+
+
+async def test_a_breaker_opened_by_one_client_stops_the_other(
+    open_store: Callable[[str], StateStore],
+) -> None:
+    clock, policy = FakeClock(), BreakerPolicy(failure_threshold=2, reset_timeout=30)
+    failing = ScriptedModel([ServerError("boom", status_code=500)] * 2)
+    healthy = ScriptedModel([], default="ok")
+    one = CircuitBreakerModel(
+        failing, deployment="d", policy=policy, store=open_store("redis"), clock=clock, bus=EventBus()
+    )
+    other = CircuitBreakerModel(
+        healthy, deployment="d", policy=policy, store=open_store("redis"), clock=clock, bus=EventBus()
+    )
+    for _ in range(2):
+        with pytest.raises(ServerError):
+            await one.complete(REQUEST)
+    with pytest.raises(CircuitOpenError):
+        await other.complete(REQUEST)
+    assert healthy.requests == []
+    clock.advance(30)
+    assert (await other.complete(REQUEST)).text == "ok"  # the other process's probe closes it for both
+
+
+async def test_a_cooldown_learnt_by_one_client_holds_for_the_other(
+    open_store: Callable[[str], StateStore],
+) -> None:
+    clock = FakeClock()
+    limited = ScriptedModel([RateLimitedError("slow down", retry_after=20)])
+    healthy = ScriptedModel([], default="ok")
+    one, other = (
+        CooldownModel(
+            m, deployment="d", policy=CooldownPolicy(), store=open_store("redis"), clock=clock, bus=EventBus()
+        )
+        for m in (limited, healthy)
+    )
+    with pytest.raises(RateLimitedError):
+        await one.complete(REQUEST)
+    with pytest.raises(CoolingDownError) as refused:
+        await other.complete(REQUEST)
+    assert refused.value.retry_after == pytest.approx(20, abs=1e-3) and healthy.requests == []
+    clock.advance(20)
+    assert (await other.complete(REQUEST)).text == "ok"
+
+
+def test_the_codec_refuses_unregistered_types() -> None:
+    codec = default_codec()
+    with pytest.raises(TypeError, match="register"):
+        codec.encode(REQUEST)
+    with pytest.raises(ValueError, match="same version"):
+        codec.decode('{"__t": "Unknown"}')
