@@ -46,6 +46,7 @@ class GenerationJob:
     top_logprobs: int | None  # None: no logprobs; 0: the chosen token's only
     seed: int
     json_only: bool = False  # constrain the output to JSON with llama.cpp's JSON grammar
+    json_schema: str | None = None  # constrain it to this JSON schema (a grammar built from it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,10 @@ class Outcome:
     finish_reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
+
+
+class UnsupportedSchemaError(Exception):
+    """llama.cpp cannot build a grammar from the JSON schema (a keyword its converter does not know)."""
 
 
 class ContextOverflowError(Exception):
@@ -211,12 +216,17 @@ class Engine:
         return Outcome(finish, len(prompt), count)
 
     def _grammar(self, job: GenerationJob) -> Any:
+        # https://github.com/abetlen/llama-cpp-python#json-and-json-schema-mode
+        grammars = self._llama_cpp.LlamaGrammar
+        if job.json_schema is not None:
+            try:
+                return grammars.from_json_schema(job.json_schema, verbose=False)
+            # The converter refuses with ValueError and with assertions (e.g. a remote $ref).
+            except (ValueError, KeyError, TypeError, AssertionError, NotImplementedError) as exc:
+                raise UnsupportedSchemaError(str(exc) or type(exc).__name__) from exc
         if not job.json_only:
             return None
-        # https://github.com/abetlen/llama-cpp-python#json-and-json-schema-mode
-        return self._llama_cpp.LlamaGrammar.from_string(
-            self._llama_cpp.llama_grammar.JSON_GBNF, verbose=False
-        )
+        return grammars.from_string(self._llama_cpp.llama_grammar.JSON_GBNF, verbose=False)
 
     def _logprobs(self, token: int, top: int) -> tuple[TokenLogprob, ...]:
         llama = self._llama

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import importlib.util
+import json
 import os
 import random
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import (
+    CapabilityNotSupportedError,
     ConfigError,
     ContextWindowExceededError,
     OrchestratorError,
@@ -36,16 +38,22 @@ from model_orchestrator.providers.local._engine import (
     GenerationJob,
     Outcome,
     Piece,
+    UnsupportedSchemaError,
     get_engine,
 )
 from model_orchestrator.providers.local._weights import find_embedded_model
 from model_orchestrator.providers.local._worker import GenerationRun
+from model_orchestrator.providers.refusals import refuse_unsupported
 
 DEFAULT_MAX_TOKENS = 256
 # Used when a request brings no system message. SmolLM2's template otherwise injects its own
 # ("You are a helpful AI assistant named SmolLM, ..."), with which the Q4_1 build rambles in French on
 # "What is the capital of France?" but answers "The capital of France is Paris." with this one.
 DEFAULT_SYSTEM = "You are a helpful assistant."
+# A JSON schema is enforced by a llama.cpp grammar built from it, so the answer always parses and matches.
+# Tools are not offered: a small model constrained to a call's shape would still choose tools and
+# arguments badly, and calling that a tool-capable model would mislead routing. It reads no images.
+SUPPORTED = frozenset({"json_schema"})
 
 
 class LocalModel:
@@ -110,6 +118,14 @@ class LocalModel:
         )
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamDelta, None]:
+        refuse_unsupported(
+            request,
+            supported=SUPPORTED,
+            model=self._name,
+            provider=self._provider,
+            deployment=self._deployment,
+            reason="the embedded model reads text and answers text or JSON",
+        )
         run = GenerationRun(functools.partial(self._generate, self._job(request), request.logprobs))
         try:
             while (piece := await run.next_piece()) is not None:
@@ -169,6 +185,7 @@ class LocalModel:
             top_logprobs=(request.top_logprobs or 0) if request.logprobs else None,
             seed=seed,
             json_only=request.response_format is ResponseFormat.JSON,
+            json_schema=json.dumps(dict(request.json_schema.schema)) if request.json_schema else None,
         )
 
     def _messages(self, request: ChatRequest) -> tuple[tuple[str, str], ...]:
@@ -183,6 +200,14 @@ class LocalModel:
         except OrchestratorError as exc:
             exc.provider, exc.deployment = self._provider, self._deployment
             raise
+        except UnsupportedSchemaError as exc:
+            raise CapabilityNotSupportedError(
+                f"llama.cpp cannot turn this JSON schema into a grammar ({exc}); simplify the schema or "
+                f"choose another model than {self._name}",
+                capability="json_schema",
+                provider=self._provider,
+                deployment=self._deployment,
+            ) from exc
         except ContextOverflowError as exc:
             raise ContextWindowExceededError(
                 f"{exc} for {self._name}",
