@@ -38,6 +38,7 @@ from model_orchestrator.core.usage import Usage
 from model_orchestrator.providers.cli_agent._output import ParsedOutput, parse_json_output
 from model_orchestrator.providers.cli_agent._process import RunningCommand
 from model_orchestrator.providers.cli_agent._redact import redact, secret_values, tail
+from model_orchestrator.providers.refusals import refuse_unsupported
 
 _RATE_LIMIT_TEXT = re.compile(r"rate.?limit|too many requests|\b429\b|quota", re.IGNORECASE)
 _TURN_LABELS = {Role.USER: "User", Role.ASSISTANT: "Assistant"}
@@ -171,6 +172,15 @@ class CliAgentModel:
         yield StreamDelta(finish_reason=FinishReason.STOP, usage=usage, model=self._name)
 
     async def _start(self, request: ChatRequest) -> RunningCommand:
+        # A prompt on stdin carries text only: tools, images and a schema would be lost, so they are refused.
+        refuse_unsupported(
+            request,
+            supported=(),
+            model=self._name,
+            provider=self._provider,
+            deployment=self._deployment,
+            reason="a CLI agent takes one text prompt on stdin and answers text",
+        )
         if self._remaining(request) <= 0:
             raise self._timeout_error()
         env = {**os.environ, **self._env} if self._env else None
