@@ -107,15 +107,19 @@ class _GuardedConnection(asyncio.Protocol):
 
 
 class GuardedSite(web.BaseSite):
-    """A TCP site whose connections go through ``guard`` before aiohttp serves them."""
+    """A TCP site whose connections go through ``guard`` before aiohttp serves them; ``reuse_port``:
+    bound with ``SO_REUSEPORT``, so other worker processes can listen on the same port."""
 
-    __slots__ = ("_guard", "_host", "_port")
+    __slots__ = ("_guard", "_host", "_port", "_reuse_port")
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard) -> None:
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard, *, reuse_port: bool = False
+    ) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
         self._guard = guard
+        self._reuse_port = reuse_port
 
     @property
     def name(self) -> str:
@@ -129,7 +133,10 @@ class GuardedSite(web.BaseSite):
         guard = self._guard
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _GuardedConnection(server(), guard), self._host, self._port
+            lambda: _GuardedConnection(server(), guard),
+            self._host,
+            self._port,
+            reuse_port=self._reuse_port or None,
         )
 
 

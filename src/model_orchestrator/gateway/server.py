@@ -67,7 +67,13 @@ class Gateway:
             keepalive_timeout=self.settings.limits.header_timeout,
         )
         await runner.setup()
-        site = GuardedSite(runner, self.settings.host, self.settings.port, self.connections)
+        site = GuardedSite(
+            runner,
+            self.settings.host,
+            self.settings.port,
+            self.connections,
+            reuse_port=self.settings.reuse_port,
+        )
         try:
             await site.start()
         except OSError as exc:

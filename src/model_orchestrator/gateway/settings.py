@@ -46,6 +46,7 @@ class GatewaySettings:
     revoked through the gateway's admin route stops at once). ``shutdown_timeout``: how long a graceful
     shutdown waits for requests in flight. ``allowed_hosts`` and ``allowed_origins``: Host names beyond the
     bound address and browser origins the gateway accepts (``access.BrowserGuard``; ``*`` allows any).
+    ``reuse_port``: bind with ``SO_REUSEPORT``, so several processes serve one port (``workers``).
     """
 
     host: str = "127.0.0.1"
@@ -53,10 +54,11 @@ class GatewaySettings:
     auth: bool = True
     master_key: str | None = field(default=None, repr=False)
     limits: Limits = field(default_factory=Limits)
-    key_cache_seconds: float = 5.0
+    key_cache_seconds: float = 1.0
     shutdown_timeout: float = 30.0
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    reuse_port: bool = False
 
 
 def check_auth_rule(settings: GatewaySettings) -> None:
