@@ -26,9 +26,15 @@ from model_orchestrator.core.errors import ConfigError, MissingCredentialsError,
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
-from model_orchestrator.providers.catalogue import CATALOGUE, EMBEDDED_MODEL, CatalogueEntry
+from model_orchestrator.providers.catalogue import (
+    CATALOGUE,
+    EMBEDDED_MODEL,
+    CatalogueEntry,
+    known_capabilities,
+)
 from model_orchestrator.providers.cli_agent.presets import PRESETS
 from model_orchestrator.providers.deployments import ProviderInfo
+from model_orchestrator.strategies.capabilities import CapabilityGateModel
 from model_orchestrator.strategies.context_fit import DEFAULT_OVERFLOW, ContextFitModel
 from model_orchestrator.strategies.member import Member
 
@@ -144,7 +150,7 @@ class ModelRegistry:
         """What is known about ``name``; raises ModelNotFoundError with suggestions."""
         cfg, source, prices_provider = self._lookup(name)
         reason = self._unusable_reason(cfg)
-        catalogued = _CATALOGUE_BY_NAME.get(cfg.name)
+        wire = self._providers[cfg.provider].wire if cfg.provider in self._providers else None
         return ModelInfo(
             name=cfg.name,
             provider=cfg.provider,
@@ -153,9 +159,9 @@ class ModelRegistry:
             context_window=cfg.context_window,
             max_output_tokens=cfg.max_output_tokens,
             price=resolve_price(cfg.provider, prices_provider, cfg.model or cfg.name, cfg.price),
-            capabilities=frozenset(
-                cfg.capabilities or (catalogued.capabilities if catalogued else ("text",))
-            ),
+            capabilities=frozenset(cfg.capabilities)
+            if cfg.capabilities
+            else known_capabilities(cfg.name, cfg.provider, cfg.model or cfg.name, wire),
             api_key_env=self._key_env(cfg),
             source=source,
             usable=reason is None,
@@ -199,8 +205,15 @@ class ModelRegistry:
         else:
             model = self._one(cfg, info.price, None)
         model = self._fit_context(cfg, info, model)
+        profile = ModelProfile(cfg.name, info.price, capabilities=info.capabilities)
+        model = CapabilityGateModel(model, profile, self._declaring)
         self._built[name] = model
         return model
+
+    def _declaring(self, capability: str) -> list[str]:
+        """The usable models from orchestrator.yaml that have ``capability`` (for error messages)."""
+        configured = [self.info(n) for n, (_cfg, source, _p) in self._configs.items() if source == "config"]
+        return [i.name for i in configured if i.usable and capability in i.capabilities]
 
     def _check_summarizer(self, name: str, summarizer: str) -> None:
         """A model's ``context.summarizer`` must name a model: checked at start-up, not at the first cut."""
@@ -331,9 +344,6 @@ def check_name_length(name: str) -> None:
             f"a model name of {len(name):,} characters was given; names are at most {MAX_NAME_LENGTH} "
             "characters. Run `orchestrator models` to list models"
         )
-
-
-_CATALOGUE_BY_NAME = {e.name: e for e in (EMBEDDED_MODEL, *CATALOGUE)}
 
 
 def _prices_id(providers: Mapping[str, ProviderInfo], provider: str) -> str:

@@ -1,7 +1,8 @@
-"""``ModelProfile``: what a strategy may know about a member without calling it (price, window, tier).
+"""``ModelProfile``: what a strategy may know about a member without calling it (price, window, tier,
+capabilities).
 
 The composition root builds one per configured model; strategies use them to skip members that cannot
-fit the context or the remaining budget, before any call.
+fit the context or the remaining budget, or lack a capability the request needs, before any call.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ class ModelProfile:
     max_output_tokens: int | None = None
     tier: int | None = None
     capabilities: frozenset[str] = frozenset()
+
+    def missing_capabilities(self, request: ChatRequest) -> frozenset[str]:
+        """What ``request`` needs (``tools``, ``vision``, ``json_schema``) that this model lacks.
+
+        Empty capabilities mean unknown (a strategy used as a member checks its own members), so nothing
+        is missing.
+        """
+        if not self.capabilities:
+            return frozenset()
+        return request.required_capabilities - self.capabilities
 
     def reserved_output(self, request: ChatRequest) -> int:
         """Output tokens to plan for: the request's cap, else the model's, else a default."""

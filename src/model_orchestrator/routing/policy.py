@@ -120,8 +120,9 @@ def fallback_order(
 def requirements(
     request: ChatRequest, tier: int, capabilities: Sequence[str] = (), budget: float | None = None
 ) -> Requirements:
-    """What ``request`` needs of a model: the tier, capabilities it implies, its size, the budget left."""
-    needed = set(capabilities)
+    """What ``request`` needs of a model: the tier, capabilities it implies (JSON, logprobs, and tools,
+    images or a JSON schema), its size, the budget left."""
+    needed = set(capabilities) | request.required_capabilities
     if request.response_format is ResponseFormat.JSON:
         needed.add("json")
     if request.logprobs:

@@ -24,6 +24,7 @@ from model_orchestrator.strategies.budget import (
     require_affordable,
     unaffordable_reason,
 )
+from model_orchestrator.strategies.capabilities import missing_reason, require_capable
 from model_orchestrator.strategies.member import Member, step_failed, step_skipped
 
 Outcome = Completion | OrchestratorError
@@ -43,19 +44,27 @@ def failure_step(member: Member, error: OrchestratorError) -> StepRecord:
     return step_failed(member, error, outcome=outcome)
 
 
-def eligible(members: Sequence[Member], request: ChatRequest) -> tuple[list[Member], list[StepRecord]]:
+def eligible(
+    members: Sequence[Member], request: ChatRequest, strategy: str
+) -> tuple[list[Member], list[StepRecord]]:
     """The members to call at once, and skipped steps for the others.
 
-    A member is skipped when its context window cannot hold the request, or when its estimated cost no
+    A member is skipped when it lacks a capability the request needs (``CapabilityNotSupportedError`` is
+    raised, before any call, when every member does), when its context window cannot hold the request, or
+    when its estimated cost no
     longer fits the remaining budget after the members before it (they all run together, so their
     estimates add up). ``BudgetExceededError`` is raised, before any call, when no member is affordable.
     """
+    require_capable(members, request, strategy)
     require_affordable(members, request)
     remaining = remaining_budget(request)
     chosen: list[Member] = []
     skipped: list[StepRecord] = []
     for member in members:
-        if not member.profile.fits(request):
+        lacking = missing_reason(member.profile, request)
+        if lacking is not None:
+            skipped.append(step_skipped(member, lacking))
+        elif not member.profile.fits(request):
             skipped.append(step_skipped(member, "context window too small"))
         elif remaining is not None and not affordable(member, request, remaining):
             skipped.append(step_skipped(member, unaffordable_reason(member, request, remaining)))

@@ -68,7 +68,8 @@ def task_text(request: ChatRequest) -> str:
 
 def auxiliary_request(base: ChatRequest, *, system: str, user: str, json_answer: bool = False) -> ChatRequest:
     """A helper call made on behalf of ``base`` (summary, judge): same id, deadline, cost cap and tags;
-    its own prompt, free length, no logprobs."""
+    its own prompt, free length, no logprobs, and none of the caller's tools or JSON schema (a judge
+    must answer in its own format, not call the caller's functions)."""
     return base.with_options(
         messages=(Message.system(system), Message.user(user)),
         max_tokens=None,
@@ -76,4 +77,8 @@ def auxiliary_request(base: ChatRequest, *, system: str, user: str, json_answer:
         logprobs=False,
         top_logprobs=None,
         stop=(),
+        tools=(),
+        tool_choice=None,
+        parallel_tool_calls=None,
+        json_schema=None,
     )

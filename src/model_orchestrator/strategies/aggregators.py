@@ -20,9 +20,11 @@ from model_orchestrator.core.explanation import StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion
 from model_orchestrator.strategies._prompts import auxiliary_request, task_text
+from model_orchestrator.strategies.capabilities import refuse_capabilities
 from model_orchestrator.strategies.extractors import Extractor, describe
 from model_orchestrator.strategies.member import Member, step_failed, step_ok
 from model_orchestrator.strategies.scorers import LogprobScorer, Score, Scorer, token_probability
+from model_orchestrator.strategies.tool_calls import vote_key
 
 TieBreak = Literal["first", "confidence"]
 
@@ -140,7 +142,10 @@ class VoteAggregator:
     The returned text is the full answer of the first member that voted for the winner. Confidence is the
     winner's share of the answers that came (source ``agreement``); ``consensus`` means a strict majority.
     Unreadable answers abstain but still count in the share. If every answer abstains, the first answer is
-    returned with confidence 0.
+    returned with confidence 0. An answer that calls tools votes for its calls, by name and canonical
+    arguments (``tool_calls.vote_key``: key order and spacing do not matter, nor the order of parallel
+    calls); it never matches a text answer, so with mixed answers the plurality decides between calling and
+    answering, and the winning answer is returned with its tool calls.
     """
 
     kind = "vote"
@@ -159,9 +164,15 @@ class VoteAggregator:
     async def aggregate(self, request: ChatRequest, candidates: Sequence[Candidate]) -> Decision:
         return self.decide(candidates)
 
+    def vote_of(self, completion: Completion) -> str | None:
+        """What ``completion`` votes for: its tool calls when it made any, else what the extractor reads."""
+        if completion.tool_calls:
+            return vote_key(completion.tool_calls)
+        return self.extractor(completion.text)
+
     def decide(self, candidates: Sequence[Candidate]) -> Decision:
         """The vote itself: pure, no I/O."""
-        answers = [self.extractor(c.completion.text) for c in candidates]
+        answers = [self.vote_of(c.completion) for c in candidates]
         confidences = [mean_token_probability(c.completion) for c in candidates]
         counted = tally(answers, tie_break=self.tie_break, confidences=confidences)
         facts = self._facts(counted, candidates)
@@ -290,6 +301,12 @@ class SynthesizeAggregator:
         self.instructions = instructions or SYNTHESIZE_SYSTEM
 
     def prepare(self, request: ChatRequest) -> ChatRequest:
+        refuse_capabilities(
+            request,
+            "synthesize",
+            frozenset({"tools", "vision"}),
+            "the synthesizer merges the answers' text and sees neither tool calls nor images",
+        )
         return request
 
     async def aggregate(self, request: ChatRequest, candidates: Sequence[Candidate]) -> Decision:
@@ -324,4 +341,8 @@ class SynthesizeAggregator:
             + "\n\nWrite the single best answer to the question. Reply with the answer only."
         )
         merged = auxiliary_request(request, system=self.instructions, user=user)
-        return merged.with_options(max_tokens=request.max_tokens, response_format=request.response_format)
+        return merged.with_options(
+            max_tokens=request.max_tokens,
+            response_format=request.response_format,
+            json_schema=request.json_schema,  # the merged answer is the answer: it keeps the caller's schema
+        )

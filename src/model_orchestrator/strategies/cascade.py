@@ -4,9 +4,12 @@ Owns the escalation decision (seed 000's confidence escalation, seed 001's casca
 first answer scoring at or above the threshold is accepted; the final tier answers whatever its score.
 If the final tier fails, the best earlier answer is returned. Budget-aware: when the next tier would
 exceed what the request may still spend, escalation stops and the best answer so far is returned.
-Unavailable tiers (open circuit, cooldown) are passed over; when every usable tier was only unavailable,
-it waits for the earliest ``retry_after`` once. Each escalation emits ``FallbackTriggered``; each scored
-answer emits ``AnswerJudged`` (the ledger keeps it as an outcome label for retraining routers).
+An answer that calls tools is judged by its calls, not by the scorer (which reads text): calls that name
+an offered tool with arguments valid under its JSON schema score the threshold (accepted), any problem
+scores 0 (escalate; ``strategies.tool_calls``). Unavailable tiers (open circuit, cooldown) are passed
+over; when every usable tier was only unavailable, it waits for the earliest ``retry_after`` once. Each
+escalation emits ``FallbackTriggered``; each scored answer emits ``AnswerJudged`` (the ledger keeps it
+as an outcome label for retraining routers).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies.budget import budget_scope, require_affordable
+from model_orchestrator.strategies.capabilities import require_capable
 from model_orchestrator.strategies.chain import Candidate, ChainRun
 from model_orchestrator.strategies.member import Member, one_delta, strategy_completion
-from model_orchestrator.strategies.scorers import Scorer
+from model_orchestrator.strategies.scorers import Score, Scorer
+from model_orchestrator.strategies.tool_calls import TOOL_ARGUMENTS_SOURCE, tool_call_confidence
 
 
 class CascadeModel:
@@ -75,6 +80,7 @@ class CascadeModel:
         started = self._clock.monotonic()
         with budget_scope(request):
             run = ChainRun(self._name, self._scorer.prepare(request), self._clock, self._bus)
+            require_capable(self._tiers, run.request, self._name)
             require_affordable(self._tiers, run.request)
             chosen, reason = await self._climb(run, self._tiers)
             delay = self._cooldown(run) if chosen is None else None
@@ -121,7 +127,11 @@ class CascadeModel:
         completion = await run.call(tier, has_fallback=has_fallback)
         if completion is None:
             return None
-        score = await self._scorer.score(run.request, completion, tier)
+        judged = tool_call_confidence(run.request.tools, completion, self._threshold)
+        if judged is None:
+            score = await self._scorer.score(run.request, completion, tier)
+        else:
+            score = Score(judged[0], TOOL_ARGUMENTS_SOURCE)
         run.answered.extend(score.samples)
         # By identity: the same model may sit in two tiers (e.g. a cheaper sampling setup first).
         position = next(i for i, t in enumerate(self._tiers) if t is tier)
@@ -135,7 +145,10 @@ class CascadeModel:
             return candidate
         self._judged(run, tier, confidence, escalated=True)
         shown = "unknown" if confidence is None else f"{confidence:.3f}"
-        run.reject(candidate, f"confidence {shown} is below the threshold {self._threshold}")
+        why = f"confidence {shown} is below the threshold {self._threshold}"
+        if judged is not None and judged[1]:
+            why = f"{why}: its tool calls fail the check ({'; '.join(judged[1][:3])})"
+        run.reject(candidate, why)
         return None
 
     def _judged(self, run: ChainRun, tier: Member, confidence: float | None, *, escalated: bool) -> None:

@@ -28,6 +28,7 @@ from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.strategies.budget import affordable, remaining_budget, unaffordable_reason
+from model_orchestrator.strategies.capabilities import capability_skip
 from model_orchestrator.strategies.member import Member, step_failed, step_ok
 from model_orchestrator.strategies.scorers import Score
 
@@ -86,7 +87,11 @@ class ChainRun:
         return self.deadline_hit
 
     def skip_error(self, member: Member) -> OrchestratorError | None:
-        """Why ``member`` must not be called (context, an overflow already seen, budget), or None."""
+        """Why ``member`` must not be called (a capability it lacks, context, an overflow already seen,
+        budget), or None."""
+        lacking = capability_skip(member, self.request)
+        if lacking is not None:
+            return lacking
         profile = member.profile
         if not profile.fits(self.request):
             needed = estimate_message_tokens(self.request.messages) + profile.reserved_output(self.request)

@@ -17,6 +17,7 @@ from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.money import usd_or_unknown
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.strategies.capabilities import capable, missing_reason, require_capable
 from model_orchestrator.strategies.chain import with_fallback
 from model_orchestrator.strategies.member import (
     Member,
@@ -31,8 +32,9 @@ PRICE_ONLY_NOTE = "lowest estimated cost among members that fit; no router judge
 
 
 def by_estimated_cost(members: Sequence[Member], request: ChatRequest) -> list[Member]:
-    """Members that fit the request, cheapest first; unknown prices go last, in the given order."""
-    fitting = [m for m in members if m.profile.fits(request)]
+    """Members that fit the request and have what it needs, cheapest first; unknown prices go last, in the
+    given order."""
+    fitting = [m for m in capable(members, request) if m.profile.fits(request)]
 
     def key(member: Member) -> tuple[int, float]:
         cost = member.profile.estimate_cost(request)
@@ -59,9 +61,12 @@ class CheapestModel:
         return self._name
 
     async def complete(self, request: ChatRequest) -> Completion:
+        require_capable(self._members, request, self._name)
         ordered = by_estimated_cost(self._members, request)
         steps: list[StepRecord] = [
-            step_skipped(m, "context window too small") for m in self._members if m not in ordered
+            step_skipped(m, missing_reason(m.profile, request) or "context window too small")
+            for m in self._members
+            if m not in ordered
         ]
         errors: list[OrchestratorError] = []
         for position, member in enumerate(ordered):

@@ -13,13 +13,18 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from model_orchestrator.core.clock import Clock
-from model_orchestrator.core.errors import AllModelsFailedError, OrchestratorError
+from model_orchestrator.core.errors import (
+    AllModelsFailedError,
+    CapabilityNotSupportedError,
+    OrchestratorError,
+)
 from model_orchestrator.core.events import EventBus, FallbackTriggered
 from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies._parallel import failure_step, settle
 from model_orchestrator.strategies._prompts import auxiliary_request, task_text
+from model_orchestrator.strategies.capabilities import capability_skip, refuse_capabilities
 from model_orchestrator.strategies.extractors import Extractor, describe, short_text
 from model_orchestrator.strategies.member import Member, one_delta, step_ok, strategy_completion
 
@@ -103,6 +108,7 @@ class CrossValidateModel:
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = self._clock.monotonic()
+        self._check_capabilities(request)
         outcomes = await asyncio.gather(*(settle(m.model, request) for m in self._pair))
         pairs = list(zip(self._pair, outcomes, strict=True))
         steps = [failure_step(m, o) for m, o in pairs if isinstance(o, OrchestratorError)]
@@ -161,8 +167,25 @@ class CrossValidateModel:
             "Which is correct? Answer with the correct answer to the question, in the same form."
         )
         return auxiliary_request(request, system=TIEBREAK_SYSTEM, user=user).with_options(
-            max_tokens=request.max_tokens
+            max_tokens=request.max_tokens, json_schema=request.json_schema
         )
+
+    def _check_capabilities(self, request: ChatRequest) -> None:
+        """Refuse, before any call, what cross-validation cannot honour or a member cannot serve."""
+        refuse_capabilities(
+            request,
+            self._name,
+            frozenset({"tools", "vision"}),
+            "answers are compared as text and the tiebreaker reads only the question's text",
+        )
+        for member in (*self._pair, self._tiebreaker):
+            lacking = capability_skip(member, request)
+            if lacking is not None:
+                raise CapabilityNotSupportedError(
+                    f"{self._name!r}: {member.name} {lacking.message}; every model of a cross-validation "
+                    "must have what the request needs",
+                    capability=lacking.capability,
+                )
 
     def _result(
         self, answers: Sequence[Answer], failed: Sequence[StepRecord], judgement: Judgement

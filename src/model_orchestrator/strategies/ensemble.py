@@ -82,7 +82,7 @@ class EnsembleModel:
         started = self._clock.monotonic()
         prepared = self._aggregator.prepare(request)
         wanted = self._members * self._samples if self._samples is not None else self._members
-        members, skipped = eligible(wanted, prepared)
+        members, skipped = eligible(wanted, prepared, self._name)
         calls = self._calls(members, prepared)
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(settle(c.member.model, c.request)) for c in calls]

@@ -25,9 +25,11 @@ from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies.budget import budget_scope, require_affordable
+from model_orchestrator.strategies.capabilities import require_capable
 from model_orchestrator.strategies.chain import Candidate, ChainRun, with_fallback
-from model_orchestrator.strategies.member import Member, strategy_completion
-from model_orchestrator.strategies.scorers import Scorer
+from model_orchestrator.strategies.member import Member, strategy_completion, tool_call_pieces
+from model_orchestrator.strategies.scorers import Score, Scorer
+from model_orchestrator.strategies.tool_calls import TOOL_ARGUMENTS_SOURCE, tool_call_confidence
 
 
 class FallbackModel:
@@ -81,6 +83,7 @@ class FallbackModel:
         with budget_scope(request):
             prepared = self._scorer.prepare(request) if self._scorer is not None else request
             run = ChainRun(self._name, prepared, self._clock, self._bus)
+            require_capable(self._members, prepared, self._name)
             require_affordable(self._members, prepared)
             chosen = await self._pass(run, self._members)
             delay = self._cooldown(run) if chosen is None else None
@@ -103,6 +106,7 @@ class FallbackModel:
             yield _single_delta(completion)
             return
         run = ChainRun(self._name, request, self._clock, self._bus)
+        require_capable(self._members, request, self._name)
         require_affordable(self._members, request)
         chosen: list[Member] = []
         async with contextlib.aclosing(self._stream_pass(run, self._members, chosen)) as deltas:
@@ -141,7 +145,12 @@ class FallbackModel:
         if completion is None:
             return None
         score = None
-        if self._scorer is not None:
+        judged = None
+        if self._threshold is not None:
+            judged = tool_call_confidence(run.request.tools, completion, self._threshold)
+        if judged is not None:  # tool calls are judged by their arguments (``strategies.tool_calls``)
+            score = Score(judged[0], TOOL_ARGUMENTS_SOURCE)
+        elif self._scorer is not None:
             score = await self._scorer.score(run.request, completion, member)
             run.answered.extend(score.samples)
         position = next(i for i, m in enumerate(self._members) if m is member)  # duplicates allowed
@@ -193,7 +202,8 @@ class FallbackModel:
     async def _stream_member(
         self, run: ChainRun, member: Member, chosen: list[Member], has_fallback: bool
     ) -> AsyncGenerator[StreamDelta, None]:
-        """Stream ``member``; a failure before its first text is recorded and swallowed, after it raised.
+        """Stream ``member``; a failure before its first text or tool call is recorded and swallowed, after
+        it raised.
 
         Text is passed on at once; the closing delta (finish reason, usage) is held back so that it can
         carry the explanation. ``has_fallback`` as in ``ChainRun.call``.
@@ -205,10 +215,10 @@ class FallbackModel:
             async for delta in deltas:
                 if held is not None:  # something followed the closing delta after all: pass it on
                     previous, held = held, None
-                    sent = sent or bool(previous.text)
+                    sent = sent or bool(previous.text or previous.tool_calls)
                     yield previous
                 if delta.finish_reason is None and delta.usage is None:
-                    sent = sent or bool(delta.text)
+                    sent = sent or bool(delta.text or delta.tool_calls)
                     yield delta
                 else:
                     held = delta
@@ -260,6 +270,7 @@ def _single_delta(completion: Completion) -> StreamDelta:
         model=completion.model,
         rate_limits=completion.rate_limits,
         explanation=completion.explanation,
+        tool_calls=tool_call_pieces(completion.tool_calls),
     )
 
 

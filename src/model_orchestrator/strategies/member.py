@@ -14,6 +14,7 @@ from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.tools import ToolCall, ToolCallDelta
 from model_orchestrator.core.usage import Usage
 
 
@@ -105,6 +106,7 @@ async def one_delta(completion: Completion) -> AsyncIterator[StreamDelta]:
     """The whole answer as a single final delta (usage, finish reason and explanation included).
 
     For strategies that must see a whole answer before choosing it (vote, score, review, validate).
+    Tool calls go along whole, one piece each.
     """
     yield StreamDelta(
         text=completion.text,
@@ -113,4 +115,10 @@ async def one_delta(completion: Completion) -> AsyncIterator[StreamDelta]:
         model=completion.model,
         rate_limits=completion.rate_limits,
         explanation=completion.explanation,
+        tool_calls=tool_call_pieces(completion.tool_calls),
     )
+
+
+def tool_call_pieces(calls: Sequence[ToolCall]) -> tuple[ToolCallDelta, ...]:
+    """Whole tool calls as stream pieces, one per call (``assemble_tool_calls`` gives them back)."""
+    return tuple(ToolCallDelta(i, call.id, call.name, call.arguments) for i, call in enumerate(calls))

@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from model_orchestrator.core.clock import Clock
-from model_orchestrator.core.errors import ConfigError, OrchestratorError
+from model_orchestrator.core.errors import CapabilityNotSupportedError, ConfigError, OrchestratorError
 from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.explanation import Explanation, StepRecord
-from model_orchestrator.core.messages import Message, Role
+from model_orchestrator.core.messages import Message, Role, TextPart
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies._prompts import auxiliary_request, last_user_text
+from model_orchestrator.strategies.capabilities import capability_skip, refuse_capabilities
 from model_orchestrator.strategies.member import Member, one_delta, step_failed, step_ok, strategy_completion
 
 ContextMode = Literal["full", "summarize", "extract", "none"]
@@ -170,6 +171,7 @@ class PipelineModel:
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = self._clock.monotonic()
+        self._check_capabilities(request)
         run = _PipelineRun(self, request)
         for index, stage in enumerate(self._stages):
             if stage.is_review:
@@ -187,12 +189,35 @@ class PipelineModel:
         return None
 
     def stage_request(self, request: ChatRequest, index: int, messages: tuple[Message, ...]) -> ChatRequest:
-        """The request for stage ``index``: only the final stage keeps the caller's format and logprobs."""
+        """The request for stage ``index``: only the final stage keeps the caller's format (JSON schema
+        included) and logprobs."""
         if index == self._final_index:
             return request.with_options(messages=messages)
         return request.with_options(
-            messages=messages, response_format=ResponseFormat.TEXT, logprobs=False, top_logprobs=None
+            messages=messages,
+            response_format=ResponseFormat.TEXT,
+            json_schema=None,
+            logprobs=False,
+            top_logprobs=None,
         )
+
+    def _check_capabilities(self, request: ChatRequest) -> None:
+        """Refuse tools (a stage's answer is text for the next stage); images need every stage to read
+        them, a JSON schema the final stage to honour it. Checked before any stage runs."""
+        refuse_capabilities(
+            request,
+            self._name,
+            frozenset({"tools"}),
+            "each stage's text answer feeds the next, so a tool call would stop the pipeline halfway",
+        )
+        for index, stage in enumerate(self._stages):
+            needs = request if index == self._final_index else request.with_options(json_schema=None)
+            lacking = capability_skip(stage.member, needs)
+            if lacking is not None:
+                raise CapabilityNotSupportedError(
+                    f"pipeline {self._name!r}: stage {stage.name!r} ({stage.member.name}) {lacking.message}",
+                    capability=lacking.capability,
+                )
 
     def condenser(self, stage: Stage) -> Member:
         """Who summarizes or extracts the earlier outputs for ``stage``."""
@@ -357,7 +382,8 @@ def _stage_messages(stage: Stage, request: ChatRequest, extras: list[str]) -> tu
     if extras:
         addition = "\n\n".join(extras)
         if turns and turns[-1].role is Role.USER:
-            turns[-1] = Message.user(f"{turns[-1].text}\n\n{addition}")
+            # Appended as a part, so the turn's images stay with it.
+            turns[-1] = Message(Role.USER, (*turns[-1].parts, TextPart(f"\n\n{addition}")))
         else:
             turns.append(Message.user(addition))
     return (Message.system(system), *turns)

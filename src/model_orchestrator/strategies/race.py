@@ -124,7 +124,7 @@ class RaceModel:
 
     async def complete(self, request: ChatRequest) -> Completion:
         started = self._clock.monotonic()
-        members, skipped = eligible(self._members, request)
+        members, skipped = eligible(self._members, request, self._name)
         field = _Field(request, self._clock)
         for member in members:
             field.start(member)
@@ -243,7 +243,7 @@ class HedgeModel:
     async def complete(self, request: ChatRequest) -> Completion:
         started = self._clock.monotonic()
         delay, source = (self._delay, "fixed") if self._delay is not None else self._tracker.delay()
-        members, skipped = eligible([self._primary, *self._backups], request)
+        members, skipped = eligible([self._primary, *self._backups], request, self._name)
         field = _Field(request, self._clock)
         try:
             hedges = await self._run(field, deque(members), delay)

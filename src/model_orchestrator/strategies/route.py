@@ -22,6 +22,7 @@ from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.routing import RouteChoice, RoutingPolicy
 from model_orchestrator.strategies.budget import require_affordable
+from model_orchestrator.strategies.capabilities import require_capable
 from model_orchestrator.strategies.fallback import FallbackModel
 from model_orchestrator.strategies.member import Member, step_skipped
 
@@ -73,6 +74,7 @@ class RouteModel:
         await asyncio.gather(*(m.model.aclose() for m in self._members))
 
     def _route(self, request: ChatRequest) -> tuple[list[Member], RouteChoice]:
+        require_capable(self._members, request, self._name)
         profiles = [
             replace(m.profile, tier=position) if self._by_position else m.profile
             for position, m in enumerate(self._members)

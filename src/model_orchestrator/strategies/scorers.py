@@ -22,6 +22,7 @@ from model_orchestrator.core.messages import Message, Role, TextPart
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.response import Completion, TokenLogprob
 from model_orchestrator.strategies.budget import remaining_budget
+from model_orchestrator.strategies.capabilities import refuse_capabilities
 from model_orchestrator.strategies.member import Member
 
 Extractor = Callable[[str], str | None]
@@ -104,6 +105,13 @@ class SelfReportedScorer:
         self.json_instruction = json_instruction or JSON_INSTRUCTION
 
     def prepare(self, request: ChatRequest) -> ChatRequest:
+        refuse_capabilities(
+            request,
+            "self-reported confidence",
+            frozenset({"json_schema"}),
+            "it asks for its own JSON shape ({answer, confidence}), which the caller's schema rules out",
+            "score with logprobs, agreement or a judge",
+        )
         wants_json = request.response_format is ResponseFormat.JSON
         return with_instruction(request, self.json_instruction if wants_json else self.instruction)
 

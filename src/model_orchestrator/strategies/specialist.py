@@ -273,7 +273,7 @@ class Conversation:
         request = ChatRequest(messages=fitted, max_tokens=self._reserved).with_options(**options)
         completion = await self._model.complete(request)
         self.last_sent = fitted
-        self._history.extend((Message.user(text), Message.assistant(completion.text)))
+        self._history.extend((Message.user(text), Message.assistant(completion.text, completion.tool_calls)))
         return completion
 
     async def _fit(self, messages: tuple[Message, ...], request_id: object) -> tuple[Message, ...]:

@@ -2,7 +2,8 @@
 model. ``ValidatedModel`` (the strategy that answers, checks and falls back) lives in ``validated``.
 
 Owns the verdict shape (``pass``, at most 3 ``issues``, ``confidence``, ``escalate``), the JSON-schema and
-Python-syntax validators and reading a judge's structured answer. It does not decide which judge to use
+Python-syntax validators, the check of tool calls against the offered tools' schemas, and reading a
+judge's structured answer. It does not decide which judge to use
 (config does) and does not retry.
 """
 
@@ -17,7 +18,9 @@ from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion
+from model_orchestrator.core.tools import ToolCall, ToolDefinition
 from model_orchestrator.strategies._prompts import auxiliary_request, fenced_blocks, find_json
+from model_orchestrator.strategies.tool_calls import TOOL_ARGUMENTS_SOURCE, tool_call_issues
 
 MAX_ISSUES = 3
 BUILTIN_VALIDATORS = ("python", "json")
@@ -186,6 +189,13 @@ def _as_confidence(value: object) -> float:
     # Judges sometimes answer in percent.
     number = value / 100 if 1 < value <= 100 else float(value)
     return min(1.0, max(0.0, number))
+
+
+def check_tool_calls(tools: Sequence[ToolDefinition], calls: Sequence[ToolCall]) -> ValidationResult:
+    """The verdict on an answer's tool calls: each names an offered tool and its arguments are a JSON
+    object valid under that tool's JSON schema. A failure is certain (confidence 1.0) and escalates."""
+    issues = tool_call_issues(tools, calls)
+    return ValidationResult(not issues, issues[:MAX_ISSUES], 1.0, bool(issues), (TOOL_ARGUMENTS_SOURCE,))
 
 
 def run_validators(output: str, validators: Sequence[Validator]) -> ValidationResult | None:

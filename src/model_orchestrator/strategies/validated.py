@@ -1,5 +1,6 @@
 """``ValidatedModel``: answer with a member, check the answer (validators, then a judge), and ask a
-fallback when the check escalates. The checking itself is ``validate``'s. Each verdict is emitted as
+fallback when the check escalates (an answer that calls tools is checked against the tools' schemas, not
+judged). The checking itself is ``validate``'s. Each verdict is emitted as
 ``AnswerJudged`` (the ledger keeps it as an outcome label for retraining routers)."""
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies._prompts import task_text
 from model_orchestrator.strategies.member import Member, one_delta, step_failed, step_ok, strategy_completion
-from model_orchestrator.strategies.validate import ValidationResult, Validator, check_output
+from model_orchestrator.strategies.validate import (
+    ValidationResult,
+    Validator,
+    check_output,
+    check_tool_calls,
+)
 
 
 class ValidatedModel:
@@ -138,7 +144,11 @@ class _ValidatedRun:
             self.steps.append(step_failed(member, exc))
             return None
         self.answered.append(completion)
-        verdict, judge_step = await self._check(completion.text)
+        if completion.tool_calls:
+            # A judge reads text; tool calls are checked against the tools' schemas instead.
+            verdict, judge_step = check_tool_calls(self.request.tools, completion.tool_calls), None
+        else:
+            verdict, judge_step = await self._check(completion.text)
         self.verdicts.append((member.name, verdict))
         if judge_step is None or judge_step.outcome != "error":  # a judge that failed said nothing
             self.judged(self.request, member, verdict)

@@ -2,7 +2,8 @@
 
 ``ScriptedModel`` answers from a list (texts, completions, or errors to raise); ``FunctionModel``
 answers with a function of the request. Both record the requests they saw and stream by cutting
-the answer into pieces. They do not emit events or price anything (``core.observed`` does).
+the answer into pieces (a ``Completion`` answer's tool calls too, each in pieces). They do not emit
+events or price anything (``core.observed`` does).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.tokens import estimate_message_tokens, estimate_text_tokens
+from model_orchestrator.core.tools import ToolCallDelta
 from model_orchestrator.core.usage import Usage
 
 Answer = str | Completion
@@ -71,6 +73,8 @@ class FunctionModel:
         pieces = [text[i : i + self._chunk_size] for i in range(0, len(text), self._chunk_size)]
         for piece in pieces[:-1]:
             yield StreamDelta(text=piece, model=completion.model)
+        for delta in _tool_call_deltas(completion):
+            yield delta
         yield StreamDelta(
             text=pieces[-1] if pieces else "",
             finish_reason=completion.finish_reason,
@@ -92,6 +96,18 @@ class FunctionModel:
             text=answer, model=self._name, provider=self._provider, deployment=self._name, usage=usage
         )
         return replace(completion, latency=self._delay)
+
+
+def _tool_call_deltas(completion: Completion) -> list[StreamDelta]:
+    """The answer's tool calls as a provider streams them: the id and name first, the arguments in two
+    pieces, so that consumers must join them (``core.tools.assemble_tool_calls``)."""
+    deltas = []
+    for index, call in enumerate(completion.tool_calls):
+        half = len(call.arguments) // 2
+        first = ToolCallDelta(index, call.id, call.name, call.arguments[:half])
+        rest = ToolCallDelta(index, arguments=call.arguments[half:])
+        deltas += [StreamDelta(tool_calls=(piece,), model=completion.model) for piece in (first, rest)]
+    return deltas
 
 
 class ScriptedModel(FunctionModel):
