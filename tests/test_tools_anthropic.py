@@ -274,6 +274,7 @@ async def test_a_schema_that_is_not_an_object_is_refused_before_sending(
     with pytest.raises(CapabilityNotSupportedError, match="wrap it in an object") as caught:
         await model.complete(request)
     assert caught.value.capability == "json_schema"
+    assert (caught.value.provider, caught.value.deployment) == ("anthropic", model.deployment)
     assert upstream.requests == []
 
 

@@ -248,4 +248,5 @@ async def test_a_schema_outside_the_gemini_subset_is_refused_naming_the_keyword(
     with pytest.raises(CapabilityNotSupportedError, match=named) as caught:
         await model.complete(request)
     assert caught.value.capability == "json_schema"
+    assert (caught.value.provider, caught.value.deployment) == ("gemini", model.deployment)
     assert upstream.requests == []

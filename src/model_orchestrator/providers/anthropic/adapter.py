@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from model_orchestrator.core.errors import ProviderError
+from model_orchestrator.core.errors import InvalidRequestError, ProviderError
 from model_orchestrator.core.rate_limits import RateLimitSnapshot
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
@@ -141,9 +141,14 @@ class AnthropicModel:
         """Nothing to release: the transport belongs to whoever built this model."""
 
     def _encode(self, request: ChatRequest, *, stream: bool) -> bytes:
-        return encode_request(
-            request, model_id=self.model_id, default_max_tokens=self._default_max_tokens, stream=stream
-        )
+        """The body; a request it cannot be built from is refused (nothing sent) naming this deployment."""
+        try:
+            return encode_request(
+                request, model_id=self.model_id, default_max_tokens=self._default_max_tokens, stream=stream
+            )
+        except InvalidRequestError as exc:
+            exc.provider, exc.deployment = self.provider, self.deployment
+            raise
 
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION, "content-type": "application/json"}

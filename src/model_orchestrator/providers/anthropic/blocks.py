@@ -189,7 +189,6 @@ def _answer_tool(schema: JsonSchemaFormat, tools: Iterable[ToolDefinition]) -> d
             f"Anthropic models answer a JSON schema through a tool whose input is an object, and schema "
             f"{schema.name!r} describes a {body.get('type')}; wrap it in an object property",
             capability="json_schema",
-            provider="anthropic",
         )
     description = schema.description or _ANSWER_DESCRIPTION
     return {"name": schema.name, "description": description, "input_schema": body}

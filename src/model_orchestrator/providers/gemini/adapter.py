@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from urllib.parse import quote, urlsplit
 
-from model_orchestrator.core.errors import ProviderError
+from model_orchestrator.core.errors import InvalidRequestError, ProviderError
 from model_orchestrator.core.rate_limits import RateLimitSnapshot
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
@@ -83,7 +83,7 @@ class GeminiModel:
             response = await self._transport.post(
                 self._url,
                 headers=self._headers(),
-                body=encode_request(request),
+                body=self._encode(request),
                 timeout=self._timeouts,
                 deadline=request.deadline,
             )
@@ -111,7 +111,7 @@ class GeminiModel:
             async with self._transport.stream_post(
                 self._stream_url,
                 headers=self._headers(),
-                body=encode_request(request),
+                body=self._encode(request),
                 timeout=self._timeouts,
                 deadline=request.deadline,
             ) as response:
@@ -148,6 +148,14 @@ class GeminiModel:
 
     async def aclose(self) -> None:
         """Nothing to release: the transport belongs to whoever built this model."""
+
+    def _encode(self, request: ChatRequest) -> bytes:
+        """The body; a request it cannot be built from is refused (nothing sent) naming this deployment."""
+        try:
+            return encode_request(request)
+        except InvalidRequestError as exc:
+            exc.provider, exc.deployment = self.provider, self.deployment
+            raise
 
     def _headers(self) -> dict[str, str]:
         # The key goes in a header, never in the ?key= query: URLs end up in logs and error messages.

@@ -118,7 +118,6 @@ class _Converter:
             f"Gemini's schema subset cannot express {what} in {self._what}; simplify the schema "
             "(see https://ai.google.dev/api/caching#Schema) or choose another model",
             capability=self._capability,
-            provider="gemini",
         )
 
 
