@@ -12,6 +12,7 @@ from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.core.events import EventBus, RecordingSink, StateStoreRecovered, StateStoreUnavailable
 from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
 from model_orchestrator.resilience.shared_state import FailoverStateStore
+from model_orchestrator.telemetry.metrics import MetricsSink
 from model_orchestrator.testing import FakeClock
 from tests.redis_server import RedisServer, own_redis  # noqa: F401 - fixture
 
@@ -28,8 +29,9 @@ async def test_killed_redis_falls_back_to_local_state_and_recovers(
     redis_store: RedisStateStore,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock, bus, sink = FakeClock(), EventBus(), RecordingSink()
+    clock, bus, sink, metrics = FakeClock(), EventBus(), RecordingSink(), MetricsSink()
     bus.subscribe(sink)
+    bus.subscribe(metrics)
     store = FailoverStateStore(redis_store, clock=clock, bus=bus, replicas=3, retry_interval=1.0)
     await store.update("cooldown:d", lambda old: (5.0, None))
     own_redis.stop()
@@ -41,6 +43,7 @@ async def test_killed_redis_falls_back_to_local_state_and_recovers(
     assert [g.taken for g in grants].count(True) == 10  # 30 rpm over 3 replicas
     assert not store.shared and len(sink.of_type(StateStoreUnavailable)) == 1
     assert len([r for r in caplog.records if "shared state store unavailable" in r.message]) == 1
+    assert 'orchestrator_state_store_unavailable_total{policy="local"} 1.0' in metrics.render().decode()
 
     own_redis.start()
     await store.update("cooldown:d", lambda old: (7.0, None))  # within the retry interval: still local
@@ -48,6 +51,7 @@ async def test_killed_redis_falls_back_to_local_state_and_recovers(
     clock.advance(1.0)
     assert await store.get("cooldown:d") is None  # Redis again (it restarted empty)
     assert store.shared and len(sink.of_type(StateStoreRecovered)) == 1
+    assert "orchestrator_state_store_recovered_total 1.0" in metrics.render().decode()
     await store.update("cooldown:d", lambda old: (9.0, None))
     assert await redis_store.get("cooldown:d") == 9.0
 

@@ -16,6 +16,7 @@ from model_orchestrator.config.redaction import excerpt
 from model_orchestrator.config.registry import ModelRegistry, deployment_id
 from model_orchestrator.config.resilience import wrap_deployment
 from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig, ResilienceConfig
+from model_orchestrator.config.state import StateConfig, check_state_url
 from model_orchestrator.core.budget import BudgetKeeper
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
@@ -30,7 +31,8 @@ from model_orchestrator.providers.deployments import (
     local_unavailable_reason,
     provider_table,
 )
-from model_orchestrator.resilience.state_store import MemoryStateStore
+from model_orchestrator.resilience.shared_state import FailoverStateStore
+from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore
 from model_orchestrator.strategies.member import Member
 
 if TYPE_CHECKING:
@@ -51,14 +53,19 @@ class ModelFactory:
     the state store behind every breaker, cooldown and rate limit."""
 
     def __init__(
-        self, bus: EventBus, clock: Clock, resilience: ResilienceConfig, guards: BudgetGuards | None = None
+        self,
+        bus: EventBus,
+        clock: Clock,
+        resilience: ResilienceConfig,
+        guards: BudgetGuards | None = None,
+        store: StateStore | None = None,
     ) -> None:
         self._bus = bus
         self._clock = clock
         self._resilience = resilience
         self._guards = guards
         self._transport: HttpTransport | None = None
-        self.store = MemoryStateStore()
+        self.store: StateStore = store or MemoryStateStore()
         self.deployments: dict[str, BuiltDeployment] = {}
 
     def __call__(
@@ -95,10 +102,13 @@ class ModelFactory:
             del self.deployments[key]
 
     async def aclose(self) -> None:
-        """Close the shared HTTP transport (after the models that use it)."""
+        """Close the shared HTTP transport (after the models that use it) and the state store's
+        connections."""
         if self._transport is not None:
             await self._transport.aclose()
             self._transport = None
+        if isinstance(self.store, FailoverStateStore):
+            await self.store.aclose()
 
     def _http(self) -> HttpTransport:
         if self._transport is None:
@@ -131,7 +141,9 @@ def build_registry(
     guards = None
     if keeper is not None and rules.active:
         guards = BudgetGuards(keeper, rules, bus=bus, clock=clock)
-    factory = ModelFactory(bus, clock, config.resilience, guards)
+    factory = ModelFactory(
+        bus, clock, config.resilience, guards, build_state_store(config.state, env, clock, bus)
+    )
     registry = ModelRegistry(
         config,
         env,
@@ -140,6 +152,42 @@ def build_registry(
         local_available=local_unavailable_reason,
     )
     return registry, factory
+
+
+def build_state_store(config: StateConfig, env: Mapping[str, str], clock: Clock, bus: EventBus) -> StateStore:
+    """The store behind every breaker, cooldown, rate limit, health result and key limit: in-process
+    without ``state.url``, else Redis behind the ``state.on_unavailable`` policy. Connects lazily."""
+    if not config.shared:
+        return MemoryStateStore()
+    url = config.url
+    if config.url_env is not None:
+        url = env.get(config.url_env)
+        if not url:
+            raise ConfigError(
+                f"state.url_env names {config.url_env}, which is not set; set it to the Redis URL "
+                "(redis://host:port/db) or remove the state section to keep state in this process"
+            )
+        try:
+            check_state_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"{config.url_env} (state.url_env) {exc}") from None
+    assert url is not None  # config.shared: one of url or url_env is set
+    try:
+        from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
+    except ImportError:
+        raise ConfigError(
+            "state.url needs the redis package: pip install 'model-orchestrator[redis]'"
+        ) from None
+    shared = RedisStateStore(redis_client(url, timeout=config.timeout), prefix=config.prefix)
+    return FailoverStateStore(
+        shared,
+        clock=clock,
+        bus=bus,
+        on_unavailable=config.on_unavailable,
+        replicas=config.replicas,
+        timeout=config.timeout,
+        retry_interval=config.retry_interval,
+    )
 
 
 def deployment_spec(cfg: ModelConfig, api_key: str | None, deployment: str | None = None) -> DeploymentSpec:

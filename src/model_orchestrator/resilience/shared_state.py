@@ -3,7 +3,10 @@
 Owns the failure policy of ``state.on_unavailable``. Every call to the shared store is bounded by
 ``timeout`` (default 0.25 s). When one fails, the store is marked down: one WARNING, a
 ``StateStoreUnavailable`` event (the metrics sink counts it), and for ``retry_interval`` seconds no call
-tries it again, so a request never waits on a dead store more than once per interval. Meanwhile:
+tries it again, so a request never waits on a dead store more than once per interval (a timeout is
+confirmed by a second read first: an event loop stalled by other work expires timers too; the timed-out
+call is then sent again, so a write whose answer was lost may count twice, which errs on the safe side
+for rate windows). Meanwhile:
 
 - ``local`` (the default): state lives in this process, with rate limits divided by ``replicas`` so the
   replicas together stay near the configured limits; cooldowns and breakers are per process;
@@ -38,6 +41,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 OnUnavailable = Literal["local", "fail"]
+_PING_KEY = "ping"
 
 
 class FailoverStateStore:
@@ -99,6 +103,12 @@ class FailoverStateStore:
     async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
         await self._run(lambda store: store.adjust_window(key, slot=slot, delta=delta))
 
+    async def aclose(self) -> None:
+        """Close the shared store's connections (when it has any to close)."""
+        close = getattr(self._shared, "aclose", None)
+        if close is not None:
+            await close()
+
     async def _run(
         self,
         operation: Callable[[StateStore], Awaitable[T]],
@@ -110,16 +120,30 @@ class FailoverStateStore:
             # One caller tries the shared store again; the others stay local until it has answered.
             self._retry_at = self._clock.monotonic() + self._retry_interval
         try:
-            async with asyncio.timeout(self._timeout):
-                result = await operation(self._shared)
+            result = await self._bounded(operation)
         except StateContentionError:
             raise  # not an outage: the store answered
-        except (StateUnavailableError, TimeoutError) as exc:
+        except TimeoutError:
+            # A stalled event loop (a slow import, a long synchronous step elsewhere) expires the timer
+            # too: give up on the store only when a fresh read fails as well; else try once more.
+            try:
+                await self._bounded(lambda store: store.get(_PING_KEY))
+                result = await self._bounded(operation)
+            except StateContentionError:
+                raise
+            except (StateUnavailableError, TimeoutError) as exc:
+                self._went_down(exc)
+                return await self._fallback(local or operation)
+        except StateUnavailableError as exc:
             self._went_down(exc)
             return await self._fallback(local or operation)
         if self._down:
             self._recovered()
         return result
+
+    async def _bounded(self, operation: Callable[[StateStore], Awaitable[T]]) -> T:
+        async with asyncio.timeout(self._timeout):
+            return await operation(self._shared)
 
     async def _fallback(self, operation: Callable[[StateStore], Awaitable[T]]) -> T:
         if self._policy == "fail":

@@ -36,6 +36,8 @@ from model_orchestrator.core.events import (
     FallbackTriggered,
     RequestFinished,
     RetryScheduled,
+    StateStoreRecovered,
+    StateStoreUnavailable,
 )
 
 # Seconds: LLM calls take from tens of milliseconds (cache, local) to minutes (long generations).
@@ -126,6 +128,15 @@ class MetricsSink:
         self.budget_warnings = Counter(
             "orchestrator_budget_warnings", "Budget warning thresholds passed", ["budget"], registry=r
         )
+        self.state_outages = Counter(
+            "orchestrator_state_store_unavailable",
+            "Times the shared state store became unreachable",
+            ["policy"],
+            registry=r,
+        )
+        self.state_recoveries = Counter(
+            "orchestrator_state_store_recovered", "Times the shared state store answered again", registry=r
+        )
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             RequestFinished: self._request_finished,
             AttemptSucceeded: self._attempt_ended,
@@ -134,6 +145,8 @@ class MetricsSink:
             FallbackTriggered: self._fallback,
             CooldownStarted: self._cooldown,
             BudgetWarning: self._budget,
+            StateStoreUnavailable: self._state_outage,
+            StateStoreRecovered: lambda _: self.state_recoveries.inc(),
         }
 
     def handle(self, event: Event) -> None:
@@ -181,3 +194,6 @@ class MetricsSink:
 
     def _budget(self, event: BudgetWarning) -> None:
         self.budget_warnings.labels(self._budget_name(event.budget)).inc()
+
+    def _state_outage(self, event: StateStoreUnavailable) -> None:
+        self.state_outages.labels("fail" if event.policy == "fail" else "local").inc()

@@ -1,0 +1,93 @@
+"""``state:`` in orchestrator.yaml: validation, the composition root, two orchestrators sharing one rpm on a
+real redis-server, and the gateway's answer when the store is down (local: served; fail: 503, never 500)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import openai
+import pytest
+
+from model_orchestrator.config.build import build_state_store
+from model_orchestrator.config.loader import parse_config
+from model_orchestrator.config.state import StateConfig
+from model_orchestrator.core.errors import ConfigError, OrchestratorError
+from model_orchestrator.core.events import EventBus
+from model_orchestrator.orchestrator import Orchestrator
+from model_orchestrator.resilience.shared_state import FailoverStateStore
+from model_orchestrator.resilience.state_store import MemoryStateStore
+from model_orchestrator.testing import FakeClock, FakeUpstream
+from tests.gateway_helpers import USER, live_gateway
+from tests.redis_server import redis_server, redis_url  # noqa: F401 - fixtures
+
+
+def test_state_section_is_validated() -> None:
+    assert not StateConfig().shared and StateConfig().on_unavailable == "local"
+    for bad in (
+        {"url": "redis://user:secret@host:6379/0"},  # a password belongs in url_env
+        {"url": "http://host:6379"},
+        {"url": "redis://h/0", "url_env": "STATE_URL"},
+        {"url_env": "redis://h/0"},
+        {"url": "redis://h/0", "timeout": 5},  # a store call may never hold a request for long
+        {"url": "redis://h/0", "replicas": 0},
+    ):
+        with pytest.raises(ValueError):
+            StateConfig.model_validate(bad)
+
+
+def test_the_composition_root_builds_the_configured_store() -> None:
+    clock, bus = FakeClock(), EventBus()
+    assert isinstance(build_state_store(StateConfig(), {}, clock, bus), MemoryStateStore)
+    shared = StateConfig(url_env="STATE_URL")
+    assert isinstance(
+        build_state_store(shared, {"STATE_URL": "redis://:pw@h:1/0"}, clock, bus), FailoverStateStore
+    )
+    with pytest.raises(ConfigError, match="STATE_URL, which is not set"):
+        build_state_store(shared, {}, clock, bus)
+    with pytest.raises(ConfigError, match="Redis URL") as bad:
+        build_state_store(shared, {"STATE_URL": "https://:secret@h/"}, clock, bus)
+    assert "secret" not in str(bad.value)
+
+
+async def test_two_orchestrators_share_one_rpm(redis_url: str) -> None:  # noqa: F811
+    with FakeUpstream() as up:
+        text = f"""
+models:
+  - {{name: a, provider: openai, model: m, api_base: "{up.openai_base}", api_key_env: UP_KEY, rpm: 3}}
+resilience: {{retry: {{max_attempts: 1}}, rate_limit: {{on_limit: skip}}}}
+state: {{url: "{redis_url}"}}
+"""
+        env = {"UP_KEY": "k"}
+        async with (
+            Orchestrator(parse_config(text), env=env) as one,
+            Orchestrator(parse_config(text), env=env) as two,
+        ):
+            outcomes = await asyncio.gather(
+                *(orch.complete(f"q{i}", model="a") for i in range(6) for orch in (one, two)),
+                return_exceptions=True,
+            )
+        assert len(up.requests) == 3
+        refused = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(refused) == 9 and all(isinstance(o, OrchestratorError) for o in refused)
+
+
+def _dead_redis_url() -> str:
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused at once
+        probe.bind(("127.0.0.1", 0))
+        return f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+
+
+@pytest.mark.parametrize(("policy", "status"), [("local", 200), ("fail", 503)])
+async def test_the_gateway_with_an_unreachable_store(policy: str, status: int) -> None:
+    extra = f'state: {{url: "{_dead_redis_url()}", on_unavailable: {policy}}}'
+    with FakeUpstream() as up:
+        async with live_gateway(up, extra_config=extra) as live:
+            client = live.client()
+            for _ in range(2):
+                try:
+                    answer = await client.chat.completions.create(model="a", messages=USER)  # type: ignore[arg-type]
+                    got = 200 if answer.choices[0].message.content else 0
+                except openai.APIStatusError as exc:
+                    got = exc.status_code
+                assert got == status
