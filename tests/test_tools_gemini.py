@@ -184,6 +184,29 @@ async def test_a_tool_loop_sends_function_calls_and_named_function_responses(
     ]
 
 
+@pytest.mark.parametrize(("model_id", "signed"), [("gemini-3-flash", True), ("gemini-2.5-pro", False)])
+async def test_gemini_3_gets_the_documented_sentinel_on_each_replayed_turns_first_call(
+    upstream: FakeUpstream, model_id: str, signed: bool
+) -> None:
+    transport = HttpTransport()
+    model = GeminiModel(name="g", model_id=model_id, api_key="k", transport=transport, api_base=upstream.url)
+    calls = (ToolCall("a", "get_time"), ToolCall("b", "get_time"))
+    conversation = (
+        Message.user("Time twice?"),
+        Message.assistant("", calls),
+        Message.tool_result("a", "noon"),
+        Message.tool_result("b", "noon"),
+    )
+    await model.complete(ChatRequest(messages=conversation, tools=(CLOCK,)))
+    await transport.aclose()
+    parts = upstream.requests[-1].json["contents"][1]["parts"]
+    expected = {"thoughtSignature": "skip_thought_signature_validator"} if signed else {}
+    assert parts == [
+        {"functionCall": {"name": "get_time", "args": {}}, **expected},
+        {"functionCall": {"name": "get_time", "args": {}}},
+    ]
+
+
 async def test_a_tool_result_for_an_unknown_call_is_refused_before_sending(
     model: GeminiModel, upstream: FakeUpstream
 ) -> None:

@@ -24,7 +24,7 @@ from model_orchestrator.providers.gemini.convert import (
     decode_response,
     encode_request,
 )
-from model_orchestrator.providers.gemini.parts import max_calls
+from model_orchestrator.providers.gemini.parts import max_calls, needs_call_signatures
 from model_orchestrator.providers.http import HttpTransport, Timeouts
 from model_orchestrator.providers.rate_limit_headers import parse_rate_limit_headers
 from model_orchestrator.providers.sse import iter_sse
@@ -65,6 +65,7 @@ class GeminiModel:
         # https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent
         self._stream_url = f"{model_path}:streamGenerateContent?alt=sse"
         self.deployment = deployment or f"{name}@{_host(base)}"
+        self._sign_calls = needs_call_signatures(model_id)
         self._timeouts = timeouts
         self.provider = provider
 
@@ -152,7 +153,7 @@ class GeminiModel:
     def _encode(self, request: ChatRequest) -> bytes:
         """The body; a request it cannot be built from is refused (nothing sent) naming this deployment."""
         try:
-            return encode_request(request)
+            return encode_request(request, sign_calls=self._sign_calls)
         except InvalidRequestError as exc:
             exc.provider, exc.deployment = self.provider, self.deployment
             raise

@@ -57,9 +57,12 @@ class VendorError:
     content_filtered: bool = False
 
 
-def encode_request(request: ChatRequest) -> bytes:
-    """The JSON body of ``models/{model}:generateContent`` (and ``:streamGenerateContent``)."""
-    body: dict[str, Any] = {"contents": contents(request.messages)}
+def encode_request(request: ChatRequest, *, sign_calls: bool = False) -> bytes:
+    """The JSON body of ``models/{model}:generateContent`` (and ``:streamGenerateContent``).
+
+    ``sign_calls``: the model validates replayed function calls' thought signatures (``parts``).
+    """
+    body: dict[str, Any] = {"contents": contents(request.messages, sign_calls=sign_calls)}
     if request.system_text:
         body["systemInstruction"] = {"parts": [{"text": request.system_text}]}
     tools = tools_of(request)

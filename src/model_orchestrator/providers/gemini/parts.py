@@ -14,6 +14,11 @@ Gemini's function calls carry no id (newer models may add one, which is kept). A
 or not. A tool result must name its function, so the name is looked up from the earlier assistant call
 with that id. Gemini has no switch for one call per turn: with ``parallel_tool_calls=False`` only the
 first call of an answer is returned (``max_calls``).
+
+Gemini 3 models refuse a replayed turn of function calls whose first call lacks its ``thoughtSignature``
+(https://ai.google.dev/gemini-api/docs/thought-signatures). The core types do not carry Gemini's opaque
+signatures (no other wire format could hand them back), so for those models the first call of each
+replayed assistant turn carries the sentinel that page documents for history without signatures.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,13 +38,22 @@ from model_orchestrator.providers.gemini.schema import to_gemini_schema
 
 # core tool choice mode -> functionCallingConfig.mode
 _MODES = {"auto": "AUTO", "required": "ANY", "function": "ANY", "none": "NONE"}
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_MAJOR_VERSION = re.compile(r"^(?:models/)?gemini-(\d+)")
 
 
-def contents(messages: Iterable[Message]) -> list[dict[str, Any]]:
+def needs_call_signatures(model_id: str) -> bool:
+    """True for models that validate the thought signatures of replayed function calls (Gemini 3 on)."""
+    match = _MAJOR_VERSION.match(model_id)
+    return match is not None and int(match.group(1)) >= 3
+
+
+def contents(messages: Iterable[Message], *, sign_calls: bool = False) -> list[dict[str, Any]]:
     """Turns with roles ``user``/``model``; consecutive same-role messages merge into one turn.
 
     Tool results go in user turns as ``functionResponse`` parts, consecutive ones together: Gemini wants
-    one response part per call of the turn before.
+    one response part per call of the turn before. ``sign_calls`` puts the sentinel signature on the first
+    call of each assistant message (see the module docstring).
     """
     turns: list[dict[str, Any]] = []
     names: dict[str, str] = {}
@@ -50,9 +65,9 @@ def contents(messages: Iterable[Message]) -> list[dict[str, Any]]:
         else:
             role = "model" if message.role is Role.ASSISTANT else "user"
             parts = _content_parts(message.parts)
-            for call in message.tool_calls:
+            for number, call in enumerate(message.tool_calls):
                 names[call.id] = call.name
-                parts.append({"functionCall": {"name": call.name, "args": dict(call.parsed_arguments())}})
+                parts.append(_function_call(call, signed=sign_calls and number == 0))
         if not parts:
             continue
         if turns and turns[-1]["role"] == role:
@@ -104,6 +119,13 @@ def function_calls(parts: Iterable[Mapping[str, Any]], *, first_index: int) -> l
         )
         calls.append(ToolCall(call_id, name, arguments))
     return calls
+
+
+def _function_call(call: ToolCall, *, signed: bool) -> dict[str, Any]:
+    part: dict[str, Any] = {"functionCall": {"name": call.name, "args": dict(call.parsed_arguments())}}
+    if signed:
+        part["thoughtSignature"] = SKIP_SIGNATURE
+    return part
 
 
 def _call_id(index: int, name: str, arguments: str) -> str:
