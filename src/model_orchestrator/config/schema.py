@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from model_orchestrator.config.redaction import looks_like_key
 from model_orchestrator.config.routing import RoutingConfig
+from model_orchestrator.config.state import StateConfig
 from model_orchestrator.core.request import ContextOverflow
 
 MAX_NAME_LENGTH = 256
@@ -389,6 +390,7 @@ class OrchestratorConfig(BaseModel):
     validation: ValidationConfig = ValidationConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     routing: RoutingConfig = RoutingConfig()
+    state: StateConfig = StateConfig()
 
     @model_validator(mode="after")
     def _names_unique(self) -> OrchestratorConfig:
