@@ -9,6 +9,7 @@ requests in flight finish, the ledger is flushed. Heavy imports happen inside th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -87,6 +88,20 @@ if TYPE_CHECKING:
     show_default=True,
     help="Connections that may be open at once before presenting a valid key (more get 503).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Gateway processes sharing the port (SO_REUSEPORT, under a supervisor that restarts one that "
+    "dies). More than 1 needs shared state (state.url) or --allow-per-process-state.",
+)
+@click.option(
+    "--allow-per-process-state",
+    is_flag=True,
+    help="Run several --workers without shared state: every rate limit, cooldown and breaker is then "
+    "per process (N workers let N times the rpm through).",
+)
 @click.pass_context
 def serve_command(
     ctx: click.Context,
@@ -104,6 +119,8 @@ def serve_command(
     header_timeout: float,
     body_timeout: float,
     max_pending_connections: int,
+    workers: int,
+    allow_per_process_state: bool,
 ) -> None:
     """Serve POST /v1/chat/completions (streaming too), /v1/models, /health, /health/providers, /metrics.
 
@@ -133,22 +150,63 @@ def serve_command(
         allowed_origins=allowed_origins,
     )
     check_auth_rule(settings)  # before building anything: a refused setting exits 2 at once
-    _serve(config_path or ctx.obj["config"], settings)
+    path = config_path or ctx.obj["config"]
+    if workers == 1:
+        _serve(path, settings)
+        return
+    _check_shared_state(path, workers, allow_per_process_state)
+    _serve_workers(path, settings, workers)
 
 
-def _serve(config_path: str | None, settings: GatewaySettings) -> None:
+def _serve(
+    config_path: str | None, settings: GatewaySettings, announce: Callable[[str], None] | None = None
+) -> None:
     from model_orchestrator.gateway.server import Gateway, run
     from model_orchestrator.orchestrator import Orchestrator
 
     # Built before serving, so a broken config fails here with exit 2.
     orch = Orchestrator.from_config(config_path)
+    run(lambda: Gateway(orch, settings), announce=announce or _announcer(settings))
 
+
+def _announcer(settings: GatewaySettings, workers: int = 1) -> Callable[[str], None]:
     def announce(url: str) -> None:
         auth = "on" if settings.auth else "OFF (loopback only)"
-        click.echo(f"orchestrator gateway: {url}/v1 (auth {auth}); Ctrl-C or SIGTERM stops it", err=True)
+        processes = f", {workers} workers" if workers > 1 else ""
+        click.echo(
+            f"orchestrator gateway: {url}/v1 (auth {auth}{processes}); Ctrl-C or SIGTERM stops it", err=True
+        )
         if settings.auth and not settings.master_key:
             click.echo(
                 "no ORCHESTRATOR_MASTER_KEY: only virtual keys work and admin routes are closed", err=True
             )
 
-    run(lambda: Gateway(orch, settings), announce=announce)
+    return announce
+
+
+def _check_shared_state(config_path: str | None, workers: int, allowed: bool) -> None:
+    """Refuse N workers over per-process state: each would apply every limit on its own."""
+    from model_orchestrator.config.loader import load_config
+    from model_orchestrator.core.errors import ConfigError
+
+    config, _ = load_config(config_path)  # a broken config fails here, once, with exit 2
+    if allowed or config.state.shared:
+        return
+    raise ConfigError(
+        f"--workers {workers} with in-memory state would apply every rate limit, cooldown, circuit "
+        f"breaker and key rpm per process ({workers} workers let {workers} times the rpm through); set "
+        "state.url (Redis or Valkey) in orchestrator.yaml, or pass --allow-per-process-state to accept that"
+    )
+
+
+def _serve_workers(config_path: str | None, settings: GatewaySettings, workers: int) -> None:
+    from model_orchestrator.gateway.workers import supervise
+
+    code = supervise(
+        workers,
+        settings,
+        lambda shared, ready: _serve(config_path, shared, ready),
+        announce=_announcer(settings, workers),
+    )
+    if code:
+        raise SystemExit(code)

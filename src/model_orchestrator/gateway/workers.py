@@ -3,8 +3,8 @@
 Owns ``supervise``: the supervisor reserves the address (a socket bound with ``SO_REUSEPORT`` but not
 listening, so ``--port 0`` gets one real port that every worker shares), forks the workers, and each one
 serves its own gateway on a socket bound with ``SO_REUSEPORT``: the kernel spreads new connections over
-the listening sockets, and no process hands connections to another (docs/decisions.md has the figures
-against one inherited socket). The first worker starts alone, so a broken config fails once with its own
+the listening sockets, and no process hands connections to another (docs/decisions.md says why this
+and not one inherited socket). The first worker starts alone, so a broken config fails once with its own
 message and exit code, and opens (migrates) the ledger before the others; the rest start together.
 
 The supervisor does no I/O of its own besides signals and a readiness pipe (each worker writes a line

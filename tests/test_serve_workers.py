@@ -1,0 +1,160 @@
+"""``orchestrator serve --workers N`` as real processes: N listening sockets on one port, a dead worker
+restarted, a graceful stop of all of them, the refusal without shared state, and startup failures
+reported once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import openai
+import pytest
+
+from model_orchestrator.testing import FakeUpstream, Reply
+from tests.cli_helpers import command, run_cli
+from tests.gateway_helpers import MASTER, USER, config_text
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+
+
+def start_workers(
+    config: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """``orchestrator serve --port 0 ARGS`` in the background; (process, base URL) once it announced."""
+    full_env = {k: v for k, v in os.environ.items() if "API_KEY" not in k}
+    full_env.update({"ORCHESTRATOR_MASTER_KEY": MASTER, "UP_KEY": "upstream-secret", **(env or {})})
+    process = subprocess.Popen(
+        [*command(), "--config", str(config), "serve", "--port", "0", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert "orchestrator gateway:" in line, line + process.stderr.read()
+    return process, line.split("gateway: ", 1)[1].split("/v1", 1)[0]
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on ``port`` (from /proc/net/tcp: state 0A is LISTEN)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+
+
+def workers_of(supervisor: int) -> set[int]:
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+async def eventually(check: object, what: str, tries: int = 200) -> None:
+    for _ in range(tries):
+        if check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(what)
+
+
+async def ask(url: str) -> str | None:
+    """One request on a fresh connection (so the kernel picks a worker each time)."""
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=MASTER, max_retries=0, timeout=20) as client:
+        answer = await client.chat.completions.create(model="a", messages=USER)
+    return answer.choices[0].message.content
+
+
+async def test_workers_share_the_port_restart_the_dead_and_stop_together(tmp_path: Path) -> None:
+    async with FakeUpstream() as up:
+        config = tmp_path / "orchestrator.yaml"
+        config.write_text(config_text(up))
+        process, url = start_workers(config, "--workers", "3", "--allow-per-process-state")
+        port = int(url.rsplit(":", 1)[1])
+        try:
+            assert listeners(port) == 3
+            first = workers_of(process.pid)
+            assert len(first) == 3
+
+            victim = min(first)  # killed before it served anything: a SIGKILL loses its unflushed rows
+            os.kill(victim, signal.SIGKILL)
+            await eventually(lambda: len(workers_of(process.pid) - first) == 1, "no worker was restarted")
+            await eventually(lambda: listeners(port) == 3, "the restarted worker does not listen")
+            assert victim not in workers_of(process.pid)
+            assert await asyncio.gather(*(ask(url) for _ in range(18))) == ["ok"] * 18
+
+            up.script(Reply("slow answer", latency=1.0))
+            pending = asyncio.create_task(ask(url))
+            await eventually(lambda: chats(up) == 19, "the slow request did not reach the upstream")
+            running = workers_of(process.pid)
+            process.send_signal(signal.SIGTERM)
+            assert await pending == "slow answer"
+            assert await asyncio.to_thread(process.wait, 30) == 0
+            assert not any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in running)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    database = Path(os.environ["ORCHESTRATOR_HOME"]) / "ledger.sqlite3"
+    with sqlite3.connect(database) as db:  # every worker wrote to the one SQLite file
+        assert db.execute("select count(*) from requests where ok").fetchone() == (19,)
+
+
+def chats(up: FakeUpstream) -> int:
+    """Chat requests the upstream saw (the workers' health probes list models; they do not count)."""
+    return sum(1 for r in up.requests if r.path.endswith("/chat/completions"))
+
+
+def _alive(pid: int) -> bool:
+    state = Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1].split()[0]
+    return state != "Z"
+
+
+def test_several_workers_over_in_memory_state_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "orchestrator.yaml"
+    config.write_text(
+        "default_model: a\nmodels: [{name: a, provider: openai, model: m, api_base: http://x/v1}]\n"
+    )
+    refused = run_cli("--config", str(config), "serve", "--workers", "2")
+    assert refused.returncode == 2
+    assert "state.url" in refused.stderr and "--allow-per-process-state" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_a_port_in_use_is_refused_before_any_worker_starts(tmp_path: Path) -> None:
+    config = tmp_path / "orchestrator.yaml"
+    config.write_text(
+        "default_model: a\nmodels: [{name: a, provider: openai, model: m, api_base: http://x/v1}]\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        refused = run_cli(
+            "--config", str(config), "serve", "--port", port, "--workers", "2", "--allow-per-process-state"
+        )
+    assert refused.returncode == 2 and f"port {port}" in refused.stderr
+
+
+def test_a_worker_that_cannot_start_stops_the_pool_with_one_message(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    config = tmp_path / "orchestrator.yaml"
+    config.write_text(
+        "default_model: a\nmodels: [{name: a, provider: openai, model: m, api_base: http://x/v1}]\n"
+        f"ledger: {{url: 'sqlite:///{blocker}/ledger.sqlite3'}}\n"
+    )
+    failed = run_cli(
+        "--config",
+        str(config),
+        "serve",
+        "--workers",
+        "3",
+        "--allow-per-process-state",
+        env={"ORCHESTRATOR_MASTER_KEY": MASTER},
+    )
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.count("error:") == 1 and "ledger" in failed.stderr
+    assert "Traceback" not in failed.stderr and "orchestrator gateway:" not in failed.stderr
