@@ -216,6 +216,17 @@ async def test_a_tool_result_for_an_unknown_call_is_refused_before_sending(
     assert upstream.requests == []
 
 
+async def test_an_image_in_a_tool_result_is_refused_not_dropped(
+    model: GeminiModel, upstream: FakeUpstream
+) -> None:
+    result = Message(Role.TOOL, (TextPart("see"), ImagePart("https://x.test/a.png")), tool_call_id="a")
+    conversation = (Message.user("Look"), Message.assistant("", (ToolCall("a", "get_time"),)), result)
+    with pytest.raises(InvalidRequestError, match="send the image in a user message") as caught:
+        await model.complete(ChatRequest(messages=conversation, tools=(CLOCK,)))
+    assert caught.value.deployment == model.deployment
+    assert upstream.requests == []
+
+
 async def test_images_become_inline_data_and_file_data(model: GeminiModel, upstream: FakeUpstream) -> None:
     parts = (TextPart("What are these?"), ImagePart("data:image/png;base64,iVBORw0KGgo="))
     urls = (ImagePart("https://example.com/cat.jpg?size=2"), ImagePart("https://example.com/image"))

@@ -167,6 +167,11 @@ def _function_response(message: Message, names: Mapping[str, str]) -> dict[str, 
             f"the tool result for call {call_id!r} answers no earlier assistant tool call; Gemini needs the "
             "function's name, so send the assistant turn with that call before its result"
         )
+    if message.images:
+        raise InvalidRequestError(
+            "a tool result with an image cannot go to a Gemini model (a function response is JSON); send "
+            "the image in a user message after the result"
+        )
     # ``response`` must be a JSON object; other results go under "output", the key the API reference names.
     text = message.text
     try:
