@@ -19,7 +19,9 @@ from model_orchestrator.core.request import ContextOverflow
 
 MAX_NAME_LENGTH = 256
 
-Capability = Literal["text", "vision", "tools", "json", "code", "long_context", "reasoning", "logprobs"]
+Capability = Literal[
+    "text", "vision", "tools", "json", "json_schema", "code", "long_context", "reasoning", "logprobs"
+]
 
 
 class PriceConfig(BaseModel):
