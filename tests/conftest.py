@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# The private redis-server fixtures (redis_server, redis_url, own_redis) for the shared-state tests.
+pytest_plugins = ["tests.redis_server"]
+
 _KEY_MARKERS = ("API_KEY", "_TOKEN", "ORCHESTRATOR_")
 
 

@@ -19,7 +19,6 @@ from model_orchestrator.resilience.shared_state import FailoverStateStore
 from model_orchestrator.resilience.state_store import MemoryStateStore
 from model_orchestrator.testing import FakeClock, FakeUpstream
 from tests.gateway_helpers import USER, live_gateway
-from tests.redis_server import redis_server, redis_url  # noqa: F401 - fixtures
 
 
 def test_state_section_is_validated() -> None:
@@ -50,7 +49,7 @@ def test_the_composition_root_builds_the_configured_store() -> None:
     assert "secret" not in str(bad.value)
 
 
-async def test_two_orchestrators_share_one_rpm(redis_url: str) -> None:  # noqa: F811
+async def test_two_orchestrators_share_one_rpm(redis_url: str) -> None:
     with FakeUpstream() as up:
         text = f"""
 models:

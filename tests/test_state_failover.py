@@ -14,18 +14,18 @@ from model_orchestrator.resilience.redis_state import RedisStateStore, redis_cli
 from model_orchestrator.resilience.shared_state import FailoverStateStore
 from model_orchestrator.telemetry.metrics import MetricsSink
 from model_orchestrator.testing import FakeClock
-from tests.redis_server import RedisServer, own_redis  # noqa: F401 - fixture
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture
-async def redis_store(own_redis: RedisServer) -> AsyncIterator[RedisStateStore]:  # noqa: F811
+async def redis_store(own_redis: RedisServer) -> AsyncIterator[RedisStateStore]:
     store = RedisStateStore(redis_client(own_redis.url, timeout=0.2))
     yield store
     await store.aclose()
 
 
 async def test_killed_redis_falls_back_to_local_state_and_recovers(
-    own_redis: RedisServer,  # noqa: F811
+    own_redis: RedisServer,
     redis_store: RedisStateStore,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -57,7 +57,7 @@ async def test_killed_redis_falls_back_to_local_state_and_recovers(
 
 
 async def test_a_frozen_redis_costs_one_timeout_then_calls_stay_local(
-    own_redis: RedisServer,  # noqa: F811
+    own_redis: RedisServer,
     redis_store: RedisStateStore,
 ) -> None:
     clock, bus, sink = FakeClock(), EventBus(), RecordingSink()
@@ -76,7 +76,7 @@ async def test_a_frozen_redis_costs_one_timeout_then_calls_stay_local(
 
 
 async def test_fail_policy_raises_a_clear_503_error(
-    own_redis: RedisServer,  # noqa: F811
+    own_redis: RedisServer,
     redis_store: RedisStateStore,
 ) -> None:
     clock = FakeClock()

@@ -24,14 +24,13 @@ from model_orchestrator.resilience.sliding_window import Slot, WindowLog
 from model_orchestrator.resilience.state_codec import default_codec
 from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore
 from model_orchestrator.testing import FakeClock, ScriptedModel
-from tests.redis_server import redis_server, redis_url  # noqa: F401 - fixtures
 
 REQUEST = ChatRequest.from_prompt("hello", request_id="req-1")
 STORES = ("memory", "redis", "failover")
 
 
 @pytest.fixture
-async def open_store(redis_url: str) -> AsyncIterator[Callable[[str], StateStore]]:  # noqa: F811
+async def open_store(redis_url: str) -> AsyncIterator[Callable[[str], StateStore]]:
     """Opens stores of a kind; every Redis store is a client of its own (a process of its own)."""
     async with AsyncExitStack() as stack:
 

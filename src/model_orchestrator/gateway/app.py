@@ -206,8 +206,13 @@ def build_app(
             master_key=settings.master_key,
             keys=keys,
             clock=clock,
-            cache_seconds=settings.key_cache_seconds,
+            # With shared state several processes serve the keys: a revocation must reach them all
+            # within a second, so none trusts its cache longer.
+            cache_seconds=min(settings.key_cache_seconds, 1.0)
+            if orch.config.state.shared
+            else settings.key_cache_seconds,
             failures_per_minute=settings.limits.auth_failures_per_minute,
+            store=orch.state_store,
         )
     metrics = http_metrics(orch)
     guard = browser_guard(settings.host, settings.allowed_hosts, settings.allowed_origins)

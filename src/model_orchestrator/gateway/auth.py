@@ -3,9 +3,10 @@
 Owns ``Authenticator``: it reads the presented key (``Authorization: Bearer`` or ``x-api-key``), checks the
 master key in constant time, asks the key store to verify virtual keys (the store holds only salted
 hashes), caches a verified key for ``cache_seconds``, counts each key's requests in a sliding one-minute
-window (``resilience.sliding_window`` over a ``MemoryStateStore``) and throttles client addresses that keep
-failing (``access.FailedAuthThrottle``). ``Principal`` and the key rules are ``orchestrator.access``'s,
-shared with the MCP server. Statuses: 401 no, unknown, malformed, expired or revoked key; 403 a model the
+window (``StateStore.take_window`` on the configured state store, so every gateway process sharing a
+Redis store shares each key's rpm) and throttles client addresses that keep failing
+(``access.FailedAuthThrottle``). ``Principal`` and the key rules are ``orchestrator.access``'s, shared
+with the MCP server. Statuses: 401 no, unknown, malformed, expired or revoked key; 403 a model the
 key may not use, or an admin route without the master key; 429 over the key's rpm or too many failed
 attempts (with ``retry-after``). Budgets are the ledger's (the façade checks them with the request's key
 id). Never logs or returns a presented key.
@@ -18,6 +19,7 @@ import math
 from typing import TYPE_CHECKING
 
 from model_orchestrator.core.clock import Clock
+from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.gateway.errors import GatewayError
 from model_orchestrator.orchestrator.access import (
     OPEN,
@@ -29,8 +31,7 @@ from model_orchestrator.orchestrator.access import (
     master_key_from,
     presented_key,
 )
-from model_orchestrator.resilience import sliding_window
-from model_orchestrator.resilience.state_store import MemoryStateStore
+from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore
 
 if TYPE_CHECKING:
     from model_orchestrator.ledger.keys import VirtualKey
@@ -39,7 +40,8 @@ __all__ = ["OPEN", "Authenticator", "KeyVerifier", "Principal", "require_master"
 
 
 class Authenticator:
-    """Checks presented keys against the master key and the virtual-key store."""
+    """Checks presented keys against the master key and the virtual-key store. ``store`` keeps each key's
+    request window (default: this process's memory)."""
 
     def __init__(
         self,
@@ -49,13 +51,14 @@ class Authenticator:
         clock: Clock,
         cache_seconds: float = 5.0,
         failures_per_minute: int = 20,
+        store: StateStore | None = None,
     ) -> None:
         self._master = master_key_from(master_key)
         self._keys = keys
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[float, VirtualKey]] = {}
-        self._windows = MemoryStateStore()
+        self._windows: StateStore = store or MemoryStateStore()
         self._failures = FailedAuthThrottle(clock, limit=failures_per_minute)
 
     async def authenticate(
@@ -94,18 +97,14 @@ class Authenticator:
         """Count one request against the key's rpm; 429 with ``retry-after`` when the minute is full."""
         if principal.rpm is None or principal.key_id is None:
             return
-        now, limit = self._clock.monotonic(), principal.rpm
-
-        def change(
-            log: sliding_window.WindowLog | None,
-        ) -> tuple[sliding_window.WindowLog, float | None]:
-            current = log or sliding_window.WindowLog()
-            updated, slot = sliding_window.take(current, now, limit, 1)
-            wait = None if slot is not None else sliding_window.ready_at(current, now, limit, 1)
-            return updated, wait
-
-        ready = await self._windows.update(f"key-rpm:{principal.key_id}", change)
-        if ready is not None:
+        now, limit = self._windows.now(self._clock), principal.rpm
+        key = f"key-rpm:{principal.key_id}"
+        try:
+            grant = await self._windows.take_window(key, kind="units", now=now, limit=limit, amount=1)
+        except StateUnavailableError as exc:
+            raise GatewayError(503, str(exc), "server_error", "state_unavailable") from None
+        ready = grant.ready_at
+        if not grant.taken and ready is not None:
             raise GatewayError(
                 429,
                 f"Rate limit reached for API key {principal.key_id}: {limit} requests per minute.",

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from model_orchestrator.ledger.ledger import Ledger
     from model_orchestrator.ledger.query import CostReport, CostStats
     from model_orchestrator.resilience.health import DeploymentHealth, HealthMonitor
+    from model_orchestrator.resilience.state_store import StateStore
     from model_orchestrator.routing.decision import RoutingDecision
     from model_orchestrator.strategies.validate import ValidationResult
     from model_orchestrator.telemetry.metrics import MetricsSink
@@ -370,6 +371,12 @@ class Orchestrator:
         await self.telemetry.aclose()
         if self._ledger is not None:
             await self._ledger.aclose()
+
+    @property
+    def state_store(self) -> StateStore:
+        """Where breakers, cooldowns, rate limits, health and key limits live (``state:`` in config:
+        this process's memory, or Redis shared by every process naming it)."""
+        return self._factory.store
 
     @property
     def ledger(self) -> Ledger:
