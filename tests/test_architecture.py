@@ -54,7 +54,7 @@ def test_import_loads_no_optional_extra() -> None:
         "import sys, model_orchestrator\n"
         "heavy = ['aiohttp', 'llama_cpp', 'genai_prices', 'rich', 'yaml', 'pydantic', 'httpx', 'openai', "
         "'mcp', 'starlette', 'uvicorn', 'opentelemetry', 'sqlalchemy', 'prometheus_client', 'uvloop', "
-        "'numpy', 'matplotlib']\n"
+        "'numpy', 'matplotlib', 'redis']\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(
@@ -68,7 +68,8 @@ def test_cli_help_loads_no_heavy_module() -> None:
         "import sys\n"
         "from model_orchestrator.cli.main import cli\n"
         "try:\n    cli(['--help'], prog_name='orchestrator')\nexcept SystemExit:\n    pass\n"
-        "heavy = ['aiohttp', 'llama_cpp', 'genai_prices', 'rich', 'pydantic', 'yaml', 'asyncio', 'numpy']\n"
+        "heavy = ['aiohttp', 'llama_cpp', 'genai_prices', 'rich', 'pydantic', 'yaml', 'asyncio', 'numpy', "
+        "'redis']\n"
         "print('LOADED=' + ','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
