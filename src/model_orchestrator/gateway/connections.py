@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -66,44 +67,46 @@ class ConnectionGuard:
 
 
 class _GuardedConnection(asyncio.Protocol):
-    """aiohttp's protocol for one connection, admitted (or refused) by the guard first."""
+    """aiohttp's protocol for one connection (made by ``handler`` once the guard admitted it)."""
 
-    def __init__(self, inner: RequestHandler, guard: ConnectionGuard) -> None:
-        self._inner = inner
+    def __init__(self, handler: Callable[[], RequestHandler], guard: ConnectionGuard) -> None:
+        self._handler = handler
         self._guard = guard
         self._transport: asyncio.BaseTransport | None = None
-        self._admitted = False
+        self._inner: RequestHandler | None = None  # None: refused
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
-        self._admitted = self._guard.admit(transport)
-        if not self._admitted:
+        if not self._guard.admit(transport):
             if isinstance(transport, asyncio.WriteTransport):
                 transport.write(_BUSY)
             transport.close()
             return
+        self._inner = self._handler()
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._admitted:
+        if self._inner is not None:
             self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        if self._admitted:
+        if self._inner is not None:
             self._inner.eof_received()
         return None  # None: the transport closes itself, as aiohttp's handler wants
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._transport is not None:
             self._guard.closed(self._transport)
-        if self._admitted:
+        if self._inner is not None:
             self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        self._inner.pause_writing()
+        if self._inner is not None:
+            self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        if self._inner is not None:
+            self._inner.resume_writing()
 
 
 class GuardedSite(web.BaseSite):
@@ -133,7 +136,7 @@ class GuardedSite(web.BaseSite):
         guard = self._guard
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _GuardedConnection(server(), guard),
+            lambda: _GuardedConnection(server, guard),
             self._host,
             self._port,
             reuse_port=self._reuse_port or None,

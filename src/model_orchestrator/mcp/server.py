@@ -145,6 +145,8 @@ class _HeadersInTime(H11Protocol):
     uvicorn alone only times out idle connections after a response, so a client trickling headers (or
     sending none) would hold its connection for ever."""
 
+    _deadline: asyncio.TimerHandle | None = None
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
@@ -153,8 +155,15 @@ class _HeadersInTime(H11Protocol):
         super().on_response_complete()
         self._arm()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
+
     def _arm(self) -> None:
-        self.loop.call_later(self.timeout_keep_alive, self._headers_too_slow)
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self.timeout_keep_alive, self._headers_too_slow)
 
     def _headers_too_slow(self) -> None:
         waiting = self.cycle is None or self.cycle.response_complete  # no request in progress
