@@ -62,6 +62,8 @@ def mcp_command(
     """Run the MCP server: tools orchestrator_route, _execute, _validate, _costs and _models.
 
     An MCP client starts it as the command `orchestrator mcp` (the README shows client configs).
+    With --http, callers send `Authorization: Bearer KEY` (the master key or a virtual key): always off
+    loopback, where ORCHESTRATOR_MASTER_KEY must be set, and on loopback whenever it is set.
     """
     import asyncio
     import contextlib
