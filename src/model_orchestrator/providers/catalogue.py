@@ -10,7 +10,8 @@ calling), ``json`` (JSON mode) and ``json_schema`` (an answer held to a caller's
 pages: OpenAI's structured outputs (every row here), Anthropic's vision and tool use (JSON schemas go
 through a forced tool where the API has no native format), Gemini's ``responseSchema``, Mistral's custom
 structured outputs (all its API models; Small 3.x reads images), Groq's structured outputs (not its Llama
-3 models), DeepSeek's JSON output (no schema, no images; the reasoner calls no tools). A model nobody
+3 models), DeepSeek's JSON output (no schema, no images; the reasoner calls no tools); the embedded
+model holds to JSON and JSON schemas through llama.cpp grammars and offers no tools. A model nobody
 listed gets ``UNKNOWN_MODEL_CAPABILITIES`` for its wire format; ``capabilities:`` in config overrides
 both (docs/configuration.md).
 """
@@ -106,7 +107,7 @@ EMBEDDED_MODEL = _row(
     2_048,
     2_048,
     0,
-    "text logprobs",
+    "text json json_schema logprobs",  # JSON (and JSON schemas) through llama.cpp grammars
     prices="local",
     model_id="smollm2-135m-instruct-q4_1",
 )
@@ -118,7 +119,7 @@ UNKNOWN_MODEL_CAPABILITIES: dict[str, frozenset[str]] = {
     # Every model these two APIs serve reads images and calls tools; the adapters carry JSON schemas.
     "anthropic": frozenset({"text", "vision", "tools", "json", "json_schema"}),
     "gemini": frozenset({"text", "vision", "tools", "json", "json_schema"}),
-    "local": frozenset({"text"}),
+    "local": frozenset({"text", "json", "json_schema"}),  # llama.cpp grammars; no tools, no images
     "cli": frozenset({"text"}),
 }
 """What a model in no catalogue row and without ``capabilities:`` in config is assumed to have, by wire."""
