@@ -84,8 +84,9 @@ def test_the_guard_rules() -> None:
     for host in ("evil.example", "10.0.0.1:4000", None, "[bad"):
         refused = loopback.refusal(method="GET", host=host, origin=None, content_type=None)
         assert refused is not None and refused.check == "host"
-    everywhere = browser_guard("0.0.0.0")
-    assert everywhere.refusal(method="GET", host="gateway.example", origin=None, content_type=None) is None
+    for bound in ("0.0.0.0", "10.0.0.5", "::"):  # off loopback every request needs a key anyway
+        public = browser_guard(bound)
+        assert public.refusal(method="GET", host="gateway.example", origin=None, content_type=None) is None
     json_type = "Application/JSON; charset=utf-8"
     assert loopback.refusal(method="POST", host="localhost", origin=None, content_type=json_type) is None
     null_origin = loopback.refusal(method="GET", host="localhost", origin="null", content_type=None)

@@ -30,7 +30,6 @@ MASTER_KEY_ENV = "ORCHESTRATOR_MASTER_KEY"
 MIN_MASTER_KEY_LENGTH = 32
 # Longer than any key we issue or a provider uses: a bigger "key" is noise, refused before hashing.
 MAX_PRESENTED_KEY_LENGTH = 512
-_WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 _STRATEGY_KINDS = frozenset(OPTIONS)
 # URLs, IPv4/IPv6 addresses and host:port pairs: what an upstream error says about where it came from.
 _WHERE = re.compile(
@@ -222,12 +221,12 @@ class BrowserGuard:
     """What a web page in the operator's browser could make it send, refused before any key is read.
 
     DNS rebinding: a page on ``evil.example`` whose name then resolves to 127.0.0.1 reaches a loopback
-    server with ``Host: evil.example``; so the Host must name the bound address (any loopback name when
-    bound to loopback; any name when bound to every interface, where auth is always on) or be listed in
-    ``allowed_hosts``. Cross-site requests: browsers send ``Origin``; callers that are programs do not, so
-    any Origin not in ``allowed_origins`` is refused, and a POST body must be ``application/json`` (a
-    form or ``text/plain`` body is what a page can send without asking first).
-    """
+    server with ``Host: evil.example``; so on loopback (where auth may be off) the Host must be a loopback
+    name or be listed in ``allowed_hosts``. Off loopback every request needs a key anyway, and any Host
+    is accepted (proxies and load balancers send theirs). Cross-site requests: browsers send ``Origin``;
+    callers that are programs do not, so any Origin not in ``allowed_origins`` is refused, and a POST body
+    must be ``application/json`` (a form or ``text/plain`` body is what a page can send without asking
+    first)."""
 
     bound_host: str
     allowed_hosts: frozenset[str] = frozenset()
@@ -249,9 +248,8 @@ class BrowserGuard:
             return Refusal("host", "The Host header is missing or malformed.")
         if "*" in self.allowed_hosts or name in self.allowed_hosts:
             return None
-        bound = self.bound_host.lower()
-        if bound in _WILDCARDS or name == bound or (is_loopback(bound) and is_loopback(name)):
-            return None
+        if not is_loopback(self.bound_host) or is_loopback(name):
+            return None  # off loopback every request needs a key, so a rebound page gains nothing
         return Refusal(
             "host",
             f"Host {name!r} does not name this server's address (a DNS-rebinding guard); "
