@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import openai
 import pytest
 
 from model_orchestrator import Orchestrator
@@ -14,7 +15,9 @@ from model_orchestrator.core.errors import CapabilityNotSupportedError
 from model_orchestrator.core.messages import ImagePart, Message, Role, TextPart
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.tools import JsonSchemaFormat, ToolDefinition
+from model_orchestrator.gateway import Gateway, GatewaySettings
 from model_orchestrator.testing import FakeUpstream, Reply
+from tests.gateway_helpers import MASTER
 
 ENV = {"K": "key"}
 IMAGE = ChatRequest(
@@ -148,3 +151,33 @@ async def test_routing_leaves_out_models_without_the_capability(
     assert result.model_used == "declared" and len(upstream.requests) == 1
     steps = {s["model"]: s for s in result.metadata["explanation"]["steps"]}  # type: ignore[index]
     assert steps["blind"]["outcome"] == "skipped" and "lacks vision" in steps["blind"]["reason"]
+
+
+async def test_auto_routes_a_vision_request_past_the_models_without_vision(upstream: FakeUpstream) -> None:
+    upstream.script(Reply("a cat"))
+    async with Orchestrator(parse_config(config(upstream)), env=ENV) as orch:
+        result = await orch.complete(IMAGE, model="auto")
+    assert result.model_used in {"seeing", "declared", "claude"} and len(upstream.requests) == 1
+    steps = {s["model"]: s for s in result.metadata["explanation"]["steps"]}  # type: ignore[index]
+    embedded = steps["local/smollm2-135m"]  # auto's cheapest tier, which reads no images
+    assert embedded["outcome"] == "skipped" and embedded["reason"] == "lacks vision"
+
+
+async def test_the_gateway_answers_400_naming_the_models_that_can_see(upstream: FakeUpstream) -> None:
+    orch = Orchestrator(parse_config(config(upstream)), env=ENV)
+    gateway = Gateway(orch, GatewaySettings(port=0, auth=True, master_key=MASTER))
+    await gateway.start()
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0, timeout=20)
+    image = {"type": "image_url", "image_url": {"url": "https://example.test/cat.png"}}
+    try:
+        with pytest.raises(openai.BadRequestError) as raised:
+            await client.chat.completions.create(
+                model="blind",
+                messages=[{"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]}],
+            )
+    finally:
+        await client.close()
+        await gateway.stop()
+    assert upstream.requests == []
+    assert "model 'blind' lacks vision" in raised.value.message
+    assert "configured models that have vision: seeing, declared, claude" in raised.value.message
