@@ -37,7 +37,7 @@ from model_orchestrator.strategies.pipeline import PipelineModel, Stage
 from model_orchestrator.strategies.race import HedgeModel, RaceModel
 from model_orchestrator.strategies.route import RouteModel
 from model_orchestrator.strategies.scorers import SelfReportedScorer
-from model_orchestrator.strategies.specialist import SpecialistModel
+from model_orchestrator.strategies.specialist import Conversation, SpecialistModel
 from model_orchestrator.strategies.tool_calls import vote_key
 from model_orchestrator.strategies.validate import check_tool_calls
 from model_orchestrator.strategies.validated import ValidatedModel
@@ -324,3 +324,31 @@ async def test_a_pipeline_stage_without_vision_is_refused_by_name_before_any_cal
     with pytest.raises(CapabilityNotSupportedError, match=r"stage 'write' \(write\) lacks vision"):
         await pipeline.complete(IMAGE)
     assert plan.requests == write.requests == []
+
+
+async def test_a_confidence_gated_fallback_judges_tool_calls_by_their_arguments() -> None:
+    wrong = ToolCall("call_1", "get_weather", "{}")  # misses the required city
+    first = ScriptedModel([calling(wrong, name="first")], name="first")
+    second = ScriptedModel([calling(PARIS, name="second")], name="second")
+    fallback = FallbackModel(
+        [member(first, "first"), member(second, "second")],
+        scorer=SelfReportedScorer(),
+        threshold=0.6,
+        clock=FakeClock(),
+        bus=EventBus(),
+    )
+
+    completion = await fallback.complete(REQUEST)
+
+    assert completion.tool_calls == (PARIS,) and completion.explanation is not None
+    assert [s.outcome for s in completion.explanation.steps] == ["rejected", "ok"]
+    assert completion.explanation.confidence == 0.6
+
+
+async def test_a_conversation_remembers_the_calls_the_model_made() -> None:
+    model = ScriptedModel([calling(PARIS)], name="m")
+    conversation = Conversation(model, context_window=4000)
+
+    await conversation.ask("Weather in Paris?", tools=(WEATHER,))
+
+    assert conversation.history[-1].tool_calls == (PARIS,)
