@@ -352,3 +352,20 @@ async def test_a_conversation_remembers_the_calls_the_model_made() -> None:
     await conversation.ask("Weather in Paris?", tools=(WEATHER,))
 
     assert conversation.history[-1].tool_calls == (PARIS,)
+
+
+async def test_cheapest_by_price_alone_still_leaves_out_members_without_vision() -> None:
+    blind, seeing = ScriptedModel(["?"], name="blind"), ScriptedModel(["a cat"], name="seeing")
+    members = [member(blind, "blind", "text"), member(seeing, "seeing", "text", "vision")]
+    cheapest = CheapestModel(members, clock=FakeClock(), bus=EventBus())
+
+    completion = await cheapest.complete(IMAGE)
+
+    assert completion.text == "a cat" and blind.requests == []
+    assert completion.explanation is not None
+    skipped = completion.explanation.steps[0]
+    assert (skipped.model, skipped.outcome) == ("blind", "skipped")
+    assert skipped.reason == "lacks vision (it has: text)"
+    with pytest.raises(CapabilityNotSupportedError, match="no member of 'cheapest' can take this request"):
+        await CheapestModel(members[:1], clock=FakeClock(), bus=EventBus()).complete(IMAGE)
+    assert blind.requests == []
