@@ -17,15 +17,17 @@ MASTER = "master-key-for-tests-0123456789"
 
 
 def config_text(up: FakeUpstream, extra: str = "") -> str:
-    """Two priced models on the fake, a named fallback strategy; no retries (tests script every reply)."""
+    """Two priced models on the fake (which answers images, tools and JSON schemas, so they declare those
+    capabilities), a named fallback strategy; no retries (tests script every reply)."""
     base = up.openai_base
+    capabilities = "capabilities: [text, vision, tools, json, json_schema]"
     return f"""
 default_model: a
 models:
   - {{name: a, provider: openai, model: m-a, api_base: "{base}", api_key_env: UP_KEY,
-      price: {{input: 1000, output: 2000}}}}
+      price: {{input: 1000, output: 2000}}, {capabilities}}}
   - {{name: b, provider: openai, model: m-b, api_base: "{base}", api_key_env: UP_KEY,
-      price: {{input: 1000, output: 2000}}}}
+      price: {{input: 1000, output: 2000}}, {capabilities}}}
 strategies:
   - {{name: safe, type: fallback, chain: [a, b]}}
 resilience:

@@ -157,10 +157,10 @@ async def test_unknown_model_is_404_in_the_wire_error_format() -> None:
     ("body", "param"),
     [
         ({"model": "a", "messages": []}, "messages"),
-        ({"model": "a", "messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+        ({"model": "a", "messages": [{"role": "function", "content": "x"}]}, "messages.0.role"),
         ({"model": "a", "messages": USER, "temperature": 9}, "temperature"),
         ({"model": "a", "messages": USER, "n": 2}, "n"),
-        ({"model": "a", "messages": USER, "tools": [{"type": "function"}]}, "tools"),
+        ({"model": "a", "messages": USER, "tools": [{"type": "function"}]}, "tools.0.function"),
         ({"messages": USER}, "model"),
     ],
 )

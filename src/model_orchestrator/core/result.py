@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.request_scope import RequestScope
 from model_orchestrator.core.response import Completion
+from model_orchestrator.core.tools import ToolCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,7 @@ class OrchestrationResult:
     """The answer plus how it was obtained: which model, what it cost, what was tried.
 
     ``cost`` is USD, None when any priced attempt had an unknown price. ``latency`` is seconds.
+    ``tool_calls`` holds the calls the model made (``response`` may then be empty).
     """
 
     response: str
@@ -30,6 +32,7 @@ class OrchestrationResult:
     ensemble_models: tuple[str, ...] = ()
     metadata: dict[str, object] = field(default_factory=dict)
     timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """The seed-004 JSON shape, keys in documented order."""
@@ -100,6 +103,7 @@ def result_from_completion(
         fallback_chain=_chain(completion, requested),
         ensemble_models=_members(explanation),
         metadata=metadata,
+        tool_calls=completion.tool_calls,
     )
 
 

@@ -3,9 +3,9 @@ wire DTOs plus the limits a server must enforce and the ``orchestrator`` extensi
 results, stream chunks and the ``orchestrator`` metadata field. Not HTTP (``app.py``), not streaming
 control flow (``streaming.py``).
 
-Only text content is supported: ``tools``, image (and other non-text) parts, assistant ``tool_calls``,
-``response_format: json_schema`` and ``n`` > 1 are refused with a 400 that names what is not supported,
-never silently dropped.
+Text and image parts, tools, tool choice, parallel tool calls, assistant ``tool_calls``, ``tool`` turns
+and ``response_format: json_schema`` are carried (``chat_tools`` converts them); legacy ``functions``,
+audio and ``n`` > 1 are refused with a 400 that names what is not supported, never silently dropped.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from model_orchestrator.core.explanation import Explanation
-from model_orchestrator.core.messages import Message
 from model_orchestrator.core.request import ChatRequest, ContextOverflow, ResponseFormat
 from model_orchestrator.core.response import FinishReason
 from model_orchestrator.core.result import OrchestrationResult
 from model_orchestrator.core.usage import Usage
+from model_orchestrator.gateway.chat_tools import chat_message, json_schema_of, tool_options, wire_tool_calls
 from model_orchestrator.gateway.errors import GatewayError
 from model_orchestrator.wire import (
     ChatCompletion,
@@ -37,11 +37,12 @@ from model_orchestrator.wire import (
     ResponseMessage,
 )
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-_WIRE_FINISH = {FinishReason.LENGTH: "length", FinishReason.CONTENT_FILTER: "content_filter"}
-_UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "audio", "modalities")
-_UNSUPPORTED_IN_MESSAGES = ("tool_calls", "function_call", "tool_call_id", "audio")
-_IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+_WIRE_FINISH = {
+    FinishReason.LENGTH: "length",
+    FinishReason.CONTENT_FILTER: "content_filter",
+    FinishReason.TOOL_CALLS: "tool_calls",
+}
+_UNSUPPORTED = ("functions", "function_call", "audio", "modalities")
 
 
 def whole_number(value: object) -> object:
@@ -58,10 +59,10 @@ PositiveInt = Annotated[int, Field(ge=1), _Whole]
 
 
 class MessageBody(ChatMessage):
-    """A request message; tool and function roles are not supported, nor (``to_chat_request`` says so)
-    parts other than text."""
+    """A request message; the legacy function role is not supported, nor (``chat_tools`` says so) parts
+    other than text and image_url."""
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
 
 
 class RequestExtension(BaseModel):
@@ -104,16 +105,10 @@ def to_chat_request(
     """The façade request for ``body`` (a 400 ``GatewayError`` for what cannot be honoured)."""
     present = [name for name in _UNSUPPORTED if (body.model_extra or {}).get(name) is not None]
     if present:
-        raise GatewayError(400, f"{present[0]} is not supported by this gateway", param=present[0])
-    for index, message in enumerate(body.messages):
-        _refuse_unsupported(message, f"messages.{index}")
-    if body.response_format is not None and body.response_format.type == "json_schema":
-        raise GatewayError(
-            400,
-            "response_format json_schema is not supported by this gateway (the schema would not be "
-            "enforced); use response_format json_object and check the answer yourself",
-            param="response_format",
-        )
+        hint = "; send tools and tool_choice instead" if present[0].startswith("function") else ""
+        raise GatewayError(400, f"{present[0]} is not supported by this gateway{hint}", param=present[0])
+    messages = tuple(chat_message(m, f"messages.{index}") for index, m in enumerate(body.messages))
+    tools, tool_choice, parallel_tool_calls = tool_options(body)
     max_tokens = body.max_completion_tokens or body.max_tokens
     if max_tokens is not None and max_tokens > max_tokens_ceiling:
         raise GatewayError(
@@ -125,7 +120,7 @@ def to_chat_request(
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     json_mode = body.response_format is not None and body.response_format.type != "text"
     return ChatRequest(
-        messages=tuple(_message(m) for m in body.messages),
+        messages=messages,
         max_tokens=max_tokens,
         temperature=body.temperature,
         top_p=body.top_p,
@@ -139,40 +134,11 @@ def to_chat_request(
         context_overflow=extension.context_overflow,
         api_key_id=api_key_id,
         request_id=request_id,
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel_tool_calls,
+        json_schema=json_schema_of(body.response_format),
     )
-
-
-def _refuse_unsupported(message: MessageBody, where: str) -> None:
-    """400 for what a message may carry that this gateway would otherwise have to drop."""
-    extra = message.model_extra or {}
-    field = next((name for name in _UNSUPPORTED_IN_MESSAGES if extra.get(name) is not None), None)
-    if field is not None:
-        raise GatewayError(
-            400, f"{field} in messages is not supported by this gateway (text messages only)", param=where
-        )
-    parts = message.content if isinstance(message.content, list) else []
-    for index, part in enumerate(parts):
-        param = f"{where}.content.{index}"
-        if part.type in _IMAGE_PARTS:
-            raise GatewayError(
-                400,
-                "Images are not supported by this gateway yet: send text content parts only",
-                param=param,
-                code="image_not_supported",
-            )
-        if part.type != "text":
-            raise GatewayError(
-                400, f"Content parts of type {part.type[:40]!r} are not supported: send text", param=param
-            )
-        if part.text is None:
-            raise GatewayError(400, "A text content part needs a 'text' string", param=param)
-
-
-def _message(message: MessageBody) -> Message:
-    content = message.content
-    if content is None or isinstance(content, str):
-        return Message.of(_ROLES[message.role], content or "")
-    return Message.of(_ROLES[message.role], "".join(part.text or "" for part in content))
 
 
 def wire_finish(reason: FinishReason | str | None) -> str:
@@ -209,7 +175,9 @@ def completion_body(result: OrchestrationResult, *, completion_id: str) -> dict[
         model=result.model_used,
         choices=[
             Choice(
-                message=ResponseMessage(content=result.response),
+                message=ResponseMessage(
+                    content=result.response, tool_calls=wire_tool_calls(result.tool_calls)
+                ),
                 finish_reason=wire_finish(str(meta.get("finish_reason") or "stop")),
             )
         ],
@@ -217,6 +185,9 @@ def completion_body(result: OrchestrationResult, *, completion_id: str) -> dict[
     )
     body = answer.model_dump(mode="json", exclude_none=True)
     body["choices"][0]["logprobs"] = None
+    message = body["choices"][0]["message"]
+    if result.tool_calls and not result.response:
+        message["content"] = None  # as the API answers a turn that only calls tools
     body["orchestrator"] = result_metadata(result)
     return body
 

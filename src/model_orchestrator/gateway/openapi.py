@@ -74,6 +74,7 @@ def openapi_document(
     if models:
         schemas[ChatRequestBody.__name__]["properties"]["model"]["examples"] = models[:20]
     completion_ref = _component(schemas, ChatCompletion, "serialization")
+    _tool_rules(schemas)  # after the response's components: they share the tool-call types
     new_key_ref = _component(schemas, NewKey, "validation")
     _component(schemas, ErrorBody, "serialization")
     secured: list[dict[str, list[str]]] = [{"bearer": []}] if settings.auth else []
@@ -139,12 +140,84 @@ def _limits(request: dict[str, Any], settings: GatewaySettings) -> None:
 
 
 def _supported_only(schemas: dict[str, Any]) -> None:
-    """The shared wire types admit what this gateway refuses with a 400 (image parts, json_schema):
-    document only what it accepts."""
-    schemas["ContentPart"]["properties"]["type"] = {"const": "text", "description": "text parts only"}
-    schemas["ContentPart"]["required"] = ["type", "text"]
-    schemas["ContentPart"]["properties"]["text"] = {"type": "string"}
-    schemas["ResponseFormatParam"]["properties"]["type"]["enum"] = ["text", "json_object"]
+    """The shared wire type admits any content part; this gateway accepts text parts and (in user
+    messages) image_url parts, and refuses others with a 400: document only what it accepts."""
+    text = {"type": {"const": "text"}, "text": {"type": "string"}}
+    image = {"type": {"const": "image_url"}, "image_url": {"$ref": _REF.format(model="ImageURL")}}
+    schemas["ContentPart"] = {
+        "title": "ContentPart",
+        "description": "A text part, or an image_url part (user messages only; http(s) or base64 data: URL)",
+        "type": "object",
+        "properties": {"type": {"enum": ["text", "image_url"]}},
+        "oneOf": [
+            {"required": ["type", "text"], "properties": text},
+            {"required": ["type", "image_url"], "properties": image},
+        ],
+    }
+
+
+_NAME_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+_NULL: dict[str, Any] = {"type": "null"}
+
+
+def _tool_rules(schemas: dict[str, Any]) -> None:
+    """What ``chat_tools`` enforces beyond the shared wire types, stated so that every body the document
+    accepts is accepted: names of tools and schemas, image URLs, which role carries tool calls, tool call
+    ids and images, a ``json_schema`` exactly with its type, and a ``tool_choice`` that forces a call only
+    beside tools. (A named choice must also
+    name one of the tools, which JSON Schema cannot say.)"""
+    schemas["FunctionDefinition"]["properties"]["name"]["pattern"] = _NAME_PATTERN
+    schemas["JsonSchemaParam"]["properties"]["name"]["pattern"] = _NAME_PATTERN
+    schemas["ImageURL"]["properties"]["url"]["pattern"] = "^(https?://|data:[^,]*;base64,)"
+    call = schemas["MessageToolCall"]
+    call["required"] = ["id", "function"]
+    call["properties"]["id"] = {"type": "string", "minLength": 1}
+    schemas["FunctionCall"]["required"] = ["name"]
+    schemas["FunctionCall"]["properties"]["name"] = {"type": "string", "minLength": 1}
+    text_only = {"anyOf": [{"type": "string"}, {"type": "array", "items": _text_part()}, _NULL]}
+    no_calls = {"anyOf": [_NULL, {"type": "array", "maxItems": 0}]}
+    schemas["MessageBody"]["allOf"] = [
+        _when_role(
+            "tool",
+            {"required": ["tool_call_id"], "properties": {"tool_call_id": _id()}},
+            {"properties": {"tool_call_id": _NULL}},
+        ),
+        _when_role("assistant", {}, {"properties": {"tool_calls": no_calls}}),
+        _when_role("user", {}, {"properties": {"content": text_only}}),
+    ]
+    schemas["ResponseFormatParam"]["allOf"] = [
+        {
+            "if": {"required": ["type"], "properties": {"type": {"const": "json_schema"}}},
+            "then": {"required": ["json_schema"], "properties": {"json_schema": {"type": "object"}}},
+            "else": {"properties": {"json_schema": _NULL}},
+        }
+    ]
+    forcing = {"anyOf": [{"const": "required"}, {"type": "object"}]}
+    schemas["ChatRequestBody"]["allOf"] = [
+        {
+            "if": {"required": ["tool_choice"], "properties": {"tool_choice": forcing}},
+            "then": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}},
+        }
+    ]
+
+
+def _when_role(role: str, then: dict[str, Any], otherwise: dict[str, Any] | None = None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"if": {"properties": {"role": {"const": role}}}, "then": then}
+    if otherwise is not None:
+        rule["else"] = otherwise
+    return rule
+
+
+def _id() -> dict[str, Any]:
+    return {"type": "string", "minLength": 1}
+
+
+def _text_part() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", "text"],
+        "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+    }
 
 
 # What the middlewares may answer on any route, whatever the route itself documents.

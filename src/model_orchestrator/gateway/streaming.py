@@ -1,15 +1,19 @@
 """Server-sent events for ``stream: true``, with honest failure semantics.
 
 Owns the order of events and when the HTTP status is committed. Deltas are read from the façade until the
-first one carrying text BEFORE the response starts: a failure up to then (every fallback member failed, an
-unknown model, a budget refusal) is still an ordinary HTTP error with its status code, and a fallback
-strategy has already moved on to its next member without the client seeing anything. Once text was sent
-the status is 200 and cannot change, so a later failure ends the stream with one error event,
-``data: {"error": {...}}``, and no ``[DONE]``: clients' SDKs raise on it, the answer is never silently cut.
+first one carrying text or a tool-call piece BEFORE the response starts: a failure up to then (every
+fallback member failed, an unknown model, a budget refusal) is still an ordinary HTTP error with its
+status code, and a fallback strategy has already moved on to its next member without the client seeing
+anything. Once content was sent the status is 200 and cannot change, so a later failure ends the stream
+with one error event, ``data: {"error": {...}}``, and no ``[DONE]``: clients' SDKs raise on it, the
+answer is never silently cut.
 
-A successful stream ends: text chunks, a chunk with ``finish_reason`` and the ``orchestrator`` metadata
-(model used, cost of every attempt, explanation), the usage chunk (``stream_options.include_usage``),
-``data: [DONE]``.
+Tool calls stream as the Chat Completions API streams them: ``delta.tool_calls`` pieces, the first of
+each call with its ``index``, ``id``, ``type`` and ``function.name``, later ones with more
+``function.arguments``.
+A successful stream ends: text and tool-call chunks, a chunk with ``finish_reason`` and the
+``orchestrator`` metadata (model used, cost of every attempt, explanation), the usage chunk
+(``stream_options.include_usage``), ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from aiohttp import web
 
 from model_orchestrator.core.events import Event, RequestFinished
 from model_orchestrator.core.response import StreamDelta
+from model_orchestrator.gateway.chat_tools import chunk_tool_calls
 from model_orchestrator.gateway.convert import chunk, leaf_model, wire_finish, wire_usage
 from model_orchestrator.gateway.errors import from_exception
 from model_orchestrator.orchestrator.access import without_hosts, without_hosts_in
@@ -98,7 +103,7 @@ async def _until_first_text(pieces: AsyncIterator[StreamDelta]) -> list[StreamDe
     held: list[StreamDelta] = []
     async for delta in pieces:
         held.append(delta)
-        if delta.text:
+        if delta.text or delta.tool_calls:
             break
     return held
 
@@ -138,6 +143,9 @@ async def _send_delta(
 ) -> StreamDelta:
     if delta.text:
         await response.write(chunk(cid, model, created, delta=ChunkDelta(content=delta.text)))
+    if delta.tool_calls:
+        pieces = ChunkDelta(tool_calls=chunk_tool_calls(delta.tool_calls))
+        await response.write(chunk(cid, model, created, delta=pieces))
     if delta.finish_reason is None and delta.usage is None and delta.explanation is None:
         return last
     return StreamDelta(
