@@ -1,0 +1,155 @@
+"""The shared state store's cost per call: Redis (through the failover store, as configured) against the
+in-memory store, in the same run, on a private redis-server started here (127.0.0.1, no persistence).
+
+For each operation: wall and CPU microseconds per call of this process (the client's cost: the figure the
+target is about), and the Redis server's own CPU per call (from INFO), one call at a time and with
+``--concurrency`` calls in flight. Operations:
+
+- ``take_window``: a rate-limit acquire (an rpm window, the Lua script);
+- ``update``: a breaker outcome (optimistic WATCH/MULTI transaction, a write every time);
+- ``get``: a cooldown or health read;
+- ``one call``: what one upstream call asks of the store in the default wrappers (breaker admit and
+  settle, cooldown check, rpm and tpm acquire, tpm correction, health check).
+
+The target is at most 150 µs of client CPU per store call.
+
+Usage: python benchmarks/state.py [--calls N] [--concurrency C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+
+from model_orchestrator.core.events import EventBus
+from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, record_success
+from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
+from model_orchestrator.resilience.shared_state import FailoverStateStore
+from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore
+from model_orchestrator.testing import FakeClock
+
+POLICY = BreakerPolicy()
+Operation = Callable[[StateStore, int], Awaitable[object]]
+
+
+async def take(store: StateStore, i: int) -> object:
+    return await store.take_window("rpm:d", kind="requests", now=time.time(), limit=10**9, amount=1)
+
+
+async def update(store: StateStore, i: int) -> object:
+    now = time.time()
+    return await store.update("breaker:d", lambda old: (record_success(old, POLICY, now), None))  # type: ignore[arg-type]
+
+
+async def get(store: StateStore, i: int) -> object:
+    return await store.get("cooldown:d")
+
+
+async def one_call(store: StateStore, i: int) -> object:
+    now = time.time()
+    await store.update("breaker:c", lambda old: (old, None))  # admit while closed: nothing written
+    await store.get("health:c")
+    await store.get("cooldown:c")
+    await store.take_window("rpm:c", kind="requests", now=now, limit=10**9, amount=1)
+    grant = await store.take_window("tpm:c", kind="units", now=now, limit=10**12, amount=500)
+    if grant.slot is not None:
+        await store.adjust_window("tpm:c", slot=grant.slot, delta=-100)
+    return await store.update("breaker:c", lambda old: (record_success(old, POLICY, now), None))  # type: ignore[arg-type]
+
+
+OPERATIONS: dict[str, tuple[Operation, int]] = {
+    "take_window": (take, 1),
+    "update": (update, 1),
+    "get": (get, 1),
+    "one call": (one_call, 7),
+}
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], str, str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server not found: apt-get install redis-server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    directory = tempfile.mkdtemp(prefix="orchestrator-bench-redis-")
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen([*args, "--dir", directory], stdout=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    return process, f"redis://127.0.0.1:{port}/0", directory
+
+
+async def server_cpu(store: StateStore) -> float:
+    if not isinstance(store, FailoverStateStore):
+        return 0.0
+    info = await store._shared._client.info("cpu")  # type: ignore[attr-defined]
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def measure(store: StateStore, operation: Operation, calls: int, concurrency: int) -> tuple[float, ...]:
+    for i in range(min(200, calls)):  # warm up: connections, script cache
+        await operation(store, i)
+    server_before = await server_cpu(store)
+    wall, cpu = time.perf_counter(), time.process_time()
+    if concurrency == 1:
+        for i in range(calls):
+            await operation(store, i)
+    else:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def limited(i: int) -> None:
+            async with semaphore:
+                await operation(store, i)
+
+        await asyncio.gather(*(limited(i) for i in range(calls)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    server = await server_cpu(store) - server_before
+    return wall / calls * 1e6, cpu / calls * 1e6, server / calls * 1e6
+
+
+async def main(calls: int, concurrency: int) -> None:
+    process, url, directory = start_server()
+    redis = RedisStateStore(redis_client(url, timeout=0.25))
+    stores: dict[str, StateStore] = {
+        "memory": MemoryStateStore(),
+        "redis": FailoverStateStore(redis, clock=FakeClock(), bus=EventBus()),
+    }
+    print(f"{os.cpu_count()} cores; {calls} calls per row; µs per operation (one call = 7 store calls)")
+    print(
+        f"{'operation':<12} {'store':<7} {'in flight':>9} {'wall':>9} {'client CPU':>11} {'server CPU':>11}"
+    )
+    try:
+        for name, (operation, _) in OPERATIONS.items():
+            for in_flight in (1, concurrency):
+                for label, store in stores.items():
+                    wall, cpu, server = await measure(store, operation, calls, in_flight)
+                    print(f"{name:<12} {label:<7} {in_flight:>9} {wall:>9.1f} {cpu:>11.1f} {server:>11.1f}")
+        per_store_call = (await measure(stores["redis"], one_call, calls, concurrency))[1] / 7
+        print(f"client CPU per store call on Redis ({concurrency} in flight): {per_store_call:.1f} µs")
+    finally:
+        await redis.aclose()
+        process.kill()
+        process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    options = parser.parse_args()
+    asyncio.run(main(options.calls, options.concurrency))
