@@ -92,6 +92,10 @@ def test_the_policy_explains_every_tier() -> None:
     assert isinstance(rows, list) and [r["tier"] for r in rows] == [0, 1, 2, 3]
     assert sum(r["chosen"] for r in rows) == 1 and choice.order[0] == f"m{choice.tier}"
     assert rows[0]["price_per_1k"] == pytest.approx(PRICES[0])
+    two_tier = RouterFactory(RoutingConfig()).policy().choose(ChatRequest.from_prompt("Hi"), profiles)
+    listed = dict(two_tier.facts)["tiers"]
+    assert isinstance(listed, list) and [r["value"] for r in listed] == [None] * 4
+    assert [r["chosen"] for r in listed].count(True) == 1
     assert price_per_1k(Price(1.0, 3.0)) == pytest.approx(0.002)
 
 

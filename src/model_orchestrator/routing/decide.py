@@ -32,11 +32,11 @@ def decide(
     """The recommended model for ``task`` among ``candidates`` (see the module docstring)."""
     tiers = sorted({c.profile.tier or 0 for c in candidates}) or [0]
     scored = complexity.score(task, context)
-    by_complexity = RoutePolicy(complexity).verdict(task, tiers, context)
+    prices = tier_prices([c.profile for c in candidates])
+    by_complexity = RoutePolicy(complexity).verdict(task, tiers, context, prices)
     hinted = bool(
         context.files_count or context.requires_tests or context.external_apis or context.subsystems
     )
-    prices = tier_prices([c.profile for c in candidates])
     learned = None if policy.router is complexity or hinted else policy.verdict(task, tiers, prices=prices)
     verdict = by_complexity if learned is None or by_complexity.tier > learned.tier else learned
     needs = requirements(ChatRequest.from_prompt(task), verdict.tier, context.capabilities, budget)
@@ -55,7 +55,7 @@ def decide(
         threshold=learned.threshold if learned else None,
         excluded=selection.excluded,
         candidates=tuple(p.name for p in selection.ranked),
-        tiers=learned.tiers if learned is not None else (),
+        tiers=verdict.tiers,
     )
 
 

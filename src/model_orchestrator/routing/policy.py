@@ -60,7 +60,8 @@ class RoutePolicy:
             result = self.router.score(prompt, context)
             tier = next((t for t in present if t >= result.tier), present[-1])
             moved = "" if tier == result.tier else f" (not among the models; the nearest is tier {tier})"
-            return TierVerdict(tier, f"{result.explain()} -> tier {result.tier}{moved}")
+            reason = f"{result.explain()} -> tier {result.tier}{moved}"
+            return TierVerdict(tier, reason, tiers=_rows(present, prices, tier))
         score = self.router.strong_score(prompt)
         if self.plan is not None:
             known = prices or {}
@@ -74,7 +75,7 @@ class RoutePolicy:
             f"{self.router.name} router: strong score {score:.3f} is {relation} the threshold "
             f"{self.threshold:.3f} -> {'strong' if strong else 'weak'} tier {tier}"
         )
-        return TierVerdict(tier, reason, score, self.threshold)
+        return TierVerdict(tier, reason, score, self.threshold, _rows(present, prices, tier))
 
     def choose(self, request: ChatRequest, candidates: Sequence[ModelProfile]) -> RouteChoice:
         """The order in which a strategy should try ``candidates`` for ``request``."""
@@ -151,6 +152,11 @@ def prompt_of(request: ChatRequest) -> str:
     """The text a router reads: the last user message (the whole conversation when there is none)."""
     users = [m.text for m in request.messages if m.role == "user"]
     return users[-1] if users else "\n".join(m.text for m in request.messages)
+
+
+def _rows(present: Sequence[int], prices: dict[int, float | None] | None, chosen: int) -> tuple[TierRow, ...]:
+    """Every tier present with its price, the chosen one marked (a weak/strong call has no values)."""
+    return tuple(TierRow(t, (prices or {}).get(t), None, t == chosen) for t in present)
 
 
 def _tier(profile: ModelProfile) -> int:
