@@ -89,7 +89,7 @@ async def test_a_single_model_without_vision_refuses_before_any_upstream_call(
     error = raised.value
     assert error.capability == "vision" and error.status_code == 400
     assert "model 'blind' lacks vision" in error.message
-    assert "configured models that have vision: seeing, declared, claude" in error.message
+    assert "Configured models that have vision: seeing, declared, claude" in error.message
 
 
 async def test_a_json_schema_request_is_refused_by_a_model_that_cannot_hold_to_it(
@@ -180,4 +180,4 @@ async def test_the_gateway_answers_400_naming_the_models_that_can_see(upstream: 
         await gateway.stop()
     assert upstream.requests == []
     assert "model 'blind' lacks vision" in raised.value.message
-    assert "configured models that have vision: seeing, declared, claude" in raised.value.message
+    assert "Configured models that have vision: seeing, declared, claude" in raised.value.message

@@ -20,7 +20,7 @@ from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.strategies.member import Member
 
-_FIX = "choose a model that has it, or declare it with `capabilities:` on a model in orchestrator.yaml"
+_DECLARE = "declare it with `capabilities:` on a model that has it in orchestrator.yaml"
 
 
 def _joined(names: Sequence[str] | frozenset[str]) -> str:
@@ -59,7 +59,7 @@ def require_capable(members: Sequence[Member], request: ChatRequest, strategy: s
     missing = frozenset().union(*(m.profile.missing_capabilities(request) for m in members))
     raise CapabilityNotSupportedError(
         f"no member of {strategy!r} can take this request, which needs {_joined(missing)}: {lacking}; "
-        f"add a member that has it, or {_FIX}",
+        f"nothing was sent. Add a member that has it, or {_DECLARE}",
         capability=min(missing),
     )
 
@@ -122,13 +122,13 @@ class CapabilityGateModel:
         capability = min(missing)
         others = [n for n in self._having(capability) if n != self._profile.name]
         where = (
-            f"configured models that have {capability}: {', '.join(others)}"
+            f"Configured models that have {capability}: {', '.join(others)}; use one of them, or "
             if others
-            else f"no configured model declares {capability}"
+            else f"No configured model has {capability}: "
         )
         raise CapabilityNotSupportedError(
             f"model {self._profile.name!r} {missing_reason(self._profile, request)}, and this request "
-            f"needs {_joined(missing)}; nothing was sent. {where}; {_FIX}",
+            f"needs {_joined(missing)}; nothing was sent. {where}{_DECLARE}",
             capability=capability,
             deployment=self._profile.name,
         )
