@@ -49,6 +49,21 @@ async def test_a_non_utf8_authorization_header_is_401_without_a_traceback(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
+async def test_malformed_requests_get_no_banner_and_log_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with FakeUpstream() as up, live_gateway(up) as live:
+        answers = [
+            await _raw(live.url, raw)
+            for raw in (b"GARBAGE\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        ]
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.0 400"), answer[:100]
+        assert b"server: model-orchestrator" in answer.lower() and b"aiohttp" not in answer.lower()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
 async def test_no_server_banner() -> None:
     async with (
         FakeUpstream() as up,

@@ -2,23 +2,28 @@
 
 Owns ``ConnectionGuard`` (a cap on concurrent connections that have not yet presented a valid key; one
 over the cap gets a 503 and is closed before aiohttp sees it) and ``GuardedSite`` (aiohttp's TCP site with
-every connection counted by the guard). Header read timeouts are aiohttp's keep-alive timer, which closes a
-connection whose next request has not fully arrived in time (``server.py`` sets it); body read timeouts
-are ``read_body``. A connection stops counting as unauthenticated once one of its requests passed auth
-(the auth middleware calls ``authenticated``).
+every connection counted by the guard, each served by ``QuietHandler``). Header read timeouts are
+aiohttp's keep-alive timer, which closes a connection whose next request has not fully arrived in time;
+body read timeouts are ``read_body``. A connection stops counting as unauthenticated once one of its
+requests passed auth (the auth middleware calls ``authenticated``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from model_orchestrator.gateway.errors import GatewayError
 
+SERVER_NAME = "model-orchestrator"
+_log = logging.getLogger(__name__)
 _BUSY_BODY = json.dumps(
     {
         "error": {
@@ -109,19 +114,52 @@ class _GuardedConnection(asyncio.Protocol):
             self._inner.resume_writing()
 
 
-class GuardedSite(web.BaseSite):
-    """A TCP site whose connections go through ``guard`` before aiohttp serves them; ``reuse_port``:
-    bound with ``SO_REUSEPORT``, so other worker processes can listen on the same port."""
+class QuietHandler(RequestHandler):
+    """aiohttp's per-connection handler, minus what it gives away on a request it cannot parse: anyone can
+    send one, and aiohttp would answer with its ``Server: Python/... aiohttp/...`` banner and log a full
+    traceback for each. Here: our server name, and one warning line (the traceback at DEBUG)."""
 
-    __slots__ = ("_guard", "_host", "_port", "_reuse_port")
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        response = super().handle_error(request, status, exc, message)
+        response.headers[hdrs.SERVER] = SERVER_NAME
+        return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        error = kw.get("exc_info")
+        what = str(args[0]) % args[1:] if len(args) > 1 else str(args[0])
+        detail = " ".join(str(error).split())[:200] if isinstance(error, BaseException) else ""
+        _log.warning("%s: %s %s", what, type(error).__name__ if error else "", detail)
+        _log.debug("the same, with its traceback", exc_info=error)
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site whose connections go through ``guard`` before a ``QuietHandler`` (made with
+    ``handler_options``, aiohttp's ``RequestHandler`` keywords) serves them; ``reuse_port``: bound with
+    ``SO_REUSEPORT``, so other worker processes can listen on the same port."""
+
+    __slots__ = ("_guard", "_handler_options", "_host", "_port", "_reuse_port")
 
     def __init__(
-        self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard, *, reuse_port: bool = False
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        guard: ConnectionGuard,
+        *,
+        handler_options: Mapping[str, Any],
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
         self._guard = guard
+        self._handler_options = dict(handler_options)
         self._reuse_port = reuse_port
 
     @property
@@ -133,10 +171,14 @@ class GuardedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None  # set by runner.setup(), which comes first
-        guard = self._guard
+        guard, options = self._guard, self._handler_options
         loop = asyncio.get_running_loop()
+
+        def handler() -> RequestHandler:
+            return QuietHandler(server, loop=loop, **options)
+
         self._server = await loop.create_server(
-            lambda: _GuardedConnection(server, guard),
+            lambda: _GuardedConnection(handler, guard),
             self._host,
             self._port,
             reuse_port=self._reuse_port or None,

@@ -16,12 +16,13 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from model_orchestrator.gateway.auth import OPEN, Authenticator, Principal, require_master
-from model_orchestrator.gateway.connections import ConnectionGuard
+from model_orchestrator.gateway.connections import SERVER_NAME, ConnectionGuard
 from model_orchestrator.gateway.errors import INVALID, GatewayError, from_exception
 from model_orchestrator.gateway.http_metrics import HttpMetrics
 from model_orchestrator.orchestrator.access import BrowserGuard, without_hosts
@@ -34,21 +35,28 @@ PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 PUBLIC_PATHS = frozenset({"/health"})
 ADMIN_PREFIXES = ("/admin/", "/metrics")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
-SERVER_NAME = "model-orchestrator"
 
 
-def error_response(error: GatewayError) -> web.Response:
-    """The JSON error response for ``error``."""
+ErrorBody = Callable[[GatewayError], dict[str, object]]
+"""How a wire format writes an error (``GatewayError.body`` is the Chat Completions one)."""
+
+
+def error_response(error: GatewayError, render: ErrorBody | None = None) -> web.Response:
+    """The JSON error response for ``error``, its body written by ``render`` (default: ``error.body``)."""
     return web.Response(
         status=error.status,
-        body=json.dumps(error.body()).encode(),
+        body=json.dumps(render(error) if render else error.body()).encode(),
         content_type="application/json",
         headers=error.headers,
     )
 
 
-def context_middleware(metrics: HttpMetrics | None) -> Middleware:
-    """Request id, error rendering and HTTP metrics."""
+def context_middleware(
+    metrics: HttpMetrics | None, error_bodies: Mapping[str, ErrorBody] | None = None
+) -> Middleware:
+    """Request id, error rendering and HTTP metrics. ``error_bodies``: path prefix -> how errors are written
+    there (routes speaking another wire format, e.g. ``/v1/messages``); elsewhere ``GatewayError.body``."""
+    bodies = tuple((error_bodies or {}).items())
 
     @web.middleware
     async def context(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -58,7 +66,7 @@ def context_middleware(metrics: HttpMetrics | None) -> Middleware:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            response = error_response(_http_error(exc))
+            response = error_response(_http_error(exc), _render_for(request.path, bodies))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a traceback
             error = from_exception(exc)
             if error.status == 500:
@@ -67,7 +75,7 @@ def context_middleware(metrics: HttpMetrics | None) -> Middleware:
                 if error.status >= 500:
                     _log.warning("gateway request %s failed upstream: %s", request_id, error.message)
                 error.message = without_hosts(error.message)
-            response = error_response(error)
+            response = error_response(error, _render_for(request.path, bodies))
         if not response.prepared:
             response.headers[REQUEST_ID] = request_id
         if metrics is not None:
@@ -132,6 +140,10 @@ def auth_middleware(authenticator: Authenticator | None, connections: Connection
 async def hide_server_banner(_request: web.Request, response: web.StreamResponse) -> None:
     """No ``Server: Python/... aiohttp/...``: versions tell an attacker which advisories to try."""
     response.headers["server"] = SERVER_NAME
+
+
+def _render_for(path: str, bodies: tuple[tuple[str, ErrorBody], ...]) -> ErrorBody | None:
+    return next((render for prefix, render in bodies if path.startswith(prefix)), None)
 
 
 def _is_operator(request: web.Request) -> bool:

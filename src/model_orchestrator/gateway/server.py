@@ -58,20 +58,21 @@ class Gateway:
         keys, budgets = await _key_services(self.orch) if self.settings.auth else (None, None)
         app = build_app(self.orch, self.settings, keys=keys, budgets=budgets, connections=self.connections)
         runner = web.AppRunner(
-            app,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=self.settings.shutdown_timeout,
-            # aiohttp closes a connection whose next request has not fully arrived this long after it
-            # connected or got its last response: the header read timeout (its default is an hour).
-            keepalive_timeout=self.settings.limits.header_timeout,
+            app, handler_cancellation=True, shutdown_timeout=self.settings.shutdown_timeout
         )
         await runner.setup()
+        handler_options = {
+            "access_log": None,
+            # aiohttp closes a connection whose next request has not fully arrived this long after it
+            # connected or got its last response: the header read timeout (its default is an hour).
+            "keepalive_timeout": self.settings.limits.header_timeout,
+        }
         site = GuardedSite(
             runner,
             self.settings.host,
             self.settings.port,
             self.connections,
+            handler_options=handler_options,
             reuse_port=self.settings.reuse_port,
         )
         try:
