@@ -218,3 +218,12 @@ def _exchange(port: int, raw: bytes) -> bytes:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def test_guessing_keys_is_throttled(tmp_path: Path, upstream: FakeUpstream) -> None:
+    config = write_config(tmp_path / "orchestrator.yaml", upstream)
+    async with mcp_server(config, tmp_path, master=MASTER) as url:
+        guesses = [await _post(url, {**MCP_HEADERS, "x-api-key": f"guess-{i}"}) for i in range(20)]
+        throttled = await _post(url, {**MCP_HEADERS, "authorization": f"Bearer {MASTER}"})
+    assert {g.status_code for g in guesses} == {401}
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
