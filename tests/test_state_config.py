@@ -47,6 +47,9 @@ def test_the_composition_root_builds_the_configured_store() -> None:
     with pytest.raises(ConfigError, match="Redis URL") as bad:
         build_state_store(shared, {"STATE_URL": "https://:secret@h/"}, clock, bus)
     assert "secret" not in str(bad.value)
+    with pytest.raises(ConfigError, match="malformed") as malformed:
+        build_state_store(shared, {"STATE_URL": "redis://:secret@h:port/0"}, clock, bus)
+    assert "secret" not in str(malformed.value)
 
 
 async def test_two_orchestrators_share_one_rpm(redis_url: str) -> None:

@@ -12,13 +12,14 @@ import pytest
 
 from model_orchestrator.core.errors import CircuitOpenError, CoolingDownError, RateLimitedError, ServerError
 from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.rate_limits import RateLimitSnapshot
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, BreakerState, CircuitBreakerModel
 from model_orchestrator.resilience.cooldown import CooldownModel, CooldownPolicy
 from model_orchestrator.resilience.health import ProbeResult
 from model_orchestrator.resilience.rate_limiter import RateLimitedModel, RateLimitPolicy
 from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
-from model_orchestrator.resilience.request_log import RequestLog
+from model_orchestrator.resilience.request_log import RequestLog, learn_from_snapshot
 from model_orchestrator.resilience.shared_state import FailoverStateStore
 from model_orchestrator.resilience.sliding_window import Slot, WindowLog
 from model_orchestrator.resilience.state_codec import default_codec
@@ -128,6 +129,36 @@ async def test_the_lua_windows_match_the_python_algorithm(open_store: Callable[[
         mine, theirs = await memory.get(key), await redis.get(key)
         assert isinstance(mine, WindowLog) and isinstance(theirs, WindowLog)
         assert mine.total == theirs.total and [s.index for s in mine.slots] == [s.index for s in theirs.slots]
+
+
+async def test_the_lua_request_log_matches_the_python_algorithm(
+    open_store: Callable[[str], StateStore],
+) -> None:
+    memory, redis = open_store("memory"), open_store("redis")
+    rng, now = random.Random(16), 1_700_000_000.0
+    for _ in range(300):
+        # Steps off the 0.1 ms grid: Lua rounds send times up to it, so only exact ties could differ.
+        now += rng.choice((0.0, rng.uniform(0.1, 3.0), rng.uniform(20.0, 40.0)))
+        if rng.random() < 0.15:  # the provider asked for a pause, or reported few requests left
+            snapshot = rng.choice(
+                (
+                    RateLimitSnapshot(retry_after=rng.uniform(0.5, 20)),
+                    RateLimitSnapshot(remaining_requests=2, limit_requests=100, reset_requests_after=10),
+                    RateLimitSnapshot(remaining_requests=50, limit_requests=100, reset_requests_after=10),
+                )
+            )
+            for store in (memory, redis):
+                await store.update(
+                    "rpm",
+                    lambda old, s=snapshot, t=now: (learn_from_snapshot(old or RequestLog(), s, t), None),
+                )
+            continue
+        limit = rng.choice((None, 4, 7))
+        expected = await memory.take_window("rpm", kind="requests", now=now, limit=limit, amount=1)
+        got = await redis.take_window("rpm", kind="requests", now=now, limit=limit, amount=1)
+        assert (got.taken, got.slot) == (expected.taken, expected.slot)
+        assert got.ready_at == pytest.approx(expected.ready_at, abs=1e-3)
+        assert got.previous_last_sent == pytest.approx(expected.previous_last_sent, abs=1e-3)
 
 
 # ---- two processes (two clients) share it -----------------------------------------------------------

@@ -157,28 +157,23 @@ def build_registry(
 def build_state_store(config: StateConfig, env: Mapping[str, str], clock: Clock, bus: EventBus) -> StateStore:
     """The store behind every breaker, cooldown, rate limit, health result and key limit: in-process
     without ``state.url``, else Redis behind the ``state.on_unavailable`` policy. Connects lazily."""
-    if not config.shared:
+    if config.url is not None:
+        url = config.url
+    elif config.url_env is not None:
+        url = _state_url_from(config.url_env, env)
+    else:
         return MemoryStateStore()
-    url = config.url
-    if config.url_env is not None:
-        url = env.get(config.url_env)
-        if not url:
-            raise ConfigError(
-                f"state.url_env names {config.url_env}, which is not set; set it to the Redis URL "
-                "(redis://host:port/db) or remove the state section to keep state in this process"
-            )
-        try:
-            check_state_url(url)
-        except ValueError as exc:
-            raise ConfigError(f"{config.url_env} (state.url_env) {exc}") from None
-    assert url is not None  # config.shared: one of url or url_env is set
     try:
         from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
     except ImportError:
         raise ConfigError(
             "state.url needs the redis package: pip install 'model-orchestrator[redis]'"
         ) from None
-    shared = RedisStateStore(redis_client(url, timeout=config.timeout), prefix=config.prefix)
+    try:
+        client = redis_client(url, timeout=config.timeout)
+    except ValueError:  # never quote the URL: it may hold a password
+        raise ConfigError("state: the Redis URL is malformed; expected redis://host:port/db") from None
+    shared = RedisStateStore(client, prefix=config.prefix)
     return FailoverStateStore(
         shared,
         clock=clock,
@@ -188,6 +183,20 @@ def build_state_store(config: StateConfig, env: Mapping[str, str], clock: Clock,
         timeout=config.timeout,
         retry_interval=config.retry_interval,
     )
+
+
+def _state_url_from(variable: str, env: Mapping[str, str]) -> str:
+    url = env.get(variable)
+    if not url:
+        raise ConfigError(
+            f"state.url_env names {variable}, which is not set; set it to the Redis URL "
+            "(redis://host:port/db) or remove the state section to keep state in this process"
+        )
+    try:
+        check_state_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"{variable} (state.url_env) {exc}") from None
+    return url
 
 
 def deployment_spec(cfg: ModelConfig, api_key: str | None, deployment: str | None = None) -> DeploymentSpec:
