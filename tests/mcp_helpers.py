@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +20,7 @@ from model_orchestrator.testing import FakeUpstream
 from tests.cli_helpers import command
 
 SECRET = "sk-test-DO-NOT-LEAK-7d1e9b3a55"
+ANNOUNCEMENT = "streamable HTTP at "
 # Seconds a call may take before the test fails instead of hanging.
 CALL_TIMEOUT = 30.0
 
@@ -74,3 +79,40 @@ def data_of(result: CallToolResult) -> dict[str, Any]:
     assert isinstance(data, dict)
     assert result.structured_content == data
     return data
+
+
+def server_env(workdir: Path, master: str | None) -> dict[str, str]:
+    """The environment of a server under test: no real keys, its own home, ``master`` as the master key."""
+    env = {k: v for k, v in os.environ.items() if "ORCHESTRATOR_" not in k and "API_KEY" not in k}
+    env.update({"TEST_MCP_KEY": SECRET, "ORCHESTRATOR_HOME": str(workdir / "home")})
+    if master is not None:
+        env["ORCHESTRATOR_MASTER_KEY"] = master
+    return env
+
+
+@asynccontextmanager
+async def http_server(config: Path, workdir: Path, *args: str, master: str | None) -> AsyncIterator[str]:
+    """``orchestrator mcp --http ARGS`` on a free port; yields its URL and stops it with SIGINT, checking
+    that it stopped cleanly and printed neither the provider key nor the master key."""
+    server = subprocess.Popen(
+        [*command(), "--config", str(config), "mcp", "--http", "--port", "0", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=server_env(workdir, master),
+        cwd=workdir,
+    )
+    assert server.stderr is not None
+    try:
+        while True:
+            line = await asyncio.wait_for(asyncio.to_thread(server.stderr.readline), CALL_TIMEOUT)
+            assert line, f"the server exited ({server.poll()}) before announcing its URL"
+            if ANNOUNCEMENT in line:
+                break
+        yield line.split(ANNOUNCEMENT, 1)[1].strip()
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=CALL_TIMEOUT)
+    assert SECRET not in out + err and (master is None or master not in out + err)
+    assert "Traceback" not in err, err

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,13 +19,12 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from model_orchestrator.testing import FakeUpstream, Reply
-from tests.cli_helpers import command, run_cli
-from tests.mcp_helpers import CALL_TIMEOUT, SECRET, data_of, text_of, write_config
+from tests.cli_helpers import run_cli
+from tests.mcp_helpers import CALL_TIMEOUT, data_of, http_server, server_env, text_of, write_config
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 MASTER = "mcp-master-key-for-tests-0123456789abcdef"
-ANNOUNCEMENT = "streamable HTTP at "
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -48,43 +44,10 @@ def upstream() -> Iterator[FakeUpstream]:
         yield up
 
 
-def _env(tmp_path: Path, master: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if "ORCHESTRATOR_" not in k and "API_KEY" not in k}
-    env.update({"TEST_MCP_KEY": SECRET, "ORCHESTRATOR_HOME": str(tmp_path / "home")})
-    if master is not None:
-        env["ORCHESTRATOR_MASTER_KEY"] = master
-    return env
-
-
-@asynccontextmanager
-async def mcp_server(config: Path, tmp_path: Path, *args: str, master: str | None) -> AsyncIterator[str]:
-    """``orchestrator mcp --http`` on a free port; yields its URL, stops it with SIGINT."""
-    server = subprocess.Popen(
-        [*command(), "--config", str(config), "mcp", "--http", "--port", "0", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(tmp_path, master),
-        cwd=tmp_path,
-    )
-    assert server.stderr is not None
-    try:
-        while True:
-            line = await asyncio.wait_for(asyncio.to_thread(server.stderr.readline), CALL_TIMEOUT)
-            assert line, f"the server exited ({server.poll()}) before announcing its URL"
-            if ANNOUNCEMENT in line:
-                break
-        yield line.split(ANNOUNCEMENT, 1)[1].strip()
-    finally:
-        server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=CALL_TIMEOUT)
-        assert SECRET not in out + err and MASTER not in out + err
-        assert "Traceback" not in err, err
-
-
 def _virtual_key(config: Path, tmp_path: Path, *extra: str) -> str:
-    made = run_cli("--config", str(config), "keys", "create", *extra, "--json", env=_env(tmp_path, None))
+    made = run_cli(
+        "--config", str(config), "keys", "create", *extra, "--json", env=server_env(tmp_path, None)
+    )
     assert made.returncode == 0, made.stderr
     return str(json.loads(made.stdout)["key"])
 
@@ -108,7 +71,7 @@ async def _post(url: str, headers: dict[str, str], body: bytes | None = None) ->
 
 async def test_without_a_key_nothing_is_served(tmp_path: Path, upstream: FakeUpstream) -> None:
     config = write_config(tmp_path / "orchestrator.yaml", upstream)
-    async with mcp_server(config, tmp_path, master=MASTER) as url:
+    async with http_server(config, tmp_path, master=MASTER) as url:
         missing = await _post(url, MCP_HEADERS)
         wrong = await _post(url, {**MCP_HEADERS, "authorization": "Bearer not-the-key"})
         as_x_api_key = await _post(url, {**MCP_HEADERS, "x-api-key": MASTER})
@@ -122,7 +85,7 @@ async def test_without_a_key_nothing_is_served(tmp_path: Path, upstream: FakeUps
 async def test_the_master_key_runs_tools(tmp_path: Path, upstream: FakeUpstream) -> None:
     config = write_config(tmp_path / "orchestrator.yaml", upstream)
     upstream.script(Reply("paid answer", usage=(3, 2)))
-    async with mcp_server(config, tmp_path, master=MASTER) as url, session(url, MASTER) as opened:
+    async with http_server(config, tmp_path, master=MASTER) as url, session(url, MASTER) as opened:
         result = await opened.call_tool("orchestrator_execute", {"prompt": "hi", "model": "fast"})
     assert data_of(result)["response"] == "paid answer"
 
@@ -132,8 +95,8 @@ async def test_off_loopback_it_refuses_to_start_without_a_long_master_key(
 ) -> None:
     config = write_config(tmp_path / "orchestrator.yaml", upstream)
     base = ["--config", str(config), "mcp", "--http", "--host", "0.0.0.0", "--port", "0"]
-    none = run_cli(*base, env=_env(tmp_path, None))
-    short = run_cli(*base, env=_env(tmp_path, "short-key"))
+    none = run_cli(*base, env=server_env(tmp_path, None))
+    short = run_cli(*base, env=server_env(tmp_path, "short-key"))
     assert none.returncode == 2 and "ORCHESTRATOR_MASTER_KEY" in none.stderr
     assert short.returncode == 2 and "at least 32" in short.stderr
     assert "short-key" not in short.stderr and "Traceback" not in none.stderr + short.stderr
@@ -144,7 +107,7 @@ async def test_dns_rebinding_cross_site_and_text_plain_are_refused(
 ) -> None:
     config = write_config(tmp_path / "orchestrator.yaml", upstream)
     # No master key on loopback: open to local programs, as over stdio, but never to web pages.
-    async with mcp_server(config, tmp_path, master=None) as url:
+    async with http_server(config, tmp_path, master=None) as url:
         rebound = await _post(url, {**MCP_HEADERS, "host": "evil.example:8765"})
         cross_site = await _post(url, {**MCP_HEADERS, "origin": "http://evil.example"})
         text_plain = await _post(url, {**MCP_HEADERS, "content-type": "text/plain"})
@@ -158,7 +121,7 @@ async def test_dns_rebinding_cross_site_and_text_plain_are_refused(
 async def test_an_allowed_origin_is_accepted(tmp_path: Path, upstream: FakeUpstream) -> None:
     config = write_config(tmp_path / "orchestrator.yaml", upstream)
     origin = "http://localhost:3000"
-    async with mcp_server(config, tmp_path, "--allow-origin", origin, master=MASTER) as url:
+    async with http_server(config, tmp_path, "--allow-origin", origin, master=MASTER) as url:
         allowed = await _post(url, {**MCP_HEADERS, "origin": origin, "authorization": f"Bearer {MASTER}"})
     assert allowed.status_code == 200
 
@@ -167,7 +130,7 @@ async def test_a_virtual_key_uses_only_its_models(tmp_path: Path, upstream: Fake
     config = write_config(tmp_path / "orchestrator.yaml", upstream)
     key = _virtual_key(config, tmp_path, "--models", "fast")
     upstream.script(Reply("allowed", usage=(1, 1)), Reply("allowed too", usage=(1, 1)))
-    async with mcp_server(config, tmp_path, master=MASTER) as url, session(url, key) as opened:
+    async with http_server(config, tmp_path, master=MASTER) as url, session(url, key) as opened:
         fast = await opened.call_tool("orchestrator_execute", {"prompt": "hi", "model": "fast"})
         inline = await opened.call_tool(
             "orchestrator_execute", {"prompt": "hi", "strategy": "fallback", "members": ["fast"]}
@@ -191,7 +154,7 @@ async def test_a_virtual_key_with_limits_only_the_gateway_enforces_is_refused(
 ) -> None:
     config = write_config(tmp_path / "orchestrator.yaml", upstream)
     key = _virtual_key(config, tmp_path, "--budget", "1")
-    async with mcp_server(config, tmp_path, master=MASTER) as url:
+    async with http_server(config, tmp_path, master=MASTER) as url:
         response = await _post(url, {**MCP_HEADERS, "authorization": f"Bearer {key}"})
     assert response.status_code == 403 and "orchestrator serve" in response.json()["error"]["message"]
 
@@ -204,7 +167,7 @@ async def test_a_non_utf8_key_is_a_401_not_a_crash(tmp_path: Path, upstream: Fak
         b"Accept: application/json, text/event-stream\r\nAuthorization: Bearer \xff\xfe\x80\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
     )
-    async with mcp_server(config, tmp_path, master=MASTER) as url:
+    async with http_server(config, tmp_path, master=MASTER) as url:
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         answer = await asyncio.to_thread(_exchange, port, raw)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
@@ -222,7 +185,7 @@ def _exchange(port: int, raw: bytes) -> bytes:
 
 async def test_guessing_keys_is_throttled(tmp_path: Path, upstream: FakeUpstream) -> None:
     config = write_config(tmp_path / "orchestrator.yaml", upstream)
-    async with mcp_server(config, tmp_path, master=MASTER) as url:
+    async with http_server(config, tmp_path, master=MASTER) as url:
         guesses = [await _post(url, {**MCP_HEADERS, "x-api-key": f"guess-{i}"}) for i in range(20)]
         throttled = await _post(url, {**MCP_HEADERS, "authorization": f"Bearer {MASTER}"})
     assert {g.status_code for g in guesses} == {401}

@@ -15,8 +15,7 @@ import pytest
 from model_orchestrator.gateway import Limits
 from model_orchestrator.testing import FakeUpstream
 from tests.gateway_helpers import MASTER, USER, live_gateway
-from tests.mcp_helpers import write_config
-from tests.security.test_mcp_auth import mcp_server
+from tests.mcp_helpers import http_server, write_config
 
 BOUND = 20.0  # seconds before a test fails instead of hanging; the limits under test are far shorter
 
@@ -107,7 +106,7 @@ async def test_an_authenticated_connection_stops_counting() -> None:
 async def test_the_mcp_server_drops_unfinished_headers_too(tmp_path: Path) -> None:
     with FakeUpstream() as up:
         config = write_config(tmp_path / "orchestrator.yaml", up)
-        async with mcp_server(config, tmp_path, "--header-timeout", "1", master=None) as url:
+        async with http_server(config, tmp_path, "--header-timeout", "1", master=None) as url:
             reader, writer = await _connect(url.removesuffix("/mcp"))
             writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             await writer.drain()
