@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import httpx
 import openai
 import pytest
+import redis.asyncio
 
 from model_orchestrator.config.build import build_state_store
 from model_orchestrator.config.loader import parse_config
@@ -18,7 +20,8 @@ from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.resilience.shared_state import FailoverStateStore
 from model_orchestrator.resilience.state_store import MemoryStateStore
 from model_orchestrator.testing import FakeClock, FakeUpstream
-from tests.gateway_helpers import USER, live_gateway
+from tests.gateway_helpers import MASTER, USER, live_gateway
+from tests.redis_server import RedisServer
 
 
 def test_state_section_is_validated() -> None:
@@ -93,3 +96,38 @@ async def test_the_gateway_with_an_unreachable_store(policy: str, status: int) -
                 except openai.APIStatusError as exc:
                     got = exc.status_code
                 assert got == status
+            async with httpx.AsyncClient() as http:
+                health = await http.get(
+                    f"{live.url}/health/providers", headers={"authorization": f"Bearer {MASTER}"}
+                )
+            assert health.status_code == status
+
+
+async def test_a_gateway_keeps_serving_while_redis_is_killed_and_shares_again_after(
+    own_redis: RedisServer,
+) -> None:
+    extra = f'state: {{url: "{own_redis.url}", retry_interval: 0.1}}'
+    with FakeUpstream() as up:
+        async with live_gateway(up, extra_config=extra) as live, httpx.AsyncClient() as http:
+            client, auth = live.client(), {"authorization": f"Bearer {MASTER}"}
+
+            async def answered() -> bool:
+                answer = await client.chat.completions.create(model="a", messages=USER)  # type: ignore[arg-type]
+                return bool(answer.choices[0].message.content)
+
+            assert await answered()
+            shared = redis.asyncio.Redis.from_url(own_redis.url)
+            assert await shared.keys("orchestrator:state:breaker:*")  # the breaker lives in Redis
+            own_redis.stop()
+            assert all([await answered() for _ in range(3)])  # served on local state: no 500, no error
+            metrics = (await http.get(f"{live.url}/metrics", headers=auth)).text
+            assert 'orchestrator_state_store_unavailable_total{policy="local"} 1.0' in metrics
+            own_redis.start()
+            await shared.aclose()
+            shared = redis.asyncio.Redis.from_url(own_redis.url)
+            polls = 0
+            while not await shared.keys("orchestrator:state:*"):  # restarted empty: state lands there again
+                polls += 1
+                assert polls < 100 and await answered()
+                await asyncio.sleep(0.05)
+            await shared.aclose()
