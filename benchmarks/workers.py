@@ -2,7 +2,8 @@
 
 One FakeUpstream in its own process, the gateway (auth on, ledger on) in its own, this process the load
 generator (keep-alive connections, which the kernel spreads over the workers when they connect). Prints
-the machine's core count, then per worker count: requests per second, requests per CPU-second of all the
+the machine's core count, then per worker count: the load average (other work on the machine takes
+cores from the gateway), requests per second, requests per CPU-second of all the
 worker processes together, p50/p99 latency, and the speed-up over one worker. The upstream and the load
 generator need CPU too, so on a machine with C cores N workers can only approach N times one worker's
 rate while N plus what those two use stays under C.
@@ -88,7 +89,8 @@ def main() -> None:
     )
     print(f"{args.requests} requests per row at concurrency {args.concurrency}, auth and ledger on")
     print(
-        f"{'workers':>7} {'RPS':>8} {'RPS/core':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'speed-up':>8}"
+        f"{'workers':>7} {'load':>5} {'RPS':>8} {'RPS/core':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'errors':>6} {'speed-up':>8}"
     )
     upstream_proc, upstream = start_upstream()
     base: float | None = None
@@ -103,8 +105,9 @@ def main() -> None:
                     stop(proc)
                 base = base or result.rps
                 per_core = result.requests / cpu if cpu else float("nan")
+                load = os.getloadavg()[0]
                 print(
-                    f"{workers:>7} {result.rps:>8.0f} {per_core:>9.0f} {result.p50_ms:>7.1f} "
+                    f"{workers:>7} {load:>5.1f} {result.rps:>8.0f} {per_core:>9.0f} {result.p50_ms:>7.1f} "
                     f"{result.p99_ms:>7.1f} {result.errors:>6} {result.rps / base:>7.2f}x"
                 )
     finally:
