@@ -18,7 +18,9 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from model_orchestrator.testing import FakeUpstream, Reply
+from model_orchestrator.mcp.http_access import HttpAccess
+from model_orchestrator.orchestrator.access import browser_guard
+from model_orchestrator.testing import FakeClock, FakeUpstream, Reply
 from tests.cli_helpers import run_cli
 from tests.mcp_helpers import CALL_TIMEOUT, data_of, http_server, server_env, text_of, write_config
 
@@ -190,3 +192,30 @@ async def test_guessing_keys_is_throttled(tmp_path: Path, upstream: FakeUpstream
         throttled = await _post(url, {**MCP_HEADERS, "authorization": f"Bearer {MASTER}"})
     assert {g.status_code for g in guesses} == {401}
     assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+
+
+async def test_a_websocket_upgrade_is_closed_before_the_sdk_sees_it() -> None:
+    # Not reachable over the wire here (uvicorn upgrades only with a WebSocket library installed), so the
+    # middleware is called as ASGI directly: an upgrade would skip every check the HTTP path makes.
+    reached: list[str] = []
+    sent: list[dict[str, object]] = []
+
+    async def sdk(scope: dict[str, object], _receive: object, _send: object) -> None:
+        reached.append(str(scope["type"]))
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    access = HttpAccess(
+        sdk,  # type: ignore[arg-type]
+        guard=browser_guard("127.0.0.1"),
+        auth=True,
+        master_key=MASTER,
+        keys=None,
+        clock=FakeClock(),
+    )
+    await access({"type": "websocket", "path": "/mcp", "headers": []}, receive, send)  # type: ignore[arg-type]
+    assert reached == [] and sent == [{"type": "websocket.close", "code": 1008}]

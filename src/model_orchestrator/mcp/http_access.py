@@ -55,8 +55,11 @@ class HttpAccess:
         self._failures = FailedAuthThrottle(clock, limit=failures_per_minute)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self._app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # a WebSocket upgrade: MCP does not use one, and it skips our checks
+            await send({"type": "websocket.close", "code": 1008})
             return
         headers = _headers(scope)
         refusal = self._guard.refusal(
