@@ -14,7 +14,7 @@ from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.errors import CapabilityNotSupportedError
 from model_orchestrator.core.messages import ImagePart, Message, Role, TextPart
 from model_orchestrator.core.request import ChatRequest
-from model_orchestrator.core.tools import JsonSchemaFormat, ToolDefinition
+from model_orchestrator.core.tools import JsonSchemaFormat, ToolCall, ToolDefinition, assemble_tool_calls
 from model_orchestrator.gateway import Gateway, GatewaySettings
 from model_orchestrator.testing import FakeUpstream, Reply
 from tests.gateway_helpers import MASTER
@@ -181,3 +181,18 @@ async def test_the_gateway_answers_400_naming_the_models_that_can_see(upstream: 
     assert upstream.requests == []
     assert "model 'blind' lacks vision" in raised.value.message
     assert "Configured models that have vision: seeing, declared, claude" in raised.value.message
+
+
+async def test_the_facade_carries_tools_out_and_tool_calls_back_whole_and_streamed(
+    upstream: FakeUpstream,
+) -> None:
+    tool = ToolDefinition("lookup", "Look a word up.", {"type": "object"})
+    call = ToolCall("call_1", "lookup", '{"word": "cat"}')
+    reply = Reply("", tool_calls=(call,), finish_reason="tool_calls")
+    upstream.script(reply, reply)
+    async with Orchestrator(parse_config(config(upstream)), env=ENV) as orch:
+        result = await orch.complete("Define cat.", model="safe", tools=(tool,))
+        deltas = [d async for d in orch.stream("Define cat.", model="safe", tools=(tool,))]
+    assert result.tool_calls == (call,)
+    assert assemble_tool_calls([p for d in deltas for p in d.tool_calls]) == (call,)
+    assert all(r.json["tools"][0]["function"]["name"] == "lookup" for r in upstream.requests)
