@@ -77,6 +77,7 @@ def result_from_completion(
         "finish_reason": completion.finish_reason.value,
         "usage_estimated": completion.usage.estimated,
         "cached_input_tokens": completion.usage.cached_input_tokens,
+        "cache_write_tokens": completion.usage.cache_write_tokens,
         "reasoning_tokens": completion.usage.reasoning_tokens,
     }
     if source:

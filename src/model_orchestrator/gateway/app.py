@@ -25,6 +25,9 @@ from model_orchestrator.gateway.feedback import add_feedback_route, document_fee
 from model_orchestrator.gateway.http_metrics import http_metrics
 from model_orchestrator.gateway.key_budgets import KeyBudgets
 from model_orchestrator.gateway.keys_admin import KeyStore, add_key_routes
+from model_orchestrator.gateway.messages_api import add_messages_routes, document_messages
+from model_orchestrator.gateway.messages_errors import PATH_PREFIX as MESSAGES_PREFIX
+from model_orchestrator.gateway.messages_errors import messages_error_body
 from model_orchestrator.gateway.middleware import (
     PRINCIPAL_KEY,
     REQUEST_ID,
@@ -35,6 +38,7 @@ from model_orchestrator.gateway.middleware import (
     hide_server_banner,
 )
 from model_orchestrator.gateway.openapi import document_middleware_statuses, openapi_document
+from model_orchestrator.gateway.served import FormatRoutes
 from model_orchestrator.gateway.settings import GatewaySettings
 from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan, serve_stream
 from model_orchestrator.orchestrator.access import browser_guard, without_hosts, without_hosts_in
@@ -218,7 +222,7 @@ def build_app(
     guard = browser_guard(settings.host, settings.allowed_hosts, settings.allowed_origins)
     app = web.Application(
         middlewares=[
-            context_middleware(metrics),
+            context_middleware(metrics, {MESSAGES_PREFIX: messages_error_body}),
             browser_middleware(guard),
             auth_middleware(authenticator, connections),
         ],
@@ -231,8 +235,10 @@ def build_app(
     configured = [i.name for i in orch.models() if i.usable and i.source == "config"]
     routes.document.update(openapi_document(settings, configured, admin=keys is not None))
     document_feedback(routes.document)
+    document_messages(routes.document, settings.limits.max_tokens)
     document_middleware_statuses(routes.document)
     app.router.add_post("/v1/chat/completions", routes.chat_completions)
+    add_messages_routes(app, FormatRoutes(orch, settings, finished, budgets))
     app.router.add_get("/v1/models", routes.list_models)
     app.router.add_get("/v1/models/{model}", routes.get_model)
     app.router.add_get("/health", routes.health)

@@ -1,0 +1,187 @@
+"""``POST /v1/messages`` and ``POST /v1/messages/count_tokens``: the Messages API over every configured model
+and strategy, whatever wire format its provider speaks.
+
+Owns the two routes and their OpenAPI paths. A client of the Messages format (its official SDK, a coding
+agent pointed here by its base URL) authenticates with ``x-api-key`` or a bearer key; the format's version
+and beta headers (``wire.messages.VERSION_HEADERS``) are accepted and ignored. Keys' model lists, rpm and
+budgets, the ``x-orchestrator-*`` headers and metrics apply as on ``/v1/chat/completions`` (``served``);
+errors are in the Messages format (``messages_errors``). ``count_tokens`` answers the project's estimate
+(``messages_convert.estimate_input_tokens``), not an upstream tokenizer's count.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from model_orchestrator.gateway.messages_convert import estimate_input_tokens, message_body, to_chat_request
+from model_orchestrator.gateway.messages_errors import error_type
+from model_orchestrator.gateway.messages_stream import serve_message_stream
+from model_orchestrator.gateway.served import FormatRoutes, explained, metadata_headers
+from model_orchestrator.wire.messages import VERSION_HEADERS, CountTokensRequest, MessagesRequest
+
+PATH = "/v1/messages"
+COUNT_PATH = "/v1/messages/count_tokens"
+
+
+def add_messages_routes(app: web.Application, routes: FormatRoutes) -> None:
+    """Register ``/v1/messages`` and ``/v1/messages/count_tokens`` on ``app``."""
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        body = await routes.read(request, MessagesRequest)
+        request_id, key_id = routes.allow(request, body.model)
+        chat = to_chat_request(
+            body,
+            request_id=request_id,
+            api_key_id=key_id,
+            max_tokens_ceiling=routes.settings.limits.max_tokens,
+        )
+        async with routes.budgeted(request, body.model, chat):
+            if body.stream:
+                deltas = routes.orch.stream(chat, model=body.model, timeout=routes.timeout)
+                plan = routes.plan(request, body.model, chat)
+                return await serve_message_stream(request, deltas, plan, routes.finished)
+            result = await routes.orch.complete(chat, model=body.model, timeout=routes.timeout)
+        answer = message_body(result, message_id=f"msg_{request_id}", model=body.model)
+        answer["orchestrator"] = explained(request, result)
+        return web.json_response(answer, headers=metadata_headers(result), dumps=_dumps)
+
+    async def count_tokens(request: web.Request) -> web.Response:
+        body = await routes.read(request, CountTokensRequest)
+        routes.allow(request, body.model)
+        return web.json_response({"input_tokens": estimate_input_tokens(body)})
+
+    app.router.add_post(PATH, messages)
+    app.router.add_post(COUNT_PATH, count_tokens)
+
+
+def document_messages(document: dict[str, Any], max_tokens: int) -> None:
+    """Add both routes, their bodies' schemas and the format's error body to the OpenAPI ``document``."""
+    schemas = document["components"]["schemas"]
+    for model in (MessagesRequest, CountTokensRequest):
+        schema = model.model_json_schema(mode="validation", ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    schemas[MessagesRequest.__name__]["properties"]["max_tokens"]["maximum"] = max_tokens
+    schemas["MessagesError"] = _ERROR
+    document["paths"][PATH] = {
+        "post": _operation(
+            "Create a message (Messages API; stream: true answers text/event-stream)",
+            MessagesRequest.__name__,
+            _MESSAGE,
+            stream=True,
+        )
+    }
+    document["paths"][COUNT_PATH] = {
+        "post": _operation(
+            "Estimate a message request's input tokens (about four characters a token; an estimate)",
+            CountTokensRequest.__name__,
+            {
+                "type": "object",
+                "required": ["input_tokens"],
+                "properties": {"input_tokens": {"type": "integer"}},
+            },
+        )
+    }
+
+
+_COUNT: dict[str, Any] = {
+    "type": "object",
+    "required": ["input_tokens"],
+    "properties": {"input_tokens": {"type": "integer"}},
+}
+_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
+_BLOCK: dict[str, Any] = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"enum": ["text", "tool_use"]},
+        "text": {"type": "string"},
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "input": {"type": "object"},
+    },
+}
+_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"const": "message"},
+        "role": {"const": "assistant"},
+        "model": {"type": "string"},
+        "content": {"type": "array", "items": _BLOCK},
+        "stop_reason": {"enum": ["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal"]},
+        "stop_sequence": {"type": ["string", "null"]},
+        "usage": {
+            "type": "object",
+            "properties": {
+                name: {"type": "integer"}
+                for name in (
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_input_tokens",
+                    "cache_creation_input_tokens",
+                )
+            },
+        },
+        "orchestrator": {"type": "object"},
+    },
+}
+_STATUSES = {
+    "400": "Invalid body or unsupported feature (invalid_request_error)",
+    "401": "No API key, or an unknown, expired or revoked one (authentication_error)",
+    "403": "The key may not use this model, or a Host or browser Origin this gateway does not accept "
+    "(permission_error)",
+    "404": "Unknown model (not_found_error)",
+    "408": "The request body did not arrive in time",
+    "413": "The body is larger than the gateway's limit (request_too_large)",
+    "415": "A POST body that is not application/json",
+    "429": "The key's rate limit or budget, or the upstream's rate limit (rate_limit_error)",
+    "500": "The gateway failed (api_error)",
+    "502": "The upstream failed or answered badly (api_error)",
+    "503": "No model could serve the request now (overloaded_error)",
+    "504": "The request's deadline passed (api_error)",
+}
+
+
+def _operation(summary: str, body: str, answer: dict[str, Any], *, stream: bool = False) -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/MessagesError"}}}
+    content: dict[str, Any] = {"application/json": {"schema": answer}}
+    if stream:
+        content["text/event-stream"] = {"schema": {"type": "string"}}
+    return {
+        "summary": summary,
+        "parameters": [
+            {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+            for name in VERSION_HEADERS
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        },
+        "responses": {
+            "200": {"description": "OK", "content": content},
+            **{
+                status: {"description": f"{text}; error.type {error_type(int(status))}", "content": error}
+                for status, text in _STATUSES.items()
+            },
+        },
+    }
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
