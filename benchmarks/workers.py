@@ -4,7 +4,8 @@ One FakeUpstream in its own process, the gateway (auth on, ledger on) in its own
 generator (keep-alive connections, which the kernel spreads over the workers when they connect). Prints
 the machine's core count, then per worker count: the load average (other work on the machine takes
 cores from the gateway), requests per second, requests per CPU-second of all the
-worker processes together, p50/p99 latency, and the speed-up over one worker. The upstream and the load
+worker processes together, p50/p99 latency, the speed-up over one worker, and how the CPU time split
+between the workers (how evenly the kernel spread the connections). The upstream and the load
 generator need CPU too, so on a machine with C cores N workers can only approach N times one worker's
 rate while N plus what those two use stays under C.
 
@@ -65,15 +66,17 @@ def server_pids(proc: subprocess.Popen[bytes], workers: int) -> list[int]:
     return [int(pid) for pid in children]
 
 
-async def measure(port: int, pids: list[int], requests: int, concurrency: int) -> tuple[LoadResult, float]:
-    """The load's result and the CPU seconds every server process used while it ran (warm-up excluded:
+async def measure(
+    port: int, pids: list[int], requests: int, concurrency: int
+) -> tuple[LoadResult, list[float]]:
+    """The load's result and the CPU seconds each server process used while it ran (warm-up excluded:
     the first run warms, the second is measured)."""
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     headers = {"authorization": f"Bearer {MASTER}"}
     await run_load(url, requests=requests // 4, concurrency=concurrency, headers=headers)
-    before = sum(process_cpu(pid) for pid in pids)
+    before = [process_cpu(pid) for pid in pids]
     result = await run_load(url, requests=requests, concurrency=concurrency, headers=headers, warmup=0)
-    return result, sum(process_cpu(pid) for pid in pids) - before
+    return result, [process_cpu(pid) - start for pid, start in zip(pids, before, strict=True)]
 
 
 def main() -> None:
@@ -90,7 +93,7 @@ def main() -> None:
     print(f"{args.requests} requests per row at concurrency {args.concurrency}, auth and ledger on")
     print(
         f"{'workers':>7} {'load':>5} {'RPS':>8} {'RPS/core':>9} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'errors':>6} {'speed-up':>8}"
+        f"{'errors':>6} {'speed-up':>8} {'CPU split':>9}"
     )
     upstream_proc, upstream = start_upstream()
     base: float | None = None
@@ -104,11 +107,12 @@ def main() -> None:
                 finally:
                     stop(proc)
                 base = base or result.rps
-                per_core = result.requests / cpu if cpu else float("nan")
+                per_core = result.requests / sum(cpu) if sum(cpu) else float("nan")
                 load = os.getloadavg()[0]
+                split = "/".join(f"{100 * c / sum(cpu):.0f}" for c in cpu) if sum(cpu) else "-"
                 print(
                     f"{workers:>7} {load:>5.1f} {result.rps:>8.0f} {per_core:>9.0f} {result.p50_ms:>7.1f} "
-                    f"{result.p99_ms:>7.1f} {result.errors:>6} {result.rps / base:>7.2f}x"
+                    f"{result.p99_ms:>7.1f} {result.errors:>6} {result.rps / base:>7.2f}x {split:>9}"
                 )
     finally:
         assert upstream_proc.stdin is not None
