@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_shipped_router_loads_offline_and_scores_in_bounds(no_network: None) -> None:
     router = LearnedRouter.load()  # how fast it loads is measured by benchmarks/router.py, not here
     assert router.name == "learned" and router.source.startswith("package:")
-    # MT-Bench's 37 prompts are under 2% of the data: pooled with MMLU rather than a family of their own.
+    # MT-Bench's 37 prompts (under 50, and under 2% of the data): pooled with MMLU, no family of their own.
     assert router.families == ("mmlu", "gsm8k") and router.training["pooled"] == {"mt_bench": "mmlu"}
     prompts = ["What is 2+2?", "Prove Fermat's little theorem.", "", "x" * 20_000, "¿Qué hora es? 東京"]
     scores = [router.strong_score(p) for p in prompts]
@@ -120,3 +121,12 @@ def test_scoring_needs_no_numpy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_small_family_is_pooled_only_when_it_is_also_a_sliver_of_the_data() -> None:
+    quiz = [e for e in load_examples(FIXTURE) if e.family == "quiz"]
+    arith = [e for e in load_examples(FIXTURE) if e.family == "arith"][:10]
+    _data, summary = train_router([*quiz, *arith], SMALL)
+    assert summary["pooled"] == {}  # 10 of 40: a small family, but not a sliver
+    _data, summary = train_router([*quiz, *arith], replace(SMALL, min_family_share=0.3))
+    assert summary["pooled"] == {"arith": "quiz"}

@@ -216,6 +216,8 @@ def train_router_command(
     click.echo(
         f"trained on {summary['examples']} prompts ({families}) in {time.perf_counter() - started:.1f}s"
     )
+    for small, large in summary.get("pooled", {}).items():
+        click.echo(f"{small} is too small for weights of its own: pooled with {large}")
     if summary.get("family_recognised") is not None and len(summary["families"]) > 1:
         share = summary["family_recognised"]
         click.echo(f"task family recognised from the prompt in {share:.1%} of held-out prompts")

@@ -59,6 +59,7 @@ class TrainingSettings:
     generic_l2: float = 1000.0
     generic_length_weight: float = 0.05
     min_family_share: float = 0.02
+    min_family_size: int = 50
 
 
 def numpy_module() -> Any:
@@ -101,7 +102,7 @@ class _Trainer:
         self.examples = list(examples)
         self.origins = families(self.examples)
         self.origin_index = [self.origins.index(e.family) for e in self.examples]
-        self.families = _kept_families(self.examples, self.origins, settings.min_family_share)
+        self.families = _kept_families(self.examples, self.origins, settings)
         home = {f: f if f in self.families else self.families[0] for f in self.origins}
         self.family_index = [self.families.index(home[e.family]) for e in self.examples]
         self.salts = [family_salt(f) for f in self.families]
@@ -185,13 +186,17 @@ class _Trainer:
         return [nearest_family(self.features[i].unigram_hashes, rows, size) for i in indices]
 
 
-def _kept_families(examples: Sequence[RoutingExample], names: Sequence[str], share: float) -> list[str]:
-    """The families that get weights of their own, largest first: those with at least ``share`` of the
-    examples. Smaller ones are pooled with the largest: 37 MT-Bench prompts made a family whose bias sent
-    every short, unfamiliar prompt ("What is 2+2?") to the strong model."""
+def _kept_families(
+    examples: Sequence[RoutingExample], names: Sequence[str], settings: TrainingSettings
+) -> list[str]:
+    """The families that get weights of their own, largest first. A family both under
+    ``min_family_size`` examples and under ``min_family_share`` of them is pooled with the largest: 37
+    MT-Bench prompts among 7,695 made a family whose bias sent every short, unfamiliar prompt ("What is
+    2+2?") to the strong model. (A user's few hundred labels beside a large prior keep their own.)"""
     sizes = {name: sum(1 for e in examples if e.family == name) for name in names}
     ordered = sorted(names, key=lambda name: -sizes[name])
-    return [name for name in ordered if sizes[name] >= share * len(examples)] or ordered[:1]
+    floor = min(settings.min_family_size, settings.min_family_share * len(examples))
+    return [name for name in ordered if sizes[name] >= floor] or ordered[:1]
 
 
 def _family_scales(examples: Sequence[RoutingExample], names: Sequence[str]) -> dict[str, float]:
