@@ -196,3 +196,22 @@ async def test_the_facade_carries_tools_out_and_tool_calls_back_whole_and_stream
     assert result.tool_calls == (call,)
     assert assemble_tool_calls([p for d in deltas for p in d.tool_calls]) == (call,)
     assert all(r.json["tools"][0]["function"]["name"] == "lookup" for r in upstream.requests)
+
+
+async def test_with_no_model_named_an_image_goes_to_the_cheapest_default_that_can_see(
+    upstream: FakeUpstream,
+) -> None:
+    base = f"api_base: '{upstream.openai_base}', api_key_env: K"
+    yaml = f"""
+models:
+  - {{name: blind, provider: openai, model: my-text-model, tier: 0,
+     price: {{input: 0.1, output: 0.1}}, {base}}}
+  - {{name: seeing, provider: openai, model: gpt-4o-mini, tier: 1, {base}}}
+"""
+    upstream.script(Reply("a cat"))
+    async with Orchestrator(parse_config(yaml), env=ENV) as orch:
+        seen = await orch.complete(IMAGE)
+        plain = await orch.complete("hello")
+    assert seen.model_used == "seeing"
+    assert [r.json["model"] for r in upstream.requests] == ["gpt-4o-mini"]
+    assert plain.model_used != "seeing"  # text still goes to the cheapest default

@@ -8,7 +8,8 @@ cheaper is taken as the weaker; an unknown price after every known one).
   asked for without members (fallback, cascade, cheapest, route, ensemble, race, ...) use it, so a
   cascade or fallback steps up a tier at each move instead of trying three tier-0 models.
 - The **default model** (``single``): config ``default_model``, else the first model of that order (the
-  embedded model first among equals, so with no config it is the embedded model).
+  embedded model first among equals, so with no config it is the embedded model) that has the
+  capabilities the request needs (tools, vision, json_schema).
 - The **default judge** (``validate``): config ``validation.judge``, else the last tiered model of that
   order (the strongest tier, its priciest model); a model without a tier only when none has one.
 
@@ -51,10 +52,23 @@ def default_chain(infos: Sequence[ModelInfo], embedded: str | None = None) -> li
     return list(chain.values())
 
 
-def default_model(infos: Sequence[ModelInfo], configured: str | None, embedded: str | None) -> str:
-    """Config ``default_model``, else the weakest (cheapest) usable model, the embedded one first."""
+def default_model(
+    infos: Sequence[ModelInfo],
+    configured: str | None,
+    embedded: str | None,
+    needs: frozenset[str] = frozenset(),
+) -> str:
+    """Config ``default_model``, else the weakest (cheapest) usable model, the embedded one first.
+
+    ``needs`` (a request's required capabilities) passes over models without them; when none has them,
+    the usual default is returned and its capability check explains the refusal.
+    """
     if configured:
         return configured
+    if needs:
+        for info in weakest_first(infos, embedded):
+            if needs <= info.capabilities:
+                return info.name
     return default_chain(infos, embedded)[0]
 
 

@@ -108,6 +108,12 @@ class Orchestrator:
         embedded = self._registry.embedded_model
         return default_model(self._registry.infos(), self.config.default_model, embedded)
 
+    def _default_for(self, needs: frozenset[str]) -> str:
+        from model_orchestrator.config.default_models import default_model
+
+        embedded = self._registry.embedded_model
+        return default_model(self._registry.infos(), self.config.default_model, embedded, needs)
+
     def request(self, prompt: Prompt, **options: Any) -> ChatRequest:
         """Turn a prompt (text, messages or a ready request) and options into a ``ChatRequest``."""
         if isinstance(prompt, ChatRequest):
@@ -142,8 +148,9 @@ class Orchestrator:
         one on the fly (``fallback``, ``cascade``, ``ensemble``, ...) over ``members`` (default: usable
         models chosen by tier and price). ``max_cost`` caps what the whole request may spend (USD).
         """
-        chat_model, requested, label = self._select(model, strategy, members, options)
+        strategy_options = _pop_strategy_options(options)
         request = self.request(prompt, max_cost=max_cost, **options)
+        chat_model, requested, label = self._select(model, strategy, members, strategy_options, request)
         scope = self._scope(request)
         lifecycle = self._lifecycle(request, requested, label, scope)
         lifecycle.start()
@@ -194,8 +201,9 @@ class Orchestrator:
         **options: Any,
     ) -> AsyncIterator[StreamDelta]:
         """Stream the answer to ``prompt`` as ``StreamDelta`` pieces; the last carries usage."""
-        chat_model, requested, label = self._select(model, strategy, members, options)
+        strategy_options = _pop_strategy_options(options)
         request = self.request(prompt, max_cost=max_cost, **options)
+        chat_model, requested, label = self._select(model, strategy, members, strategy_options, request)
         scope = self._scope(request)
         lifecycle = self._lifecycle(request, requested, label, scope)
         lifecycle.start()
@@ -222,18 +230,25 @@ class Orchestrator:
         )
 
     def _select(
-        self, model: str | None, strategy: str | None, members: Sequence[str] | None, options: dict[str, Any]
+        self,
+        model: str | None,
+        strategy: str | None,
+        members: Sequence[str] | None,
+        strategy_options: dict[str, Any],
+        request: ChatRequest,
     ) -> tuple[ChatModel, str, str]:
-        """(the model to call, the name asked for, the strategy label for the result)."""
-        popped = {k: options.pop(k) for k in list(options) if k in STRATEGY_OPTIONS}
-        strategy_options = {k: v for k, v in popped.items() if v is not None}
+        """(the model to call, the name asked for, the strategy label for the result).
+
+        With no model named, the default model is the cheapest usable one that has what the request
+        needs (tools, vision, json_schema), so an image never goes to a text-only default.
+        """
         if strategy in (None, "single"):
             if members or strategy_options:
                 raise ConfigError(
                     "members (--chain) and strategy options (--threshold, --ensemble-size) need a --strategy "
                     "such as fallback, cascade or ensemble"
                 )
-            name = self._names.canonical(model or self.default_model)
+            name = self._names.canonical(model or self._default_for(request.required_capabilities))
             return self._names.fitted(name), name, self._names.kind_of(name)
         chosen = list(members) if members else ([model] if model else None)
         built = self._names.inline(strategy, chosen, strategy_options)
@@ -486,3 +501,9 @@ def _telemetry(config: OrchestratorConfig, bus: EventBus, env: Mapping[str, str]
     t = config.telemetry
     settings = TracingSettings(t.tracing, t.otlp_endpoint, t.service_name, t.project_name, t.record_content)
     return Telemetry.attach(bus, settings, env)
+
+
+def _pop_strategy_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Take the strategy options (threshold, ensemble size, ...) out of ``options``, dropping Nones."""
+    popped = {k: options.pop(k) for k in list(options) if k in STRATEGY_OPTIONS}
+    return {k: v for k, v in popped.items() if v is not None}
