@@ -3,7 +3,9 @@
 Auth is on unless ``--no-auth`` on a loopback address; the master key comes from ``ORCHESTRATOR_MASTER_KEY``
 (needed off loopback, at least 32 characters there). Browser defences (Host, Origin, JSON bodies) and
 slow-client limits are flags here; docs/security.md explains them. SIGTERM or Ctrl-C stops it gracefully:
-requests in flight finish, the ledger is flushed. Heavy imports happen inside the command.
+requests in flight finish, the ledger is flushed. ``--workers N`` serves the port from N processes under
+a supervisor (``gateway.workers``); more than one needs shared state (``state.url``) or
+``--allow-per-process-state``. Heavy imports happen inside the command.
 """
 
 from __future__ import annotations
