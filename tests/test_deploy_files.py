@@ -11,11 +11,14 @@ lints the Dockerfile instead.
 from __future__ import annotations
 
 import ast
+import asyncio
 import fnmatch
 import functools
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
@@ -26,7 +29,9 @@ from urllib.parse import urlsplit
 
 import click
 import dockerfile
+import httpx
 import kubernetes_validate
+import openai
 import pytest
 import yaml
 
@@ -38,6 +43,8 @@ from model_orchestrator.gateway.middleware import PUBLIC_PATHS
 from model_orchestrator.gateway.settings import GatewaySettings
 from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.providers.deployments import provider_table
+from tests.cli_helpers import command
+from tests.ledger_db import fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "model_orchestrator"
@@ -481,3 +488,103 @@ def test_the_guide_names_only_commands_flags_and_files_that_exist() -> None:
         assert (DOC.parent / target).exists(), f"docs/deploy.md links to missing {target}"
     for path in set(re.findall(r"`((?:deploy|docs)/[\w./-]+)`", text)) - {"deploy/.env"}:  # the reader's
         assert (ROOT / path).exists(), f"docs/deploy.md names missing {path}"
+
+
+# --- the compose gateways, run as processes on real stores -----------------------------------------
+
+# Off loopback (compose binds 0.0.0.0) the gateway wants a master key of 32+ characters.
+_LONG_MASTER = "sk-test-" + "m" * 40
+
+
+def _interpolate(value: str, given: Mapping[str, str]) -> str:
+    """Compose's ``${NAME}``, ``${NAME:-default}`` and ``${NAME:?message}`` over ``given``."""
+
+    def one(match: re.Match[str]) -> str:
+        name, operator, argument = match.group(1), match.group(2), match.group(3) or ""
+        if given.get(name):
+            return given[name]
+        assert operator != ":?", f"compose refuses to start without {name}: {argument}"
+        return argument
+
+    return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", one, value)
+
+
+def _start_gateway(
+    service: Mapping[str, Any], stores: Mapping[str, str], started: list[subprocess.Popen[str]]
+) -> None:
+    """Start the compose service's command and environment, outside a container, into ``started``: the
+    config from its mount source, the stores' URLs pointed at the test's servers, any free port."""
+    given = {"ORCHESTRATOR_MASTER_KEY": _LONG_MASTER, "POSTGRES_PASSWORD": "not-used-here"}
+    env = {k: v for k, v in os.environ.items() if "API_KEY" not in k and not k.startswith("ORCHESTRATOR_")}
+    env.update({name: _interpolate(str(value), given) for name, value in service["environment"].items()})
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+    env["ORCHESTRATOR_CONFIG"] = str(DEPLOY / mounted[env["ORCHESTRATOR_CONFIG"]])
+    for name, url in stores.items():
+        assert urlsplit(env[name]).scheme == urlsplit(url).scheme, name
+        env[name] = url
+    args = list(service["command"])
+    args[args.index("--port") + 1] = "0"
+    process = subprocess.Popen(
+        [*command(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    started.append(process)
+
+
+def _serving_url(process: subprocess.Popen[str]) -> str:
+    """The base URL a started gateway announces once every worker listens."""
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert "orchestrator gateway:" in line, line + process.stderr.read()
+    return "http://127.0.0.1:" + line.split("/v1", 1)[0].rsplit(":", 1)[1]
+
+
+async def _models_status(url: str, key: str) -> int:
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=20) as client:
+        try:
+            await client.models.list()
+        except openai.APIStatusError as exc:
+            return exc.status_code
+    return 200
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+async def test_the_compose_gateways_share_keys_limits_and_revocations(redis_url: str) -> None:
+    stores = {"ORCHESTRATOR_STATE_URL": redis_url, "ORCHESTRATOR_LEDGER_URL": fresh_postgres_database()}
+    started: list[subprocess.Popen[str]] = []
+    try:
+        for service in _gateways(_compose()).values():
+            _start_gateway(service, stores, started)
+        url_a, url_b = (_serving_url(process) for process in started)
+        headers = {"authorization": f"Bearer {_LONG_MASTER}"}
+        async with httpx.AsyncClient(headers=headers, timeout=20) as admin:
+            for url in (url_a, url_b):
+                assert (await admin.get(f"{url}/health")).json() == {"status": "ok"}
+            # A key made on one gateway works on the other (one ledger), and its rpm counts requests on
+            # both, over their four worker processes (one Redis): the fourth in the minute is refused.
+            limited = (await admin.post(f"{url_a}/admin/keys", json={"name": "team-a", "rpm": 3})).json()
+            statuses = [await _models_status(url, limited["key"]) for url in (url_a, url_b, url_b, url_a)]
+            assert statuses == [200, 200, 200, 429]
+            # Revoked through one gateway: refused by the other soon after (the verified-key cache).
+            other = (await admin.post(f"{url_a}/admin/keys", json={"name": "team-b"})).json()
+            assert await _models_status(url_b, other["key"]) == 200
+            assert (await admin.delete(f"{url_a}/admin/keys/{other['id']}")).status_code == 200
+            # Each of b's workers trusts a verified key for at most 1 s: wait for six refusals in a row
+            # (each on a new connection, which the kernel gives to either worker).
+            in_a_row = 0
+            for _ in range(200):
+                in_a_row = in_a_row + 1 if await _models_status(url_b, other["key"]) == 401 else 0
+                if in_a_row == 6:
+                    break
+                await asyncio.sleep(0.05)
+            assert in_a_row == 6
+    finally:
+        for process in started:
+            process.send_signal(signal.SIGTERM)
+        for process in started:
+            assert process.wait(timeout=60) == 0
