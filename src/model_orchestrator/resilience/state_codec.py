@@ -24,10 +24,12 @@ class StateCodec:
 
     def __init__(self, types: Iterable[type[Any]]) -> None:
         self._types: dict[str, type[Any]] = {}
+        self._fields: dict[type[Any], tuple[str, ...]] = {}
         for kind in types:
             if not dataclasses.is_dataclass(kind):
                 raise TypeError(f"{kind.__name__} is not a dataclass; only dataclasses can be state")
             self._types[kind.__name__] = kind
+            self._fields[kind] = tuple(f.name for f in dataclasses.fields(kind))
 
     def encode(self, value: object) -> str:
         """``value`` as compact JSON (``TypeError`` for an unregistered type)."""
@@ -38,28 +40,36 @@ class StateCodec:
         return self._value(json.loads(text))
 
     def _plain(self, value: object) -> object:
-        if value is None or isinstance(value, bool | int | float | str):
+        kind = type(value)
+        if value is None or kind in _SCALARS:
             return value
-        if isinstance(value, tuple | list):
-            return [self._plain(item) for item in value]
-        name = type(value).__name__
-        if self._types.get(name) is not type(value):
-            raise TypeError(f"cannot store a {name} in shared state; register its type with the codec")
-        fields = {f.name: self._plain(getattr(value, f.name)) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
-        return {TYPE_FIELD: name, **fields}
+        if kind is tuple or kind is list:
+            return [self._plain(item) for item in value]  # type: ignore[attr-defined]
+        names = self._fields.get(kind)
+        if names is None:
+            raise TypeError(
+                f"cannot store a {kind.__name__} in shared state; register its type with the codec"
+            )
+        plain: dict[str, object] = {TYPE_FIELD: kind.__name__}
+        for name in names:
+            plain[name] = self._plain(getattr(value, name))
+        return plain
 
     def _value(self, plain: object) -> object:
-        if isinstance(plain, list):
-            return tuple(self._value(item) for item in plain)
-        if not isinstance(plain, dict):
+        if type(plain) is list:
+            return tuple([self._value(item) for item in plain])
+        if type(plain) is not dict:
             return plain
-        name = plain.get(TYPE_FIELD)
+        name = plain.pop(TYPE_FIELD, None)
         if name is None:
             return ()
         kind = self._types.get(name)
         if kind is None:
             raise ValueError(f"shared state holds an unknown type {name!r}; run the same version everywhere")
-        return kind(**{k: self._value(v) for k, v in plain.items() if k != TYPE_FIELD})
+        return kind(**{k: self._value(v) for k, v in plain.items()})
+
+
+_SCALARS = frozenset({bool, int, float, str})
 
 
 def default_codec() -> StateCodec:
