@@ -38,6 +38,7 @@ from model_orchestrator.gateway.middleware import (
     hide_server_banner,
 )
 from model_orchestrator.gateway.openapi import document_middleware_statuses, openapi_document
+from model_orchestrator.gateway.responses_api import add_responses_route, document_responses
 from model_orchestrator.gateway.served import FormatRoutes
 from model_orchestrator.gateway.settings import GatewaySettings
 from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan, serve_stream
@@ -236,9 +237,12 @@ def build_app(
     routes.document.update(openapi_document(settings, configured, admin=keys is not None))
     document_feedback(routes.document)
     document_messages(routes.document, settings.limits.max_tokens)
+    document_responses(routes.document, settings.limits.max_tokens)
     document_middleware_statuses(routes.document)
     app.router.add_post("/v1/chat/completions", routes.chat_completions)
-    add_messages_routes(app, FormatRoutes(orch, settings, finished, budgets))
+    formats = FormatRoutes(orch, settings, finished, budgets)
+    add_messages_routes(app, formats)
+    add_responses_route(app, formats)
     app.router.add_get("/v1/models", routes.list_models)
     app.router.add_get("/v1/models/{model}", routes.get_model)
     app.router.add_get("/health", routes.health)

@@ -1,0 +1,125 @@
+"""``POST /v1/responses``: the Responses API, stateless, over every configured model and strategy.
+
+Owns the route and its OpenAPI path. Nothing is stored: ``previous_response_id``, ``store: true`` and
+``background: true`` are refused with a 400 naming the parameter (send the whole conversation as
+``input``), and so are built-in tools (only function tools). Keys' model lists, rpm and budgets, the
+``x-orchestrator-*`` headers and metrics apply as on ``/v1/chat/completions`` (``served``); errors have the
+Chat Completions shape, as the format's SDKs expect.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from model_orchestrator.gateway.responses_convert import (
+    finished_output,
+    response_object,
+    to_chat_request,
+    usage_of,
+)
+from model_orchestrator.gateway.responses_stream import serve_response_stream
+from model_orchestrator.gateway.served import FormatRoutes, explained, metadata_headers
+from model_orchestrator.wire.responses import ResponsesRequest
+
+PATH = "/v1/responses"
+_REF = "#/components/schemas/{model}"
+
+
+def add_responses_route(app: web.Application, routes: FormatRoutes) -> None:
+    """Register ``/v1/responses`` on ``app``."""
+
+    async def responses(request: web.Request) -> web.StreamResponse:
+        body = await routes.read(request, ResponsesRequest)
+        request_id, key_id = routes.allow(request, body.model)
+        chat = to_chat_request(
+            body,
+            request_id=request_id,
+            api_key_id=key_id,
+            max_tokens_ceiling=routes.settings.limits.max_tokens,
+        )
+        async with routes.budgeted(request, body.model, chat):
+            if body.stream:
+                deltas = routes.orch.stream(chat, model=body.model, timeout=routes.timeout)
+                plan = routes.plan(request, body.model, chat)
+                return await serve_response_stream(request, deltas, body, plan, routes.finished)
+            result = await routes.orch.complete(chat, model=body.model, timeout=routes.timeout)
+        response_id = f"resp_{request_id}"
+        answer = response_object(
+            body,
+            response_id=response_id,
+            output=finished_output(response_id, result.response, result.tool_calls),
+            usage=usage_of(result.metadata, result.input_tokens, result.output_tokens),
+            finish=str(result.metadata.get("finish_reason") or "stop"),
+        )
+        answer["orchestrator"] = explained(request, result)
+        return web.json_response(answer, headers=metadata_headers(result), dumps=_dumps)
+
+    app.router.add_post(PATH, responses)
+
+
+def document_responses(document: dict[str, Any], max_tokens: int) -> None:
+    """Add ``/v1/responses`` and its body's schema to the OpenAPI ``document``."""
+    schemas = document["components"]["schemas"]
+    schema = ResponsesRequest.model_json_schema(
+        mode="validation", ref_template="#/components/schemas/{model}"
+    )
+    schemas.update(schema.pop("$defs", {}))
+    schema["properties"]["max_output_tokens"]["anyOf"][0]["maximum"] = max_tokens
+    schemas[ResponsesRequest.__name__] = schema
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    content = {"application/json": {"schema": _RESPONSE}, "text/event-stream": {"schema": {"type": "string"}}}
+    document["paths"][PATH] = {
+        "post": {
+            "summary": "Create a response (Responses API, stateless; stream: true answers text/event-stream)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ResponsesRequest"}}
+                },
+            },
+            "responses": {
+                "200": {"description": "OK", "content": content},
+                **{s: {"description": text, "content": error} for s, text in _STATUSES.items()},
+            },
+        }
+    }
+
+
+_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "object", "created_at", "status", "model", "output"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "response"},
+        "created_at": {"type": "integer"},
+        "status": {"enum": ["completed", "incomplete"]},
+        "model": {"type": "string"},
+        "output": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["type", "id"],
+                "properties": {"type": {"enum": ["message", "function_call"]}, "id": {"type": "string"}},
+            },
+        },
+        "usage": {"type": ["object", "null"]},
+        "orchestrator": {"type": "object"},
+    },
+}
+_STATUSES = {
+    "400": "Invalid body, unsupported feature (previous_response_id, store, background, built-in tools) "
+    "or a limit exceeded",
+    "404": "Unknown model",
+    "429": "The key's rate limit or budget, or the upstream's rate limit",
+    "500": "The gateway failed",
+    "502": "The upstream failed or answered badly",
+    "503": "No model could serve the request now (retry-after when known)",
+    "504": "The request's deadline passed",
+}
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
