@@ -15,6 +15,7 @@ from model_orchestrator.core.errors import AllModelsFailedError, ConfigError, Co
 from model_orchestrator.core.messages import Message, Role
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.tools import ToolCall
 from model_orchestrator.gateway import Gateway, GatewaySettings
 from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.strategies.context_fit import REFIT_SHARE
@@ -526,3 +527,23 @@ async def test_a_stream_refused_before_its_first_piece_is_cut_harder(upstream: F
 def test_an_unknown_summarizer_is_refused_at_start_up(config: str, where: str) -> None:
     with pytest.raises(ConfigError, match=f"{where}: context.summarizer: unknown model 'nobody'"):
         Orchestrator(parse_config(config), env={})
+
+
+@pytest.mark.parametrize("mode", ["start", "end", "middle", "smart"])
+def test_a_tool_call_and_its_results_are_kept_or_dropped_together(mode: str) -> None:
+    long = "word " * 400
+    messages = (
+        Message.system("be brief"),
+        Message.user("first question " + long),
+        Message.assistant("", (ToolCall("c1", "lookup", "{}"),)),
+        Message.tool_result("c1", "first result " + long),
+        Message.assistant("", (ToolCall("c2", "lookup", "{}"), ToolCall("c3", "lookup", "{}"))),
+        Message.tool_result("c2", "second result " + long),
+        Message.tool_result("c3", "third result"),
+        Message.user("and now?"),
+    )
+    fitted = fit_conversation(messages, context_window=700, reserved_output=100, mode=mode).messages
+    assert len(fitted) < len(messages)
+    calls = {c.id for m in fitted for c in m.tool_calls}
+    answered = {m.tool_call_id for m in fitted if m.tool_call_id is not None}
+    assert calls == answered  # no result without its call, no call without all its results

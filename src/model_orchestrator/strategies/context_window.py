@@ -103,8 +103,8 @@ def fit_conversation(
     if mode == "smart":
         candidates = _smart_candidates(messages, candidates)
     sizes = {i: count(messages[i]) for i in candidates}
-    kept = _SELECTORS[mode](candidates, sizes, room)
-    fitted = tuple(messages[i] for i in sorted((*pinned, *kept)))
+    kept = _whole_tool_turns(messages, {*pinned, *_SELECTORS[mode](candidates, sizes, room)})
+    fitted = tuple(messages[i] for i in sorted(kept))
     return ContextFit(fitted, dropped_messages=len(messages) - len(fitted))
 
 
@@ -279,11 +279,37 @@ def _pinned_and_candidates(messages: Sequence[Message]) -> tuple[list[int], list
 
 
 def _smart_candidates(messages: Sequence[Message], candidates: list[int]) -> list[int]:
-    """The last three user turns and the last assistant turn (the last user turn is pinned already)."""
+    """The last three user turns and the last assistant turn with the tool results answering it (the
+    last user turn is pinned already)."""
     users = [i for i, m in enumerate(messages) if m.role is Role.USER][-3:]
     assistants = [i for i in candidates if messages[i].role is Role.ASSISTANT][-1:]
-    chosen = {*users, *assistants}
+    call_ids = {c.id for i in assistants for c in messages[i].tool_calls}
+    results = [i for i in candidates if messages[i].tool_call_id in call_ids]
+    chosen = {*users, *assistants, *results}
     return [i for i in candidates if i in chosen]
+
+
+def _whole_tool_turns(messages: Sequence[Message], kept: set[int]) -> set[int]:
+    """``kept`` without half tool exchanges: an assistant turn's tool calls and the tool results that
+    answer them stay or go together, since providers refuse a result without its call (and the reverse).
+    """
+    caller = {c.id: i for i, m in enumerate(messages) for c in m.tool_calls}
+    results: dict[int, list[int]] = {}
+    for i, m in enumerate(messages):
+        if m.tool_call_id is not None and m.tool_call_id in caller:
+            results.setdefault(caller[m.tool_call_id], []).append(i)
+    kept = set(kept)
+    changed = True
+    while changed:
+        orphans = {
+            i
+            for i in kept
+            if messages[i].tool_call_id is not None and caller.get(messages[i].tool_call_id) not in kept
+        }
+        partial = {i for i, answers in results.items() if i in kept and not set(answers) <= kept}
+        changed = bool(orphans or partial)
+        kept -= orphans | partial
+    return kept
 
 
 def _drop_oldest(candidates: list[int], sizes: dict[int, int], room: int) -> list[int]:
