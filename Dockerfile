@@ -41,7 +41,8 @@ RUN if [ "$WITH_LOCAL_MODEL" = "1" ]; then \
         && apt-get install -y --no-install-recommends libgomp1 \
         && rm -rf /var/lib/apt/lists/*; \
     fi \
-    && useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/orchestrator \
+    && groupadd --system --gid 10001 orchestrator \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /var/lib/orchestrator \
         --shell /usr/sbin/nologin orchestrator
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \

@@ -202,9 +202,10 @@ async def test_the_image_serves_the_gateway_as_a_non_root_user_with_a_health_che
     assert serve.info_name == "serve" and option(serve, "host") == "0.0.0.0"
     assert [str(option(serve, "port"))] == list(_one(final, "EXPOSE").value)
 
-    user = _one(final, "USER").value[0].split(":")[0]
-    assert user not in ("0", "root")
-    assert any(f"--uid {user}" in i.value[0] for i in final if i.cmd == "RUN"), "USER names no created uid"
+    user, group = _one(final, "USER").value[0].split(":")
+    assert user not in ("0", "root") and group not in ("0", "root")
+    created = " ".join(i.value[0] for i in final if i.cmd == "RUN")
+    assert f"--uid {user}" in created and f"--gid {group}" in created, "USER names no created uid:gid"
 
     health = _one(final, "HEALTHCHECK")
     assert health.value[0] == "CMD" and health.json
@@ -418,8 +419,9 @@ async def test_the_deployment_serves_the_gateway_with_probes_on_its_port() -> No
     security = {**pod["securityContext"], **container["securityContext"]}
     assert security["runAsNonRoot"] and security["runAsUser"] != 0
     assert not security["allowPrivilegeEscalation"] and security["capabilities"]["drop"] == ["ALL"]
-    docker_user = _one(_stages()[-1], "USER").value[0].split(":")[0]
+    docker_user, docker_group = _one(_stages()[-1], "USER").value[0].split(":")
     assert str(security["runAsUser"]) == docker_user
+    assert str(pod["securityContext"]["runAsGroup"]) == docker_group
 
 
 def test_the_deployment_environment_and_config_agree() -> None:
