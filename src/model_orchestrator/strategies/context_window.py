@@ -301,15 +301,16 @@ def _whole_tool_turns(messages: Sequence[Message], kept: set[int]) -> set[int]:
     kept = set(kept)
     changed = True
     while changed:
-        orphans = {
-            i
-            for i in kept
-            if messages[i].tool_call_id is not None and caller.get(messages[i].tool_call_id) not in kept
-        }
+        orphans = {i for i in kept if _answers_a_dropped_call(messages[i], caller, kept)}
         partial = {i for i, answers in results.items() if i in kept and not set(answers) <= kept}
         changed = bool(orphans or partial)
         kept -= orphans | partial
     return kept
+
+
+def _answers_a_dropped_call(message: Message, caller: dict[str, int], kept: set[int]) -> bool:
+    call_id = message.tool_call_id
+    return call_id is not None and caller.get(call_id, -1) not in kept
 
 
 def _drop_oldest(candidates: list[int], sizes: dict[int, int], room: int) -> list[int]:
