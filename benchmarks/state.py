@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from model_orchestrator.core.events import EventBus
-from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, record_success
+from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, BreakerState, record_success
 from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
 from model_orchestrator.resilience.shared_state import FailoverStateStore
 from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore
@@ -43,9 +43,18 @@ async def take(store: StateStore, i: int) -> object:
     return await store.take_window("rpm:d", kind="requests", now=time.time(), limit=10**9, amount=1)
 
 
+def succeeded(now: float) -> Callable[[BreakerState | None], tuple[BreakerState, None]]:
+    """A breaker's change after a successful call (a write every time: its window counts calls)."""
+    return lambda old: (record_success(old, POLICY, now), None)
+
+
+def admitted(old: BreakerState | None) -> tuple[BreakerState | None, None]:
+    """A closed breaker admitting a call: nothing to write."""
+    return old, None
+
+
 async def update(store: StateStore, i: int) -> object:
-    now = time.time()
-    return await store.update("breaker:d", lambda old: (record_success(old, POLICY, now), None))  # type: ignore[arg-type]
+    return await store.update("breaker:d", succeeded(time.time()))
 
 
 async def get(store: StateStore, i: int) -> object:
@@ -54,14 +63,14 @@ async def get(store: StateStore, i: int) -> object:
 
 async def one_call(store: StateStore, i: int) -> object:
     now = time.time()
-    await store.update("breaker:c", lambda old: (old, None))  # admit while closed: nothing written
+    await store.update("breaker:c", admitted)
     await store.get("health:c")
     await store.get("cooldown:c")
     await store.take_window("rpm:c", kind="requests", now=now, limit=10**9, amount=1)
     grant = await store.take_window("tpm:c", kind="units", now=now, limit=10**12, amount=500)
     if grant.slot is not None:
         await store.adjust_window("tpm:c", slot=grant.slot, delta=-100)
-    return await store.update("breaker:c", lambda old: (record_success(old, POLICY, now), None))  # type: ignore[arg-type]
+    return await store.update("breaker:c", succeeded(now))
 
 
 OPERATIONS: dict[str, tuple[Operation, int]] = {
