@@ -28,7 +28,6 @@ from model_orchestrator.wire import (
     ChatMessage,
     ChunkFunction,
     ChunkToolCall,
-    FunctionCall,
     FunctionDefinition,
     MessageToolCall,
     ResponseFormatParam,
@@ -199,12 +198,12 @@ def json_schema_of(response_format: ResponseFormatParam | None) -> JsonSchemaFor
     return JsonSchemaFormat(spec.name, spec.json_schema or {}, spec.strict, spec.description)
 
 
-def wire_tool_calls(calls: tuple[ToolCall, ...]) -> list[MessageToolCall] | None:
-    """``message.tool_calls`` of a whole response (None when the model called nothing)."""
-    if not calls:
-        return None
+def wire_tool_calls(calls: tuple[ToolCall, ...]) -> list[dict[str, object]]:
+    """``message.tool_calls`` of a whole response, as JSON-ready objects (built directly: this runs on
+    every tool-call answer)."""
     return [
-        MessageToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments)) for c in calls
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in calls
     ]
 
 

@@ -175,9 +175,7 @@ def completion_body(result: OrchestrationResult, *, completion_id: str) -> dict[
         model=result.model_used,
         choices=[
             Choice(
-                message=ResponseMessage(
-                    content=result.response, tool_calls=wire_tool_calls(result.tool_calls)
-                ),
+                message=ResponseMessage(content=result.response),
                 finish_reason=wire_finish(str(meta.get("finish_reason") or "stop")),
             )
         ],
@@ -185,9 +183,11 @@ def completion_body(result: OrchestrationResult, *, completion_id: str) -> dict[
     )
     body = answer.model_dump(mode="json", exclude_none=True)
     body["choices"][0]["logprobs"] = None
-    message = body["choices"][0]["message"]
-    if result.tool_calls and not result.response:
-        message["content"] = None  # as the API answers a turn that only calls tools
+    if result.tool_calls:
+        message = body["choices"][0]["message"]
+        message["tool_calls"] = wire_tool_calls(result.tool_calls)
+        if not result.response:
+            message["content"] = None  # as the API answers a turn that only calls tools
     body["orchestrator"] = result_metadata(result)
     return body
 

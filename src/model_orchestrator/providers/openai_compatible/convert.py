@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import to_json
 
 from model_orchestrator.core.errors import (
     ContentFilteredError,
@@ -127,7 +128,9 @@ def encode_request(
         payload["stream"] = True
         if stream_usage_option:
             payload["stream_options"] = {"include_usage": True}
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    # pydantic-core's encoder writes the same compact UTF-8 JSON several times faster than ``json``, which
+    # matters for tool schemas (docs/decisions.md, "Encoding upstream bodies").
+    return to_json(payload)
 
 
 def decode_completion(
