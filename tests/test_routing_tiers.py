@@ -91,6 +91,13 @@ def test_the_policy_explains_every_tier() -> None:
     rows = dict(choice.facts)["tiers"]
     assert isinstance(rows, list) and [r["tier"] for r in rows] == [0, 1, 2, 3]
     assert sum(r["chosen"] for r in rows) == 1 and choice.order[0] == f"m{choice.tier}"
+    assert choice.threshold is not None and choice.strong_score is not None
+    # The reported boundary is where the plan really changes its mind.
+    plan, prices = policy.plan, {t: p for t, p in PRICES.items()}
+    assert plan is not None
+    below = plan.choose(choice.threshold - 1e-6, prices).tier
+    above = plan.choose(choice.threshold + 1e-6, prices).tier
+    assert below != above and choice.tier in (below, above)
     assert rows[0]["price_per_1k"] == pytest.approx(PRICES[0])
     two_tier = RouterFactory(RoutingConfig()).policy().choose(ChatRequest.from_prompt("Hi"), profiles)
     listed = dict(two_tier.facts)["tiers"]

@@ -123,7 +123,11 @@ def _show(decision: Any) -> None:
     )
     click.echo(f"complexity: {decision.complexity_score:.1f}/10   confidence {decision.confidence:.2f}")
     if decision.strong_score is not None:
-        cut = "a tier plan" if decision.threshold is None else f"threshold {decision.threshold:.3f}"
+        cut = (
+            "no score changes the tier"
+            if decision.threshold is None
+            else f"the tier changes at {decision.threshold:.3f}"
+        )
         click.echo(f"strong score: {decision.strong_score:.3f} ({cut})")
     click.echo(f"estimated cost: {shown}")
     for factor in decision.complexity_factors:

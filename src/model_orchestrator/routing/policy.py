@@ -28,7 +28,8 @@ from model_orchestrator.routing.tiers import TierPlan, TierRow, price_per_1k
 
 @dataclass(frozen=True, slots=True)
 class TierVerdict:
-    """The tier a request needs and why; ``strong_score``/``threshold`` for weak/strong routers."""
+    """The tier a request needs and why; ``strong_score``/``threshold`` for score routers (with a tier
+    plan, ``threshold`` is the nearest score at which the tier would change)."""
 
     tier: int
     reason: str
@@ -67,7 +68,7 @@ class RoutePolicy:
             known = prices or {}
             choice = self.plan.choose(score, {t: known.get(t) for t in present})
             reason = f"{self.router.name} router: {choice.reason}"
-            return TierVerdict(choice.tier, reason, score, None, choice.rows)
+            return TierVerdict(choice.tier, reason, score, choice.boundary, choice.rows)
         strong = score >= self.threshold
         tier = present[-1] if strong else present[0]
         relation = "at or above" if strong else "below"

@@ -51,11 +51,13 @@ class TierRow:
 
 @dataclass(frozen=True, slots=True)
 class TierChoice:
-    """The tier chosen for a score, why, and every tier considered."""
+    """The tier chosen for a score, why, every tier considered, and ``boundary``: the nearest score at
+    which the choice would change (None when no score would change it), which says how close a call it was."""
 
     tier: int
     reason: str
     rows: tuple[TierRow, ...]
+    boundary: float | None = None
 
 
 class TierPlan:
@@ -98,7 +100,9 @@ class TierPlan:
                 break
         mix = ", ".join(f"tier {t} {shares[t]:.0%}" for t in tiers)
         rows = tuple(TierRow(t, prices.get(t), None, t == chosen) for t in tiers)
-        return TierChoice(chosen, f"score {score:.3f} -> tier {chosen} (planned mix: {mix})", rows)
+        boundary = min((cut for _tier, cut in cuts), key=lambda cut: abs(cut - score), default=None)
+        reason = f"score {score:.3f} -> tier {chosen} (planned mix: {mix})"
+        return TierChoice(chosen, reason, rows, boundary)
 
     def _by_cost(self, score: float, tiers: Sequence[int], prices: Mapping[int, float | None]) -> TierChoice:
         target = self.target_cost_per_1k
@@ -114,11 +118,12 @@ class TierPlan:
         values = {t: _value(score, i, len(priced), p, price_of_quality) for i, (t, p) in enumerate(priced)}
         chosen = max(values, key=lambda t: (values[t], -t))
         rows = tuple(TierRow(t, prices.get(t), values.get(t), t == chosen) for t in tiers)
+        boundary = _nearest_flip(score, chosen, priced, price_of_quality)
         reason = (
             f"score {score:.3f} -> tier {chosen}, the best quality gain per dollar for an average of "
             f"{usd(target)} per 1k tokens"
         )
-        return TierChoice(chosen, reason, rows)
+        return TierChoice(chosen, reason, rows, boundary)
 
     def expected_cost_per_1k(self, prices: Mapping[int, float]) -> float:
         """The average price the plan's mix pays over the score distribution (what calibration matches)."""
@@ -150,6 +155,26 @@ class TierPlan:
         low = int(position)
         high = min(low + 1, len(quantiles) - 1)
         return quantiles[low] + (quantiles[high] - quantiles[low]) * (position - low)
+
+
+def _nearest_flip(
+    score: float, chosen: int, priced: Sequence[tuple[int, float]], price_of_quality: float
+) -> float | None:
+    """The score in [0, 1] nearest to ``score`` where the best tier changes, from the chosen one's
+    crossings with every other tier (kept only where the winner really differs on either side)."""
+    positions = {t: (i / (len(priced) - 1) if len(priced) > 1 else 0.0) for i, (t, _p) in enumerate(priced)}
+    prices = dict(priced)
+
+    def best(at: float) -> int:
+        return max(prices, key=lambda t: (at * positions[t] - price_of_quality * prices[t], -t))
+
+    flips = [
+        price_of_quality * (prices[chosen] - prices[t]) / (positions[chosen] - positions[t])
+        for t in prices
+        if t != chosen and positions[t] != positions[chosen]
+    ]
+    real = [f for f in flips if 0.0 <= f <= 1.0 and best(f - 1e-9) != best(f + 1e-9)]
+    return min(real, key=lambda f: abs(f - score), default=None)
 
 
 def _value(score: float, index: int, count: int, price: float, price_of_quality: float) -> float:
