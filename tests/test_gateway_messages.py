@@ -312,3 +312,48 @@ async def test_the_openapi_document_describes_both_routes() -> None:
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/MessagesRequest")
     assert "max_tokens" in document["components"]["schemas"]["MessagesRequest"]["required"]
     assert "/v1/messages/count_tokens" in document["paths"]
+
+
+async def test_a_keys_budget_is_charged_and_enforced_on_messages() -> None:
+    async with FakeUpstream() as up, served(up) as (gateway, _):
+        # 12 * $0.001 + 3 * $0.002 = $0.018 a request at these prices: the third would overrun $0.05.
+        store = await gateway.orch.virtual_keys()
+        assert store is not None
+        _, secret = await store.create(budget_usd=0.05)
+        up.default_reply = Reply("Paris", usage=(12, 3))
+        client = anthropic.AsyncAnthropic(base_url=gateway.url, api_key=secret, max_retries=0)
+        for _ in range(2):
+            await client.messages.create(model="chat", max_tokens=3, messages=ASK)
+        with pytest.raises(anthropic.RateLimitError) as caught:
+            await client.messages.create(model="chat", max_tokens=3, messages=ASK)
+        await client.close()
+    assert caught.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(up.requests) == 2
+
+
+async def test_a_tool_loop_through_a_fallback_whose_first_member_fails() -> None:
+    async with FakeUpstream() as up, served(up) as (_, client):
+        up.script(
+            Fault.server_error(500),
+            Reply("", tool_calls=(CALL,), finish_reason="tool_calls"),
+            Fault.server_error(500),
+            Reply("Sunny in Paris."),
+        )
+        raw = await client.messages.with_raw_response.create(
+            model="safe", max_tokens=64, messages=ASK, tools=[WEATHER]
+        )
+        first = await raw.parse()
+        use = next(b for b in first.content if b.type == "tool_use")
+        turns = [
+            *ASK,
+            {"role": "assistant", "content": [use.model_dump(exclude_none=True)]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "22 C"}]},
+        ]
+        second = await client.messages.create(model="safe", max_tokens=64, messages=turns, tools=[WEATHER])
+        formats = [r.path for r in up.requests]
+    assert raw.headers["x-orchestrator-model-used"] == "messages"
+    assert first.stop_reason == "tool_use" and use.input == {"city": "Paris"}
+    assert [getattr(b, "text", None) for b in second.content] == ["Sunny in Paris."]
+    assert formats == ["/v1/chat/completions", "/v1/messages"] * 2  # each turn fell back across formats
+    assert "22 C" in _sent_texts(up)

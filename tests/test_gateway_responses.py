@@ -57,11 +57,17 @@ resilience:
 
 
 @contextlib.asynccontextmanager
-async def served(up: FakeUpstream) -> AsyncIterator[openai.AsyncOpenAI]:
+async def served(up: FakeUpstream, key: str | None = None) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The SDK on a gateway over ``up`` (``key``: a virtual key with that budget in USD, else the master)."""
     orch = Orchestrator(parse_config(_config(up)), env={"UP_KEY": "upstream-secret"})
     gateway = Gateway(orch, GatewaySettings(port=0, auth=True, master_key=MASTER))
     await gateway.start()
-    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0, timeout=20)
+    secret = MASTER
+    if key is not None:
+        store = await orch.virtual_keys()
+        assert store is not None
+        _, secret = await store.create(budget_usd=float(key))
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0, timeout=20)
     try:
         yield client
     finally:
@@ -230,3 +236,18 @@ async def test_a_bad_key_is_refused() -> None:
             await bad.responses.create(model="chat", input="hi")
         await bad.close()
     assert up.requests == []
+
+
+async def test_a_keys_budget_is_charged_and_enforced_on_responses() -> None:
+    async with FakeUpstream() as up, served(up, key="0.05") as client:
+        # 12 * $0.001 + 3 * $0.002 = $0.018 a request at these prices: the third would overrun $0.05.
+        # Each reserves about that much first (the estimate of this prompt, max_output_tokens=3).
+        up.default_reply = Reply("Paris", usage=(12, 3))
+        ask = "What is the capital of France?"
+        for _ in range(2):
+            await client.responses.create(model="chat", input=ask, max_output_tokens=3)
+        with pytest.raises(openai.RateLimitError) as caught:
+            await client.responses.create(model="chat", input=ask, max_output_tokens=3)
+    assert caught.value.code == "insufficient_quota"
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(up.requests) == 2
