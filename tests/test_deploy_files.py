@@ -1,11 +1,12 @@
-"""The deployment files name only what exists: the Dockerfile, deploy/compose.yaml, deploy/kubernetes/ and
-docs/deploy.md are parsed (the Dockerfile by its instructions, with BuildKit's own parser; YAML with
-PyYAML), and every `orchestrator ...` command line in them is parsed by the real click CLI (a renamed or
-removed flag, or a value the flag refuses, fails here), every variable set in a gateway container is one
-the code or the example config reads, health checks and probes ask a public route the gateway serves on
-the port it listens on, the example configs validate against the config schema, and the Kubernetes
-objects validate against the API's schemas. No Docker engine runs here, so no image is built: hadolint
-lints the Dockerfile instead.
+"""The deployment files name only what exists. The Dockerfile, deploy/compose.yaml, deploy/kubernetes/
+and docs/deploy.md are parsed (the Dockerfile by BuildKit's own parser, YAML by PyYAML, the compose file
+also against the Compose Specification), every `orchestrator ...` command line in them is parsed by the
+real click CLI (a renamed or removed flag, or a value the flag refuses, fails here), every variable set
+in a gateway container is one the code or the example config reads, health checks and probes ask a
+public route the gateway serves on the port it listens on, the example configs validate against the
+config schema, and the Kubernetes objects validate against the API's schemas. No Docker engine runs
+here, so no image is built: hadolint lints the Dockerfile instead. Last, the compose gateways' command
+lines and environments run as processes on a real Redis and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ast
 import asyncio
 import fnmatch
 import functools
+import json
 import os
 import re
 import shlex
@@ -28,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
+import compose_spec
 import dockerfile
 import httpx
 import kubernetes_validate
@@ -279,6 +282,15 @@ def _gateways(compose: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _deploy_config() -> OrchestratorConfig:
     return parse_config((DEPLOY / "orchestrator.yaml").read_text(), source="deploy/orchestrator.yaml")
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    # Merge keys (<<: *gateway) resolved by PyYAML first, as Compose resolves them.
+    compose_spec.PyCompose.from_json(json.dumps(_compose()))
+    misspelt = _compose()
+    misspelt["services"]["valkey"]["healthcheck"]["intervall"] = "5s"
+    with pytest.raises(ValueError, match="intervall"):
+        compose_spec.PyCompose.from_json(json.dumps(misspelt))
 
 
 def test_compose_runs_two_gateways_valkey_postgres_and_an_optional_phoenix() -> None:
