@@ -199,6 +199,21 @@ async def test_a_tool_loop_through_a_fallback_whose_first_member_fails() -> None
             ]
 
 
+async def test_streamed_tool_calls_through_a_fallback_come_from_the_member_that_answered() -> None:
+    async with FakeUpstream() as up, live_gateway(up) as live:
+        up.script(
+            Fault.server_error(503), Reply("", tool_calls=CALLS, finish_reason="tool_calls", chunk_size=5)
+        )
+        async with live.client().chat.completions.stream(
+            model="safe", messages=ASK, tools=[WEATHER]
+        ) as stream:
+            final = await stream.get_final_completion()
+        calls = final.choices[0].message.tool_calls or []
+        assert [(c.id, c.function.arguments) for c in calls] == [(c.id, c.arguments) for c in CALLS]
+        assert final.choices[0].finish_reason == "tool_calls"
+        assert [r.json["model"] for r in up.requests] == ["m-a", "m-b"]
+
+
 @pytest.mark.parametrize(
     "extra", [{"tool_choice": "none"}, {"tool_choice": "auto", "parallel_tool_calls": True}]
 )
