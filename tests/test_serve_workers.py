@@ -93,6 +93,9 @@ async def test_workers_share_the_port_restart_the_dead_and_stop_together(tmp_pat
             process.send_signal(signal.SIGTERM)
             assert await pending == "slow answer"
             assert await asyncio.to_thread(process.wait, 30) == 0
+            assert process.stderr is not None
+            logged = process.stderr.read()
+            assert f"gateway worker {victim} exited (killed by SIGKILL); starting another" in logged
             assert not any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in running)
         finally:
             if process.poll() is None:

@@ -18,7 +18,6 @@ processes may share state (``cli/serve.py`` refuses in-memory state unless told)
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import selectors
 import signal
@@ -31,8 +30,6 @@ from types import FrameType
 
 from model_orchestrator.core.errors import ConfigError, OrchestratorError
 from model_orchestrator.gateway.settings import GatewaySettings
-
-_log = logging.getLogger(__name__)
 
 # A worker dying sooner than this after it started is restarted after the same pause (a crash loop).
 _YOUNG = 1.0
@@ -152,7 +149,7 @@ def _loop(
     url = _url(settings)
     with selector:
         while True:
-            selector.select(_timeout(pool, settings))
+            selector.select(_timeout(pool))
             _drain(wake_r)
             for pid in _read_ready(ready_r):
                 pool.ready.add(pid)
@@ -170,7 +167,7 @@ def _loop(
                 _stop_all(pool, signal.SIGKILL)
 
 
-def _timeout(pool: _Pool, settings: GatewaySettings) -> float | None:
+def _timeout(pool: _Pool) -> float | None:
     if pool.stopping_since is not None:
         return 0.5
     if pool.restart_at:
@@ -205,7 +202,9 @@ def _reap(pool: _Pool) -> int | None:
             _stop_all(pool, signal.SIGTERM)
             return _finish(pool, code if code > 0 else 1)
         young = time.monotonic() - started < _YOUNG
-        _log.warning("gateway worker %d exited (%s); starting another", pid, _describe(code))
+        # On stderr like the announcement, whatever logging is set to: an operator must see a crash.
+        message = f"gateway worker {pid} exited ({_describe(code)}); starting another"
+        print(message, file=sys.stderr, flush=True)
         pool.ready.discard(pid)
         pool.restart_at.append(time.monotonic() + (_YOUNG if young else 0.0))
     if pool.stopping_since is not None and not pool.started_at:
