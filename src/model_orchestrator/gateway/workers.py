@@ -5,7 +5,8 @@ listening, so ``--port 0`` gets one real port that every worker shares), forks t
 serves its own gateway on a socket bound with ``SO_REUSEPORT``: the kernel spreads new connections over
 the listening sockets, and no process hands connections to another (docs/decisions.md says why this
 and not one inherited socket). The first worker starts alone, so a broken config fails once with its own
-message and exit code, and opens (migrates) the ledger before the others; the rest start together.
+message and exit code (with auth on it also opens and migrates the ledger first, for its virtual keys);
+the rest start together, and the ledger is safe with several processes opening it at once anyway.
 
 The supervisor does no I/O of its own besides signals and a readiness pipe (each worker writes a line
 once it listens): it announces the URL when every worker is ready, restarts a worker that dies (after a
