@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 from pydantic import BaseModel
 
@@ -212,6 +213,24 @@ async def test_streamed_tool_calls_through_a_fallback_come_from_the_member_that_
         assert [(c.id, c.function.arguments) for c in calls] == [(c.id, c.arguments) for c in CALLS]
         assert final.choices[0].finish_reason == "tool_calls"
         assert [r.json["model"] for r in up.requests] == ["m-a", "m-b"]
+
+
+async def test_tool_calls_stream_from_their_first_piece() -> None:
+    # The upstream drops the connection after the first tool-call pieces: the client has them already
+    # (they were streamed on, not held back until the call was whole), then the stream's error event.
+    async with (
+        FakeUpstream(default_reply=Reply("", tool_calls=CALLS, chunk_size=3)) as up,
+        live_gateway(up) as live,
+    ):
+        up.script(Fault.truncated_stream(after_chunks=3))
+        stream = await live.client().chat.completions.create(
+            model="a", messages=ASK, tools=[WEATHER], stream=True
+        )
+        pieces = []
+        with pytest.raises(openai.APIError):
+            async for chunk in stream:
+                pieces.extend(p for c in chunk.choices for p in c.delta.tool_calls or [])
+        assert pieces and pieces[0].id == "call_paris"
 
 
 @pytest.mark.parametrize(

@@ -275,12 +275,13 @@ class RetryingModel:
         return completion
 
     async def _open_stream(self, request: ChatRequest) -> _OpenedStream:
-        """Start a stream and read it up to its first visible text (failures so far are retryable)."""
+        """Start a stream and read it up to its first visible text or tool-call piece (failures so far are
+        retryable); a tool call streams on from its first piece, as text does."""
         deltas = self._inner.stream(request)
         head: list[StreamDelta] = []
         async for delta in deltas:
             head.append(delta)
-            if delta.text.strip():
+            if delta.text.strip() or delta.tool_calls:
                 return _OpenedStream(head, deltas)
         ended_on_tool_calls = bool(head) and head[-1].finish_reason is FinishReason.TOOL_CALLS
         if self._policy.retry_on_empty and not ended_on_tool_calls:
