@@ -3,18 +3,21 @@ streamed and not: what goes on the wire, and what comes back into core types."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
+from model_orchestrator.core.errors import RequestTimeoutError
 from model_orchestrator.core.messages import ImagePart, Message, Role, TextPart
 from model_orchestrator.core.request import ChatRequest
-from model_orchestrator.core.response import FinishReason
+from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
 from model_orchestrator.core.tools import (
     JsonSchemaFormat,
     ToolCall,
+    ToolCallDelta,
     ToolChoice,
     ToolDefinition,
     assemble_tool_calls,
@@ -23,7 +26,8 @@ from model_orchestrator.providers.http import HttpTransport
 from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
 from model_orchestrator.providers.openai_compatible.convert import encode_request
 from model_orchestrator.providers.openai_compatible.endpoints import TokenField
-from model_orchestrator.testing import FakeUpstream, Reply
+from model_orchestrator.resilience.timeout import TimeoutModel
+from model_orchestrator.testing import FakeClock, FakeUpstream, Reply
 
 WEATHER = ToolDefinition(
     "get_weather",
@@ -229,3 +233,34 @@ def test_encoding_a_plain_request_is_unchanged_by_tool_support() -> None:
         "model": "m",
         "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}],
     }
+
+
+class _StallsAfterAToolCallPiece:
+    """Streams the first piece of a tool call, then stalls until cancelled."""
+
+    name = "stalling"
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        raise NotImplementedError
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        yield StreamDelta(tool_calls=(ToolCallDelta(0, "call_1", "get_weather", '{"ci'),))
+        await asyncio.Event().wait()
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_after_a_tool_call_piece_a_stalled_stream_hits_the_idle_timeout() -> None:
+    """A tool-call piece is the stream's first token: from there the idle timeout applies, not what is
+    left of the first-token timeout (a long call would otherwise be cut short)."""
+    clock = FakeClock()
+    inner = _StallsAfterAToolCallPiece()
+    model = TimeoutModel(
+        inner, deployment="d", clock=clock, timeout=30.0, first_token_timeout=3.0, idle_timeout=1.5
+    )
+    seen: list[StreamDelta] = []
+    with pytest.raises(RequestTimeoutError, match="idle"):
+        async for delta in model.stream(_tool_request()):
+            seen.append(delta)
+    assert len(seen) == 1 and clock.sleeps == [1.5]

@@ -169,7 +169,7 @@ class TimeoutModel:
                         delta = await self._within(watchdog, anext(deltas), request, limit, kind)
                     except StopAsyncIteration:
                         return
-                    seen_text = seen_text or bool(delta.text)
+                    seen_text = seen_text or bool(delta.text or delta.tool_calls)
                     yield delta
         finally:
             watchdog.close()
