@@ -105,6 +105,22 @@ async def test_workers_share_the_port_restart_the_dead_and_stop_together(tmp_pat
         assert db.execute("select count(*) from requests where ok").fetchone() == (19,)
 
 
+async def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
+    async with FakeUpstream() as up:
+        config = tmp_path / "orchestrator.yaml"
+        config.write_text(config_text(up))
+        process, url = start_workers(config, "--workers", "2", "--allow-per-process-state")
+        try:
+            running = workers_of(process.pid)
+            assert await ask(url) == "ok"
+            process.send_signal(signal.SIGINT)
+            assert await asyncio.to_thread(process.wait, 30) == 0
+            assert not any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in running)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
 def chats(up: FakeUpstream) -> int:
     """Chat requests the upstream saw (the workers' health probes list models; they do not count)."""
     return sum(1 for r in up.requests if r.path.endswith("/chat/completions"))
