@@ -77,7 +77,7 @@ class StreamPlan:
 async def serve_stream(
     request: web.Request, deltas: AsyncIterator[StreamDelta], plan: StreamPlan, finished: FinishedRequests
 ) -> web.StreamResponse:
-    """Serve ``deltas`` as SSE; raises, before anything is sent, when they fail before their first text.
+    """Serve ``deltas`` as SSE; raises, before anything is sent, when they fail before their first content.
     ``finished`` must be watching the request (its cost and explanation go into the last chunk)."""
     async with contextlib.aclosing(_aiter(deltas)) as pieces:
         held = await _until_first_text(pieces)
