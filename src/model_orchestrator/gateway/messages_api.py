@@ -65,6 +65,7 @@ def document_messages(document: dict[str, Any], max_tokens: int) -> None:
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     schemas[MessagesRequest.__name__]["properties"]["max_tokens"]["maximum"] = max_tokens
+    _cross_field_rules(schemas)
     schemas["MessagesError"] = _ERROR
     document["paths"][PATH] = {
         "post": _operation(
@@ -85,6 +86,34 @@ def document_messages(document: dict[str, Any], max_tokens: int) -> None:
             },
         )
     }
+
+
+def _cross_field_rules(schemas: dict[str, Any]) -> None:
+    """What ``messages_convert`` enforces beyond the field types, stated so that every body the document
+    accepts is accepted: which turn carries which blocks, and a ``tool_choice`` that forces a call only
+    beside tools. (A named choice must also name one of the tools, which JSON Schema cannot say.)"""
+
+    def blocks_except(*kinds: str) -> dict[str, Any]:
+        item = {"properties": {"type": {"not": {"enum": list(kinds)}}}}
+        return {"properties": {"content": {"anyOf": [{"type": "string"}, {"type": "array", "items": item}]}}}
+
+    schemas["MessageParam"]["allOf"] = [
+        {"if": {"properties": {"role": {"const": "user"}}}, "then": blocks_except("tool_use")},
+        {
+            "if": {"properties": {"role": {"const": "assistant"}}},
+            "then": blocks_except("tool_result", "image"),
+        },
+    ]
+    forcing = {"properties": {"tool_choice": {"properties": {"type": {"enum": ["any", "tool"]}}}}}
+    # Identical tools are refused as two tools of one name; the schema says so (a name repeated in
+    # different definitions is refused too, which JSON Schema cannot say).
+    schemas[MessagesRequest.__name__]["properties"]["tools"]["anyOf"][0]["uniqueItems"] = True
+    schemas[MessagesRequest.__name__]["allOf"] = [
+        {
+            "if": {"required": ["tool_choice"], **forcing},
+            "then": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}},
+        }
+    ]
 
 
 _COUNT: dict[str, Any] = {

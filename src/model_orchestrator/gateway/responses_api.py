@@ -69,6 +69,7 @@ def document_responses(document: dict[str, Any], max_tokens: int) -> None:
     schemas.update(schema.pop("$defs", {}))
     schema["properties"]["max_output_tokens"]["anyOf"][0]["maximum"] = max_tokens
     schemas[ResponsesRequest.__name__] = schema
+    _cross_field_rules(schemas)
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     content = {"application/json": {"schema": _RESPONSE}, "text/event-stream": {"schema": {"type": "string"}}}
     document["paths"][PATH] = {
@@ -86,6 +87,35 @@ def document_responses(document: dict[str, Any], max_tokens: int) -> None:
             },
         }
     }
+
+
+def _cross_field_rules(schemas: dict[str, Any]) -> None:
+    """What ``responses_convert`` enforces beyond the field types, stated so that every body the document
+    accepts is accepted: images in user messages only, ``output_text`` in assistant ones only, and a
+    ``tool_choice`` that forces a call only beside tools. (A named choice must also name one of the tools,
+    which JSON Schema cannot say.)"""
+
+    def parts_except(kind: str) -> dict[str, Any]:
+        item = {"properties": {"type": {"not": {"const": kind}}}}
+        return {"properties": {"content": {"anyOf": [{"type": "string"}, {"type": "array", "items": item}]}}}
+
+    schemas["MessageItem"]["allOf"] = [
+        {"if": {"properties": {"role": {"not": {"const": "user"}}}}, "then": parts_except("input_image")},
+        {
+            "if": {"properties": {"role": {"not": {"const": "assistant"}}}},
+            "then": parts_except("output_text"),
+        },
+    ]
+    forcing = {"anyOf": [{"const": "required"}, {"type": "object"}]}
+    # Identical tools are refused as two tools of one name; the schema says so (a name repeated in
+    # different definitions is refused too, which JSON Schema cannot say).
+    schemas[ResponsesRequest.__name__]["properties"]["tools"]["anyOf"][0]["uniqueItems"] = True
+    schemas[ResponsesRequest.__name__]["allOf"] = [
+        {
+            "if": {"required": ["tool_choice"], "properties": {"tool_choice": forcing}},
+            "then": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}},
+        }
+    ]
 
 
 _RESPONSE: dict[str, Any] = {

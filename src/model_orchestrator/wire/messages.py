@@ -11,10 +11,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 VERSION_HEADERS = ("anthropic-version", "anthropic-beta")
 """Headers the format's clients send with every request; a gateway accepts and ignores them."""
+TOOL_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
+
+
+def whole_number(value: object) -> object:
+    """JSON Schema counts 2.0 as an integer; strict validation would not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A count of at least 1 that also takes 2.0; the bound comes first so the JSON schema shows the minimum.
+PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(whole_number)]
 
 
 class _Strict(BaseModel):
@@ -97,7 +107,7 @@ class ToolParam(_Strict):
     """A client tool: ``{name, description, input_schema}`` (``type: custom`` optional)."""
 
     type: Literal["custom"] | None = None
-    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    name: str = Field(pattern=TOOL_NAME)
     description: str | None = None
     input_schema: dict[str, Any]
     cache_control: CacheControl | None = None
@@ -115,7 +125,7 @@ class ToolChoiceAny(_Strict):
 
 class ToolChoiceTool(_Strict):
     type: Literal["tool"]
-    name: str = Field(min_length=1)
+    name: str = Field(pattern=TOOL_NAME)
     disable_parallel_tool_use: bool | None = None
 
 
@@ -147,7 +157,7 @@ class CountTokensRequest(_Strict):
 class MessagesRequest(CountTokensRequest):
     """``POST /v1/messages``."""
 
-    max_tokens: int = Field(ge=1)
+    max_tokens: PositiveInt
     stop_sequences: list[str] | None = None
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, ge=0, le=1)

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from model_orchestrator.wire.messages import PositiveInt
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -105,7 +107,7 @@ class NamedFunction(_Strict):
     """``tool_choice: {type: function, name}``."""
 
     type: Literal["function"]
-    name: str = Field(min_length=1)
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 class TextFormatText(_Strict):
@@ -139,13 +141,13 @@ class ResponsesRequest(_Strict):
     """``POST /v1/responses`` (stateless: ``store`` and ``background`` may only be false)."""
 
     model: str = Field(min_length=1)
-    input: str | list[InputItem]
+    input: str | Annotated[list[InputItem], Field(min_length=1)]
     instructions: str | None = None
     tools: list[FunctionTool] | None = None
     tool_choice: Literal["auto", "none", "required"] | NamedFunction | None = None
     parallel_tool_calls: bool | None = None
     text: TextOptions | None = None
-    max_output_tokens: int | None = Field(default=None, ge=1)
+    max_output_tokens: PositiveInt | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stream: bool | None = None
