@@ -12,6 +12,7 @@ import pytest
 
 from model_orchestrator.core.errors import RequestTimeoutError
 from model_orchestrator.core.messages import ImagePart, Message, Role, TextPart
+from model_orchestrator.core.rate_limits import RateLimitSnapshot
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
 from model_orchestrator.core.tools import (
@@ -24,7 +25,11 @@ from model_orchestrator.core.tools import (
 )
 from model_orchestrator.providers.http import HttpTransport
 from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
-from model_orchestrator.providers.openai_compatible.convert import encode_request
+from model_orchestrator.providers.openai_compatible.convert import (
+    StreamDecoder,
+    decode_completion,
+    encode_request,
+)
 from model_orchestrator.providers.openai_compatible.endpoints import TokenField
 from model_orchestrator.resilience.timeout import TimeoutModel
 from model_orchestrator.testing import FakeClock, FakeUpstream, Reply
@@ -264,3 +269,35 @@ async def test_after_a_tool_call_piece_a_stalled_stream_hits_the_idle_timeout() 
         async for delta in model.stream(_tool_request()):
             seen.append(delta)
     assert len(seen) == 1 and clock.sleeps == [1.5]
+
+
+def test_calls_from_a_server_that_sends_no_ids_get_ids_so_they_can_be_answered() -> None:
+    request = _tool_request()
+    body = json.dumps(
+        {
+            "choices": [
+                {
+                    "message": {"role": "assistant", "tool_calls": [{"function": {"name": "get_time"}}]},
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        }
+    ).encode()
+    completion = decode_completion(
+        body,
+        request,
+        model_id="m",
+        provider="p",
+        deployment="d",
+        latency=0.0,
+        rate_limits=RateLimitSnapshot(),
+    )
+    assert completion.tool_calls == (ToolCall("call_0", "get_time", "{}"),)
+    decoder = StreamDecoder(request, "m")
+    pieces = [
+        {"index": 0, "function": {"name": "get_time", "arguments": ""}},
+        {"index": 0, "function": {"arguments": "{}"}},
+        {"index": 1, "function": {"name": "get_weather", "arguments": "{}"}},
+    ]
+    deltas = [decoder.feed(None, json.dumps({"choices": [{"delta": {"tool_calls": [p]}}]})) for p in pieces]
+    assert [d.tool_calls[0].id for d in deltas if d is not None] == ["call_0", None, "call_1"]

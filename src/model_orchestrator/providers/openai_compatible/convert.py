@@ -220,7 +220,7 @@ class StreamDecoder:
         self._finish: str | None = None
         self._usage: CompletionUsage | None = None
         self._chars = 0
-        self._calls = False
+        self._calls: set[int] = set()  # indexes of the tool calls begun so far
         self.done = False
 
     def feed(self, event: str | None, data: str) -> StreamDelta | None:
@@ -239,12 +239,11 @@ class StreamDecoder:
         self._finish = choice.finish_reason or self._finish
         text = choice.delta.content or ""
         logprobs = logprobs_of(choice.logprobs) or ()
-        calls = tool_call_deltas_of(choice.delta.tool_calls)
+        calls = tool_call_deltas_of(choice.delta.tool_calls, self._calls)
         if not text and not logprobs and not calls:
             return None
         self._chars += len(text)
         if calls:
-            self._calls = True
             self._chars += sum(len(c.name or "") + len(c.arguments) for c in calls)
         return StreamDelta(text=text, logprobs=logprobs, model=self._model, tool_calls=calls)
 

@@ -100,22 +100,29 @@ def wire_json_schema(schema: JsonSchemaFormat) -> dict[str, Any]:
 
 
 def tool_calls_of(calls: list[MessageToolCall] | None) -> tuple[ToolCall, ...]:
-    """The whole tool calls of a response message (arguments ``{}`` when a server sent none)."""
+    """The whole tool calls of a response message (arguments ``{}`` when a server sent none; ``call_<n>``
+    for a server that sent no id, so the call can still be answered)."""
     if not calls:
         return ()
-    return tuple(ToolCall(c.id, c.function.name, c.function.arguments or "{}") for c in calls)
+    return tuple(
+        ToolCall(c.id or f"call_{n}", c.function.name, c.function.arguments or "{}")
+        for n, c in enumerate(calls)
+    )
 
 
-def tool_call_deltas_of(pieces: list[ChunkToolCall] | None) -> tuple[ToolCallDelta, ...]:
-    """The streamed tool-call pieces of one chunk."""
+def tool_call_deltas_of(pieces: list[ChunkToolCall] | None, started: set[int]) -> tuple[ToolCallDelta, ...]:
+    """The streamed tool-call pieces of one chunk. ``started`` holds the indexes whose first piece was
+    seen (updated here): a first piece without an id gets ``call_<index>``, as ``tool_calls_of`` does."""
     if not pieces:
         return ()
-    return tuple(
-        ToolCallDelta(
-            index=p.index,
-            id=p.id or None,
-            name=p.function.name if p.function and p.function.name else None,
-            arguments=(p.function.arguments or "") if p.function else "",
+    deltas = []
+    for p in pieces:
+        call_id = p.id or None
+        if p.index not in started:
+            started.add(p.index)
+            call_id = call_id or f"call_{p.index}"
+        name = p.function.name if p.function and p.function.name else None
+        deltas.append(
+            ToolCallDelta(p.index, call_id, name, (p.function.arguments or "") if p.function else "")
         )
-        for p in pieces
-    )
+    return tuple(deltas)
