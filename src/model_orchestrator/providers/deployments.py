@@ -16,7 +16,7 @@ from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.model import ChatModel
 
 if TYPE_CHECKING:
-    from model_orchestrator.providers.http import HttpTransport, Timeouts
+    from model_orchestrator.providers.http import Timeouts, Transport
 
 Wire = Literal["openai", "anthropic", "gemini", "local", "cli"]
 
@@ -77,7 +77,7 @@ def provider_table() -> Mapping[str, ProviderInfo]:
 _PRICES_ALIASES: dict[str, str] = {}
 
 
-def create_adapter(spec: DeploymentSpec, http: Callable[[], HttpTransport]) -> ChatModel:
+def create_adapter(spec: DeploymentSpec, http: Callable[[], Transport]) -> ChatModel:
     """The adapter for ``spec``; ``http`` returns the shared pooled transport (made on first need)."""
     info = provider_table().get(spec.provider)
     if info is None:
@@ -96,7 +96,7 @@ def _timeouts(spec: DeploymentSpec) -> Timeouts:
     )
 
 
-def _openai(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTransport]) -> ChatModel:
+def _openai(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], Transport]) -> ChatModel:
     from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
 
     api_base = spec.api_base or info.base_url
@@ -118,7 +118,7 @@ def _openai(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTra
     )
 
 
-def _anthropic(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTransport]) -> ChatModel:
+def _anthropic(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], Transport]) -> ChatModel:
     from model_orchestrator.providers.anthropic import AnthropicModel
 
     return AnthropicModel(
@@ -133,7 +133,7 @@ def _anthropic(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], Http
     )
 
 
-def _gemini(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTransport]) -> ChatModel:
+def _gemini(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], Transport]) -> ChatModel:
     from model_orchestrator.providers.gemini import GeminiModel
 
     return GeminiModel(
@@ -148,13 +148,13 @@ def _gemini(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTra
     )
 
 
-def _local(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTransport]) -> ChatModel:
+def _local(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], Transport]) -> ChatModel:
     from model_orchestrator.providers.local import LocalModel
 
     return LocalModel(name=spec.name, deployment=spec.deployment)
 
 
-def _cli(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTransport]) -> ChatModel:
+def _cli(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], Transport]) -> ChatModel:
     from model_orchestrator.providers.cli_agent import CliAgentModel
 
     if not spec.command:
@@ -168,7 +168,7 @@ def _cli(spec: DeploymentSpec, info: ProviderInfo, http: Callable[[], HttpTransp
     )
 
 
-_BUILDERS: dict[Wire, Callable[[DeploymentSpec, ProviderInfo, Callable[[], HttpTransport]], ChatModel]] = {
+_BUILDERS: dict[Wire, Callable[[DeploymentSpec, ProviderInfo, Callable[[], Transport]], ChatModel]] = {
     "openai": _openai,
     "anthropic": _anthropic,
     "gemini": _gemini,

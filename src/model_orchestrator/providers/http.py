@@ -14,8 +14,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
 from yarl import URL
@@ -27,55 +25,17 @@ from model_orchestrator.core.errors import (
     RequestTimeoutError,
     UpstreamConnectionError,
 )
+from model_orchestrator.core.transport import HttpResponse, HttpStream, Timeouts, Transport
+
+__all__ = ["HttpResponse", "HttpStream", "HttpTransport", "Timeouts", "Transport", "translate_client_error"]
 
 # WHATWG SSE accepts CRLF, LF and a lone CR as line endings.
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """One attempt's limits, in seconds; the request's deadline shortens each of them when sooner.
-
-    ``connect``: opening the connection. ``stall``: the longest silence while reading a streamed
-    response (its headers included), so a stream that stops sending is cut however long it has run,
-    while one that keeps producing is never cut by a total. ``read``: the whole exchange of a call that
-    is not streamed. A timed-out attempt with another deployment to go to moves on at once (retry layer).
-    """
-
-    connect: float = 5.0
-    stall: float = 60.0
-    read: float = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    """A fully read response. ``headers`` keys are lower-case."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-class HttpStream(Protocol):
-    """A response whose body is read incrementally (``HttpTransport.stream_post``)."""
-
-    @property
-    def status(self) -> int: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-    async def read(self) -> bytes:
-        """The whole remaining body (used for error responses)."""
-        ...
-
-    def lines(self) -> AsyncIterator[bytes]:
-        """The body's lines without their line endings."""
-        ...
-
-
 class HttpTransport:
-    """One pooled ``aiohttp.ClientSession``, created lazily inside the running event loop.
+    """The default ``Transport``: one pooled ``aiohttp.ClientSession``, created lazily inside the running
+    event loop.
 
     The session is bound to the loop that first used it; ``aclose`` releases it, after which the
     transport may be used again (a fresh session is made). The transport belongs to whoever built

@@ -1,4 +1,4 @@
-"""``AnthropicModel``: a ``ChatModel`` over Anthropic's Messages API, sent through an ``HttpTransport``.
+"""``AnthropicModel``: a ``ChatModel`` over Anthropic's Messages API, sent through a ``Transport``.
 
 Owns the endpoint, the auth headers, timing, rate-limit headers and turning every failure into the core
 error tree (once, here). Does not encode or decode bodies (``convert``) or own the transport (the caller
@@ -25,7 +25,7 @@ from model_orchestrator.providers.anthropic.convert import (
     encode_request,
 )
 from model_orchestrator.providers.error_mapping import deployment_secrets, error_for_status, upstream_text
-from model_orchestrator.providers.http import HttpTransport, Timeouts
+from model_orchestrator.providers.http import Timeouts, Transport
 from model_orchestrator.providers.rate_limit_headers import parse_rate_limit_headers
 from model_orchestrator.providers.sse import iter_sse
 
@@ -44,7 +44,7 @@ class AnthropicModel:
         name: str,
         model_id: str,
         api_key: str | None,
-        transport: HttpTransport,
+        transport: Transport,
         api_base: str = DEFAULT_API_BASE,
         deployment: str | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,

@@ -1,4 +1,4 @@
-"""``GeminiModel``: a ``ChatModel`` over the Gemini API's generateContent, sent through an ``HttpTransport``.
+"""``GeminiModel``: a ``ChatModel`` over the Gemini API's generateContent, sent through a ``Transport``.
 
 Owns the endpoint, the auth header, timing, rate-limit headers and turning every failure into the core
 error tree (once, here). Does not encode or decode bodies (``convert``) or own the transport (the caller
@@ -25,7 +25,7 @@ from model_orchestrator.providers.gemini.convert import (
     encode_request,
 )
 from model_orchestrator.providers.gemini.parts import max_calls, needs_call_signatures
-from model_orchestrator.providers.http import HttpTransport, Timeouts
+from model_orchestrator.providers.http import Timeouts, Transport
 from model_orchestrator.providers.rate_limit_headers import parse_rate_limit_headers
 from model_orchestrator.providers.sse import iter_sse
 
@@ -42,7 +42,7 @@ class GeminiModel:
         name: str,
         model_id: str,
         api_key: str | None,
-        transport: HttpTransport,
+        transport: Transport,
         api_base: str = DEFAULT_API_BASE,
         deployment: str | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,

@@ -17,7 +17,7 @@ from model_orchestrator.core.errors import ConfigError, ProviderError
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.providers.error_mapping import deployment_secrets, upstream_text
-from model_orchestrator.providers.http import HttpTransport, Timeouts
+from model_orchestrator.providers.http import Timeouts, Transport
 from model_orchestrator.providers.openai_compatible.convert import (
     StreamDecoder,
     decode_completion,
@@ -49,7 +49,7 @@ class OpenAICompatibleModel:
         model_id: str,
         api_base: str,
         api_key: str | None,
-        transport: HttpTransport,
+        transport: Transport,
         provider: str = "openai",
         deployment: str | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
