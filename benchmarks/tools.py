@@ -6,9 +6,9 @@ process as the load generator. Each case is measured in alternating rounds (plai
 ...) so that drift in a shared machine's load hits both alike; the median round's server CPU seconds per
 call is printed, with each case's ratio to the plain chat completion (the target for tools: within 10 %).
 
-Cases are rows of ``CASES``: a label, a path and a body. Another front door is one more row, e.g.
-``Case("/v1/messages", "/v1/messages", MESSAGES_BODY)`` for the Messages API, answered by the same gateway
-(its model name picks the upstream).
+Cases are rows of ``CASES``: a label, a path and a body; the model name picks the upstream. The Messages
+and Responses API rows send the plain question to the plain (Chat Completions) upstream, so their ratio is
+what the other front door costs over ``/v1/chat/completions`` for the same answer (target: within 10 %).
 
 Usage: python benchmarks/tools.py [--requests N] [--rounds N] [--concurrency C]
        python benchmarks/tools.py --serve-upstream text|tools   (internal: one upstream process)
@@ -85,6 +85,9 @@ CASES = (
         "/v1/chat/completions",
         {"model": "tools", "messages": QUESTION, "tools": TOOLS, "tool_choice": "auto"},
     ),
+    # The other front doors, in front of the same upstream and answer as the plain completion.
+    Case("Messages API", "/v1/messages", {"model": "plain", "max_tokens": 256, "messages": QUESTION}),
+    Case("Responses API", "/v1/responses", {"model": "plain", "input": QUESTION}),
 )
 
 
