@@ -3,8 +3,11 @@ local state with divided limits (one warning, a metric), or a clear 503-family e
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -12,6 +15,7 @@ from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.core.events import EventBus, RecordingSink, StateStoreRecovered, StateStoreUnavailable
 from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
 from model_orchestrator.resilience.shared_state import FailoverStateStore
+from model_orchestrator.resilience.state_store import MemoryStateStore, StateContentionError
 from model_orchestrator.telemetry.metrics import MetricsSink
 from model_orchestrator.testing import FakeClock
 from tests.redis_server import RedisServer
@@ -89,3 +93,51 @@ async def test_fail_policy_raises_a_clear_503_error(
     own_redis.start()
     clock.advance(1.0)
     assert await store.get("breaker:d") is None
+
+
+class _SlowWrites(MemoryStateStore):
+    """A store that answers reads at once and each update after ``delay`` seconds (a queue on a hot key)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def update(self, key: str, change: Callable[[Any], tuple[Any, Any]]) -> Any:
+        await asyncio.sleep(self.delay)
+        return await super().update(key, change)
+
+
+async def test_slow_updates_on_an_answering_store_fail_the_call_not_the_store() -> None:
+    bus, sink = EventBus(), RecordingSink()
+    bus.subscribe(sink)
+    slow = _SlowWrites(delay=0.2)
+    store = FailoverStateStore(slow, clock=FakeClock(), bus=bus, timeout=0.05)
+    with pytest.raises(StateContentionError, match=r"waited more than 0\.05s twice"):
+        await store.update("breaker:d", lambda old: (1, None))
+    assert store.shared and sink.of_type(StateStoreUnavailable) == []
+    slow.delay = 0.0
+    assert await store.update("breaker:d", lambda old: (2, old)) in (None, 1)  # a timed-out write may land
+
+
+class _QuickWrites(MemoryStateStore):
+    """A store whose updates answer after 10 ms of waiting on I/O (a quick network round trip)."""
+
+    async def update(self, key: str, change: Callable[[Any], tuple[Any, Any]]) -> Any:
+        await asyncio.sleep(0.01)
+        return await super().update(key, change)
+
+
+async def test_an_event_loop_blocked_elsewhere_is_not_an_outage() -> None:
+    bus, sink = EventBus(), RecordingSink()
+    bus.subscribe(sink)
+    quick = _QuickWrites()
+    store = FailoverStateStore(quick, clock=FakeClock(), bus=bus, timeout=0.1)
+
+    async def busy_elsewhere() -> None:  # synchronous steps (imports, say) of other requests
+        for _ in range(4):
+            time.sleep(0.2)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(store.update("n", lambda old: (1, None)), busy_elsewhere())
+    assert store.shared and sink.of_type(StateStoreUnavailable) == []
+    assert await quick.get("n") == 1

@@ -170,7 +170,7 @@ def build_state_store(config: StateConfig, env: Mapping[str, str], clock: Clock,
             "state.url needs the redis package: pip install 'model-orchestrator[redis]'"
         ) from None
     try:
-        client = redis_client(url, timeout=config.timeout)
+        client = redis_client(url)
     except ValueError:  # never quote the URL: it may hold a password
         raise ConfigError("state: the Redis URL is malformed; expected redis://host:port/db") from None
     shared = RedisStateStore(client, prefix=config.prefix)

@@ -136,9 +136,12 @@ return {1, ''}
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
-def redis_client(url: str, *, timeout: float) -> Redis:
-    """A client for ``url`` whose connects and reads give up after ``timeout`` seconds, never retried
-    (the failover decides what a failure means)."""
+def redis_client(url: str, *, timeout: float = 5.0) -> Redis:
+    """A client for ``url`` whose connects and reads give up after ``timeout`` seconds, never retried.
+
+    A backstop: ``FailoverStateStore`` bounds every call far tighter (``state.timeout``) and, unlike a
+    socket timeout, tells a slow store from an event loop that was blocked elsewhere.
+    """
     return Redis.from_url(
         url,
         socket_timeout=timeout,

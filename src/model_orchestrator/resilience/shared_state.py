@@ -6,7 +6,8 @@ Owns the failure policy of ``state.on_unavailable``. Every call to the shared st
 tries it again, so a request never waits on a dead store more than once per interval (a timeout is
 confirmed by a second read first: an event loop stalled by other work expires timers too; the timed-out
 call is then sent again, so a write whose answer was lost may count twice, which errs on the safe side
-for rate windows). Meanwhile:
+for rate windows; timing out again while reads answer fails that call with ``StateContentionError``).
+Meanwhile:
 
 - ``local`` (the default): state lives in this process, with rate limits divided by ``replicas`` so the
   replicas together stay near the configured limits; cooldowns and breakers are per process;
@@ -42,6 +43,7 @@ T = TypeVar("T")
 
 OnUnavailable = Literal["local", "fail"]
 _PING_KEY = "ping"
+_REARMS = 8
 
 
 class FailoverStateStore:
@@ -120,30 +122,63 @@ class FailoverStateStore:
             # One caller tries the shared store again; the others stay local until it has answered.
             self._retry_at = self._clock.monotonic() + self._retry_interval
         try:
-            result = await self._bounded(operation)
+            result = await self._shared_call(operation)
         except StateContentionError:
             raise  # not an outage: the store answered
-        except TimeoutError:
-            # A stalled event loop (a slow import, a long synchronous step elsewhere) expires the timer
-            # too: give up on the store only when a fresh read fails as well; else try once more.
-            try:
-                await self._bounded(lambda store: store.get(_PING_KEY))
-                result = await self._bounded(operation)
-            except StateContentionError:
-                raise
-            except (StateUnavailableError, TimeoutError) as exc:
-                self._went_down(exc)
-                return await self._fallback(local or operation)
-        except StateUnavailableError as exc:
+        except (StateUnavailableError, TimeoutError) as exc:
             self._went_down(exc)
             return await self._fallback(local or operation)
         if self._down:
             self._recovered()
         return result
 
+    async def _shared_call(self, operation: Callable[[StateStore], Awaitable[T]]) -> T:
+        try:
+            return await self._bounded(operation)
+        except TimeoutError:
+            # A stalled event loop (a slow import, a long synchronous step elsewhere) or a queue of updates
+            # on one hot key expire the timer too: the store is down only when a fresh read fails as well.
+            await self._bounded(lambda store: store.get(_PING_KEY))
+            return await self._once_more(operation)
+
+    async def _once_more(self, operation: Callable[[StateStore], Awaitable[T]]) -> T:
+        """Retry a call that timed out while the store still answers reads; a second timeout is the
+        store being too busy, not gone (``StateContentionError``: this call fails, others go on)."""
+        try:
+            return await self._bounded(operation)
+        except TimeoutError:
+            raise StateContentionError(
+                f"the shared state store answers, but this update waited more than {self._timeout:g}s twice; "
+                "too many concurrent writes to one key (retry the request)"
+            ) from None
+
     async def _bounded(self, operation: Callable[[StateStore], Awaitable[T]]) -> T:
-        async with asyncio.timeout(self._timeout):
-            return await operation(self._shared)
+        """``operation`` on the shared store within ``timeout`` seconds of the event loop waiting for it.
+
+        A deadline noticed late means the loop itself was blocked (a first request importing modules
+        measured 0.5-0.8 s here), not that the store was slow: then it is re-armed, at most
+        ``_REARMS`` times, so a stall elsewhere never turns into an outage.
+        """
+        loop = asyncio.get_running_loop()
+        rearms = 0
+        due = loop.time() + self._timeout
+        handle: asyncio.TimerHandle | None = None
+        async with asyncio.timeout(None) as deadline:
+
+            def check(due: float) -> None:
+                nonlocal handle, rearms
+                now = loop.time()
+                if now - due > self._timeout / 2 and rearms < _REARMS:
+                    rearms += 1
+                    handle = loop.call_at(now + self._timeout, check, now + self._timeout)
+                else:
+                    deadline.reschedule(now)
+
+            handle = loop.call_at(due, check, due)
+            try:
+                return await operation(self._shared)
+            finally:
+                handle.cancel()
 
     async def _fallback(self, operation: Callable[[StateStore], Awaitable[T]]) -> T:
         if self._policy == "fail":
