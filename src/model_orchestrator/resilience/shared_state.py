@@ -1,7 +1,8 @@
 """``FailoverStateStore``: a shared store with a bounded wait and a policy for when it is unreachable.
 
 Owns the failure policy of ``state.on_unavailable``. Every call to the shared store is bounded by
-``timeout`` (default 0.25 s). When one fails, the store is marked down: one WARNING, a
+``timeout`` (default 0.25 s) of the event loop waiting for it (a deadline noticed late, because the loop
+was blocked by other work, is extended). When one fails, the store is marked down: one WARNING, a
 ``StateStoreUnavailable`` event (the metrics sink counts it), and for ``retry_interval`` seconds no call
 tries it again, so a request never waits on a dead store more than once per interval (a timeout is
 confirmed by a second read first: an event loop stalled by other work expires timers too; the timed-out
