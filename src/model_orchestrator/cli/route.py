@@ -16,7 +16,7 @@ import click
 from model_orchestrator.core.money import usd, usd_or_unknown
 
 _ROUTERS = ("learned", "generic", "complexity", "length")
-_CAPABILITIES = ("vision", "tools", "json", "code", "long_context", "reasoning", "logprobs")
+_CAPABILITIES = ("vision", "tools", "json", "json_schema", "code", "long_context", "reasoning", "logprobs")
 
 
 @click.command("route")

@@ -88,8 +88,9 @@ _STRATEGIES = (
 )
 @click.option(
     "--router",
-    type=click.Choice(["learned", "complexity", "length", "none"]),
-    help="cheapest/route: what judges the task (default learned; none: price only, cheapest).",
+    type=click.Choice(["learned", "generic", "complexity", "length", "none"]),
+    help="cheapest/route: what judges the task (default learned; generic: the transfer-minded router; "
+    "none: price only, cheapest).",
 )
 @click.option("--max-cost", type=FiniteFloat(min=0.0), help="Most the whole request may spend, in USD.")
 @click.option("--system", help="A system prompt.")

@@ -161,7 +161,7 @@ class ValidatedOptions(_Options):
     threshold: float = Field(default=0.7, ge=0, le=1)
 
 
-RouterChoice = Literal["learned", "complexity", "length", "none"]
+RouterChoice = Literal["learned", "generic", "complexity", "length", "none"]
 
 
 class CheapestOptions(_Options):
@@ -180,7 +180,7 @@ class RouteOptions(_Options):
     member first for weak prompts and the last tier for the ``strong_share`` that need it."""
 
     tiers: tuple[str, ...] = Field(min_length=1)
-    router: Literal["learned", "complexity", "length"] | None = None
+    router: Literal["learned", "generic", "complexity", "length"] | None = None
     strong_share: float | None = Field(default=None, ge=0, le=1)
     threshold: float | None = Field(default=None, ge=0, le=1)
 

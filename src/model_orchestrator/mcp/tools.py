@@ -31,8 +31,10 @@ Strategy = Literal[
     "single", "route", "cheapest", "fallback", "cascade", "ensemble", "race", "hedge", "cross-validate"
 ]
 ValidatorName = Literal["python", "json"]
-Capability = Literal["text", "vision", "tools", "json", "code", "long_context", "reasoning", "logprobs"]
-RouterName = Literal["learned", "complexity", "length"]
+Capability = Literal[
+    "text", "vision", "tools", "json", "json_schema", "code", "long_context", "reasoning", "logprobs"
+]
+RouterName = Literal["learned", "generic", "complexity", "length"]
 Period = Literal["daily", "weekly", "monthly"]
 Dimension = Literal["model", "provider", "deployment", "strategy", "category", "key"]
 
@@ -100,7 +102,8 @@ class OrchestratorTools:
         router: Annotated[
             RouterName | None,
             Field(
-                description="learned (trained on which prompts a weak model gets right), complexity "
+                description="learned (trained on which prompts a weak model gets right), generic "
+                "(task-family neutral features, for prompts unlike the training data), complexity "
                 "(the 0-10 factor score alone) or length. Default: the configured router."
             ),
         ] = None,
