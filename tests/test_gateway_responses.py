@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from pydantic import BaseModel
@@ -17,7 +18,7 @@ from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.tools import ToolCall
 from model_orchestrator.gateway import Gateway, GatewaySettings
 from model_orchestrator.orchestrator import Orchestrator
-from model_orchestrator.testing import FakeUpstream, Reply
+from model_orchestrator.testing import FakeUpstream, Fault, Reply
 from tests.gateway_helpers import MASTER
 
 WEATHER: dict[str, Any] = {
@@ -180,6 +181,29 @@ async def test_streamed_text_comes_as_typed_numbered_events() -> None:
     final = events[-1].response  # type: ignore[union-attr]
     assert final.output_text == "The capital is Paris."
     assert final.usage is not None and final.usage.output_tokens == 5
+    assert final.model_extra is not None and final.model_extra["orchestrator"]["model_used"] == "messages"
+
+
+async def test_a_failure_after_the_first_text_ends_the_stream_with_response_failed() -> None:
+    async with FakeUpstream() as up, served(up) as client:
+        up.script(Fault.truncated_stream(after_chunks=2))
+        stream = await client.responses.create(model="chat", input="Capital?", stream=True)
+        events = [event async for event in stream]
+    assert events[-1].type == "response.failed"
+    failed = events[-1].response  # type: ignore[union-attr]
+    assert failed.status == "failed" and failed.error is not None and failed.error.message
+    assert not any(e.type == "response.completed" for e in events)
+
+
+async def test_the_openapi_document_describes_the_route() -> None:
+    async with FakeUpstream() as up, served(up) as client:
+        root = str(client.base_url).removesuffix("/").removesuffix("/v1")
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(f"{root}/openapi.json", headers={"authorization": f"Bearer {MASTER}"})
+        document = answer.json()
+    post = document["paths"]["/v1/responses"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ResponsesRequest")
+    assert {"/v1/chat/completions", "/v1/messages", "/v1/responses"} <= set(document["paths"])
 
 
 @pytest.mark.parametrize("model", FORMATS)
