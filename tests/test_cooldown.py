@@ -101,7 +101,6 @@ def wrap_with(
     model = CooldownModel(
         inner,
         deployment="m@host",
-        provider="p",
         policy=policy,
         store=store,
         clock=clock or FakeClock(),
@@ -122,7 +121,7 @@ async def test_retry_after_is_honoured_exactly_and_nothing_is_sent_before() -> N
         await model.complete(REQUEST)
     assert caught.value.retry_after == pytest.approx(0.1)
     error = caught.value
-    assert (error.deployment, error.provider, error.reason) == ("m@host", "p", "cooling_down")
+    assert (error.deployment, error.reason) == ("m@host", "cooling_down")
     assert len(inner.requests) == 1
     clock.advance(0.1)
     assert (await model.complete(REQUEST)).text == "back"

@@ -182,12 +182,6 @@ class StateUnavailableError(DeploymentUnavailableError):
         super().__init__(message, reason="state_unavailable", **kwargs)
 
 
-class LowConfidenceError(OrchestratorError):
-    """An answer came back but a scorer judged it not good enough (used by strategies to move on)."""
-
-    default_status = 422
-
-
 class BudgetExceededError(OrchestratorError):
     """The call would exceed a configured budget; nothing was sent upstream."""
 

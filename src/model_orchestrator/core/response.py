@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from model_orchestrator.core.explanation import Explanation
@@ -54,10 +54,6 @@ class Completion:
     details: tuple[tuple[str, object], ...] = field(default=())
     explanation: Explanation | None = None
     tool_calls: tuple[ToolCall, ...] = ()
-
-    def with_cost(self, cost: float | None) -> Completion:
-        """A copy carrying ``cost``."""
-        return replace(self, cost=cost)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,11 +103,9 @@ class CooldownModel:
         store: StateStore,
         clock: Clock,
         bus: EventBus,
-        provider: str | None = None,
     ) -> None:
         self._inner = inner
         self._deployment = deployment
-        self._provider = provider
         self._policy = policy
         self._store = store
         self._clock = clock
@@ -148,7 +146,6 @@ class CooldownModel:
                 f"{self._deployment} is cooling down after a rate limit or overload for {left:.1f}s more; "
                 "skipped without a call (use another model or wait)",
                 retry_after=left,
-                provider=self._provider,
                 deployment=self._deployment,
             )
 

@@ -46,11 +46,6 @@ class Endpoint:
     api_version: str | None = None
     docs: str = ""
 
-    @property
-    def needs_key(self) -> bool:
-        """True for hosted services, False for local servers."""
-        return self.key_env is not None
-
 
 # Reasoning model families that want ``max_completion_tokens`` wherever they are served (OpenAI and
 # Azure): https://learn.microsoft.com/azure/ai-foundry/openai/how-to/reasoning#api--feature-support
