@@ -29,14 +29,17 @@ from model_orchestrator.core.observed import ObservedModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import RequestScope, request_scope
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
+from model_orchestrator.core.tools import ToolCall
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.providers.http import HttpTransport
 from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
-from model_orchestrator.resilience.retry import RetryingModel, RetryPolicy, is_empty, is_retryable
+from model_orchestrator.resilience.empty_answer import is_empty
+from model_orchestrator.resilience.retry import RetryingModel, RetryPolicy, is_retryable
 from model_orchestrator.testing import FakeClock, FakeUpstream, Fault, FunctionModel, Reply, ScriptedModel
 
 NO_JITTER = RetryPolicy(jitter="none")
 REQUEST = ChatRequest.from_prompt("hello", request_id="req-1")
+CALL = ToolCall("call-1", "lookup", "{}")
 
 
 def retrying(
@@ -116,13 +119,17 @@ def test_only_retryable_provider_errors_are_retried(error: BaseException, expect
     assert is_retryable(error) is expected
 
 
-def test_empty_means_no_visible_text_unless_tool_calls() -> None:
-    def answer(text: str, finish: FinishReason = FinishReason.STOP) -> Completion:
-        return Completion(text, "m", "p", "d", Usage(), finish_reason=finish)
+def test_empty_means_no_visible_text_and_no_tool_call() -> None:
+    def answer(
+        text: str, finish: FinishReason = FinishReason.STOP, calls: tuple[ToolCall, ...] = ()
+    ) -> Completion:
+        return Completion(text, "m", "p", "d", Usage(), finish_reason=finish, tool_calls=calls)
 
     assert is_empty(answer("")) and is_empty(answer(" \n\t"))
     assert not is_empty(answer("x"))
-    assert not is_empty(answer("", FinishReason.TOOL_CALLS))
+    # The calls decide, not the finish reason: some providers finish a tool call with "stop".
+    assert not is_empty(answer("", FinishReason.STOP, (CALL,)))
+    assert is_empty(answer("", FinishReason.TOOL_CALLS))
 
 
 def test_policy_rejects_nonsense() -> None:
@@ -242,7 +249,9 @@ async def test_only_empty_answers_end_in_a_server_error() -> None:
 async def test_empty_answers_pass_when_not_retried_and_tool_calls_are_not_empty() -> None:
     model, _, _ = retrying(ScriptedModel([" "]), RetryPolicy(retry_on_empty=False))
     assert (await model.complete(REQUEST)).text == " "
-    tool_call = Completion("", "m", "p", "d", Usage(), finish_reason=FinishReason.TOOL_CALLS)
+    tool_call = Completion(
+        "", "m", "p", "d", Usage(), finish_reason=FinishReason.TOOL_CALLS, tool_calls=(CALL,)
+    )
     model, clock, _ = retrying(ScriptedModel([tool_call]))
     assert (await model.complete(REQUEST)) is tool_call and clock.sleeps == []
 

@@ -71,6 +71,9 @@ def wrap_deployment(
         clock=clock,
         bus=bus,
     )
+    # One rule for empty answers (resilience.empty_answer): the breaker counts them as failures exactly
+    # when retry tries them again.
+    retry_policy = RetryPolicy(**_set(resilience.retry, cfg.retry))
     model = CircuitBreakerModel(
         model,
         deployment=deployment,
@@ -79,12 +82,13 @@ def wrap_deployment(
         clock=clock,
         bus=bus,
         provider=cfg.provider,
+        empty_is_failure=retry_policy.retry_on_empty,
     )
     model = HealthGatedModel(model, deployment=deployment, store=store)
     return RetryingModel(
         model,
         deployment=deployment,
-        policy=RetryPolicy(**_set(resilience.retry, cfg.retry)),
+        policy=retry_policy,
         clock=clock,
         bus=bus,
         rng=rng,

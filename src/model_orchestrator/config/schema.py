@@ -206,6 +206,7 @@ class RetryConfig(_Options):
     multiplier: float | None = Field(default=None, ge=1)
     jitter: Literal["full", "equal", "none"] | None = None
     max_retry_after: float | None = Field(default=None, ge=0)
+    retry_on_empty: bool | None = None
 
 
 class BreakerConfig(_Options):

@@ -31,20 +31,19 @@ from model_orchestrator.core.errors import (
     DeploymentUnavailableError,
     ProviderError,
     RateLimitedError,
-    ServerError,
 )
 from model_orchestrator.core.events import CircuitClosed, CircuitHalfOpened, CircuitOpened, EventBus
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.resilience._streams import closing_stream
+from model_orchestrator.resilience.empty_answer import empty_answer_error, has_content, is_empty
 from model_orchestrator.resilience.state_store import StateStore
 
 _log = logging.getLogger(__name__)
 
 CircuitName = Literal["closed", "open", "half_open"]
 _NOT_FOUND = 404
-_BAD_GATEWAY = 502
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +216,11 @@ def counts_as_failure(error: BaseException) -> bool:
 class CircuitBreakerModel:
     """Skips its deployment without a call while the circuit is open; counts the outcome of every call.
 
-    An answer whose text is empty or whitespace (and that calls no tool) is a soft failure: counted, and
-    raised as a retryable ``ServerError`` (502) so the layers above try again or move on. A stream that
+    An empty answer (``empty_answer.is_empty``: no visible text, no tool call) is a soft failure: counted,
+    and raised as a retryable ``ServerError`` (502) so the layers above try again or move on. A stream that
     yields no text or tool call at all is the same; its empty leading deltas are held back until content
-    arrives, so a consumer never sees a finished stream that then fails.
+    arrives, so a consumer never sees a finished stream that then fails. ``empty_is_failure`` False (the
+    model's ``retry_on_empty: false``) counts an empty answer as a success and returns it.
     """
 
     def __init__(
@@ -233,10 +233,12 @@ class CircuitBreakerModel:
         clock: Clock,
         bus: EventBus,
         provider: str | None = None,
+        empty_is_failure: bool = True,
     ) -> None:
         self._inner = inner
         self._deployment = deployment
         self._provider = provider
+        self._empty_is_failure = empty_is_failure
         self._policy = policy
         self._store = store
         self._clock = clock
@@ -257,8 +259,8 @@ class CircuitBreakerModel:
         except BaseException as exc:
             await self._settle(request, probe, exc)
             raise
-        if not completion.text.strip() and not completion.tool_calls:
-            error = self._empty_answer()
+        if self._empty_is_failure and is_empty(completion):
+            error = empty_answer_error(self._deployment, self._provider)
             await self._settle(request, probe, error)
             raise error
         await self._settle(request, probe, None)
@@ -273,7 +275,7 @@ class CircuitBreakerModel:
                 async for delta in inner:
                     if not seen_text:
                         held.append(delta)
-                        if not delta.text.strip() and not delta.tool_calls:
+                        if self._empty_is_failure and not has_content(delta):
                             continue
                         seen_text = True
                         for waiting in held:
@@ -284,8 +286,8 @@ class CircuitBreakerModel:
             except BaseException as exc:
                 await self._settle(request, probe, exc)
                 raise
-        if not seen_text:
-            error = self._empty_answer()
+        if not seen_text and self._empty_is_failure:
+            error = empty_answer_error(self._deployment, self._provider)
             await self._settle(request, probe, error)
             raise error
         await self._settle(request, probe, None)
@@ -354,15 +356,6 @@ class CircuitBreakerModel:
         return CircuitOpenError(
             f"circuit for {self._deployment} {detail}; skipped without a call (use another model or wait)",
             retry_after=retry_after,
-            provider=self._provider,
-            deployment=self._deployment,
-        )
-
-    def _empty_answer(self) -> ServerError:
-        return ServerError(
-            "empty answer: the model returned no text; retry or use another model",
-            status_code=_BAD_GATEWAY,
-            retryable=True,
             provider=self._provider,
             deployment=self._deployment,
         )

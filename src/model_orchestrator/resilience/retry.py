@@ -6,7 +6,8 @@ caller's own deadline, or a 400/401/403/404; and when the request has somewhere 
 cooldown keeps later requests off this deployment), how long to wait (exponential backoff with jitter
 and a cap, but never less than the LATEST error's ``retry_after``), and when to give up (attempts per
 call, the request deadline, the request's shared attempt budget of failed attempts, a ``retry_after``
-too long to wait here). Empty answers and streams that end without text count as retryable failures.
+too long to wait here). Empty answers (``empty_answer.is_empty``) and streams that end without text or a
+tool call count as retryable failures unless ``retry_on_empty`` is off.
 Every failed upstream attempt is charged to the request's attempt budget (``ObservedModel`` charges
 errors, this layer empty answers); a first attempt never needs budget, only a retry does. It does not decide
 cooldowns or circuits (the wrappers inside it do) or fall back to other models (strategies do).
@@ -40,9 +41,10 @@ from model_orchestrator.core.events import EventBus, RetryScheduled
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import current_scope
-from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
+from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.resilience._streams import closing_stream
 from model_orchestrator.resilience.cooldown import OVERLOAD_STATUSES
+from model_orchestrator.resilience.empty_answer import empty_answer_error, has_content, is_empty
 
 _log = logging.getLogger(__name__)
 
@@ -62,7 +64,8 @@ class RetryPolicy:
     Delays grow ``base_delay * multiplier ** (retry - 1)`` up to ``max_delay``, then jitter:
     ``full`` draws from [0, delay], ``equal`` from [delay/2, delay], ``none`` keeps it.
     A provider's ``retry_after`` raises the wait to at least that; one longer than ``max_retry_after``
-    is not waited for here (the error is raised so the strategy can fall back).
+    is not waited for here (the error is raised so the strategy can fall back). ``retry_on_empty``: an
+    empty answer is a retryable failure (and the breaker counts it); off, it is returned as the answer.
     """
 
     max_attempts: int = 3
@@ -127,11 +130,6 @@ def should_retry(error: BaseException, request: ChatRequest) -> bool:
     """Whether to try this deployment again for ``request`` (``is_retryable`` and, with somewhere else
     to go, not a failure that ``moves_on``)."""
     return is_retryable(error) and not (request.has_fallback and moves_on(error))
-
-
-def is_empty(completion: Completion) -> bool:
-    """A soft failure: a 200 without any visible text (tool calls legitimately carry none)."""
-    return not completion.text.strip() and completion.finish_reason is not FinishReason.TOOL_CALLS
 
 
 class _BackoffOrRetryAfter(wait_base):
@@ -271,7 +269,7 @@ class RetryingModel:
     async def _complete_once(self, request: ChatRequest) -> Completion:
         completion = await self._inner.complete(request)
         if self._policy.retry_on_empty and is_empty(completion):
-            raise _charge_empty(self._deployment, self._empty_answer())
+            raise _charge_empty(self._deployment, empty_answer_error(self._deployment))
         return completion
 
     async def _open_stream(self, request: ChatRequest) -> _OpenedStream:
@@ -281,20 +279,11 @@ class RetryingModel:
         head: list[StreamDelta] = []
         async for delta in deltas:
             head.append(delta)
-            if delta.text.strip() or delta.tool_calls:
+            if has_content(delta):
                 return _OpenedStream(head, deltas)
-        ended_on_tool_calls = bool(head) and head[-1].finish_reason is FinishReason.TOOL_CALLS
-        if self._policy.retry_on_empty and not ended_on_tool_calls:
-            raise _charge_empty(self._deployment, self._empty_answer())
+        if self._policy.retry_on_empty:
+            raise _charge_empty(self._deployment, empty_answer_error(self._deployment))
         return _OpenedStream(head, deltas)
-
-    def _empty_answer(self) -> ServerError:
-        return ServerError(
-            "the deployment answered with no text (an empty or whitespace-only answer); "
-            "retrying it or falling back to another model",
-            status_code=502,
-            deployment=self._deployment,
-        )
 
     def _announce(self, request: ChatRequest, state: RetryCallState) -> None:
         outcome = state.outcome
