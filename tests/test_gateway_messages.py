@@ -111,7 +111,7 @@ async def test_the_sdk_stream_helper_assembles_the_message(model: str) -> None:
     assert len(pieces) > 1 and "".join(pieces) == "The capital of France is Paris."
     assert [b.type for b in final.content] == ["text"]
     assert final.stop_reason == "end_turn"
-    assert final.usage.output_tokens == 7
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (9, 7)
 
 
 async def test_the_event_sequence_is_the_formats() -> None:
