@@ -219,6 +219,32 @@ async def test_a_breaker_opened_by_one_client_stops_the_other(
     assert (await other.complete(REQUEST)).text == "ok"  # the other process's probe closes it for both
 
 
+async def test_a_breaker_opened_elsewhere_stops_a_busy_client_within_its_trust_window(
+    open_store: Callable[[str], StateStore],
+) -> None:
+    clock, policy = FakeClock(), BreakerPolicy(failure_threshold=1, reset_timeout=30)
+    failing = ScriptedModel([ServerError("boom", status_code=500)])
+    healthy = ScriptedModel([], default="ok")
+    one = CircuitBreakerModel(
+        failing, deployment="d", policy=policy, store=open_store("redis"), clock=clock, bus=EventBus()
+    )
+    other = CircuitBreakerModel(
+        healthy, deployment="d", policy=policy, store=open_store("redis"), clock=clock, bus=EventBus()
+    )
+    await other.complete(REQUEST)  # the other process has seen the breaker closed
+    with pytest.raises(ServerError):
+        await one.complete(REQUEST)  # and this one opens it
+    polls = 0
+    while True:  # every 50 ms the other process tries again: it trusts what it saw for 0.25 s at most
+        polls += 1
+        try:
+            await other.complete(REQUEST)
+        except CircuitOpenError:
+            break
+        assert polls <= 7, "the other process still called a deployment whose breaker opened elsewhere"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_cooldown_learnt_by_one_client_holds_for_the_other(
     open_store: Callable[[str], StateStore],
 ) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -152,7 +153,13 @@ def redis_client(url: str, *, timeout: float = 5.0) -> Redis:
 
 
 class RedisStateStore:
-    """State in Redis under ``prefix``; ``update`` retries a contended key up to ``max_attempts`` times."""
+    """State in Redis under ``prefix``; ``update`` retries a contended key up to ``max_attempts`` times.
+
+    An update that changes nothing may decide from a value this process read or wrote within
+    ``trust_seen`` seconds (real time) instead of reading it again: a closed breaker admits a call without
+    a round trip, and a breaker another process opened stops this one within that time (or at its next
+    write, which fails and brings the current value). 0: always read.
+    """
 
     def __init__(
         self,
@@ -161,6 +168,7 @@ class RedisStateStore:
         codec: StateCodec | None = None,
         prefix: str = "orchestrator:state:",
         max_attempts: int = 64,
+        trust_seen: float = 0.25,
     ) -> None:
         self._client = client
         self._codec = codec or default_codec()
@@ -171,6 +179,8 @@ class RedisStateStore:
         # other processes contend, and retries stay rare and bounded.
         self._locks: dict[str, asyncio.Lock] = {}
         self._seen: dict[str, bytes | None] = {}
+        self._seen_at: dict[str, float] = {}
+        self._trust_seen = trust_seen
         self._take = client.register_script(_TAKE)
         self._swap = client.register_script(_SWAP)
         self._adjust = client.register_script(_ADJUST)
@@ -240,8 +250,10 @@ class RedisStateStore:
             for attempt in range(self._max_attempts):
                 old = None if raw is None else self._codec.decode(raw)
                 new, result = change(old)  # type: ignore[arg-type]
-                if new == old and fresh:  # nothing to write (a closed breaker admitting a call)
-                    self._seen[name] = raw
+                if new == old and (fresh or time.monotonic() - self._seen_at[name] < self._trust_seen):
+                    # Nothing to write (a closed breaker admitting a call), from a value read or written
+                    # within ``trust_seen`` seconds: a change by another process shows within that long.
+                    self._remember(name, raw, fresh)
                     return result
                 if new == old:  # unchanged from a remembered value: read the current one first
                     raw, fresh = await self._read(name), True
@@ -249,16 +261,21 @@ class RedisStateStore:
                 encoded = self._codec.encode(new).encode()
                 written, current = await self._swap(keys=[name], args=[raw or b"", encoded])
                 if written:
-                    self._seen[name] = encoded
+                    self._remember(name, encoded, True)
                     return result
                 raw, fresh = current or None, True
-                self._seen[name] = raw
+                self._remember(name, raw, True)
                 if attempt:  # contended more than once: let the other processes' writes through first
                     await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt, 8)))
         raise StateContentionError(
             f"shared state key {name!r} changed under {self._max_attempts} attempts in a row to update it; "
             "too many processes are writing it at once (retry the request)"
         )
+
+    def _remember(self, name: str, raw: bytes | None, confirmed: bool) -> None:
+        self._seen[name] = raw
+        if confirmed:
+            self._seen_at[name] = time.monotonic()
 
     async def _read(self, name: str) -> bytes | None:
         raw = await self._client.get(name)
