@@ -38,14 +38,24 @@ from model_orchestrator.providers.http import HttpTransport, Timeouts, Transport
 from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
 from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, CircuitBreakerModel
 from model_orchestrator.resilience.cooldown import CooldownModel, CooldownPolicy
+from model_orchestrator.resilience.health import HealthGatedModel
 from model_orchestrator.resilience.rate_limiter import RateLimitedModel, RateLimitPolicy
 from model_orchestrator.resilience.retry import RetryingModel, RetryPolicy
 from model_orchestrator.resilience.state_store import MemoryStateStore
 from model_orchestrator.resilience.timeout import TimeoutModel
+from model_orchestrator.strategies.aggregators import VoteAggregator
 from model_orchestrator.strategies.balanced import BalancedModel
+from model_orchestrator.strategies.capabilities import CapabilityGateModel
+from model_orchestrator.strategies.cascade import CascadeModel
+from model_orchestrator.strategies.cheapest import CheapestModel
+from model_orchestrator.strategies.context_fit import ContextFitModel
+from model_orchestrator.strategies.cross_validate import CrossValidateModel
+from model_orchestrator.strategies.ensemble import EnsembleModel
+from model_orchestrator.strategies.extractors import ShortText
 from model_orchestrator.strategies.fallback import FallbackModel
 from model_orchestrator.strategies.member import Member
-from model_orchestrator.strategies.race import RaceModel
+from model_orchestrator.strategies.race import HedgeModel, RaceModel
+from model_orchestrator.strategies.scorers import LogprobScorer
 from model_orchestrator.testing import (
     FakeClock,
     FakeUpstream,
@@ -139,9 +149,11 @@ def wrapped(wrap: Callable[[ChatModel], ChatModel]) -> Factory:
     return build
 
 
-def strategy(make: Callable[[list[Member]], ChatModel]) -> Factory:
+def strategy(make: Callable[[list[Member]], ChatModel], members: int = 1) -> Factory:
+    """A strategy over ``members`` scripted members, each with the whole script (so all agree or all fail)."""
+
     async def build(items: Sequence[ScriptItem], stack: AsyncExitStack) -> ChatModel:
-        return make([Member(_scripted(items), ModelProfile(name="only"))])
+        return make([Member(_scripted(items), ModelProfile(name=f"m{i}")) for i in range(members)])
 
     return build
 
@@ -178,7 +190,22 @@ CASES: dict[str, Factory] = {
     ),
     "fallback": strategy(lambda ms: FallbackModel(ms, clock=_CLOCK, bus=_BUS, wait_for_cooldown=False)),
     "race": strategy(lambda ms: RaceModel(ms, clock=_CLOCK, bus=_BUS)),
+    "health-gated": wrapped(lambda m: HealthGatedModel(m, deployment="d", store=MemoryStateStore())),
+    "capability-gate": wrapped(lambda m: CapabilityGateModel(m, ModelProfile(name="m"), lambda _: [])),
+    "context-fit": wrapped(lambda m: ContextFitModel(m, ModelProfile(name="m"), overflow=None)),
     "balanced": strategy(lambda ms: BalancedModel(ms, name="balanced", clock=_CLOCK, bus=_BUS)),
+    "cheapest": strategy(lambda ms: CheapestModel(ms, clock=_CLOCK, bus=_BUS)),
+    "cascade": strategy(
+        lambda ms: CascadeModel(ms, scorer=LogprobScorer(), clock=_CLOCK, bus=_BUS, wait_for_cooldown=False)
+    ),
+    "hedge": strategy(lambda ms: HedgeModel(ms[0], ms[1:], delay=5.0, clock=_CLOCK, bus=_BUS), members=2),
+    "ensemble": strategy(
+        lambda ms: EnsembleModel(ms, aggregator=VoteAggregator(ShortText()), clock=_CLOCK, bus=_BUS),
+        members=3,
+    ),
+    "cross-validate": strategy(
+        lambda ms: CrossValidateModel(ms[0], ms[1], ms[2], clock=_CLOCK, bus=_BUS), members=3
+    ),
 }
 
 
@@ -243,9 +270,8 @@ async def test_an_answer_is_a_well_formed_completion_and_the_stream_agrees(facto
     last = deltas[-1]
     assert last.finish_reason == whole.finish_reason
     assert all(d.finish_reason is None for d in deltas[:-1])
-    assert (last.usage is None) == (whole.usage is None)
-    if last.usage is not None and whole.usage is not None:
-        assert last.usage.output_tokens == whole.usage.output_tokens
+    assert last.usage is not None and whole.usage is not None
+    assert last.usage.output_tokens == whole.usage.output_tokens
 
 
 @pytest.mark.parametrize("factory", SCRIPTABLE)
