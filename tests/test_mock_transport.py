@@ -105,3 +105,10 @@ async def test_a_truncated_stream_is_a_connection_error_for_the_adapter() -> Non
     model = _model(MockTransport(wire_handler(Fault.truncated_stream(after_chunks=1))))
     with pytest.raises(UpstreamConnectionError, match="cut off"):
         _ = [d async for d in model.stream(REQUEST)]
+
+
+async def test_health_probes_get_the_formats_model_list_in_memory() -> None:
+    transport = MockTransport(wire_handler())
+    await _model(transport).probe()
+    (seen,) = transport.requests
+    assert (seen.method, seen.path) == ("GET", "/v1/models")
