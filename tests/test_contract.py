@@ -10,6 +10,7 @@ retryability and ``retry_after``. Adding a model means adding one line to ``CASE
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -28,9 +29,15 @@ from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.observed import ObservedModel
+from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
+from model_orchestrator.core.routing import RouteChoice
+from model_orchestrator.ledger.guard import BudgetGuardModel
+from model_orchestrator.ledger.ledger import Ledger
+from model_orchestrator.ledger.limits import BudgetRules, PeriodLimits
+from model_orchestrator.ledger.settings import LedgerSettings
 from model_orchestrator.providers.anthropic import AnthropicModel
 from model_orchestrator.providers.cli_agent import CliAgentModel
 from model_orchestrator.providers.gemini import GeminiModel
@@ -54,8 +61,13 @@ from model_orchestrator.strategies.ensemble import EnsembleModel
 from model_orchestrator.strategies.extractors import ShortText
 from model_orchestrator.strategies.fallback import FallbackModel
 from model_orchestrator.strategies.member import Member
+from model_orchestrator.strategies.pipeline import PipelineModel, Stage
 from model_orchestrator.strategies.race import HedgeModel, RaceModel
+from model_orchestrator.strategies.route import RouteModel
 from model_orchestrator.strategies.scorers import LogprobScorer
+from model_orchestrator.strategies.specialist import SpecialistModel
+from model_orchestrator.strategies.validate import Validator
+from model_orchestrator.strategies.validated import ValidatedModel
 from model_orchestrator.testing import (
     FakeClock,
     FakeUpstream,
@@ -67,6 +79,7 @@ from model_orchestrator.testing import (
     wire_handler,
 )
 from model_orchestrator.testing.fake_upstream.script import ScriptItem
+from tests.ledger_db import url_for
 
 REQUEST = ChatRequest(messages=(Message.user("Say something."),), temperature=0.0, max_tokens=16)
 ANSWER = Reply("Contract answers are joined from pieces.", usage=(9, 7), chunk_size=5)
@@ -149,6 +162,27 @@ def wrapped(wrap: Callable[[ChatModel], ChatModel]) -> Factory:
     return build
 
 
+async def budget_guarded(items: Sequence[ScriptItem], stack: AsyncExitStack) -> ChatModel:
+    """The guard over an observed model, reserving against a real SQLite ledger."""
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    ledger = Ledger(LedgerSettings(url_for("sqlite", folder)))
+    stack.push_async_callback(ledger.aclose)
+    price, bus = Price(1.0, 2.0), EventBus()
+    observed = ObservedModel(_scripted(items), name="m", provider="p", deployment="d", price=price, bus=bus)
+    rules = BudgetRules(overall=PeriodLimits(daily=100.0))
+    profile = ModelProfile("m", price)
+    return BudgetGuardModel(
+        observed,
+        keeper=ledger,
+        rules=rules,
+        profile=profile,
+        provider="p",
+        deployment="d",
+        bus=bus,
+        clock=_CLOCK,
+    )
+
+
 def strategy(make: Callable[[list[Member]], ChatModel], members: int = 1) -> Factory:
     """A strategy over ``members`` scripted members, each with the whole script (so all agree or all fail)."""
 
@@ -158,6 +192,14 @@ def strategy(make: Callable[[list[Member]], ChatModel], members: int = 1) -> Fac
     return build
 
 
+class _InOrder:
+    """A routing policy that keeps the members' order (routing quality is tested elsewhere)."""
+
+    def choose(self, request: ChatRequest, candidates: Sequence[ModelProfile]) -> RouteChoice:
+        return RouteChoice(tuple(p.name for p in candidates), (), "in order", "test", 0)
+
+
+_ALWAYS_PASSES = Validator("non_empty", lambda output: () if output.strip() else ("empty",))
 _CLOCK = FakeClock()
 _BUS = EventBus()
 
@@ -190,6 +232,7 @@ CASES: dict[str, Factory] = {
     ),
     "fallback": strategy(lambda ms: FallbackModel(ms, clock=_CLOCK, bus=_BUS, wait_for_cooldown=False)),
     "race": strategy(lambda ms: RaceModel(ms, clock=_CLOCK, bus=_BUS)),
+    "budget-guard": budget_guarded,
     "health-gated": wrapped(lambda m: HealthGatedModel(m, deployment="d", store=MemoryStateStore())),
     "capability-gate": wrapped(lambda m: CapabilityGateModel(m, ModelProfile(name="m"), lambda _: [])),
     "context-fit": wrapped(lambda m: ContextFitModel(m, ModelProfile(name="m"), overflow=None)),
@@ -202,6 +245,12 @@ CASES: dict[str, Factory] = {
     "ensemble": strategy(
         lambda ms: EnsembleModel(ms, aggregator=VoteAggregator(ShortText()), clock=_CLOCK, bus=_BUS),
         members=3,
+    ),
+    "route": strategy(lambda ms: RouteModel(ms, policy=_InOrder(), clock=_CLOCK, bus=_BUS)),
+    "specialist": strategy(lambda ms: SpecialistModel({"general": ms[0]}, default="general", clock=_CLOCK)),
+    "pipeline": strategy(lambda ms: PipelineModel([Stage("only", ms[0], "Answer.")], clock=_CLOCK)),
+    "validated": strategy(
+        lambda ms: ValidatedModel(ms[0], judge=None, validators=[_ALWAYS_PASSES], clock=_CLOCK, bus=_BUS)
     ),
     "cross-validate": strategy(
         lambda ms: CrossValidateModel(ms[0], ms[1], ms[2], clock=_CLOCK, bus=_BUS), members=3
