@@ -82,18 +82,19 @@ def summarise(raw: Path, thread_cpu: dict[int, float], top: int) -> None:
             main[concern(frames)] += int(count)
             functions[innermost(frames)] += int(count)
     total_cpu = sum(thread_cpu.values()) or 1.0
-    shares: Counter[str] = Counter()
+    shares: dict[str, float] = {}
     for tid, cpu in thread_cpu.items():
         name = names.get(tid, "")
         if name == "MainThread":
             samples = sum(main.values()) or 1
             for key, n in main.items():
-                shares[key] += cpu / total_cpu * n / samples
+                shares[key] = shares.get(key, 0.0) + cpu / total_cpu * n / samples
         else:
-            shares[LEDGER if "ledger" in name or "_connection_worker" in name else LOOP] += cpu / total_cpu
+            owner = LEDGER if "ledger" in name or "_connection_worker" in name else LOOP
+            shares[owner] = shares.get(owner, 0.0) + cpu / total_cpu
     split = ", ".join(f"{names.get(t, '?')} {100 * c / total_cpu:.0f}%" for t, c in thread_cpu.items() if c)
     print(f"CPU by thread: {split}; {sum(main.values())} main-thread samples")
-    for key, share in shares.most_common(top):
+    for key, share in sorted(shares.items(), key=lambda item: -item[1])[:top]:
         print(f"  {100 * share:5.1f}%  {key}")
     samples = sum(functions.values()) or 1
     print("main thread by innermost function of ours (what it calls included), share of its samples:")
