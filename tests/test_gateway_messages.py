@@ -312,6 +312,10 @@ async def test_the_openapi_document_describes_both_routes() -> None:
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/MessagesRequest")
     assert "max_tokens" in document["components"]["schemas"]["MessagesRequest"]["required"]
     assert "/v1/messages/count_tokens" in document["paths"]
+    # Each format's parts have their own components: the chat route's ToolParam is still the chat one.
+    schemas = document["components"]["schemas"]
+    assert "function" in schemas["ToolParam"]["properties"]
+    assert "input_schema" in schemas["MessagesToolParam"]["properties"]
 
 
 async def test_a_keys_budget_is_charged_and_enforced_on_messages() -> None:

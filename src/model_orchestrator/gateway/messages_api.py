@@ -19,11 +19,12 @@ from aiohttp import web
 from model_orchestrator.gateway.messages_convert import estimate_input_tokens, message_body, to_chat_request
 from model_orchestrator.gateway.messages_errors import error_type
 from model_orchestrator.gateway.messages_stream import serve_message_stream
-from model_orchestrator.gateway.served import FormatRoutes, explained, metadata_headers
+from model_orchestrator.gateway.served import FormatRoutes, add_components, explained, metadata_headers
 from model_orchestrator.wire.messages import VERSION_HEADERS, CountTokensRequest, MessagesRequest
 
 PATH = "/v1/messages"
 COUNT_PATH = "/v1/messages/count_tokens"
+_PREFIX = "Messages"  # of the request's component schemas in the OpenAPI document
 
 
 def add_messages_routes(app: web.Application, routes: FormatRoutes) -> None:
@@ -61,9 +62,7 @@ def document_messages(document: dict[str, Any], max_tokens: int) -> None:
     """Add both routes, their bodies' schemas and the format's error body to the OpenAPI ``document``."""
     schemas = document["components"]["schemas"]
     for model in (MessagesRequest, CountTokensRequest):
-        schema = model.model_json_schema(mode="validation", ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
+        add_components(schemas, model, _PREFIX)
     schemas[MessagesRequest.__name__]["properties"]["max_tokens"]["maximum"] = max_tokens
     _cross_field_rules(schemas)
     schemas["MessagesError"] = _ERROR
@@ -91,19 +90,21 @@ def document_messages(document: dict[str, Any], max_tokens: int) -> None:
 def _cross_field_rules(schemas: dict[str, Any]) -> None:
     """What ``messages_convert`` enforces beyond the field types, stated so that every body the document
     accepts is accepted: which turn carries which blocks, and a ``tool_choice`` that forces a call only
-    beside tools. (A named choice must also name one of the tools, which JSON Schema cannot say.)"""
+    beside tools. A named choice must also name one of the tools, which JSON Schema cannot say, so the
+    ``tool`` form is described in words rather than listed (its schema stays in the components)."""
 
     def blocks_except(*kinds: str) -> dict[str, Any]:
         item = {"properties": {"type": {"not": {"enum": list(kinds)}}}}
         return {"properties": {"content": {"anyOf": [{"type": "string"}, {"type": "array", "items": item}]}}}
 
-    schemas["MessageParam"]["allOf"] = [
+    schemas[f"{_PREFIX}MessageParam"]["allOf"] = [
         {"if": {"properties": {"role": {"const": "user"}}}, "then": blocks_except("tool_use")},
         {
             "if": {"properties": {"role": {"const": "assistant"}}},
             "then": blocks_except("tool_result", "image"),
         },
     ]
+    _named_choice_in_words(schemas[MessagesRequest.__name__]["properties"]["tool_choice"])
     forcing = {"properties": {"tool_choice": {"properties": {"type": {"enum": ["any", "tool"]}}}}}
     # Identical tools are refused as two tools of one name; the schema says so (a name repeated in
     # different definitions is refused too, which JSON Schema cannot say).
@@ -116,6 +117,38 @@ def _cross_field_rules(schemas: dict[str, Any]) -> None:
     ]
 
 
+def _named_choice_in_words(choice: dict[str, Any]) -> None:
+    union = choice["anyOf"][0]
+    union["oneOf"] = [v for v in union["oneOf"] if not v["$ref"].endswith(f"/{_PREFIX}ToolChoiceTool")]
+    union["discriminator"]["mapping"].pop("tool")
+    choice["description"] = (
+        f"auto, any or none; also {{type: tool, name}} (schema {_PREFIX}ToolChoiceTool) naming one of "
+        "this request's tools, not listed here because JSON Schema cannot say the name must be one of them "
+        "(another name is refused with 400)"
+    )
+
+
+# One schema per event (OpenAPI 3.2's reading of SSE): the event's name and its JSON data.
+_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {
+            "enum": [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+                "error",
+            ]
+        },
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+    },
+}
 _COUNT: dict[str, Any] = {
     "type": "object",
     "required": ["input_tokens"],
@@ -191,7 +224,7 @@ def _operation(summary: str, body: str, answer: dict[str, Any], *, stream: bool 
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/MessagesError"}}}
     content: dict[str, Any] = {"application/json": {"schema": answer}}
     if stream:
-        content["text/event-stream"] = {"schema": {"type": "string"}}
+        content["text/event-stream"] = {"schema": _EVENT}
     return {
         "summary": summary,
         "parameters": [

@@ -21,11 +21,12 @@ from model_orchestrator.gateway.responses_convert import (
     usage_of,
 )
 from model_orchestrator.gateway.responses_stream import serve_response_stream
-from model_orchestrator.gateway.served import FormatRoutes, explained, metadata_headers
+from model_orchestrator.gateway.served import FormatRoutes, add_components, explained, metadata_headers
 from model_orchestrator.wire.responses import ResponsesRequest
 
 PATH = "/v1/responses"
 _REF = "#/components/schemas/{model}"
+_PREFIX = "Responses"  # of the request's component schemas in the OpenAPI document
 
 
 def add_responses_route(app: web.Application, routes: FormatRoutes) -> None:
@@ -63,15 +64,11 @@ def add_responses_route(app: web.Application, routes: FormatRoutes) -> None:
 def document_responses(document: dict[str, Any], max_tokens: int) -> None:
     """Add ``/v1/responses`` and its body's schema to the OpenAPI ``document``."""
     schemas = document["components"]["schemas"]
-    schema = ResponsesRequest.model_json_schema(
-        mode="validation", ref_template="#/components/schemas/{model}"
-    )
-    schemas.update(schema.pop("$defs", {}))
+    schema = add_components(schemas, ResponsesRequest, _PREFIX)
     schema["properties"]["max_output_tokens"]["anyOf"][0]["maximum"] = max_tokens
-    schemas[ResponsesRequest.__name__] = schema
     _cross_field_rules(schemas)
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-    content = {"application/json": {"schema": _RESPONSE}, "text/event-stream": {"schema": {"type": "string"}}}
+    content = {"application/json": {"schema": _RESPONSE}, "text/event-stream": {"schema": _EVENT}}
     document["paths"][PATH] = {
         "post": {
             "summary": "Create a response (Responses API, stateless; stream: true answers text/event-stream)",
@@ -92,20 +89,29 @@ def document_responses(document: dict[str, Any], max_tokens: int) -> None:
 def _cross_field_rules(schemas: dict[str, Any]) -> None:
     """What ``responses_convert`` enforces beyond the field types, stated so that every body the document
     accepts is accepted: images in user messages only, ``output_text`` in assistant ones only, and a
-    ``tool_choice`` that forces a call only beside tools. (A named choice must also name one of the tools,
-    which JSON Schema cannot say.)"""
+    ``tool_choice`` that forces a call only beside tools. A named choice must also name one of the tools,
+    which JSON Schema cannot say, so that form is described in words rather than listed."""
 
     def parts_except(kind: str) -> dict[str, Any]:
         item = {"properties": {"type": {"not": {"const": kind}}}}
         return {"properties": {"content": {"anyOf": [{"type": "string"}, {"type": "array", "items": item}]}}}
 
-    schemas["MessageItem"]["allOf"] = [
+    schemas[f"{_PREFIX}MessageItem"]["allOf"] = [
         {"if": {"properties": {"role": {"not": {"const": "user"}}}}, "then": parts_except("input_image")},
         {
             "if": {"properties": {"role": {"not": {"const": "assistant"}}}},
             "then": parts_except("output_text"),
         },
     ]
+    choice = schemas[ResponsesRequest.__name__]["properties"]["tool_choice"]
+    choice["anyOf"] = [
+        v for v in choice["anyOf"] if not v.get("$ref", "").endswith(f"/{_PREFIX}NamedFunction")
+    ]
+    choice["description"] = (
+        f"auto, none or required; also {{type: function, name}} (schema {_PREFIX}NamedFunction) naming one "
+        "of this request's tools, not listed here because JSON Schema cannot say the name must be one of "
+        "them (another name is refused with 400)"
+    )
     forcing = {"anyOf": [{"const": "required"}, {"type": "object"}]}
     # Identical tools are refused as two tools of one name; the schema says so (a name repeated in
     # different definitions is refused too, which JSON Schema cannot say).
@@ -118,6 +124,12 @@ def _cross_field_rules(schemas: dict[str, Any]) -> None:
     ]
 
 
+# One schema per event (OpenAPI 3.2's reading of SSE): the event's name and its JSON data.
+_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}},
+}
 _RESPONSE: dict[str, Any] = {
     "type": "object",
     "required": ["id", "object", "created_at", "status", "model", "output"],

@@ -11,9 +11,10 @@ on every route. Not any wire format's shapes.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -140,3 +141,25 @@ def invalid_body(exc: ValidationError) -> GatewayError:
         return GatewayError(400, f"{param} is not supported by this gateway", param=param)
     where = f" at {param}" if param else ""
     return GatewayError(400, f"Invalid request body{where}: {first.get('msg', 'invalid')}", param=param)
+
+
+def add_components(schemas: dict[str, Any], model: type[BaseModel], prefix: str) -> dict[str, Any]:
+    """Put ``model``'s JSON schema into the OpenAPI components under its own name, and the models it uses
+    under ``prefix`` + their names (each wire format has its own ``ToolParam``, ``TextBlock``, ...; the
+    prefix keeps them from replacing another format's). Returns ``model``'s schema, to refine in place."""
+    template = "#/components/schemas/{model}"
+    schema = model.model_json_schema(mode="validation", ref_template=template)
+    defs = schema.pop("$defs", {})
+    ref = '"' + template + '"'
+    renamed = {ref.format(model=name): ref.format(model=prefix + name) for name in defs}
+
+    def rename(value: dict[str, Any]) -> dict[str, Any]:
+        text = json.dumps(value)
+        for old, new in renamed.items():
+            text = text.replace(old, new)
+        loaded: dict[str, Any] = json.loads(text)
+        return loaded
+
+    schemas.update({prefix + name: value for name, value in rename(defs).items()})
+    schemas[model.__name__] = schema = rename(schema)
+    return schema
