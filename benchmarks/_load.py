@@ -76,8 +76,13 @@ async def run_load(
     body: Mapping[str, Any] | None = None,
     server_pid: int | None = None,
     warmup: int = 200,
+    settle: float = 0.0,
 ) -> LoadResult:
-    """POST ``body`` to ``url`` ``requests`` times, ``concurrency`` at a time, after ``warmup`` requests."""
+    """POST ``body`` to ``url`` ``requests`` times, ``concurrency`` at a time, after ``warmup`` requests.
+
+    ``settle`` seconds of quiet before and after the measured requests let a server finish work it
+    defers (a ledger flushed every second), so the CPU measured is the measured requests' own.
+    """
     import aiohttp
     import orjson
 
@@ -103,11 +108,13 @@ async def run_load(
                 await one(record)
 
         await asyncio.gather(*(worker(warmup // concurrency + 1, False) for _ in range(concurrency)))
+        await asyncio.sleep(settle)
         cpu0 = process_cpu(server_pid) if server_pid else None
         wall0 = time.perf_counter()
         per_worker = requests // concurrency
         await asyncio.gather(*(worker(per_worker, True) for _ in range(concurrency)))
         wall = time.perf_counter() - wall0
+        await asyncio.sleep(settle)
         cpu = process_cpu(server_pid) - cpu0 if server_pid and cpu0 is not None else None
     latencies.sort()
     done = len(latencies)

@@ -5,7 +5,8 @@ ledger and Prometheus metrics on, its real config path) in another; `benchmarks/
 on uvicorn, one pooled aiohttp session, bytes forwarded as they come: the floor any Python gateway pays)
 in another; this process is the load generator. For non-streamed answers and for answers streamed in 20
 chunks (a second FakeUpstream), at concurrency 32 (``--levels`` for more), in the same run it prints
-requests per second, the server process's CPU µs per request (from /proc, not wall time), p50/p99
+requests per second, the server process's CPU µs per request (from /proc, not wall time, deferred
+ledger writes included), p50/p99
 latency, the latency added over calling the upstream directly, and our CPU per request over the
 pass-through's (issue 13's target: at most 3x). ``--rounds N`` interleaves N rounds and takes medians.
 With ``--litellm PATH`` (the `litellm` command of a LiteLLM proxy installed elsewhere, e.g. a throwaway
@@ -39,6 +40,9 @@ STREAM_CHUNKS = 20
 MODES = {"non-streamed": None, f"streamed ({STREAM_CHUNKS} chunks)": STREAM_CHUNKS}
 OURS, FLOOR, LITELLM = "orchestrator serve", "pass-through (floor)", "LiteLLM proxy"
 TARGET = 3.0
+# Seconds of quiet around each measured load: longer than the ledger's flush interval (1 s), so the CPU
+# of writing the measured requests' rows is counted and the warm-up's is not.
+SETTLE = 1.5
 _QUIET_LOGGING = """{"version": 1, "disable_existing_loggers": false,
  "loggers": {"uvicorn.access": {"level": "WARNING"}, "LiteLLM": {"level": "WARNING"}}}"""
 
@@ -133,7 +137,15 @@ def measure(
     body = {**BODY, "stream": True} if chunks else BODY
     return {
         c: asyncio.run(
-            run_load(url, requests=requests, concurrency=c, headers=headers, body=body, server_pid=proc.pid)
+            run_load(
+                url,
+                requests=requests,
+                concurrency=c,
+                headers=headers,
+                body=body,
+                server_pid=proc.pid,
+                settle=SETTLE,
+            )
         )
         for c in levels
     }

@@ -11,8 +11,9 @@ and streamed: a bare aiohttp streamed read (each SSE ``data:`` line json-decoded
 ``Orchestrator.stream`` on the same fallback, ledger off and on. Each path runs in two harnesses: a
 plain sequential loop (one call at a time) and 64 calls in flight (asyncio.gather under a semaphore),
 after 50 warm-up calls. CPU is this process's (``time.process_time``: the ledger's writer thread
-included), per call. Prints the ratios issue 13 sets targets for (fallback / bare <= 1.5x, streamed
-<= 1.5x, ledger on / off <= 1.1x). Start-up times are in ``benchmarks/startup.py``.
+included, and its batched writes flushed at both ends of the window), per call. Prints the ratios
+issue 13 sets targets for (fallback / bare <= 1.5x, streamed <= 1.5x, ledger on / off <= 1.1x).
+Start-up times are in ``benchmarks/startup.py``.
 
 Usage: python benchmarks/overhead.py [--calls N] [--rounds N]
 """
@@ -46,6 +47,7 @@ STREAM_PATHS = ("bare stream", "fallback stream", "fallback stream+ledger")
 TARGETS = {"call": 1.5, "stream": 1.5, "ledger": 1.1}
 Figures = dict[str, dict[int, float]]
 Call = Callable[[], Awaitable[object]]
+Settle = Callable[[], Awaitable[None]]
 
 
 def start_upstream(chunks: int | None = None) -> tuple[subprocess.Popen[str], str]:
@@ -79,10 +81,13 @@ def fallback_config(url: str, ledger: bool) -> str:
     )
 
 
-async def measure(call: Callable[[], Awaitable[object]], calls: int, concurrency: int) -> float:
-    """CPU µs per call of this process, after a warm-up."""
+async def measure(call: Call, calls: int, concurrency: int, settle: Settle | None = None) -> float:
+    """CPU µs per call of this process, after a warm-up; ``settle`` finishes deferred work (the ledger's
+    batched writes) before the window and at its end, so the window holds the measured calls' own."""
     for _ in range(50):
         await call()
+    if settle is not None:
+        await settle()
     sem = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
@@ -95,6 +100,8 @@ async def measure(call: Callable[[], Awaitable[object]], calls: int, concurrency
             await call()
     else:
         await asyncio.gather(*(one() for _ in range(calls)))
+    if settle is not None:
+        await settle()
     return (time.process_time() - cpu0) / calls * 1e6
 
 
@@ -172,12 +179,15 @@ async def run(url: str, stream_url: str, calls: int, rounds: int, home: Path) ->
             "fallback stream": stream(plain_stream),
             "fallback stream+ledger": stream(ledgered_stream),
         }
+        settles: dict[str, Settle] = {
+            "fallback+ledger": ledgered.ledger.flush,
+            "fallback stream+ledger": ledgered_stream.ledger.flush,
+        }
         for _ in range(rounds):
             for concurrency in HARNESSES.values():
                 for path, call in paths.items():
-                    samples.setdefault((path, concurrency), []).append(
-                        await measure(call, calls, concurrency)
-                    )
+                    cpu = await measure(call, calls, concurrency, settles.get(path))
+                    samples.setdefault((path, concurrency), []).append(cpu)
     for orch in (plain, ledgered, plain_stream, ledgered_stream):
         await orch.aclose()
     await transport.aclose()
