@@ -14,10 +14,14 @@ import anthropic
 import pytest
 
 from model_orchestrator.config.loader import parse_config
+from model_orchestrator.core.messages import Role, TextPart
 from model_orchestrator.core.tools import ToolCall
 from model_orchestrator.gateway import Gateway, GatewaySettings
+from model_orchestrator.gateway.errors import GatewayError
+from model_orchestrator.gateway.messages_convert import chat_messages
 from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.testing import FakeUpstream, Fault, Reply
+from model_orchestrator.wire.messages import MessagesRequest
 from tests.gateway_helpers import MASTER
 
 WEATHER: dict[str, Any] = {
@@ -361,3 +365,66 @@ async def test_a_tool_loop_through_a_fallback_whose_first_member_fails() -> None
     assert [getattr(b, "text", None) for b in second.content] == ["Sunny in Paris."]
     assert formats == ["/v1/chat/completions", "/v1/messages"] * 2  # each turn fell back across formats
     assert "22 C" in _sent_texts(up)
+
+
+async def test_an_answer_cut_at_max_tokens_says_so() -> None:
+    async with FakeUpstream() as up, served(up) as (_, client):
+        up.script(Reply("Paris is the", finish_reason="length"))
+        message = await client.messages.create(model="messages", max_tokens=3, messages=ASK)
+    assert message.stop_reason == "max_tokens"
+
+
+def test_blocks_become_core_messages_in_order() -> None:
+    body = MessagesRequest.model_validate(
+        {
+            "model": "m",
+            "max_tokens": 10,
+            "system": [{"type": "text", "text": "Rules.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": "Weather?"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "Checking."},
+                        {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": "down", "is_error": True},
+                        {"type": "text", "text": "And now?"},
+                    ],
+                },
+            ],
+        }
+    )
+    system, ask, call, result, follow_up = chat_messages(body)
+    assert system.role is Role.SYSTEM and system.parts == (TextPart("Rules.", cache_breakpoint=True),)
+    assert ask.text == "Weather?"
+    assert call.text == "Checking." and call.tool_calls == (
+        ToolCall("t1", "get_weather", '{"city":"Paris"}'),
+    )
+    assert (result.role, result.tool_call_id, result.text) == (Role.TOOL, "t1", "Error: down")
+    assert (follow_up.role, follow_up.text) == (Role.USER, "And now?")
+
+
+@pytest.mark.parametrize(
+    ("turn", "message"),
+    [
+        ({"role": "assistant", "content": [INLINE_IMAGE]}, "Images are accepted in user turns only"),
+        (
+            {"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+            "tool_use blocks belong to assistant turns",
+        ),
+        (
+            {"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]},
+            "tool_result blocks belong to user turns",
+        ),
+    ],
+)
+def test_blocks_in_the_wrong_turn_are_refused(turn: dict[str, Any], message: str) -> None:
+    body = MessagesRequest.model_validate({"model": "m", "max_tokens": 10, "messages": [turn]})
+    with pytest.raises(GatewayError) as refused:
+        chat_messages(body)
+    assert refused.value.message == message and refused.value.param == "messages.0.content.0"

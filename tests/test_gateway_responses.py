@@ -15,10 +15,13 @@ import pytest
 from pydantic import BaseModel
 
 from model_orchestrator.config.loader import parse_config
+from model_orchestrator.core.messages import Role
 from model_orchestrator.core.tools import ToolCall
 from model_orchestrator.gateway import Gateway, GatewaySettings
+from model_orchestrator.gateway.responses_convert import chat_messages
 from model_orchestrator.orchestrator import Orchestrator
 from model_orchestrator.testing import FakeUpstream, Fault, Reply
+from model_orchestrator.wire.responses import ResponsesRequest
 from tests.gateway_helpers import MASTER
 
 WEATHER: dict[str, Any] = {
@@ -275,3 +278,38 @@ async def test_a_keys_budget_is_charged_and_enforced_on_responses() -> None:
     assert caught.value.code == "insufficient_quota"
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert len(up.requests) == 2
+
+
+def test_function_call_items_join_the_assistant_turn_before_them() -> None:
+    body = ResponsesRequest.model_validate(
+        {
+            "model": "m",
+            "instructions": "Be brief.",
+            "input": [
+                {"role": "user", "content": "Weather?"},
+                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hm."}]},
+                {
+                    "type": "function_call",
+                    "call_id": "c1",
+                    "name": "get_weather",
+                    "arguments": '{"city":"Paris"}',
+                },
+                {
+                    "type": "function_call",
+                    "call_id": "c2",
+                    "name": "get_weather",
+                    "arguments": '{"city":"Lyon"}',
+                },
+                {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+                {"type": "function_call_output", "call_id": "c2", "output": "rain"},
+            ],
+        }
+    )
+    system, ask, calls, paris, lyon = chat_messages(body)
+    assert (system.role, system.text, ask.text) == (Role.SYSTEM, "Be brief.", "Weather?")
+    assert calls.role is Role.ASSISTANT and calls.text == "Hm."
+    assert [c.id for c in calls.tool_calls] == ["c1", "c2"]
+    assert [(m.role, m.tool_call_id, m.text) for m in (paris, lyon)] == [
+        (Role.TOOL, "c1", "sunny"),
+        (Role.TOOL, "c2", "rain"),
+    ]
