@@ -1,5 +1,5 @@
 """``/v1/responses`` (stateless) with the official ``openai`` SDK's ``client.responses`` as the client, in
-front of FakeUpstreams speaking the Chat Completions and the Messages formats: text, items, images, a tool
+front of FakeUpstreams speaking the Chat Completions and the Messages formats (Gemini too for text): text, items, images, a tool
 loop, JSON schemas, typed stream events, and clear refusals of what needs server-side state."""
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def _config(up: FakeUpstream) -> str:
 models:
   - {{name: chat, provider: openai, model: m-chat, api_base: '{up.openai_base}', api_key_env: UP_KEY, {caps}}}
   - {{name: messages, provider: anthropic, model: m-msg, api_base: '{up.url}', api_key_env: UP_KEY, {caps}}}
+  - {{name: generate, provider: gemini, model: m-gen, api_base: '{up.url}', api_key_env: UP_KEY, {caps}}}
 resilience:
   retry: {{max_attempts: 1}}
 """
@@ -83,7 +84,7 @@ def _sent(up: FakeUpstream) -> str:
     return json.dumps(up.requests[-1].json)
 
 
-@pytest.mark.parametrize("model", FORMATS)
+@pytest.mark.parametrize("model", [*FORMATS, "generate"])
 async def test_text_in_text_out(model: str) -> None:
     async with FakeUpstream() as up, served(up) as client:
         up.script(Reply("Paris.", usage=(11, 2), cached_tokens=4))
