@@ -1,6 +1,7 @@
 """``/v1/responses`` (stateless) with the official ``openai`` SDK's ``client.responses`` as the client, in
-front of FakeUpstreams speaking the Chat Completions and the Messages formats (Gemini too for text): text, items, images, a tool
-loop, JSON schemas, typed stream events, and clear refusals of what needs server-side state."""
+front of FakeUpstreams speaking the Chat Completions and the Messages formats (and Gemini's, for text):
+text, items, images, a tool loop, JSON schemas, typed stream events, and clear refusals of what needs
+server-side state."""
 
 from __future__ import annotations
 
