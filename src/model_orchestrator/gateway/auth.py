@@ -22,6 +22,7 @@ from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.gateway.errors import GatewayError
 from model_orchestrator.orchestrator.access import (
+    CLI_AGENT_REFUSAL,
     OPEN,
     AuthFailure,
     FailedAuthThrottle,
@@ -30,6 +31,7 @@ from model_orchestrator.orchestrator.access import (
     identify,
     master_key_from,
     presented_key,
+    starts_host_agent,
 )
 from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore
 
@@ -137,6 +139,8 @@ def require_master(principal: Principal) -> None:
 
 def require_model(principal: Principal, model: str) -> None:
     """403 when the caller's key may not use ``model``."""
+    if starts_host_agent(model):
+        raise GatewayError(403, CLI_AGENT_REFUSAL + ".", "permission_error", "model_not_allowed", "model")
     if not principal.may_use(model):
         raise GatewayError(
             403,

@@ -21,7 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from model_orchestrator.core.errors import OrchestratorError
 from model_orchestrator.mcp.http_access import PRINCIPAL_SCOPE_KEY
-from model_orchestrator.orchestrator.access import OPEN, Principal, without_hosts
+from model_orchestrator.orchestrator.access import (
+    CLI_AGENT_REFUSAL,
+    OPEN,
+    Principal,
+    starts_host_agent,
+    without_hosts,
+)
 
 if TYPE_CHECKING:
     from model_orchestrator.orchestrator import Orchestrator
@@ -85,6 +91,11 @@ def caller_of(ctx: Context[Any, Any] | None) -> Principal:
 def _require(allowed: bool, caller: Principal, what: str) -> None:
     if not allowed:
         raise ToolError(f"API key {caller.key_id} is not allowed to use {what}.")
+
+
+def _refuse_host_agents(*names: str | None) -> None:
+    if any(name is not None and starts_host_agent(name) for name in names):
+        raise ToolError(CLI_AGENT_REFUSAL + ".")
 
 
 class OrchestratorTools:
@@ -163,6 +174,7 @@ class OrchestratorTools:
         tool error) and tokens (input plus output).
         """
         caller = caller_of(ctx)
+        _refuse_host_agents(model, *(members or ()))
         if strategy is not None:
             names = list(members or ([model] if model else []))
             _require(

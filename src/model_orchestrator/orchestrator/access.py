@@ -126,6 +126,21 @@ def is_master(key: str, master_key: str | None) -> bool:
     return master_key is not None and hmac.compare_digest(key.encode(), master_key.encode())
 
 
+CLI_AGENT_REFUSAL = (
+    "cli: references start a coding agent on the server's host, so the network front doors never serve "
+    "them; to offer an agent, configure it as a model (provider: cli) in orchestrator.yaml and use its name"
+)
+
+
+def starts_host_agent(model: str) -> bool:
+    """True when ``model``, or a member of an inline strategy such as ``fallback:a,cli:claude``, is a
+    ``cli:NAME`` reference: it would run a coding agent on this host with the operator's account. Agents
+    the operator configured by name are not references and stay usable."""
+    kind, sep, rest = model.partition(":")
+    names = rest.split(",") if sep and kind in _STRATEGY_KINDS else [model]
+    return any(name.strip().startswith("cli:") for name in names)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The caller. ``key_id`` is None for the master key and when auth is off; ``models`` empty: any."""
@@ -140,7 +155,10 @@ class Principal:
     def may_use(self, model: str) -> bool:
         """Whether this caller may ask for ``model``: listed by name, or an inline strategy
         (``fallback:a,b``) of a known kind whose members are all listed. ``provider:NAME`` is not a
-        strategy and ``auto`` is not a listed name, so a restricted key may use neither."""
+        strategy and ``auto`` is not a listed name, so a restricted key may use neither. No caller, the
+        master key included, may name a ``cli:`` agent (see ``starts_host_agent``)."""
+        if starts_host_agent(model):
+            return False
         if self.master or not self.models or model in self.models:
             return True
         kind, sep, members = model.partition(":")
@@ -149,6 +167,8 @@ class Principal:
     def may_use_all(self, names: list[str]) -> bool:
         """Whether every one of ``names`` is listed (an empty list means "the defaults": not for a
         restricted key)."""
+        if any(starts_host_agent(name) for name in names):
+            return False
         if self.master or not self.models:
             return True
         return bool(names) and all(name in self.models for name in names)
