@@ -171,3 +171,21 @@ async def test_cancelling_a_call_frees_the_model(model: LocalModel) -> None:
     # Uncancelled, the story would hold the model for ~20 s more.
     completion = await asyncio.wait_for(model.complete(FRANCE), timeout=10)
     assert "Paris" in completion.text
+
+
+@local_model
+def test_loaded_weights_are_freed_before_the_interpreter_tears_modules_down() -> None:
+    # Left to Llama.__del__ during teardown, llama-cpp's globals are already None and each loaded model
+    # prints a TypeError traceback. atexit runs handlers last-in first-out, so a handler registered before
+    # the model loads sees what the orchestrator's own exit handler left behind.
+    script = (
+        "import asyncio, atexit\n"
+        "from model_orchestrator.core.request import ChatRequest\n"
+        "from model_orchestrator.providers.local import LocalModel, _engine\n"
+        "atexit.register(lambda: print('loaded at exit:', len(_engine._ENGINES)))\n"
+        "print(asyncio.run(LocalModel().complete(ChatRequest.from_prompt('Hi', max_tokens=3))).text != '')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["True", "loaded at exit: 0"], done.stdout
+    assert "Traceback" not in done.stderr, done.stderr

@@ -8,6 +8,7 @@ here blocks and must run in a worker thread. Does not know about asyncio, reques
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import contextlib
 import threading
@@ -90,9 +91,21 @@ def get_engine(key: EngineKey) -> Engine:
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
+            if not _ENGINES:
+                atexit.register(_free_engines)
             engine = Engine(_load(key))
             _ENGINES[key] = engine
         return engine
+
+
+def _free_engines() -> None:
+    """Free the weights before the interpreter tears modules down: left to ``Llama.__del__`` at that point,
+    llama-cpp's own globals are already gone and every loaded model prints a ``TypeError`` traceback."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
+        engine.free()
 
 
 def _import_llama_cpp() -> Any:
@@ -157,6 +170,11 @@ class Engine:
         self._lock = threading.Lock()
         self._llama_cpp = _import_llama_cpp()
         self._format = _chat_formatter(llama, self._llama_cpp)
+
+    def free(self) -> None:
+        """Release the weights (waits for a generation in progress to finish)."""
+        with self._lock:
+            self._llama.close()
 
     def run(self, job: GenerationJob, emit: Callable[[Piece], None], cancelled: threading.Event) -> Outcome:
         """Generate for ``job``, passing pieces to ``emit``; stops between tokens once ``cancelled`` is set.
