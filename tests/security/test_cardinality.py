@@ -95,3 +95,23 @@ async def test_an_inline_strategy_name_is_capped_too() -> None:
     async with Orchestrator(parse_config(""), env={}) as orch:
         with pytest.raises(ModelNotFoundError, match=f"at most {MAX_NAME_LENGTH} characters"):
             orch.model("fallback:" + ",".join(["local/smollm2-135m"] * 40))
+
+
+def test_pricing_unknown_model_ids_leaves_the_price_library_caches_unchanged() -> None:
+    # genai-prices caches every model reference calc_price is asked about, misses included; model ids
+    # are the caller's choice over the gateway, so each new one would stay in memory for good. (Its
+    # caches are private attributes: read only to measure the leak.)
+    from genai_prices.data_snapshot import get_snapshot
+
+    from model_orchestrator.config.pricing import lookup_genai_price
+
+    assert lookup_genai_price("openai", "gpt-4o-mini") is not None
+    snapshot = get_snapshot()
+
+    def cached() -> int:
+        return len(snapshot._lookup_cache) + len(snapshot._provider_cache) + len(snapshot._provider_misses)
+
+    before = cached()
+    for i in range(300):
+        assert lookup_genai_price("openai", f"made-up-model-{i}") is None
+    assert cached() == before

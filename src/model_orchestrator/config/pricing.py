@@ -38,7 +38,17 @@ def resolve_price(
 def lookup_genai_price(provider_id: str, model_id: str) -> Price | None:
     """The published price of ``model_id`` at ``provider_id`` per genai-prices' offline data, or None."""
     import genai_prices
+    from genai_prices.data_snapshot import get_snapshot
 
+    # calc_price caches every model reference it is asked about, found or not; callers choose model ids
+    # (``provider:anything`` over the gateway), so unknown ids are answered here without reaching it.
+    snapshot = get_snapshot()
+    try:
+        provider = snapshot.find_provider(None, provider_id, None)
+    except LookupError:
+        return None
+    if provider.find_model(model_id, all_providers=snapshot.providers) is None:
+        return None
     try:
         calc = genai_prices.calc_price(
             genai_prices.Usage(input_tokens=0, output_tokens=0), model_ref=model_id, provider_id=provider_id
