@@ -192,6 +192,16 @@ async def test_tool_choice_any_forces_a_call_upstream() -> None:
 
 
 @pytest.mark.parametrize("model", ["chat", "messages"])
+async def test_tools_sharing_a_name_are_passed_on_as_sent(model: str) -> None:
+    # Whether names must differ is the upstream's rule (JSON Schema, so the OpenAPI document, cannot say it).
+    other = {**WEATHER, "description": "Tomorrow's weather"}
+    async with FakeUpstream() as up, served(up) as (_, client):
+        await client.messages.create(model=model, max_tokens=16, messages=ASK, tools=[WEATHER, other])
+    assert _sent_texts(up).count('"get_weather"') == 2
+    assert "Tomorrow's weather" in _sent_texts(up)
+
+
+@pytest.mark.parametrize("model", ["chat", "messages"])
 async def test_images_by_data_and_by_url_reach_the_upstream(model: str) -> None:
     async with FakeUpstream() as up, served(up) as (_, client):
         up.script(Reply("Two pictures."))

@@ -131,6 +131,15 @@ async def test_message_items_with_images(model: str) -> None:
     assert "Describe images." in sent and PIXEL.split(",")[1] in sent
 
 
+async def test_tools_sharing_a_name_are_passed_on_as_sent() -> None:
+    # Whether names must differ is the upstream's rule (JSON Schema, so the OpenAPI document, cannot say it).
+    other = {**WEATHER, "description": "Tomorrow's weather"}
+    async with FakeUpstream() as up, served(up) as client:
+        await client.responses.create(model="chat", input="Weather?", tools=[WEATHER, other])
+    assert _sent(up).count('"get_weather"') == 2
+    assert "Tomorrow's weather" in _sent(up)
+
+
 @pytest.mark.parametrize("model", FORMATS)
 async def test_a_tool_loop_with_function_call_output(model: str) -> None:
     async with FakeUpstream() as up, served(up) as client:

@@ -80,6 +80,16 @@ async def test_a_named_tool_choice_reaches_the_upstream() -> None:
         assert answer.choices[0].finish_reason == "tool_calls"
 
 
+async def test_tools_sharing_a_name_are_passed_on_as_sent() -> None:
+    # Whether names must differ is the upstream's rule (JSON Schema, so the OpenAPI document, cannot say it).
+    other = {"type": "function", "function": {"name": "get_weather", "description": "Tomorrow's weather"}}
+    async with FakeUpstream() as up, live_gateway(up) as live:
+        await live.client().chat.completions.create(model="a", messages=ASK, tools=[WEATHER, other])
+        sent = up.requests[0].json["tools"]
+    assert [t["function"]["name"] for t in sent] == ["get_weather", "get_weather"]
+    assert sent[1]["function"]["description"] == "Tomorrow's weather"
+
+
 async def test_streamed_tool_calls_arrive_as_openai_deltas() -> None:
     async with FakeUpstream() as up, live_gateway(up) as live:
         up.script(Reply("", tool_calls=CALLS, finish_reason="tool_calls", chunk_size=4, cached_tokens=8))
@@ -258,7 +268,6 @@ async def test_tool_options_without_tools_have_nothing_to_act_on(extra: dict[str
             "tool_choice",
             "not among the tools",
         ),
-        ({"tools": [WEATHER, WEATHER]}, "tools", "same name"),
         (
             {"tools": [{"type": "function", "function": {"name": "has space"}}]},
             "tools.0.function.name",
@@ -338,6 +347,9 @@ async def test_the_openapi_document_describes_tools_images_and_json_schema() -> 
     schemas = document["components"]["schemas"]
     request = schemas["ChatRequestBody"]["properties"]
     assert {"tools", "tool_choice", "parallel_tool_calls"} <= set(request)
+    # A named choice must name one of the tools, which JSON Schema cannot say: described, not listed.
+    assert "NamedToolChoice" not in json.dumps(request["tool_choice"]["anyOf"])
+    assert "NamedToolChoice" in request["tool_choice"]["description"]
     assert schemas["ContentPart"]["properties"]["type"]["enum"] == ["text", "image_url"]
     assert "json_schema" in schemas["ResponseFormatParam"]["properties"]["type"]["enum"]
     assert "schema" in schemas["JsonSchemaParam"]["properties"]

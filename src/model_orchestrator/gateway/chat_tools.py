@@ -5,7 +5,9 @@ Owns what the gateway accepts of them and the 400 for what it cannot carry (lega
 other than text and ``image_url``, images outside user turns, URLs that are neither http(s) nor base64
 ``data:``, a ``tool_choice`` forcing a call without tools). Nothing that would change the answer is
 dropped: without tools, ``tool_choice`` ``auto``/``none`` and ``parallel_tool_calls`` have nothing to act on
-and are not sent on. ``openapi`` states these rules in the document.
+and are not sent on. Tools sharing a name are passed on as sent: that names differ is a rule of some
+upstream APIs (which then refuse the request), not one JSON Schema can state, so neither the document
+nor the gateway states it. ``openapi`` states these rules in the document.
 Not the rest of the request or the response envelope (``convert``), nor HTTP (``app``).
 Shapes: the Chat Completions API reference (the wire DTOs in ``wire`` cite it).
 """
@@ -142,8 +144,6 @@ def tool_options(
     """``tools``, ``tool_choice`` and ``parallel_tool_calls`` as core values (a 400 for what cannot be)."""
     tools = tuple(_tool(index, tool.function) for index, tool in enumerate(body.tools or ()))
     names = [t.name for t in tools]
-    if len(set(names)) != len(names):
-        raise GatewayError(400, "Two tools have the same name", param="tools")
     choice = body.tool_choice
     if not tools:
         # Without tools, "auto", "none" and parallel_tool_calls have nothing to act on (so nothing is

@@ -106,9 +106,6 @@ def _cross_field_rules(schemas: dict[str, Any]) -> None:
     ]
     _named_choice_in_words(schemas[MessagesRequest.__name__]["properties"]["tool_choice"])
     forcing = {"properties": {"tool_choice": {"properties": {"type": {"enum": ["any", "tool"]}}}}}
-    # Identical tools are refused as two tools of one name; the schema says so (a name repeated in
-    # different definitions is refused too, which JSON Schema cannot say).
-    schemas[MessagesRequest.__name__]["properties"]["tools"]["anyOf"][0]["uniqueItems"] = True
     schemas[MessagesRequest.__name__]["allOf"] = [
         {
             "if": {"required": ["tool_choice"], **forcing},

@@ -136,8 +136,6 @@ def tool_options(
     """``tools`` and ``tool_choice`` as core values (a 400 for a choice that cannot be honoured)."""
     tools = tuple(ToolDefinition(t.name, t.description, t.input_schema) for t in body.tools or ())
     names = [t.name for t in tools]
-    if len(set(names)) != len(names):
-        raise GatewayError(400, "Two tools have the same name", param="tools")
     choice = body.tool_choice
     if choice is None:
         return tools, None, None

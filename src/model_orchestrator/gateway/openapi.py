@@ -164,8 +164,8 @@ def _tool_rules(schemas: dict[str, Any]) -> None:
     """What ``chat_tools`` enforces beyond the shared wire types, stated so that every body the document
     accepts is accepted: names of tools and schemas, image URLs, which role carries tool calls, tool call
     ids and images, a ``json_schema`` exactly with its type, and a ``tool_choice`` that forces a call only
-    beside tools. (A named choice must also
-    name one of the tools, which JSON Schema cannot say.)"""
+    beside tools. A named choice must also name one of the tools, which JSON Schema cannot say, so that
+    form is described in words rather than listed (its schema stays in the components)."""
     schemas["FunctionDefinition"]["properties"]["name"]["pattern"] = _NAME_PATTERN
     schemas["JsonSchemaParam"]["properties"]["name"]["pattern"] = _NAME_PATTERN
     schemas["ImageURL"]["properties"]["url"]["pattern"] = "^(https?://|data:[^,]*;base64,)"
@@ -192,6 +192,13 @@ def _tool_rules(schemas: dict[str, Any]) -> None:
             "else": {"properties": {"json_schema": _NULL}},
         }
     ]
+    choice = schemas["ChatRequestBody"]["properties"]["tool_choice"]
+    choice["anyOf"] = [v for v in choice["anyOf"] if not v.get("$ref", "").endswith("/NamedToolChoice")]
+    choice["description"] = (
+        "auto, none or required; also {type: function, function: {name}} (schema NamedToolChoice) naming "
+        "one of this request's tools, not listed here because JSON Schema cannot say the name must be one "
+        "of them (another name is refused with 400)"
+    )
     forcing = {"anyOf": [{"const": "required"}, {"type": "object"}]}
     schemas["ChatRequestBody"]["allOf"] = [
         {

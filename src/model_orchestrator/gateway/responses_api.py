@@ -113,9 +113,6 @@ def _cross_field_rules(schemas: dict[str, Any]) -> None:
         "them (another name is refused with 400)"
     )
     forcing = {"anyOf": [{"const": "required"}, {"type": "object"}]}
-    # Identical tools are refused as two tools of one name; the schema says so (a name repeated in
-    # different definitions is refused too, which JSON Schema cannot say).
-    schemas[ResponsesRequest.__name__]["properties"]["tools"]["anyOf"][0]["uniqueItems"] = True
     schemas[ResponsesRequest.__name__]["allOf"] = [
         {
             "if": {"required": ["tool_choice"], "properties": {"tool_choice": forcing}},

@@ -118,8 +118,6 @@ def _tool_options(body: ResponsesRequest) -> tuple[tuple[ToolDefinition, ...], T
         ToolDefinition(t.name, t.description, t.parameters or {}, t.strict) for t in body.tools or ()
     )
     names = [t.name for t in tools]
-    if len(set(names)) != len(names):
-        raise GatewayError(400, "Two tools have the same name", param="tools")
     choice = body.tool_choice
     if choice is None:
         return tools, None
