@@ -10,8 +10,11 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -22,10 +25,25 @@ from tests.gateway_helpers import MASTER, USER, config_text
 pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 
 
-def start_workers(
-    config: Path, *args: str, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[str], str]:
-    """``orchestrator serve --port 0 ARGS`` in the background; (process, base URL) once it announced."""
+@dataclass
+class Workers:
+    """A running ``orchestrator serve``: its process, base URL and everything it wrote to stderr so far
+    (read by a thread all along, so a chatty process never blocks on a full pipe)."""
+
+    process: subprocess.Popen[str]
+    url: str
+    lines: list[str]
+    reader: threading.Thread
+
+    def stopped(self) -> tuple[int, str]:
+        """Wait for the process to exit: its exit code and all it wrote to stderr."""
+        code = self.process.wait(30)
+        self.reader.join(10)
+        return code, "".join(self.lines)
+
+
+def start_workers(config: Path, *args: str, env: dict[str, str] | None = None) -> Workers:
+    """``orchestrator serve --port 0 ARGS`` in the background, once it announced its URL."""
     full_env = {k: v for k, v in os.environ.items() if "API_KEY" not in k}
     full_env.update({"ORCHESTRATOR_MASTER_KEY": MASTER, "UP_KEY": "upstream-secret", **(env or {})})
     process = subprocess.Popen(
@@ -36,10 +54,23 @@ def start_workers(
         text=True,
         env=full_env,
     )
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    assert "orchestrator gateway:" in line, line + process.stderr.read()
-    return process, line.split("gateway: ", 1)[1].split("/v1", 1)[0]
+    lines: list[str] = []
+    announced = threading.Event()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            if "orchestrator gateway:" in line:
+                announced.set()
+        announced.set()  # it exited without announcing
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    announced.wait()
+    url = next((line for line in lines if "orchestrator gateway:" in line), None)
+    assert url is not None, "".join(lines)
+    return Workers(process, url.split("gateway: ", 1)[1].split("/v1", 1)[0], lines, reader)
 
 
 def listeners(port: int) -> int:
@@ -72,7 +103,8 @@ async def test_workers_share_the_port_restart_the_dead_and_stop_together(tmp_pat
     async with FakeUpstream() as up:
         config = tmp_path / "orchestrator.yaml"
         config.write_text(config_text(up))
-        process, url = start_workers(config, "--workers", "3", "--allow-per-process-state")
+        workers = start_workers(config, "--workers", "3", "--allow-per-process-state")
+        process, url = workers.process, workers.url
         port = int(url.rsplit(":", 1)[1])
         try:
             assert listeners(port) == 3
@@ -92,14 +124,14 @@ async def test_workers_share_the_port_restart_the_dead_and_stop_together(tmp_pat
             running = workers_of(process.pid)
             process.send_signal(signal.SIGTERM)
             assert await pending == "slow answer"
-            assert await asyncio.to_thread(process.wait, 30) == 0
-            assert process.stderr is not None
-            logged = process.stderr.read()
+            code, logged = await asyncio.to_thread(workers.stopped)
+            assert code == 0
             assert f"gateway worker {victim} exited (killed by SIGKILL); starting another" in logged
             assert not any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in running)
         finally:
             if process.poll() is None:
                 process.kill()
+            print("".join(workers.lines))  # shown when the test failed
     database = Path(os.environ["ORCHESTRATOR_HOME"]) / "ledger.sqlite3"
     with sqlite3.connect(database) as db:  # every worker wrote to the one SQLite file
         assert db.execute("select count(*) from requests where ok").fetchone() == (19,)
@@ -109,16 +141,47 @@ async def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
     async with FakeUpstream() as up:
         config = tmp_path / "orchestrator.yaml"
         config.write_text(config_text(up))
-        process, url = start_workers(config, "--workers", "2", "--allow-per-process-state")
+        workers = start_workers(config, "--workers", "2", "--allow-per-process-state")
+        process, url = workers.process, workers.url
         try:
             running = workers_of(process.pid)
             assert await ask(url) == "ok"
             process.send_signal(signal.SIGINT)
-            assert await asyncio.to_thread(process.wait, 30) == 0
+            assert (await asyncio.to_thread(workers.stopped))[0] == 0
             assert not any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in running)
         finally:
             if process.poll() is None:
                 process.kill()
+            print("".join(workers.lines))  # shown when the test failed
+
+
+async def test_the_cause_of_a_500_is_on_stderr_without_verbose(tmp_path: Path) -> None:
+    """A failure inside a worker answers 500 and says nothing to the client; its operator reads the
+    cause, with the request id, on stderr although logging was not turned on (-v)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    config = tmp_path / "orchestrator.yaml"
+    config.write_text(  # auth off: nothing opens the ledger before a request reserves from the budget
+        "default_model: a\nbudgets: {daily_usd: 10}\n"
+        f"ledger: {{url: 'sqlite:///{blocker}/ledger.sqlite3'}}\n"
+        "models: [{name: a, provider: openai, model: m, api_base: 'http://127.0.0.1:9/v1', "
+        "price: {input: 1, output: 1}}]\n"
+    )
+    workers = start_workers(config, "--no-auth", "--workers", "2", "--allow-per-process-state")
+    try:
+        async with httpx.AsyncClient(base_url=workers.url) as client:
+            failed = await client.post("/v1/chat/completions", json={"model": "a", "messages": USER})
+        assert failed.status_code == 500
+        assert "ledger" not in failed.text
+        workers.process.send_signal(signal.SIGTERM)
+        code, logged = await asyncio.to_thread(workers.stopped)
+        assert code == 0
+        request_id = failed.headers["x-orchestrator-request-id"]
+        assert f"gateway request {request_id} failed" in logged
+        assert "LedgerError: ledger open failed" in logged
+    finally:
+        if workers.process.poll() is None:
+            workers.process.kill()
 
 
 def chats(up: FakeUpstream) -> int:

@@ -10,9 +10,11 @@ a supervisor (``gateway.workers``); more than one needs shared state (``state.ur
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -152,6 +154,7 @@ def serve_command(
         allowed_origins=allowed_origins,
     )
     check_auth_rule(settings)  # before building anything: a refused setting exits 2 at once
+    _log_errors_to_stderr()
     path = config_path or ctx.obj["config"]
     if workers == 1:
         _serve(path, settings)
@@ -169,6 +172,27 @@ def _serve(
     # Built before serving, so a broken config fails here with exit 2.
     orch = Orchestrator.from_config(config_path)
     run(lambda: Gateway(orch, settings), announce=announce or _announcer(settings))
+
+
+class _StderrErrors(logging.StreamHandler[TextIO]):
+    """ERROR records, with their tracebacks, on whatever ``sys.stderr`` is when one arrives."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self, logging.ERROR)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return sys.stderr
+
+
+def _log_errors_to_stderr() -> None:
+    """Without -v or --log-json the package logs nowhere, but a server must show its operator what
+    failed: the exception behind a 500, a ledger write that failed. -v/--log-json already log them."""
+    logger = logging.getLogger("model_orchestrator")
+    if logging.getLogger().handlers or any(isinstance(h, _StderrErrors) for h in logger.handlers):
+        return
+    logger.addHandler(_StderrErrors())
 
 
 def _announcer(settings: GatewaySettings, workers: int = 1) -> Callable[[str], None]:
