@@ -133,7 +133,7 @@ CLI_AGENT_REFUSAL = (
 
 
 def starts_host_agent(model: str) -> bool:
-    """True when ``model``, or a member of an inline strategy such as ``fallback:a,cli:claude``, is a
+    """True when ``model``, or a member of an inline strategy such as ``fallback:a,cli:NAME``, is a
     ``cli:NAME`` reference: it would run a coding agent on this host with the operator's account. Agents
     the operator configured by name are not references and stay usable."""
     kind, sep, rest = model.partition(":")
