@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.core.events import EventBus, RecordingSink, StateStoreRecovered, StateStoreUnavailable
@@ -77,6 +78,37 @@ async def test_a_frozen_redis_costs_one_timeout_then_calls_stay_local(
         assert len(sink.of_type(StateStoreUnavailable)) == 1
     finally:
         own_redis.resume()
+
+
+class _DeafRedis(Redis):
+    """A client whose commands do not stop when cancelled: what redis-py did, in a race, to one of five
+    concurrent commands on a frozen server (a gateway request then waited out the socket timeout)."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        command = asyncio.ensure_future(super().execute_command(*args, **options))
+        while True:
+            try:
+                return await asyncio.shield(command)
+            except asyncio.CancelledError:
+                continue
+
+
+async def test_a_command_that_ignores_cancellation_still_ends_at_the_deadline(own_redis: RedisServer) -> None:
+    bus, sink = EventBus(), RecordingSink()
+    bus.subscribe(sink)
+    client = _DeafRedis.from_url(own_redis.url, socket_timeout=30, socket_connect_timeout=30)
+    redis = RedisStateStore(client)
+    store = FailoverStateStore(redis, clock=FakeClock(), bus=bus, timeout=0.2)
+    await store.get("warm-up")
+    own_redis.pause()
+    try:
+        # Left at the deadline (the store is down: local state), not at the 30 s socket timeout.
+        assert await store.update("n", lambda old: ((old or 0) + 1, None)) is None
+        [down] = sink.of_type(StateStoreUnavailable)
+        assert isinstance(down, StateStoreUnavailable) and down.error == "no answer within 0.2s"
+    finally:
+        own_redis.resume()
+        await redis.aclose()
 
 
 async def test_fail_policy_raises_a_clear_503_error(

@@ -24,7 +24,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -137,11 +137,12 @@ return {1, ''}
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
-def redis_client(url: str, *, timeout: float = 5.0) -> Redis:
+def redis_client(url: str, *, timeout: float = 2.0) -> Redis:
     """A client for ``url`` whose connects and reads give up after ``timeout`` seconds, never retried.
 
-    A backstop: ``FailoverStateStore`` bounds every call far tighter (``state.timeout``) and, unlike a
-    socket timeout, tells a slow store from an event loop that was blocked elsewhere.
+    A backstop: ``FailoverStateStore`` bounds every call far tighter (``state.timeout``, at most 1 s)
+    and, unlike a socket timeout, tells a slow store from an event loop that was blocked elsewhere. A
+    command its caller abandoned ends here at the latest (holding, until then, its key's update lock).
     """
     return Redis.from_url(
         url,
@@ -282,10 +283,24 @@ class RedisStateStore:
         return raw.encode() if isinstance(raw, str) else raw  # bytes: the client never decodes
 
     async def _call(self, operation: Awaitable[T]) -> T:
+        # The command runs in a task of its own, so a caller that is cancelled (FailoverStateStore's
+        # deadline) leaves at once: redis-py does not always stop a command when cancelled (seen on a
+        # frozen server: one of five concurrent commands kept its caller until the socket timeout).
+        command = asyncio.ensure_future(operation)
         try:
-            return await operation
+            return await asyncio.shield(command)
+        except asyncio.CancelledError:
+            command.cancel()  # it ends by itself, at the latest at the client's socket timeout
+            command.add_done_callback(_forget)
+            raise
         except (RedisError, OSError) as exc:
             raise StateUnavailableError(
                 f"shared state (Redis) failed: {type(exc).__name__}: {exc}; check that it runs and "
                 "that state.url points at it"
             ) from exc
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned command's outcome, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
