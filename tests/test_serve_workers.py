@@ -155,9 +155,9 @@ async def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
             print("".join(workers.lines))  # shown when the test failed
 
 
-async def test_the_cause_of_a_500_is_on_stderr_without_verbose(tmp_path: Path) -> None:
-    """A failure inside a worker answers 500 and says nothing to the client; its operator reads the
-    cause, with the request id, on stderr although logging was not turned on (-v)."""
+async def test_the_cause_of_a_failure_is_on_stderr_without_verbose(tmp_path: Path) -> None:
+    """A ledger that cannot be opened answers 503 with retry-after and says nothing of it to the client;
+    its operator reads the cause, with the request id, on stderr although logging was not turned on (-v)."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     config = tmp_path / "orchestrator.yaml"
@@ -171,8 +171,9 @@ async def test_the_cause_of_a_500_is_on_stderr_without_verbose(tmp_path: Path) -
     try:
         async with httpx.AsyncClient(base_url=workers.url) as client:
             failed = await client.post("/v1/chat/completions", json={"model": "a", "messages": USER})
-        assert failed.status_code == 500
-        assert "ledger" not in failed.text
+        assert failed.status_code == 503 and failed.headers["retry-after"] == "1"
+        assert failed.json()["error"]["code"] == "service_unavailable"
+        assert "ledger open failed" not in failed.text and str(blocker) not in failed.text
         workers.process.send_signal(signal.SIGTERM)
         code, logged = await asyncio.to_thread(workers.stopped)
         assert code == 0

@@ -19,6 +19,7 @@ the caller's, so an upstream 401 becomes a 502: the caller's key is fine.
 | AuthenticationError (upstream key) | 502 | upstream_error / upstream_auth_failed |
 | UpstreamConnectionError, ServerError | 502 | upstream_error |
 | DeploymentUnavailableError, AllModelsFailedError | 503 | server_error / all_models_failed (+ retry-after) |
+| LedgerError, StateUnavailableError (services it needs) | 503 | server_error / service_unavailable (+ retry-after) |
 | anything else | 500 | server_error |
 """
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from model_orchestrator.core import errors as e
 
 INVALID = "invalid_request_error"
+UNAVAILABLE = "service_unavailable"
 
 
 @dataclass(slots=True)
@@ -73,6 +75,15 @@ def from_exception(exc: BaseException) -> GatewayError:
         )
     if isinstance(exc, e.OrchestratorError) and exc.status_code and 400 <= exc.status_code < 500:
         return GatewayError(exc.status_code, exc.message, INVALID, type(exc).__name__)
+    if isinstance(exc, e.OrchestratorError) and exc.status_code == 503:
+        return GatewayError(
+            503,
+            "a service the gateway depends on (the cost ledger or the shared state) is unavailable; retry "
+            "shortly (the gateway's log has the cause)",
+            "server_error",
+            UNAVAILABLE,
+            headers=_retry_headers(exc.retry_after or 1.0),
+        )
     return GatewayError(500, "the gateway failed to serve the request", "server_error", "internal_error")
 
 

@@ -23,7 +23,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from model_orchestrator.gateway.auth import OPEN, Authenticator, Principal, require_master
 from model_orchestrator.gateway.connections import SERVER_NAME, ConnectionGuard
-from model_orchestrator.gateway.errors import INVALID, GatewayError, from_exception
+from model_orchestrator.gateway.errors import INVALID, UNAVAILABLE, GatewayError, from_exception
 from model_orchestrator.gateway.http_metrics import HttpMetrics
 from model_orchestrator.orchestrator.access import BrowserGuard, without_hosts
 
@@ -69,7 +69,7 @@ def context_middleware(
             response = error_response(_http_error(exc), _render_for(request.path, bodies))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error response, never a traceback
             error = from_exception(exc)
-            if error.status == 500:
+            if error.status == 500 or error.code == UNAVAILABLE:
                 _log.exception("gateway request %s failed", request_id)
             elif not _is_operator(request):
                 if error.status >= 500:
