@@ -19,7 +19,7 @@ the caller's, so an upstream 401 becomes a 502: the caller's key is fine.
 | AuthenticationError (upstream key) | 502 | upstream_error / upstream_auth_failed |
 | UpstreamConnectionError, ServerError | 502 | upstream_error |
 | DeploymentUnavailableError, AllModelsFailedError | 503 | server_error / all_models_failed (+ retry-after) |
-| LedgerError, StateUnavailableError (services it needs) | 503 | server_error / service_unavailable (+ retry-after) |
+| LedgerError, StateUnavailableError | 503 | server_error / service_unavailable (+ retry-after) |
 | anything else | 500 | server_error |
 """
 
