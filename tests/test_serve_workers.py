@@ -5,6 +5,7 @@ reported once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -153,6 +154,28 @@ async def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
             if process.poll() is None:
                 process.kill()
             print("".join(workers.lines))  # shown when the test failed
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """A supervisor killed with SIGKILL cannot forward a signal: the kernel stops its workers, so none
+    keeps serving the port unsupervised."""
+    async with FakeUpstream() as up:
+        config = tmp_path / "orchestrator.yaml"
+        config.write_text(config_text(up))
+        workers = start_workers(config, "--workers", "2", "--allow-per-process-state")
+        running = workers_of(workers.process.pid)
+        try:
+            assert len(running) == 2
+            workers.process.kill()
+            workers.process.wait(30)
+            await eventually(
+                lambda: not any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in running),
+                "a worker outlived its supervisor",
+            )
+        finally:
+            for pid in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 async def test_the_cause_of_a_failure_is_on_stderr_without_verbose(tmp_path: Path) -> None:

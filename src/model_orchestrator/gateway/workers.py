@@ -19,6 +19,7 @@ processes may share state (``cli/serve.py`` refuses in-memory state unless told)
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import selectors
 import signal
@@ -37,6 +38,7 @@ _YOUNG = 1.0
 # Beyond shutdown_timeout, how long a stopping worker gets (closing the ledger, telemetry) before SIGKILL.
 _STOP_GRACE = 10.0
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 Work = Callable[[GatewaySettings, Callable[[str], None]], None]
 """What a worker runs: serve ``settings`` until signalled, calling ``ready(url)`` once listening."""
@@ -96,6 +98,7 @@ class _Spawner:
     def __call__(self) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
+        supervisor = os.getpid()
         pid = os.fork()
         if pid:
             return pid
@@ -104,6 +107,7 @@ class _Spawner:
             signal.set_wakeup_fd(-1)
             for signum in (*_STOP_SIGNALS, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
+            _stop_with(supervisor)
             for fd in self.inherited:
                 os.close(fd)
             code = _run_worker(self.settings, self.work, self.ready_fd)
@@ -111,6 +115,15 @@ class _Spawner:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)  # never return into the supervisor's stack
+
+
+def _stop_with(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM when the supervisor dies, even by SIGKILL, so no worker
+    keeps serving the port unsupervised (Linux's ``PR_SET_PDEATHSIG``; elsewhere they outlive it)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != supervisor:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _run_worker(settings: GatewaySettings, work: Work, ready_fd: int) -> int:
