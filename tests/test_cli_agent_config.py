@@ -174,17 +174,19 @@ def test_a_bad_preset_in_the_config_file_exits_2(tmp_path: Path) -> None:
     assert "unknown CLI agent preset 'nope'" in result.stderr and "Traceback" not in result.stderr
 
 
-async def test_the_gateway_answers_404_for_an_unknown_cli_agent() -> None:
+async def test_the_gateway_refuses_any_cli_agent_reference_with_403() -> None:
+    """Known or unknown, a ``cli:`` reference would start an agent on the server's host: refused (see
+    ``tests/security/test_host_agents.py``), with a message that says how to offer an agent instead."""
     orch = Orchestrator(parse_config(""), env={})
     gateway = Gateway(orch, GatewaySettings(port=0, auth=False))
     await gateway.start()
     client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=20)
     try:
-        with pytest.raises(openai.NotFoundError) as caught:
+        with pytest.raises(openai.PermissionDeniedError) as caught:
             await client.chat.completions.create(
                 model="cli:anything-unknown", messages=[{"role": "user", "content": PROMPT}]
             )
-        assert "claude, codex, gemini" in caught.value.message
+        assert "configure it as a model (provider: cli)" in caught.value.message
     finally:
         await client.close()
         await gateway.stop()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from model_orchestrator.testing import FakeUpstream, Fault, Reply
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import command, run_cli
 from tests.mcp_helpers import SECRET, data_of, mcp_session, text_of, write_config
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
@@ -233,13 +235,30 @@ def test_stdout_carries_only_the_protocol(config: Path, tmp_path: Path, upstream
             "params": {"name": "orchestrator_execute", "arguments": {"prompt": "hi", "model": "fast"}},
         },
     ]
-    stdin = "".join(json.dumps(m) + "\n" for m in messages)
-    result = run_cli(
-        "--config", str(config), "-vv", "mcp", stdin=stdin, cwd=tmp_path, env={"TEST_MCP_KEY": SECRET}
+    # A client keeps stdin open until its requests are answered; closing it at once races the server's
+    # shutdown against requests still in flight, which is not what this test is about.
+    env = {k: v for k, v in os.environ.items() if "API_KEY" not in k} | {"TEST_MCP_KEY": SECRET}
+    server = subprocess.Popen(
+        [*command(), "--config", str(config), "-vv", "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+    server.stdin.flush()
+    lines: list[str] = []
+    while not {1, 2, 3} <= {json.loads(line).get("id") for line in lines}:
+        line = server.stdout.readline()
+        assert line, "the server closed stdout before answering every request"
+        lines.append(line)
+    out, err = server.communicate(timeout=60)
+    lines += out.splitlines()
+    assert server.returncode == 0, err
     replies = [json.loads(line) for line in lines]
     assert all(r["jsonrpc"] == "2.0" for r in replies)
     assert {r.get("id") for r in replies} >= {1, 2, 3}
-    assert SECRET not in result.stdout + result.stderr
+    assert SECRET not in "".join(lines) + err
