@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import click
 
+from model_orchestrator.cli.browser_options import browser_guard_options
+
 
 @click.command("mcp")
 @click.option("--http", "use_http", is_flag=True, help="Serve streamable HTTP instead of stdio.")
@@ -27,20 +29,7 @@ import click
     type=click.Path(dir_okay=False),
     help="Path to orchestrator.yaml (overrides the global --config).",
 )
-@click.option(
-    "--allow-host",
-    "allowed_hosts",
-    multiple=True,
-    metavar="NAME",
-    help="Also accept requests whose Host is NAME (a DNS-rebinding guard refuses other names); repeatable.",
-)
-@click.option(
-    "--allow-origin",
-    "allowed_origins",
-    multiple=True,
-    metavar="ORIGIN",
-    help="Accept browser requests from ORIGIN (others are refused); repeatable.",
-)
+@browser_guard_options
 @click.option(
     "--header-timeout",
     type=click.IntRange(min=1),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from model_orchestrator.cli.browser_options import browser_guard_options
 from model_orchestrator.cli.params import FiniteFloat
 
 if TYPE_CHECKING:
@@ -57,20 +58,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="How long a graceful stop waits for requests in flight (seconds).",
 )
-@click.option(
-    "--allow-host",
-    "allowed_hosts",
-    multiple=True,
-    metavar="NAME",
-    help="Also accept requests whose Host is NAME (a DNS-rebinding guard refuses other names); repeatable.",
-)
-@click.option(
-    "--allow-origin",
-    "allowed_origins",
-    multiple=True,
-    metavar="ORIGIN",
-    help="Accept browser requests from ORIGIN (e.g. http://localhost:3000); others are refused. Repeatable.",
-)
+@browser_guard_options
 @click.option(
     "--header-timeout",
     type=FiniteFloat(min=0.001),
