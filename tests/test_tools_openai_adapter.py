@@ -246,7 +246,7 @@ class _StallsAfterAToolCallPiece:
     name = "stalling"
 
     async def complete(self, request: ChatRequest) -> Completion:
-        raise NotImplementedError
+        raise AssertionError("the timeout under test only streams from this double")
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         yield StreamDelta(tool_calls=(ToolCallDelta(0, "call_1", "get_weather", '{"ci'),))
