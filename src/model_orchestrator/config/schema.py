@@ -6,13 +6,19 @@ Keys are named by environment variable (``api_key_env``), never written in the f
 from __future__ import annotations
 
 import math
-import re
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from model_orchestrator.config.redaction import looks_like_key
+from model_orchestrator.config.field_checks import (
+    check_api_base,
+    check_headers,
+    check_headers_env,
+    check_preset,
+    check_variable_name,
+    preset_names,
+)
 from model_orchestrator.config.routing import RoutingConfig
 from model_orchestrator.config.state import StateConfig
 from model_orchestrator.core.request import ContextOverflow
@@ -36,64 +42,6 @@ class PriceConfig(BaseModel):
     cache_write: float | None = Field(default=None, ge=0)
 
 
-def _check_variable_name(value: str | None) -> str | None:
-    if value is not None and not value.replace("_", "").isalnum():
-        raise ValueError(
-            "must be the NAME of an environment variable (e.g. MY_PROVIDER_API_KEY), never the key itself"
-        )
-    return value
-
-
-def _check_api_base(value: str | None) -> str | None:
-    if value is None:
-        return value
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000/v1")
-    if parts.username or parts.password:
-        raise ValueError(
-            "must not hold credentials (user:password@); send them as a header named in headers_env, "
-            "e.g. headers_env: {Authorization: MY_PROXY_AUTH}"
-        )
-    return value
-
-
-# RFC 9110 field names; values may not hold control characters (CR/LF would inject headers).
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie", "session")
-
-
-def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
-    """Plain ``headers:`` are for values that are not secret; a credential belongs in ``headers_env``."""
-    for name, header in (value or {}).items():
-        _check_header_name(name)
-        if _CONTROL.search(header):
-            raise ValueError(f"the value of header {name!r} holds a control character (CR, LF, ...)")
-        if any(word in name.lower() for word in _SECRET_HEADER_WORDS) or looks_like_key(header):
-            raise ValueError(
-                f"header {name!r} looks like a credential; secrets never go in the file: put the value "
-                f"in an environment variable and name it under headers_env (headers_env: {{{name}: MY_VAR}})"
-            )
-    return value
-
-
-def _check_headers_env(value: dict[str, str] | None) -> dict[str, str] | None:
-    for name, variable in (value or {}).items():
-        _check_header_name(name)
-        _check_variable_name(variable)
-    return value
-
-
-def _check_header_name(name: str) -> None:
-    if not _HEADER_NAME.fullmatch(name):
-        raise ValueError("a header name may hold only letters, digits and !#$%&'*+-.^_`|~")
-
-
 class DeploymentConfig(BaseModel):
     """One more endpoint or key serving the same model; unset fields come from the model."""
 
@@ -109,10 +57,10 @@ class DeploymentConfig(BaseModel):
     headers: dict[str, str] | None = Field(default=None, repr=False)
     headers_env: dict[str, str] | None = None
 
-    _variable_name = field_validator("api_key_env")(_check_variable_name)
-    _api_base = field_validator("api_base")(_check_api_base)
-    _headers = field_validator("headers")(_check_headers)
-    _headers_env = field_validator("headers_env")(_check_headers_env)
+    _variable_name = field_validator("api_key_env")(check_variable_name)
+    _api_base = field_validator("api_base")(check_api_base)
+    _headers = field_validator("headers")(check_headers)
+    _headers_env = field_validator("headers_env")(check_headers_env)
 
 
 class ContextConfig(BaseModel):
@@ -159,36 +107,23 @@ class ModelConfig(BaseModel):
     deployments: tuple[DeploymentConfig, ...] | None = Field(default=None, min_length=1)
     context: ContextConfig | None = None
 
-    _variable_name = field_validator("api_key_env")(_check_variable_name)
-    _api_base = field_validator("api_base")(_check_api_base)
-    _headers = field_validator("headers")(_check_headers)
-    _headers_env = field_validator("headers_env")(_check_headers_env)
+    _variable_name = field_validator("api_key_env")(check_variable_name)
+    _api_base = field_validator("api_base")(check_api_base)
+    _headers = field_validator("headers")(check_headers)
+    _headers_env = field_validator("headers_env")(check_headers_env)
 
     @model_validator(mode="after")
     def _provider_needs(self) -> ModelConfig:
         if self.preset is not None:
-            _check_preset(self.provider, self.preset)
+            check_preset(self.provider, self.preset)
         if self.provider == "cli" and not self.command and not self.preset:
             raise ValueError(
                 "provider 'cli' needs 'command', an argument list such as [my-agent, --print], or 'preset' "
-                f"(one of {', '.join(_preset_names())})"
+                f"(one of {', '.join(preset_names())})"
             )
         if self.provider != "cli" and self.provider != "local" and not self.model:
             raise ValueError(f"provider {self.provider!r} needs 'model', the provider's own model id")
         return self
-
-
-def _preset_names() -> list[str]:
-    from model_orchestrator.providers.cli_agent.presets import PRESETS
-
-    return sorted(PRESETS)
-
-
-def _check_preset(provider: str, preset: str) -> None:
-    if provider != "cli":
-        raise ValueError("'preset' names a CLI agent and needs provider: cli")
-    if preset not in _preset_names():
-        raise ValueError(f"unknown CLI agent preset {preset!r}; presets: {', '.join(_preset_names())}")
 
 
 class _Options(BaseModel):
@@ -336,7 +271,7 @@ class LedgerConfig(_Options):
     store_prompts: bool | None = None
     prompt_retention_days: float | None = Field(default=None, gt=0)
 
-    _variable_name = field_validator("url_env")(_check_variable_name)
+    _variable_name = field_validator("url_env")(check_variable_name)
 
     @field_validator("url")
     @classmethod
