@@ -23,7 +23,8 @@ from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import DeadlineExceededError, RequestTimeoutError, UpstreamConnectionError
 from model_orchestrator.core.transport import HttpResponse, HttpStream, Timeouts
 from model_orchestrator.testing.fake_upstream.script import Fault, Reply, ScriptItem
-from model_orchestrator.testing.fake_upstream.server import WireFormat, _kind_for_status, available_formats
+from model_orchestrator.testing.fake_upstream.server import WireFormat, available_formats
+from model_orchestrator.testing.fake_upstream.turn import kind_for_status
 
 # WHATWG SSE accepts CRLF, LF and a lone CR as line endings.
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -259,7 +260,7 @@ def _fault(wire: WireFormat, request: MockRequest, body: Any, fault: Fault, fall
     if kind == "overloaded":
         status = int(getattr(wire, "overloaded_status", 503))
     elif kind == "status":
-        kind = _kind_for_status(status)
+        kind = kind_for_status(status)
     if kind == "rate_limit":
         if fault.retry_after is not None:
             headers["retry-after"] = f"{fault.retry_after:g}"
