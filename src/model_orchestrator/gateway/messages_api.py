@@ -11,7 +11,7 @@ errors are in the Messages format (``messages_errors``). ``count_tokens`` answer
 
 from __future__ import annotations
 
-import json
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +19,7 @@ from aiohttp import web
 from model_orchestrator.gateway.messages_convert import estimate_input_tokens, message_body, to_chat_request
 from model_orchestrator.gateway.messages_errors import error_type
 from model_orchestrator.gateway.messages_stream import serve_message_stream
-from model_orchestrator.gateway.served import FormatRoutes, add_components, explained, metadata_headers
+from model_orchestrator.gateway.served import FormatRoutes, add_components
 from model_orchestrator.wire.messages import VERSION_HEADERS, CountTokensRequest, MessagesRequest
 
 PATH = "/v1/messages"
@@ -39,15 +39,13 @@ def add_messages_routes(app: web.Application, routes: FormatRoutes) -> None:
             api_key_id=key_id,
             max_tokens_ceiling=routes.settings.limits.max_tokens,
         )
-        async with routes.budgeted(request, body.model, chat):
-            if body.stream:
-                deltas = routes.orch.stream(chat, model=body.model, timeout=routes.timeout)
-                plan = routes.plan(request, body.model, chat)
-                return await serve_message_stream(request, deltas, plan, routes.finished)
-            result = await routes.orch.complete(chat, model=body.model, timeout=routes.timeout)
-        answer = message_body(result, message_id=f"msg_{request_id}", model=body.model)
-        answer["orchestrator"] = explained(request, result)
-        return web.json_response(answer, headers=metadata_headers(result), dumps=_dumps)
+        return await routes.answer(
+            request,
+            body.model,
+            chat,
+            stream=functools.partial(serve_message_stream, request) if body.stream else None,
+            render=lambda result: message_body(result, message_id=f"msg_{request_id}", model=body.model),
+        )
 
     async def count_tokens(request: web.Request) -> web.Response:
         body = await routes.read(request, CountTokensRequest)
@@ -240,7 +238,3 @@ def _operation(summary: str, body: str, answer: dict[str, Any], *, stream: bool 
             },
         },
     }
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))

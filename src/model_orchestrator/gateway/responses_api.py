@@ -9,11 +9,13 @@ Chat Completions shape, as the format's SDKs expect.
 
 from __future__ import annotations
 
-import json
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from aiohttp import web
 
+from model_orchestrator.core.response import StreamDelta
+from model_orchestrator.core.result import OrchestrationResult
 from model_orchestrator.gateway.responses_convert import (
     finished_output,
     response_object,
@@ -21,7 +23,8 @@ from model_orchestrator.gateway.responses_convert import (
     usage_of,
 )
 from model_orchestrator.gateway.responses_stream import serve_response_stream
-from model_orchestrator.gateway.served import FormatRoutes, add_components, explained, metadata_headers
+from model_orchestrator.gateway.served import FormatRoutes, add_components
+from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan
 from model_orchestrator.wire.responses import ResponsesRequest
 
 PATH = "/v1/responses"
@@ -41,22 +44,25 @@ def add_responses_route(app: web.Application, routes: FormatRoutes) -> None:
             api_key_id=key_id,
             max_tokens_ceiling=routes.settings.limits.max_tokens,
         )
-        async with routes.budgeted(request, body.model, chat):
-            if body.stream:
-                deltas = routes.orch.stream(chat, model=body.model, timeout=routes.timeout)
-                plan = routes.plan(request, body.model, chat)
-                return await serve_response_stream(request, deltas, body, plan, routes.finished)
-            result = await routes.orch.complete(chat, model=body.model, timeout=routes.timeout)
         response_id = f"resp_{request_id}"
-        answer = response_object(
-            body,
-            response_id=response_id,
-            output=finished_output(response_id, result.response, result.tool_calls),
-            usage=usage_of(result.metadata, result.input_tokens, result.output_tokens),
-            finish=str(result.metadata.get("finish_reason") or "stop"),
+
+        def render(result: OrchestrationResult) -> dict[str, Any]:
+            return response_object(
+                body,
+                response_id=response_id,
+                output=finished_output(response_id, result.response, result.tool_calls),
+                usage=usage_of(result.metadata, result.input_tokens, result.output_tokens),
+                finish=str(result.metadata.get("finish_reason") or "stop"),
+            )
+
+        def stream(
+            deltas: AsyncIterator[StreamDelta], plan: StreamPlan, finished: FinishedRequests
+        ) -> Awaitable[web.StreamResponse]:
+            return serve_response_stream(request, deltas, body, plan, finished)
+
+        return await routes.answer(
+            request, body.model, chat, stream=stream if body.stream else None, render=render
         )
-        answer["orchestrator"] = explained(request, result)
-        return web.json_response(answer, headers=metadata_headers(result), dumps=_dumps)
 
     app.router.add_post(PATH, responses)
 
@@ -158,7 +164,3 @@ _STATUSES = {
     "503": "No model could serve the request now (retry-after when known)",
     "504": "The request's deadline passed",
 }
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,11 +31,16 @@ from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan
 from model_orchestrator.orchestrator.access import without_hosts_in
 
 if TYPE_CHECKING:
+    from model_orchestrator.core.response import StreamDelta
     from model_orchestrator.core.result import OrchestrationResult
     from model_orchestrator.orchestrator import Orchestrator
 
 HEADER = "x-orchestrator-"
 Body = TypeVar("Body", bound=BaseModel)
+ServeStream = Callable[
+    [AsyncIterator["StreamDelta"], StreamPlan, FinishedRequests], Awaitable[web.StreamResponse]
+]
+"""A wire format's streamed answer: its events from the deltas, under the plan's headers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,26 @@ class FormatRoutes:
         """Seconds a whole request may take."""
         return self.settings.limits.request_timeout
 
+    async def answer(
+        self,
+        request: web.Request,
+        model: str,
+        chat: ChatRequest,
+        *,
+        stream: ServeStream | None,
+        render: Callable[[OrchestrationResult], dict[str, Any]],
+    ) -> web.StreamResponse:
+        """Answer ``chat`` with ``model`` within the key's budget: streamed through ``stream`` when given,
+        else as ``render(result)`` with the explanation and the ``x-orchestrator-*`` headers."""
+        async with self.budgeted(request, model, chat):
+            if stream is not None:
+                deltas = self.orch.stream(chat, model=model, timeout=self.timeout)
+                return await stream(deltas, self.plan(request, model, chat), self.finished)
+            result = await self.orch.complete(chat, model=model, timeout=self.timeout)
+        body = render(result)
+        body["orchestrator"] = explained(request, result)
+        return web.json_response(body, headers=metadata_headers(result), dumps=_compact)
+
 
 def explained(request: web.Request, result: OrchestrationResult) -> object:
     """The ``orchestrator`` field of a whole answer (no internal host for a key holder)."""
@@ -163,3 +188,7 @@ def add_components(schemas: dict[str, Any], model: type[BaseModel], prefix: str)
     schemas.update({prefix + name: value for name, value in rename(defs).items()})
     schemas[model.__name__] = schema = rename(schema)
     return schema
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
