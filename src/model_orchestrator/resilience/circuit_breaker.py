@@ -36,8 +36,8 @@ from model_orchestrator.core.events import CircuitClosed, CircuitHalfOpened, Cir
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.resilience._streams import closing_stream
-from model_orchestrator.resilience.empty_answer import empty_answer_error, has_content, is_empty
+from model_orchestrator.core.stream_start import start_stream
+from model_orchestrator.resilience.empty_answer import empty_answer_error, is_empty
 from model_orchestrator.resilience.state_store import StateStore
 
 _log = logging.getLogger(__name__)
@@ -268,28 +268,22 @@ class CircuitBreakerModel:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         probe = await self._admit(request)
-        held: list[StreamDelta] = []
-        seen_text = False
-        async with closing_stream(self._inner.stream(request)) as inner:
+        try:
+            started = await start_stream(self._inner.stream(request))
+        except BaseException as exc:
+            await self._settle(request, probe, exc)
+            raise
+        async with started:
+            if not started.has_content and self._empty_is_failure:
+                error = empty_answer_error(self._deployment, self._provider)
+                await self._settle(request, probe, error)
+                raise error
             try:
-                async for delta in inner:
-                    if not seen_text:
-                        held.append(delta)
-                        if self._empty_is_failure and not has_content(delta):
-                            continue
-                        seen_text = True
-                        for waiting in held:
-                            yield waiting
-                        held.clear()
-                        continue
+                async for delta in started:
                     yield delta
             except BaseException as exc:
                 await self._settle(request, probe, exc)
                 raise
-        if not seen_text and self._empty_is_failure:
-            error = empty_answer_error(self._deployment, self._provider)
-            await self._settle(request, probe, error)
-            raise error
         await self._settle(request, probe, None)
 
     async def aclose(self) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
@@ -42,9 +42,9 @@ from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.resilience._streams import closing_stream
+from model_orchestrator.core.stream_start import StartedStream, start_stream
 from model_orchestrator.resilience.cooldown import OVERLOAD_STATUSES
-from model_orchestrator.resilience.empty_answer import empty_answer_error, has_content, is_empty
+from model_orchestrator.resilience.empty_answer import empty_answer_error, is_empty
 
 _log = logging.getLogger(__name__)
 
@@ -192,14 +192,6 @@ def _charge_empty(deployment: str, error: ServerError) -> ServerError:
     return error
 
 
-@dataclass(slots=True)
-class _OpenedStream:
-    """A stream read up to its first visible text (or its end): the deltas so far and the rest."""
-
-    head: list[StreamDelta]
-    rest: AsyncIterator[StreamDelta] = field(repr=False)
-
-
 class RetryingModel:
     """Retries one deployment's retryable failures with backoff; see ``RetryPolicy``.
 
@@ -241,12 +233,10 @@ class RetryingModel:
         return completion
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        opened: _OpenedStream = await self._retrying(request)(self._open_stream, request)
+        started: StartedStream = await self._retrying(request)(self._start_stream, request)
         # Past the first text a failure is raised, not retried: the caller already has output.
-        async with closing_stream(opened.rest) as rest:
-            for delta in opened.head:
-                yield delta
-            async for delta in rest:
+        async with started:
+            async for delta in started:
                 yield delta
 
     async def aclose(self) -> None:
@@ -272,18 +262,14 @@ class RetryingModel:
             raise _charge_empty(self._deployment, empty_answer_error(self._deployment))
         return completion
 
-    async def _open_stream(self, request: ChatRequest) -> _OpenedStream:
+    async def _start_stream(self, request: ChatRequest) -> StartedStream:
         """Start a stream and read it up to its first visible text or tool-call piece (failures so far are
         retryable); a tool call streams on from its first piece, as text does."""
-        deltas = self._inner.stream(request)
-        head: list[StreamDelta] = []
-        async for delta in deltas:
-            head.append(delta)
-            if has_content(delta):
-                return _OpenedStream(head, deltas)
-        if self._policy.retry_on_empty:
+        started = await start_stream(self._inner.stream(request))
+        if not started.has_content and self._policy.retry_on_empty:
+            await started.aclose()
             raise _charge_empty(self._deployment, empty_answer_error(self._deployment))
-        return _OpenedStream(head, deltas)
+        return started
 
     def _announce(self, request: ChatRequest, state: RetryCallState) -> None:
         outcome = state.outcome

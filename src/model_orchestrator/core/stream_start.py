@@ -1,0 +1,100 @@
+"""The one first-content helper: hold a stream until its first text or tool call, then pass the rest through.
+
+Owns the rule for when a stream has *started* (a delta with visible text or a tool-call piece,
+``has_content``) and ``start_stream``, which reads a stream up to that delta. A failure before it is
+raised by ``start_stream`` itself, with nothing passed on yet, so the caller can still retry, fail over or
+answer with an HTTP error; after it the caller has output, and a failure is the stream's own. It does not
+decide what to do with a failure or with a stream that ends without content (retry, the breaker, the
+strategies and the gateway each decide that).
+
+Closing is structural: ``start_stream`` closes the inner stream when it fails, and the ``StartedStream``
+it returns is an async context manager that closes the inner stream however the ``async with`` ends
+(finished, failed, cancelled, abandoned by the consumer)::
+
+    async with await start_stream(model.stream(request)) as started:
+        if not started.has_content: ...        # ended without text or tool call; ``held`` has it all
+        async for delta in started:            # the held deltas, then the rest
+            ...
+
+Iterating a ``StartedStream`` costs one method call per delta, not an async-generator frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from model_orchestrator.core.response import StreamDelta
+
+
+def has_content(delta: StreamDelta) -> bool:
+    """True for a streamed piece that makes the answer not empty (visible text or a tool-call piece)."""
+    return bool(delta.tool_calls or delta.text.strip())
+
+
+async def close_stream(deltas: AsyncIterator[StreamDelta]) -> None:
+    """Close ``deltas`` if it can be closed (async generators close their upstream connection)."""
+    close = getattr(deltas, "aclose", None)
+    if close is not None:
+        await close()
+
+
+class StartedStream:
+    """A stream read up to its first content: ``held`` (the deltas read so far, the last one the first
+    content when ``has_content``) and the unread rest. Iterates the held deltas, then the rest; closes the
+    inner stream on ``aclose`` or when its ``async with`` ends."""
+
+    __slots__ = ("_closed", "_next", "_rest", "has_content", "held")
+
+    def __init__(
+        self, held: list[StreamDelta], rest: AsyncIterator[StreamDelta], *, has_content: bool
+    ) -> None:
+        self.held = held
+        self.has_content = has_content
+        self._rest = rest
+        self._next = 0
+        self._closed = False
+
+    def __aiter__(self) -> StartedStream:
+        return self
+
+    async def __anext__(self) -> StreamDelta:
+        position = self._next
+        if position < len(self.held):
+            self._next = position + 1
+            return self.held[position]
+        if not self.has_content or self._closed:
+            raise StopAsyncIteration  # the inner stream already ended (or was closed)
+        return await anext(self._rest)
+
+    async def aclose(self) -> None:
+        """Close the inner stream (once)."""
+        if not self._closed:
+            self._closed = True
+            await close_stream(self._rest)
+
+    async def __aenter__(self) -> StartedStream:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+async def start_stream(deltas: AsyncIterator[StreamDelta]) -> StartedStream:
+    """Read ``deltas`` up to and including the first delta with content (or to its end).
+
+    A failure (or cancellation) before that closes ``deltas`` and is raised, with nothing passed on. The
+    caller owns the returned ``StartedStream`` and must close it (``async with``).
+    """
+    held: list[StreamDelta] = []
+    try:
+        async for delta in deltas:
+            held.append(delta)
+            if has_content(delta):
+                return StartedStream(held, deltas, has_content=True)
+    except BaseException:
+        await close_stream(deltas)
+        raise
+    return StartedStream(held, deltas, has_content=False)

@@ -1,0 +1,87 @@
+"""``core.stream_start``: the one first-content helper (hold until text or a tool call, then pass through)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import pytest
+
+from model_orchestrator.core.errors import ServerError
+from model_orchestrator.core.response import StreamDelta
+from model_orchestrator.core.stream_start import has_content, start_stream
+from model_orchestrator.core.tools import ToolCallDelta
+
+
+class _Source:
+    """A stream of scripted deltas that may fail after them, recording how far it got and its closing."""
+
+    def __init__(self, *deltas: StreamDelta, fail: bool = False) -> None:
+        self.deltas = deltas
+        self.fail = fail
+        self.read = 0
+        self.closed = False
+
+    async def stream(self) -> AsyncGenerator[StreamDelta, None]:
+        try:
+            for delta in self.deltas:
+                self.read += 1
+                yield delta
+            if self.fail:
+                raise ServerError("upstream broke", status_code=500, retryable=True)
+        finally:
+            self.closed = True
+
+
+def test_content_is_visible_text_or_a_tool_call_piece() -> None:
+    assert not has_content(StreamDelta(text=" \n"))
+    assert has_content(StreamDelta(text="a"))
+    assert has_content(StreamDelta(tool_calls=(ToolCallDelta(index=0, name="f"),)))
+
+
+async def test_reads_up_to_the_first_content_only_then_passes_the_rest_through() -> None:
+    source = _Source(
+        StreamDelta(text=""), StreamDelta(text=" "), StreamDelta(text="Hi"), StreamDelta(text="!")
+    )
+    started = await start_stream(source.stream())
+    assert started.has_content
+    assert [d.text for d in started.held] == ["", " ", "Hi"]
+    assert source.read == 3  # nothing past the first content was read
+    async with started:
+        assert [d.text async for d in started] == ["", " ", "Hi", "!"]
+    assert source.closed
+
+
+async def test_a_failure_before_content_is_raised_and_closes_the_stream() -> None:
+    source = _Source(StreamDelta(text=""), fail=True)
+    with pytest.raises(ServerError):
+        await start_stream(source.stream())
+    assert source.closed
+
+
+async def test_a_failure_after_content_is_the_consumers() -> None:
+    source = _Source(StreamDelta(text="Hi"), fail=True)
+    started = await start_stream(source.stream())
+    seen: list[str] = []
+    with pytest.raises(ServerError):
+        async with started:
+            async for delta in started:
+                seen.append(delta.text)
+    assert seen == ["Hi"]
+    assert source.closed
+
+
+async def test_a_stream_without_content_ends_with_everything_held() -> None:
+    source = _Source(StreamDelta(text=""), StreamDelta(finish_reason="stop"))
+    async with await start_stream(source.stream()) as started:
+        assert not started.has_content
+        assert [d.finish_reason async for d in started] == [None, "stop"]
+
+
+async def test_leaving_early_closes_the_inner_stream() -> None:
+    source = _Source(StreamDelta(text="a"), StreamDelta(text="b"), StreamDelta(text="c"))
+    async with await start_stream(source.stream()) as started:
+        async for _ in started:
+            break
+    assert source.closed
+    assert source.read == 1
+    assert [d async for d in started] == []  # a closed stream yields nothing more
