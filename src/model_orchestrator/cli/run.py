@@ -158,13 +158,7 @@ def run_command(
         click.echo(json.dumps(data, indent=2))
     else:
         click.echo(result.response)
-        cost = usd_or_unknown(result.cost)
-        via = f" via {result.strategy}" if result.strategy != "single" else ""
-        click.echo(
-            f"[{result.model_used}{via} · {result.input_tokens} in / {result.output_tokens} out tokens · "
-            f"cost {cost} · {result.latency:.2f}s]",
-            err=True,
-        )
+        click.echo(_summary(result), err=True)
     if saved_elsewhere is not None:
         click.echo(saved_elsewhere, err=True)
         sys.exit(1)
@@ -218,15 +212,23 @@ def _read_prompt(prompt: str | None) -> str:
     return prompt
 
 
+def _summary(result: Any) -> str:
+    """The line under an answer: model, strategy, tokens, cost, latency."""
+    via = f" via {result.strategy}" if result.strategy != "single" else ""
+    return (
+        f"[{result.model_used}{via} · {result.input_tokens} in / {result.output_tokens} out tokens · "
+        f"cost {usd_or_unknown(result.cost)} · {result.latency:.2f}s]"
+    )
+
+
 async def _stream(orch: Any, text: str, options: dict[str, Any]) -> None:
-    usage = None
     try:
-        async for delta in orch.stream(text, **options):
-            if delta.text:
-                click.echo(delta.text, nl=False)
-            usage = delta.usage or usage
+        async with orch.stream(text, **options) as stream:
+            async for delta in stream:
+                if delta.text:
+                    click.echo(delta.text, nl=False)
+            result = stream.result()
     finally:
         await orch.aclose()
     click.echo("")
-    if usage is not None:
-        click.echo(f"[{usage.input_tokens} in / {usage.output_tokens} out tokens]", err=True)
+    click.echo(_summary(result), err=True)

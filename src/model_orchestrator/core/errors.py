@@ -66,6 +66,10 @@ class MissingCredentialsError(ConfigError):
     default_status = 401
 
 
+class StreamNotFinishedError(OrchestratorError):
+    """A stream's result was asked for before the stream ended (or after it was left early)."""
+
+
 class InvalidRequestError(OrchestratorError):
     """The caller's request is malformed (a tool choice naming no tool, arguments that are not JSON)."""
 

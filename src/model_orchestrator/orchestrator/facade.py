@@ -7,9 +7,10 @@ model), and explaining the outcome as an ``OrchestrationResult``. It does not kn
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from model_orchestrator.core.request_scope import RequestScope, request_scope
 from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.result import OrchestrationResult, result_from_completion
 from model_orchestrator.orchestrator import services
+from model_orchestrator.orchestrator.stream_handle import Publish, StreamHandle, StreamTally
 
 if TYPE_CHECKING:
     from model_orchestrator.config.registry import ModelInfo
@@ -190,7 +192,7 @@ class Orchestrator:
             prompt = prompt_of(request)
         return RequestLifecycle(self.events, self._clock, request, requested, label, scope, record, prompt)
 
-    async def stream(
+    def stream(
         self,
         prompt: Prompt,
         *,
@@ -199,34 +201,56 @@ class Orchestrator:
         members: Sequence[str] | None = None,
         max_cost: float | None = None,
         **options: Any,
-    ) -> AsyncIterator[StreamDelta]:
-        """Stream the answer to ``prompt`` as ``StreamDelta`` pieces; the last carries usage."""
+    ) -> StreamHandle:
+        """Stream the answer to ``prompt``: ``async with orch.stream(...) as s``, ``async for delta in s``,
+        then ``s.result()`` (the ``OrchestrationResult``, as ``complete`` returns it). Leaving the block
+        closes the stream; plain ``async for delta in orch.stream(...)`` works too. Options as ``complete``.
+        """
         strategy_options = _pop_strategy_options(options)
+        selection = (model, strategy, members, strategy_options)
+        return StreamHandle(functools.partial(self._streamed, prompt, max_cost, options, selection))
+
+    async def _streamed(
+        self,
+        prompt: Prompt,
+        max_cost: float | None,
+        options: dict[str, Any],
+        selection: tuple[str | None, str | None, Sequence[str] | None, dict[str, Any]],
+        publish: Publish,
+    ) -> AsyncGenerator[StreamDelta, None]:
+        """The request path of ``stream``: the deltas, then the result handed to ``publish``."""
         request = self.request(prompt, max_cost=max_cost, **options)
-        chat_model, requested, label = self._select(model, strategy, members, strategy_options, request)
+        chat_model, requested, label = self._select(*selection, request)
         scope = self._scope(request)
         lifecycle = self._lifecycle(request, requested, label, scope)
         lifecycle.start()
-        last: StreamDelta | None = None
-        texts: list[str] = []
+        tally = StreamTally()
         try:
             with request_scope(scope):
                 self._refuse_over_budget(label, requested, request, scope)
                 async for delta in chat_model.stream(request):
-                    texts.append(delta.text)
-                    last = delta if delta.usage is not None or last is None else last
+                    tally.add(delta)
                     yield delta
         except BaseException as exc:
             lifecycle.failed(exc)
             raise
-        usage = last.usage if last is not None else None
+        usage = tally.usage
         lifecycle.succeeded(
-            model_used=last.model if last is not None else None,
+            model_used=tally.model,
             cost=scope.total_cost,
             input_tokens=usage.input_tokens if usage else 0,
             output_tokens=usage.output_tokens if usage else 0,
-            explanation=last.explanation if last is not None else None,
-            response_text="".join(texts),
+            explanation=tally.explanation,
+            response_text=tally.text,
+        )
+        publish(
+            tally.result(
+                requested=requested,
+                strategy=label,
+                latency=lifecycle.elapsed,
+                scope=scope,
+                request_id=request.request_id,
+            )
         )
 
     def _select(
