@@ -584,6 +584,40 @@ async def test_streaming_never_mixes_two_models_after_text_was_sent(h: Harness) 
     assert received == ["The capital"] and backup.requests == []
 
 
+class BlankThenError:
+    """Streams a role-only piece and blank text, then fails: nothing visible was sent yet."""
+
+    name = "blank"
+
+    def __init__(self) -> None:
+        self.stream_closed = False
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        raise ServerError("dropped before any text")
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        try:
+            yield StreamDelta()
+            yield StreamDelta(text="\n ")
+            raise ServerError("dropped before any text")
+        finally:
+            self.stream_closed = True
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_streaming_holds_blank_pieces_so_a_failure_before_text_still_falls_through(h: Harness) -> None:
+    blank = BlankThenError()
+    chain = h.fallback(h.member(blank, "blank"), h.member(scripted("b", "Paris"), "b"))
+    deltas = await collect(chain.stream(REQUEST))
+    assert "".join(d.text for d in deltas) == "Paris"  # no blank text from the failed member
+    assert blank.stream_closed
+    last = deltas[-1].explanation
+    assert last is not None
+    assert [(s.model, s.outcome) for s in last.steps] == [("blank", "error"), ("b", "ok")]
+
+
 async def test_streaming_waits_for_a_cooldown_too(h: Harness) -> None:
     member = h.raw(scripted("a", CoolingDownError("cooling", retry_after=4.0), "Paris"), "a")
     deltas = await collect(h.fallback(member).stream(REQUEST))

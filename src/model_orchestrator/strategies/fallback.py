@@ -24,6 +24,7 @@ from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import start_stream
 from model_orchestrator.strategies.budget import budget_scope, require_affordable
 from model_orchestrator.strategies.capabilities import require_capable
 from model_orchestrator.strategies.chain import Candidate, ChainRun, with_fallback
@@ -202,35 +203,28 @@ class FallbackModel:
     async def _stream_member(
         self, run: ChainRun, member: Member, chosen: list[Member], has_fallback: bool
     ) -> AsyncGenerator[StreamDelta, None]:
-        """Stream ``member``; a failure before its first text or tool call is recorded and swallowed, after
-        it raised.
+        """Stream ``member``; a failure before its first text or tool call is recorded and swallowed (its
+        deltas up to then are held back, ``core.stream_start``), after it raised.
 
-        Text is passed on at once; the closing delta (finish reason, usage) is held back so that it can
-        carry the explanation. ``has_fallback`` as in ``ChainRun.call``.
+        The closing delta (finish reason, usage) is held back so that it can carry the explanation.
+        ``has_fallback`` as in ``ChainRun.call``.
         """
-        held: StreamDelta | None = None
-        sent = False
-        deltas = member.model.stream(with_fallback(run.request, has_fallback))
         try:
-            async for delta in deltas:
+            started = await start_stream(member.model.stream(with_fallback(run.request, has_fallback)))
+        except OrchestratorError as exc:
+            run.fail(member, exc)
+            return
+        held: StreamDelta | None = None
+        # Leaving the block (finished, failed, or the caller stopped reading) closes the member's stream.
+        async with started:
+            async for delta in started:
                 if held is not None:  # something followed the closing delta after all: pass it on
                     previous, held = held, None
-                    sent = sent or bool(previous.text or previous.tool_calls)
                     yield previous
                 if delta.finish_reason is None and delta.usage is None:
-                    sent = sent or bool(delta.text or delta.tool_calls)
                     yield delta
                 else:
                     held = delta
-        except OrchestratorError as exc:
-            if sent:
-                raise  # the caller already has this member's text: never mix two models' answers
-            run.fail(member, exc)
-            return
-        finally:
-            # Closing early (the caller stopped reading) must close the member's upstream connection too.
-            if isinstance(deltas, AsyncGenerator):
-                await deltas.aclose()
         last = held or StreamDelta()
         chosen.append(member)
         run.steps.append(_streamed_step(member, last))
