@@ -21,11 +21,13 @@ from model_orchestrator.core.pricing import Price, cost_of
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import closing
 from model_orchestrator.core.tokens import estimate_message_tokens, estimate_tokens_for_chars
 from model_orchestrator.core.usage import Usage
+from model_orchestrator.core.wrapper import WrapperModel
 
 
-class ObservedModel:
+class ObservedModel(WrapperModel):
     """Wraps one deployment's adapter: prices usage and reports every attempt to the event bus."""
 
     def __init__(
@@ -39,7 +41,7 @@ class ObservedModel:
         bus: EventBus,
         clock: Clock | None = None,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._name = name
         self._provider = provider
         self._deployment = deployment
@@ -60,7 +62,7 @@ class ObservedModel:
         attempt = self._start(request)
         started = self._clock.monotonic()
         try:
-            completion = await self._inner.complete(request)
+            completion = await self.inner.complete(request)
         except asyncio.CancelledError:
             # The request was sent: the provider may bill the prompt, so record it as estimated spend.
             self._failed(request, attempt, started, None, cancelled=True, usage=_estimate(request, 0, None))
@@ -81,13 +83,14 @@ class ObservedModel:
         usage: Usage | None = None
         reported: float | None = None
         try:
-            async for delta in self._inner.stream(request):
-                chars += len(delta.text)
-                if delta.usage is not None:
-                    usage = delta.usage
-                if delta.cost is not None:
-                    reported = delta.cost
-                yield delta
+            async with closing(self.inner.stream(request)) as deltas:
+                async for delta in deltas:
+                    chars += len(delta.text)
+                    if delta.usage is not None:
+                        usage = delta.usage
+                    if delta.cost is not None:
+                        reported = delta.cost
+                    yield delta
         except (asyncio.CancelledError, GeneratorExit):
             self._failed(
                 request, attempt, started, None, cancelled=True, usage=_estimate(request, chars, usage)
@@ -99,9 +102,6 @@ class ObservedModel:
         final = _estimate(request, chars, usage)
         cost = reported if reported is not None else cost_of(final, self._price)
         self._succeeded(request, attempt, final, cost, self._clock.monotonic() - started)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
     def _start(self, request: ChatRequest) -> str:
         attempt = uuid.uuid4().hex

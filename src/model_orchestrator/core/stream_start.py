@@ -16,11 +16,13 @@ it returns is an async context manager that closes the inner stream however the 
         async for delta in started:            # the held deltas, then the rest
             ...
 
-Iterating a ``StartedStream`` costs one method call per delta, not an async-generator frame.
+Iterating a ``StartedStream`` costs one method call per delta, not an async-generator frame. A wrapper
+that holds nothing back closes its inner stream with ``async with closing(inner.stream(request))``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from types import TracebackType
 
@@ -37,6 +39,17 @@ async def close_stream(deltas: AsyncIterator[StreamDelta]) -> None:
     close = getattr(deltas, "aclose", None)
     if close is not None:
         await close()
+
+
+@contextlib.asynccontextmanager
+async def closing(deltas: AsyncIterator[StreamDelta]) -> AsyncIterator[AsyncIterator[StreamDelta]]:
+    """Yield ``deltas``; on leaving (finished, failed, cancelled, abandoned) close it. For a wrapper
+    that passes every delta on as it comes (``ChatModel.stream`` is typed ``AsyncIterator``, which
+    ``contextlib.aclosing`` does not accept)."""
+    try:
+        yield deltas
+    finally:
+        await close_stream(deltas)
 
 
 class StartedStream:

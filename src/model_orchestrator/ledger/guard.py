@@ -25,12 +25,13 @@ from model_orchestrator.core.money import usd
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.ledger.limits import BudgetRules
 
 _log = logging.getLogger(__name__)
 
 
-class BudgetGuardModel:
+class BudgetGuardModel(WrapperModel):
     """Wraps one deployment's resilience stack with budget and quota reservations."""
 
     def __init__(
@@ -45,7 +46,7 @@ class BudgetGuardModel:
         bus: EventBus,
         clock: Clock,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._keeper = keeper
         self._rules = rules
         self._profile = profile
@@ -54,26 +55,19 @@ class BudgetGuardModel:
         self._bus = bus
         self._clock = clock
 
-    def __repr__(self) -> str:
-        return f"BudgetGuardModel({self._inner!r})"
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
     async def complete(self, request: ChatRequest) -> Completion:
         reservation = await self._reserve(request)
         meter = SpendMeter()
         try:
             with metering(meter):
-                return await self._inner.complete(request)
+                return await self.inner.complete(request)
         finally:
             await self._finish(reservation, meter)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         reservation = await self._reserve(request)
         meter = SpendMeter()
-        deltas = self._inner.stream(request)
+        deltas = self.inner.stream(request)
         try:
             while True:
                 # The meter is current only while the inner stream runs, never across our own yield.
@@ -89,9 +83,6 @@ class BudgetGuardModel:
                 with metering(meter):
                     await close()
             await self._finish(reservation, meter)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
     async def _reserve(self, request: ChatRequest) -> Reservation | None:
         limits = self._rules.limits_for(request, self._provider)

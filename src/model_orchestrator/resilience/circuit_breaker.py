@@ -37,6 +37,7 @@ from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.stream_start import start_stream
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.empty_answer import empty_answer_error, is_empty
 from model_orchestrator.resilience.state_store import StateStore
 
@@ -213,7 +214,7 @@ def counts_as_failure(error: BaseException) -> bool:
     return not isinstance(error, skipped + callers_fault)
 
 
-class CircuitBreakerModel:
+class CircuitBreakerModel(WrapperModel):
     """Skips its deployment without a call while the circuit is open; counts the outcome of every call.
 
     An empty answer (``empty_answer.is_empty``: no visible text, no tool call) is a soft failure: counted,
@@ -235,7 +236,7 @@ class CircuitBreakerModel:
         provider: str | None = None,
         empty_is_failure: bool = True,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._deployment = deployment
         self._provider = provider
         self._empty_is_failure = empty_is_failure
@@ -246,16 +247,12 @@ class CircuitBreakerModel:
         self._key = breaker_key(deployment)
 
     def __repr__(self) -> str:
-        return f"CircuitBreakerModel({self._inner!r}, deployment={self._deployment!r})"
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
+        return f"CircuitBreakerModel({self.inner!r}, deployment={self._deployment!r})"
 
     async def complete(self, request: ChatRequest) -> Completion:
         probe = await self._admit(request)
         try:
-            completion = await self._inner.complete(request)
+            completion = await self.inner.complete(request)
         except BaseException as exc:
             await self._settle(request, probe, exc)
             raise
@@ -269,7 +266,7 @@ class CircuitBreakerModel:
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         probe = await self._admit(request)
         try:
-            started = await start_stream(self._inner.stream(request))
+            started = await start_stream(self.inner.stream(request))
         except BaseException as exc:
             await self._settle(request, probe, exc)
             raise
@@ -285,9 +282,6 @@ class CircuitBreakerModel:
                 await self._settle(request, probe, exc)
                 raise
         await self._settle(request, probe, None)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
     async def _admit(self, request: ChatRequest) -> bool:
         """Ask the store whether this call may go out; True when it is a half-open probe."""

@@ -27,7 +27,8 @@ from model_orchestrator.core.events import CooldownStarted, EventBus
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.resilience._streams import closing_stream
+from model_orchestrator.core.stream_start import closing
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.state_store import StateStore
 
 _log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ async def cooldown_until(store: StateStore, deployment: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-class CooldownModel:
+class CooldownModel(WrapperModel):
     """Skips its deployment without a call while it cools down; starts a cooldown on 429 or overload."""
 
     def __init__(
@@ -104,7 +105,7 @@ class CooldownModel:
         clock: Clock,
         bus: EventBus,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._deployment = deployment
         self._policy = policy
         self._store = store
@@ -112,32 +113,25 @@ class CooldownModel:
         self._bus = bus
 
     def __repr__(self) -> str:
-        return f"CooldownModel({self._inner!r}, deployment={self._deployment!r})"
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
+        return f"CooldownModel({self.inner!r}, deployment={self._deployment!r})"
 
     async def complete(self, request: ChatRequest) -> Completion:
         await self._check()
         try:
-            return await self._inner.complete(request)
+            return await self.inner.complete(request)
         except ProviderError as exc:
             await self._on_error(request, exc)
             raise
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         await self._check()
-        async with closing_stream(self._inner.stream(request)) as inner:
+        async with closing(self.inner.stream(request)) as inner:
             try:
                 async for delta in inner:
                     yield delta
             except ProviderError as exc:
                 await self._on_error(request, exc)
                 raise
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
     async def _check(self) -> None:
         left = remaining(await cooldown_until(self._store, self._deployment), self._store.now(self._clock))

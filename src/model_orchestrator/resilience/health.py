@@ -26,6 +26,8 @@ from model_orchestrator.core.events import EventBus, HealthChecked
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import closing
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.circuit_breaker import CircuitName, breaker_state
 from model_orchestrator.resilience.cooldown import cooldown_until, remaining
 from model_orchestrator.resilience.state_store import StateStore
@@ -214,7 +216,7 @@ class HealthMonitor:
         )
 
 
-class HealthGatedModel:
+class HealthGatedModel(WrapperModel):
     """Passes over a deployment whose last probe failed when the request has somewhere else to go.
 
     The check reads the shared store (what the monitor wrote); with no alternative (``has_fallback``
@@ -222,28 +224,22 @@ class HealthGatedModel:
     """
 
     def __init__(self, inner: ChatModel, *, deployment: str, store: StateStore) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._deployment = deployment
         self._store = store
 
     def __repr__(self) -> str:
-        return f"HealthGatedModel({self._inner!r}, deployment={self._deployment!r})"
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
+        return f"HealthGatedModel({self.inner!r}, deployment={self._deployment!r})"
 
     async def complete(self, request: ChatRequest) -> Completion:
         await self._check(request)
-        return await self._inner.complete(request)
+        return await self.inner.complete(request)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         await self._check(request)
-        async for delta in self._inner.stream(request):
-            yield delta
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        async with closing(self.inner.stream(request)) as deltas:
+            async for delta in deltas:
+                yield delta
 
     async def _check(self, request: ChatRequest) -> None:
         if not request.has_fallback:

@@ -30,9 +30,10 @@ from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.rate_limits import RateLimitSnapshot
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import closing
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.core.usage import Usage
-from model_orchestrator.resilience._streams import closing_stream
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.request_log import (
     LOW_REMAINING_SHARE as LOW_REMAINING_SHARE,
 )
@@ -84,7 +85,7 @@ class _Ticket:
     token_slot: int | None
 
 
-class RateLimitedModel:
+class RateLimitedModel(WrapperModel):
     """Reserves room under one deployment's ``RateLimitPolicy`` before every upstream call.
 
     Raises ``RateLimitExhaustedError`` (no call made) when there is no room within the allowed wait.
@@ -100,7 +101,7 @@ class RateLimitedModel:
         clock: Clock | None = None,
         profile: ModelProfile | None = None,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._deployment = deployment
         self._policy = policy
         self._store = store
@@ -110,11 +111,7 @@ class RateLimitedModel:
         self._tpm_key = f"tpm:{deployment}"
 
     def __repr__(self) -> str:
-        return f"RateLimitedModel({self._inner!r}, deployment={self._deployment!r})"
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
+        return f"RateLimitedModel({self.inner!r}, deployment={self._deployment!r})"
 
     @property
     def policy(self) -> RateLimitPolicy:
@@ -124,7 +121,7 @@ class RateLimitedModel:
     async def complete(self, request: ChatRequest) -> Completion:
         ticket = await self._acquire(request)
         try:
-            completion = await self._inner.complete(request)
+            completion = await self.inner.complete(request)
         except RateLimitedError as exc:
             await self._learn(RateLimitSnapshot(retry_after=exc.retry_after))
             raise
@@ -137,7 +134,7 @@ class RateLimitedModel:
         usage: Usage | None = None
         limits: RateLimitSnapshot | None = None
         try:
-            async with closing_stream(self._inner.stream(request)) as deltas:
+            async with closing(self.inner.stream(request)) as deltas:
                 async for delta in deltas:
                     usage = delta.usage or usage
                     limits = delta.rate_limits or limits
@@ -149,9 +146,6 @@ class RateLimitedModel:
             await self._settle(ticket, usage)
         if limits is not None:
             await self._learn(limits)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
     def estimate_tokens(self, request: ChatRequest) -> int:
         """Tokens reserved for ``request``: estimated prompt plus the output it may produce."""

@@ -43,6 +43,7 @@ from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.stream_start import StartedStream, start_stream
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.cooldown import OVERLOAD_STATUSES
 from model_orchestrator.resilience.empty_answer import empty_answer_error, is_empty
 
@@ -192,7 +193,7 @@ def _charge_empty(deployment: str, error: ServerError) -> ServerError:
     return error
 
 
-class RetryingModel:
+class RetryingModel(WrapperModel):
     """Retries one deployment's retryable failures with backoff; see ``RetryPolicy``.
 
     Emits ``RetryScheduled`` before each pause. Streams are retried only until they produce visible
@@ -209,7 +210,7 @@ class RetryingModel:
         bus: EventBus | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._deployment = deployment
         self._policy = policy or RetryPolicy()
         self._clock = clock or SystemClock()
@@ -217,11 +218,7 @@ class RetryingModel:
         self._rng = rng or random.Random()
 
     def __repr__(self) -> str:
-        return f"RetryingModel({self._inner!r}, deployment={self._deployment!r})"
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
+        return f"RetryingModel({self.inner!r}, deployment={self._deployment!r})"
 
     @property
     def policy(self) -> RetryPolicy:
@@ -239,9 +236,6 @@ class RetryingModel:
             async for delta in started:
                 yield delta
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
     def _retrying(self, request: ChatRequest) -> AsyncRetrying:
         policy = self._policy
         return AsyncRetrying(
@@ -257,7 +251,7 @@ class RetryingModel:
         )
 
     async def _complete_once(self, request: ChatRequest) -> Completion:
-        completion = await self._inner.complete(request)
+        completion = await self.inner.complete(request)
         if self._policy.retry_on_empty and is_empty(completion):
             raise _charge_empty(self._deployment, empty_answer_error(self._deployment))
         return completion
@@ -265,7 +259,7 @@ class RetryingModel:
     async def _start_stream(self, request: ChatRequest) -> StartedStream:
         """Start a stream and read it up to its first visible text or tool-call piece (failures so far are
         retryable); a tool call streams on from its first piece, as text does."""
-        started = await start_stream(self._inner.stream(request))
+        started = await start_stream(self.inner.stream(request))
         if not started.has_content and self._policy.retry_on_empty:
             await started.aclose()
             raise _charge_empty(self._deployment, empty_answer_error(self._deployment))

@@ -29,7 +29,8 @@ from model_orchestrator.core.errors import DeadlineExceededError, RequestTimeout
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.resilience._streams import closing_stream
+from model_orchestrator.core.stream_start import closing
+from model_orchestrator.core.wrapper import WrapperModel
 
 T = TypeVar("T")
 Limit = Literal["timeout", "first_token", "idle", "deadline"]
@@ -111,7 +112,7 @@ class _Watchdog:
             return
 
 
-class TimeoutModel:
+class TimeoutModel(WrapperModel):
     """Runs one deployment's calls under ``min(timeout, deadline - now)``; see the module docstring.
 
     ``timeout`` None: only the deadline (if any) bounds a call.
@@ -130,7 +131,7 @@ class TimeoutModel:
         for value in (timeout, first_token_timeout, idle_timeout):
             if value is not None and value <= 0:
                 raise ValueError("timeouts must be positive seconds (or None for no limit)")
-        self._inner = inner
+        super().__init__(inner)
         self._deployment = deployment
         self._timeout = timeout
         self._first_token_timeout = first_token_timeout if first_token_timeout is not None else timeout
@@ -138,17 +139,13 @@ class TimeoutModel:
         self._clock = clock or SystemClock()
 
     def __repr__(self) -> str:
-        return f"TimeoutModel({self._inner!r}, deployment={self._deployment!r}, timeout={self._timeout})"
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
+        return f"TimeoutModel({self.inner!r}, deployment={self._deployment!r}, timeout={self._timeout})"
 
     async def complete(self, request: ChatRequest) -> Completion:
         limit, kind = self._limit(request, (self._timeout, "timeout"))
         watchdog = _Watchdog(self._clock)
         try:
-            return await self._within(watchdog, self._inner.complete(request), request, limit, kind)
+            return await self._within(watchdog, self.inner.complete(request), request, limit, kind)
         finally:
             watchdog.close()
 
@@ -158,7 +155,7 @@ class TimeoutModel:
         seen_text = False
         watchdog = _Watchdog(self._clock)  # one timer for the whole stream, not one per delta
         try:
-            async with closing_stream(self._inner.stream(request)) as deltas:
+            async with closing(self.inner.stream(request)) as deltas:
                 while True:
                     if seen_text:
                         limit, kind = self._limit(request, (self._idle_timeout, "idle"))
@@ -173,9 +170,6 @@ class TimeoutModel:
                     yield delta
         finally:
             watchdog.close()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
     def _limit(self, request: ChatRequest, own: tuple[float | None, Limit]) -> tuple[float | None, Limit]:
         """The binding limit: the deployment's own (``own``) or the deadline, whichever is sooner."""
