@@ -86,12 +86,13 @@ async def test_complete_sends_generate_content_and_reads_answer(
 
 async def test_logprobs_when_asked(model: GeminiModel, upstream: FakeUpstream) -> None:
     upstream.script(Reply("Paris is big", chunk_size=4), Reply("Paris is big", chunk_size=4))
-    result = await model.complete(REQUEST.with_options(logprobs=True, top_logprobs=2))
+    asked = REQUEST.with_options(logprobs=True, top_logprobs=2)
+    result = await model.complete(asked)
     assert result.logprobs is not None
     assert [lp.token for lp in result.logprobs] == ["Pari", "s is", " big"]
     assert len(result.logprobs[0].top) == 2
     assert upstream.requests[-1].json["generationConfig"] == {"responseLogprobs": True, "logprobs": 2}
-    streamed = [lp.token for d in await collect(model) for lp in d.logprobs]
+    streamed = [lp.token for d in await collect(model, asked) for lp in d.logprobs]
     assert streamed == ["Pari", "s is", " big"]
 
 

@@ -77,7 +77,9 @@ def test_plain_request_sends_no_generation_config() -> None:
 
 
 def test_response_text_usage_logprobs() -> None:
-    result = decode_response(fixture("response.json"), provider="gemini", deployment="d", latency=0.25)
+    result = decode_response(
+        fixture("response.json"), provider="gemini", deployment="d", latency=0.25, logprobs=True
+    )
     assert isinstance(result, Completion)
     assert result.text == "The capital of France is Paris."  # the thought part is not the answer
     assert result.model == "gemini-2.5-flash"
@@ -91,6 +93,17 @@ def test_response_text_usage_logprobs() -> None:
         TokenLogprob("The", -0.01, (("The", -0.01), ("Paris", -4.7))),
         TokenLogprob(" capital", -0.2, ((" capital", -0.2),)),
     )
+
+
+def test_logprobs_are_read_only_when_asked() -> None:
+    body = fixture("response.json")
+    unasked = decode_response(body, provider="gemini", deployment="d", latency=0.0)
+    assert isinstance(unasked, Completion) and unasked.logprobs is None
+    decoder = StreamDecoder()
+    delta = decoder.feed(body.decode())
+    assert isinstance(delta, StreamDelta) and delta.logprobs == ()
+    asked = StreamDecoder(logprobs=True).feed(body.decode())
+    assert isinstance(asked, StreamDelta) and [lp.token for lp in asked.logprobs] == ["The", " capital"]
 
 
 def test_max_tokens_finish_and_no_logprobs() -> None:

@@ -81,7 +81,7 @@ async def test_complete_maps_the_whole_answer(upstream: FakeUpstream, transport:
         )
     )
     model = _model(upstream, transport)
-    completion = await model.complete(PROMPT)
+    completion = await model.complete(PROMPT.with_options(logprobs=True))
     assert isinstance(model, ChatModel)
     assert completion.text == "Paris."
     assert completion.model == "gpt-4o-mini-2024"
@@ -214,7 +214,7 @@ async def test_stream_joins_to_the_complete_text(upstream: FakeUpstream, transpo
     upstream.script(Reply(text, usage=(20, 11)), Reply(text, chunk_size=4, usage=(20, 11)))
     model = _model(upstream, transport)
     completion = await model.complete(PROMPT)
-    deltas = await _collect(model)
+    deltas = await _collect(model, PROMPT.with_options(logprobs=True))
     assert "".join(d.text for d in deltas) == completion.text == text
     assert len(deltas) == 13  # 12 pieces of 4 characters, then the closing delta
     final = deltas[-1]

@@ -12,12 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import to_json
+
 from model_orchestrator.core.messages import Role, TextPart
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta
 from model_orchestrator.core.tools import ToolCall, ToolCallDelta
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.providers.anthropic.blocks import plan_tools, system_blocks, turns
+from model_orchestrator.providers.json_reading import (
+    int_of,
+    object_of,
+    objects_of,
+    parse_object,
+    text_or_none,
+)
 
 # Anthropic has no JSON-mode switch; its guide steers format through instructions instead (a JSON schema
 # goes through a forced tool, see ``blocks``):
@@ -92,7 +101,8 @@ def encode_request(request: ChatRequest, *, model_id: str, default_max_tokens: i
     if stream:
         body["stream"] = True
     # Anthropic returns no token log-probabilities, so request.logprobs is not sent.
-    return json.dumps(body).encode()
+    # pydantic-core's encoder, as for the other wire formats (docs/decisions.md, "Encoding upstream bodies").
+    return to_json(body)
 
 
 def _system(request: ChatRequest) -> str | list[dict[str, Any]] | None:
@@ -120,12 +130,12 @@ def decode_message(
     ``tool_use`` blocks become tool calls (arguments: the compact JSON of their ``input``), except a call
     of ``answer_tool`` (the JSON-schema answer, see ``blocks``), whose input becomes the text.
     """
-    data = _json_object(body)
+    data = parse_object(body)
     if data is None or data.get("type") == "error":
         return _payload_error(data) if data else _unreadable("message")
     texts: list[str] = []
     calls: list[ToolCall] = []
-    for block in _objects(data.get("content")):
+    for block in objects_of(data.get("content")):
         if block.get("type") == "text":
             texts.append(str(block.get("text", "")))
         elif block.get("type") == "tool_use":
@@ -139,10 +149,10 @@ def decode_message(
         model=str(data.get("model") or ""),
         provider=provider,
         deployment=deployment,
-        usage=usage_of(_object(data.get("usage"))),
+        usage=usage_of(object_of(data.get("usage"))),
         latency=latency,
         finish_reason=_finish(data.get("stop_reason"), has_calls=bool(calls)),
-        response_id=_opt_str(data.get("id")),
+        response_id=text_or_none(data.get("id")),
         tool_calls=tuple(calls),
     )
 
@@ -165,11 +175,11 @@ def usage_of(usage: Mapping[str, Any]) -> Usage:
     the 5-minute cache), so they are added to input and also counted in ``cache_write_tokens`` to be priced
     at their own rate: https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching
     """
-    cache_read = _int(usage.get("cache_read_input_tokens"))
-    cache_write = _int(usage.get("cache_creation_input_tokens"))
+    cache_read = int_of(usage.get("cache_read_input_tokens"))
+    cache_write = int_of(usage.get("cache_creation_input_tokens"))
     return Usage(
-        input_tokens=_int(usage.get("input_tokens")) + cache_read + cache_write,
-        output_tokens=_int(usage.get("output_tokens")),
+        input_tokens=int_of(usage.get("input_tokens")) + cache_read + cache_write,
+        output_tokens=int_of(usage.get("output_tokens")),
         cached_input_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
@@ -184,17 +194,17 @@ def finish_reason_of(stop_reason: object) -> FinishReason:
 
 def decode_error(status: int, body: bytes) -> VendorError:
     """Classify a non-2xx response: ``{"type": "error", "error": {"type": ..., "message": ...}}``."""
-    data = _json_object(body)
+    data = parse_object(body)
     if data is None:
         # Not cut here: the adapter redacts the key from the whole text first, then cuts it.
         snippet = body.decode("utf-8", errors="replace").strip()
         return VendorError(status=status, message=f"HTTP {status}: {snippet or 'empty body'}")
-    return _classify(status, _object(data.get("error")))
+    return _classify(status, object_of(data.get("error")))
 
 
 def _payload_error(data: Mapping[str, Any]) -> VendorError:
     """An error object found where a message or event was expected (status taken from its type)."""
-    error = _object(data.get("error"))
+    error = object_of(data.get("error"))
     return _classify(_STATUS_OF_TYPE.get(str(error.get("type", "")), 500), error)
 
 
@@ -240,21 +250,21 @@ class StreamDecoder:
 
     def feed(self, data: str) -> StreamDelta | VendorError | None:
         """The delta for one event's data, a ``VendorError`` for an error event, or None for bookkeeping."""
-        event = _json_object(data)
+        event = parse_object(data)
         if event is None:
             return _unreadable("stream event")
         kind = event.get("type")
         if kind == "message_start":
-            message = _object(event.get("message"))
-            self._model = _opt_str(message.get("model"))
-            self._start_usage = _object(message.get("usage"))
+            message = object_of(event.get("message"))
+            self._model = text_or_none(message.get("model"))
+            self._start_usage = object_of(message.get("usage"))
         elif kind == "content_block_start":
             return self._block_start(event)
         elif kind == "content_block_delta":
             return self._block_delta(event)
         elif kind == "message_delta":
-            self._stop_reason = _object(event.get("delta")).get("stop_reason")
-            late = _object(event.get("usage"))
+            self._stop_reason = object_of(event.get("delta")).get("stop_reason")
+            late = object_of(event.get("usage"))
             self._late_usage.update({k: v for k, v in late.items() if v is not None})
         elif kind == "message_stop":
             self._finished = True
@@ -270,11 +280,11 @@ class StreamDecoder:
         return VendorError(502, "stream ended before message_stop", error_type="incomplete_stream")
 
     def _block_start(self, event: Mapping[str, Any]) -> StreamDelta | None:
-        block = _object(event.get("content_block"))
+        block = object_of(event.get("content_block"))
         if block.get("type") != "tool_use":
             text = block.get("text") if block.get("type") == "text" else None
             return StreamDelta(text=str(text)) if text else None
-        index = _int(event.get("index"))
+        index = int_of(event.get("index"))
         if self._answer_tool is not None and block.get("name") == self._answer_tool:
             self._tool_blocks[index] = None
             return None
@@ -284,14 +294,14 @@ class StreamDecoder:
         return StreamDelta(tool_calls=(start,))
 
     def _block_delta(self, event: Mapping[str, Any]) -> StreamDelta | None:
-        delta = _object(event.get("delta"))
+        delta = object_of(event.get("delta"))
         if delta.get("type") == "text_delta":
             text = delta.get("text")
             return StreamDelta(text=str(text)) if text else None
         if delta.get("type") != "input_json_delta":
             return None  # thinking and signature deltas are not part of the answer
         piece = str(delta.get("partial_json") or "")
-        index = _int(event.get("index"))
+        index = int_of(event.get("index"))
         if not piece or index not in self._tool_blocks:
             return None
         number = self._tool_blocks[index]
@@ -309,27 +319,3 @@ class StreamDecoder:
             usage=usage_of(merged),
             model=self._model,
         )
-
-
-def _json_object(raw: str | bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _object(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _objects(value: object) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

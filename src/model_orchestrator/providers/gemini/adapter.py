@@ -101,6 +101,7 @@ class GeminiModel:
             deployment=self.deployment,
             latency=latency,
             max_calls=max_calls(request),
+            logprobs=request.logprobs,
         )
         if isinstance(result, VendorError):
             raise self._error(result, limits)
@@ -119,7 +120,7 @@ class GeminiModel:
                 limits = parse_rate_limit_headers(response.headers)
                 if not 200 <= response.status < 300:
                     raise self._error(decode_error(response.status, await response.read()), limits)
-                decoder = StreamDecoder(max_calls=max_calls(request))
+                decoder = StreamDecoder(max_calls=max_calls(request), logprobs=request.logprobs)
                 async for event in iter_sse(response.lines()):
                     delta = decoder.feed(event.data)
                     if isinstance(delta, VendorError):

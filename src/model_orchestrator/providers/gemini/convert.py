@@ -7,11 +7,12 @@ error bodies into plain ``VendorError`` values. Does not send anything, read hea
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+
+from pydantic_core import to_json
 
 from model_orchestrator.core.request import ChatRequest, ResponseFormat
 from model_orchestrator.core.response import Completion, FinishReason, StreamDelta, TokenLogprob
@@ -24,6 +25,16 @@ from model_orchestrator.providers.gemini.parts import (
     tools_of,
 )
 from model_orchestrator.providers.gemini.schema import to_gemini_schema
+from model_orchestrator.providers.json_reading import (
+    MalformedError,
+    float_of,
+    int_of,
+    object_of,
+    objects_of,
+    parse,
+    parse_object,
+    text_or_none,
+)
 
 # https://ai.google.dev/api/generate-content#FinishReason
 _FINISH = {
@@ -74,7 +85,8 @@ def encode_request(request: ChatRequest, *, sign_calls: bool = False) -> bytes:
     config = _generation_config(request)
     if config:
         body["generationConfig"] = config
-    return json.dumps(body).encode()
+    # pydantic-core's encoder, as for the other wire formats (docs/decisions.md, "Encoding upstream bodies").
+    return to_json(body)
 
 
 def _generation_config(request: ChatRequest) -> dict[str, Any]:
@@ -106,13 +118,20 @@ def _generation_config(request: ChatRequest) -> dict[str, Any]:
 
 
 def decode_response(
-    body: bytes, *, provider: str, deployment: str, latency: float, max_calls: int | None = None
+    body: bytes,
+    *,
+    provider: str,
+    deployment: str,
+    latency: float,
+    max_calls: int | None = None,
+    logprobs: bool = False,
 ) -> Completion | VendorError:
     """A completion from a 200 response body, or a ``VendorError`` for blocked or unreadable answers.
 
-    ``functionCall`` parts become tool calls (the first ``max_calls`` of them, all when None).
+    ``functionCall`` parts become tool calls (the first ``max_calls`` of them, all when None); token
+    log-probabilities are read only with ``logprobs`` (the request asked for them).
     """
-    data = _json_object(body)
+    data = parse_object(body)
     if data is None:
         return _unreadable("response")
     problem = _chunk_problem(data)
@@ -127,11 +146,11 @@ def decode_response(
         model=str(data.get("modelVersion") or ""),
         provider=provider,
         deployment=deployment,
-        usage=usage_of(_object(data.get("usageMetadata"))),
+        usage=usage_of(object_of(data.get("usageMetadata"))),
         latency=latency,
         finish_reason=_finish(candidate.get("finishReason"), calls),
-        logprobs=logprobs_of(candidate),
-        response_id=_opt_str(data.get("responseId")),
+        logprobs=logprobs_of(candidate) if logprobs else None,
+        response_id=text_or_none(data.get("responseId")),
         tool_calls=tuple(calls),
     )
 
@@ -144,11 +163,12 @@ def usage_of(metadata: Mapping[str, Any]) -> Usage:
     reasoning inside output). Tool-use prompt tokens are billed as input.
     https://ai.google.dev/api/generate-content#UsageMetadata
     """
-    thoughts = _int(metadata.get("thoughtsTokenCount"))
+    thoughts = int_of(metadata.get("thoughtsTokenCount"))
     return Usage(
-        input_tokens=_int(metadata.get("promptTokenCount")) + _int(metadata.get("toolUsePromptTokenCount")),
-        output_tokens=_int(metadata.get("candidatesTokenCount")) + thoughts,
-        cached_input_tokens=_int(metadata.get("cachedContentTokenCount")),
+        input_tokens=int_of(metadata.get("promptTokenCount"))
+        + int_of(metadata.get("toolUsePromptTokenCount")),
+        output_tokens=int_of(metadata.get("candidatesTokenCount")) + thoughts,
+        cached_input_tokens=int_of(metadata.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
     )
 
@@ -166,15 +186,15 @@ def _finish(reason: object, calls: list[ToolCall] | int) -> FinishReason:
 
 def logprobs_of(candidate: Mapping[str, Any]) -> tuple[TokenLogprob, ...] | None:
     """Per-token log-probabilities from ``logprobsResult``, or None when the answer has none."""
-    result = _object(candidate.get("logprobsResult"))
-    chosen = _objects(result.get("chosenCandidates"))
+    result = object_of(candidate.get("logprobsResult"))
+    chosen = objects_of(result.get("chosenCandidates"))
     if not chosen:
         return None
-    tops = _objects(result.get("topCandidates"))
+    tops = objects_of(result.get("topCandidates"))
     return tuple(
         TokenLogprob(
             token=str(pick.get("token", "")),
-            logprob=_float(pick.get("logProbability")),
+            logprob=float_of(pick.get("logProbability")),
             top=_alternatives(tops[i]) if i < len(tops) else (),
         )
         for i, pick in enumerate(chosen)
@@ -182,9 +202,8 @@ def logprobs_of(candidate: Mapping[str, Any]) -> tuple[TokenLogprob, ...] | None
 
 
 def _alternatives(step: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
-    return tuple(
-        (str(c.get("token", "")), _float(c.get("logProbability"))) for c in _objects(step.get("candidates"))
-    )
+    alternatives = objects_of(step.get("candidates"))
+    return tuple((str(c.get("token", "")), float_of(c.get("logProbability"))) for c in alternatives)
 
 
 def decode_error(status: int, body: bytes) -> VendorError:
@@ -192,7 +211,10 @@ def decode_error(status: int, body: bytes) -> VendorError:
 
     The streaming endpoint may wrap the same object in a one-element list.
     """
-    data = _json_value(body)
+    try:
+        data = parse(body)
+    except MalformedError:
+        data = None
     if isinstance(data, list) and data:
         data = data[0]
     if not isinstance(data, dict):
@@ -203,13 +225,13 @@ def decode_error(status: int, body: bytes) -> VendorError:
     if blocked is not None and blocked.content_filtered:
         # A block normally comes as a 200 answer; a proxy may pass it on with an error status.
         return replace(blocked, status=status)
-    return _classify(status, _object(data.get("error")))
+    return _classify(status, object_of(data.get("error")))
 
 
 def _classify(status: int, error: Mapping[str, Any]) -> VendorError:
     message = str(error.get("message") or f"HTTP {status}")
     error_status = str(error.get("status") or "")
-    details = _objects(error.get("details"))
+    details = objects_of(error.get("details"))
     if status == 400 and any(
         d.get("@type") == _ERROR_INFO and d.get("reason") == "API_KEY_INVALID" for d in details
     ):
@@ -239,9 +261,9 @@ def _retry_delay(details: list[Mapping[str, Any]]) -> float | None:
 def _chunk_problem(data: Mapping[str, Any]) -> VendorError | None:
     """A blocked prompt or an embedded error object in an otherwise successful body or chunk."""
     if isinstance(data.get("error"), dict):
-        error = _object(data["error"])
-        return _classify(_int(error.get("code")) or 500, error)
-    block = _object(data.get("promptFeedback")).get("blockReason")
+        error = object_of(data["error"])
+        return _classify(int_of(error.get("code")) or 500, error)
+    block = object_of(data.get("promptFeedback")).get("blockReason")
     if block:
         # https://ai.google.dev/api/generate-content#BlockReason
         return VendorError(
@@ -261,10 +283,12 @@ class StreamDecoder:
     Each chunk is a GenerateContentResponse; usage metadata is cumulative, so the last one seen is kept.
     The stream has no terminal event: ``end()`` emits the final delta once a finish reason was seen.
     A ``functionCall`` part arrives whole in one chunk, so each becomes one ``ToolCallDelta`` with id,
-    name and all its arguments (the first ``max_calls`` of them, all when None).
+    name and all its arguments (the first ``max_calls`` of them, all when None). Token log-probabilities
+    are read only with ``logprobs`` (the request asked for them).
     """
 
-    def __init__(self, *, max_calls: int | None = None) -> None:
+    def __init__(self, *, max_calls: int | None = None, logprobs: bool = False) -> None:
+        self._logprobs = logprobs
         self._model: str | None = None
         self._usage: Mapping[str, Any] = {}
         self._finish: object = None
@@ -273,20 +297,20 @@ class StreamDecoder:
 
     def feed(self, data: str) -> StreamDelta | VendorError | None:
         """The text delta of one chunk, a ``VendorError`` for a blocked or error chunk, or None."""
-        chunk = _json_object(data)
+        chunk = parse_object(data)
         if chunk is None:
             return _unreadable("stream chunk")
         problem = _chunk_problem(chunk)
         if problem is not None:
             return problem
-        self._model = _opt_str(chunk.get("modelVersion")) or self._model
-        self._usage = _object(chunk.get("usageMetadata")) or self._usage
+        self._model = text_or_none(chunk.get("modelVersion")) or self._model
+        self._usage = object_of(chunk.get("usageMetadata")) or self._usage
         candidate = _first_candidate(chunk)
         if candidate is None:
             return None
         self._finish = candidate.get("finishReason") or self._finish
         text = _candidate_text(candidate)
-        logprobs = logprobs_of(candidate) or ()
+        logprobs = (logprobs_of(candidate) or ()) if self._logprobs else ()
         calls = function_calls(_parts(candidate), first_index=self._calls)
         if self._max_calls is not None:
             calls = calls[: max(0, self._max_calls - self._calls)]
@@ -308,46 +332,14 @@ class StreamDecoder:
 
 
 def _first_candidate(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    candidates = _objects(data.get("candidates"))
+    candidates = objects_of(data.get("candidates"))
     return candidates[0] if candidates else None
 
 
 def _parts(candidate: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return _objects(_object(candidate.get("content")).get("parts"))
+    return objects_of(object_of(candidate.get("content")).get("parts"))
 
 
 def _candidate_text(candidate: Mapping[str, Any]) -> str:
     # Parts flagged "thought" are the model's reasoning summary, not the answer.
     return "".join(str(p.get("text", "")) for p in _parts(candidate) if not p.get("thought"))
-
-
-def _json_value(raw: str | bytes) -> object:
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-
-
-def _json_object(raw: str | bytes) -> dict[str, Any] | None:
-    data = _json_value(raw)
-    return data if isinstance(data, dict) else None
-
-
-def _object(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _objects(value: object) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _float(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

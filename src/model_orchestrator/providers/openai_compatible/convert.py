@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import to_json
 
 from model_orchestrator.core.errors import (
@@ -28,6 +27,15 @@ from model_orchestrator.core.response import Completion, FinishReason, StreamDel
 from model_orchestrator.core.tokens import estimate_message_tokens, estimate_tokens_for_chars
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.providers.error_mapping import error_for_status
+from model_orchestrator.providers.json_reading import (
+    MalformedError,
+    parse,
+    strict_float,
+    strict_int,
+    strict_list,
+    strict_object,
+    strict_text,
+)
 from model_orchestrator.providers.openai_compatible.endpoints import TokenField
 from model_orchestrator.providers.openai_compatible.tools import (
     add_tool_fields,
@@ -35,13 +43,7 @@ from model_orchestrator.providers.openai_compatible.tools import (
     tool_calls_of,
     wire_message,
 )
-from model_orchestrator.wire.openai import (
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChoiceLogprobs,
-    CompletionUsage,
-    ErrorDetail,
-)
+from model_orchestrator.wire.openai import ErrorDetail
 
 BAD_GATEWAY = 502
 _DONE = "[DONE]"
@@ -71,29 +73,6 @@ _CONTEXT_MARKERS = (
 _CONTENT_FILTER_CODES = ("content_filter", "content_policy_violation")
 # A 429 that waiting will not fix: https://platform.openai.com/docs/guides/error-codes#api-errors
 _QUOTA_CODE = "insufficient_quota"
-
-
-class _CompatUsage(CompletionUsage):
-    """Usage plus DeepSeek's cache counter (https://api-docs.deepseek.com/api/create-chat-completion)."""
-
-    prompt_cache_hit_tokens: int | None = None
-
-
-class _CompatCompletion(ChatCompletion):
-    usage: _CompatUsage | None = None
-
-
-class _GroqExtension(BaseModel):
-    """Groq's ``x_groq`` field carries usage on the last chunk (https://console.groq.com/docs/api-reference)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    usage: _CompatUsage | None = None
-
-
-class _CompatChunk(ChatCompletionChunk):
-    usage: _CompatUsage | None = None
-    x_groq: _GroqExtension | None = None
 
 
 def encode_request(
@@ -143,17 +122,32 @@ def decode_completion(
     latency: float,
     rate_limits: RateLimitSnapshot,
 ) -> Completion:
-    """The ``Completion`` in a 200 body; unreadable or choice-less bodies raise ``ServerError``."""
+    """The ``Completion`` in a 200 body; unreadable or choice-less bodies raise ``ServerError``.
+
+    Token logprobs are read only when ``request`` asked for them (servers send them only then).
+    """
     try:
-        data = _CompatCompletion.model_validate_json(body)
-    except ValidationError as exc:
-        raise ServerError("the response body is not a chat completion", status_code=BAD_GATEWAY) from exc
-    if not data.choices:
-        raise ServerError("the response has no choices", status_code=BAD_GATEWAY)
-    choice = data.choices[0]
-    text = choice.message.content or choice.message.refusal or ""
-    tool_calls = tool_calls_of(choice.message.tool_calls)
-    finish = finish_reason_of(choice.finish_reason)
+        data = parse(body)
+        if not isinstance(data, dict):
+            raise MalformedError("it is not an object")
+        choices = strict_list(data.get("choices"), "choices")
+        if not choices:
+            raise ServerError("the response has no choices", status_code=BAD_GATEWAY)
+        choice = strict_object(choices[0], "choices[0]")
+        message = strict_object(choice.get("message"), "message")
+        text = strict_text(message.get("content"), "content")
+        text = text or strict_text(message.get("refusal"), "refusal")
+        tool_calls = tool_calls_of(message.get("tool_calls"))
+        finish = finish_reason_of(strict_text(choice.get("finish_reason"), "finish_reason"))
+        usage = usage_of(data.get("usage"))
+        logprobs = logprobs_of(choice.get("logprobs")) if request.logprobs else None
+        model = strict_text(data.get("model"), "model")
+        response_id = strict_text(data.get("id"), "id")
+    except MalformedError as exc:
+        raise ServerError(
+            f"the response body is not a chat completion: {exc}", status_code=BAD_GATEWAY
+        ) from exc
+    text = text or ""
     if finish is FinishReason.CONTENT_FILTER and not text:
         raise ContentFilteredError("the answer was blocked by the content filter")
     if tool_calls and finish is not FinishReason.TOOL_CALLS and finish is not FinishReason.LENGTH:
@@ -161,14 +155,14 @@ def decode_completion(
     output_chars = len(text) + sum(len(c.name) + len(c.arguments) for c in tool_calls)
     return Completion(
         text=text,
-        model=data.model or model_id,
+        model=model or model_id,
         provider=provider,
         deployment=deployment,
-        usage=usage_of(data.usage) or _estimated_usage(request, output_chars),
+        usage=usage or _estimated_usage(request, output_chars),
         latency=latency,
         finish_reason=finish,
-        logprobs=logprobs_of(choice.logprobs),
-        response_id=data.id,
+        logprobs=logprobs,
+        response_id=response_id,
         rate_limits=rate_limits,
         tool_calls=tool_calls,
     )
@@ -179,31 +173,50 @@ def finish_reason_of(reason: str | None) -> FinishReason:
     return FinishReason.UNKNOWN if reason is None else _FINISH_REASONS.get(reason, FinishReason.UNKNOWN)
 
 
-def usage_of(usage: CompletionUsage | None) -> Usage | None:
-    """Core usage from a wire ``usage`` (cached prompt and reasoning tokens kept apart)."""
-    if usage is None:
+def usage_of(value: object) -> Usage | None:
+    """Core usage from a wire ``usage`` (cached prompt and reasoning tokens kept apart); None for none.
+
+    DeepSeek reports cache hits as ``prompt_cache_hit_tokens``
+    (https://api-docs.deepseek.com/api/create-chat-completion).
+    """
+    if value is None:
         return None
-    prompt_details, completion_details = usage.prompt_tokens_details, usage.completion_tokens_details
-    cached = prompt_details.cached_tokens if prompt_details else None
-    if cached is None and isinstance(usage, _CompatUsage):
-        cached = usage.prompt_cache_hit_tokens
-    reasoning = completion_details.reasoning_tokens if completion_details else None
+    usage = strict_object(value, "usage")
+    prompt_details = strict_object(usage.get("prompt_tokens_details"), "prompt_tokens_details")
+    completion_details = strict_object(usage.get("completion_tokens_details"), "completion_tokens_details")
+    cached = strict_int(prompt_details.get("cached_tokens"), "cached_tokens")
+    if cached is None:
+        cached = strict_int(usage.get("prompt_cache_hit_tokens"), "prompt_cache_hit_tokens")
     return Usage(
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
+        input_tokens=strict_int(usage.get("prompt_tokens"), "prompt_tokens") or 0,
+        output_tokens=strict_int(usage.get("completion_tokens"), "completion_tokens") or 0,
         cached_input_tokens=cached or 0,
-        reasoning_tokens=reasoning or 0,
+        reasoning_tokens=strict_int(completion_details.get("reasoning_tokens"), "reasoning_tokens") or 0,
     )
 
 
-def logprobs_of(logprobs: ChoiceLogprobs | None) -> tuple[TokenLogprob, ...] | None:
+def logprobs_of(value: object) -> tuple[TokenLogprob, ...] | None:
     """Token log-probabilities with their alternatives, or None when none were returned."""
-    if logprobs is None or logprobs.content is None:
+    content = strict_object(value, "logprobs").get("content")
+    if content is None:
         return None
-    return tuple(
-        TokenLogprob(t.token, t.logprob, tuple((a.token, a.logprob) for a in t.top_logprobs))
-        for t in logprobs.content
+    return tuple(_token_logprob(entry) for entry in strict_list(content, "logprobs.content"))
+
+
+def _token_logprob(entry: object) -> TokenLogprob:
+    token = strict_object(entry, "a logprobs entry")
+    alternatives = (strict_object(a, "a top logprob") for a in strict_list(token.get("top_logprobs"), "top"))
+    return TokenLogprob(
+        _token_text(token.get("token")),
+        strict_float(token.get("logprob"), "logprob"),
+        tuple((_token_text(a.get("token")), strict_float(a.get("logprob"), "logprob")) for a in alternatives),
     )
+
+
+def _token_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise MalformedError("a logprobs token is not a string")
 
 
 def decode_error(status: int, body: bytes, rate_limits: RateLimitSnapshot) -> ProviderError:
@@ -212,34 +225,56 @@ def decode_error(status: int, body: bytes, rate_limits: RateLimitSnapshot) -> Pr
 
 
 class StreamDecoder:
-    """Turns the ``data`` of each SSE event into deltas and checks that the stream ended properly."""
+    """Turns the ``data`` of each SSE event into deltas and checks that the stream ended properly.
+
+    Token logprobs are read only when the request asked for them.
+    """
 
     def __init__(self, request: ChatRequest, model_id: str) -> None:
         self._request = request
+        self._logprobs = request.logprobs
         self._model = model_id
         self._finish: str | None = None
-        self._usage: CompletionUsage | None = None
+        self._usage: Usage | None = None
         self._chars = 0
         self._calls: set[int] = set()  # indexes of the tool calls begun so far
         self.done = False
 
     def feed(self, event: str | None, data: str) -> StreamDelta | None:
         """The delta carried by one event (None for role, finish and usage-only chunks)."""
-        if data.strip() == _DONE:
+        if data == _DONE or data.strip() == _DONE:
             self.done = True
             return None
-        chunk = self._parse(event, data)
-        self._model = chunk.model or self._model
-        usage = chunk.usage or (chunk.x_groq.usage if chunk.x_groq else None)
+        try:
+            return self._delta(event, data)
+        except MalformedError as exc:
+            raise ServerError(
+                f"a stream event is not a chat completion chunk: {exc}", status_code=BAD_GATEWAY
+            ) from exc
+
+    def _delta(self, event: str | None, data: str) -> StreamDelta | None:
+        chunk = parse(data)
+        if not isinstance(chunk, dict):
+            raise MalformedError("it is not an object")
+        if event == "error" or chunk.get("error") is not None:
+            detail = _detail_of(chunk.get("error"), data)
+            raise _error_from_detail(_status_of(detail), detail, RateLimitSnapshot())
+        self._model = strict_text(chunk.get("model"), "model") or self._model
+        usage = chunk.get("usage")
+        if usage is None:
+            # Groq's ``x_groq`` carries usage on the last chunk (https://console.groq.com/docs/api-reference).
+            usage = strict_object(chunk.get("x_groq"), "x_groq").get("usage")
         if usage is not None:
-            self._usage = usage
-        if not chunk.choices:
+            self._usage = usage_of(usage)
+        choices = strict_list(chunk.get("choices"), "choices")
+        if not choices:
             return None
-        choice = chunk.choices[0]
-        self._finish = choice.finish_reason or self._finish
-        text = choice.delta.content or ""
-        logprobs = logprobs_of(choice.logprobs) or ()
-        calls = tool_call_deltas_of(choice.delta.tool_calls, self._calls)
+        choice = strict_object(choices[0], "choices[0]")
+        self._finish = strict_text(choice.get("finish_reason"), "finish_reason") or self._finish
+        delta = strict_object(choice.get("delta"), "delta")
+        text = strict_text(delta.get("content"), "content") or ""
+        logprobs = (logprobs_of(choice.get("logprobs")) or ()) if self._logprobs else ()
+        calls = tool_call_deltas_of(delta.get("tool_calls"), self._calls)
         if not text and not logprobs and not calls:
             return None
         self._chars += len(text)
@@ -258,22 +293,10 @@ class StreamDecoder:
             finish = FinishReason.TOOL_CALLS  # as in ``decode_completion``
         return StreamDelta(
             finish_reason=finish,
-            usage=usage_of(self._usage) or _estimated_usage(self._request, self._chars),
+            usage=self._usage or _estimated_usage(self._request, self._chars),
             model=self._model,
             rate_limits=rate_limits,
         )
-
-    def _parse(self, event: str | None, data: str) -> _CompatChunk:
-        try:
-            chunk = _CompatChunk.model_validate_json(data)
-        except ValidationError as exc:
-            raise ServerError(
-                "a stream event is not a chat completion chunk", status_code=BAD_GATEWAY
-            ) from exc
-        if chunk.error is not None or event == "error":
-            detail = chunk.error or ErrorDetail(message=data)
-            raise _error_from_detail(_status_of(detail), detail, RateLimitSnapshot())
-        return chunk
 
 
 def _estimated_usage(request: ChatRequest, output_chars: int) -> Usage:
@@ -321,12 +344,16 @@ def _error_detail(body: bytes) -> ErrorDetail:
     """The error in a body, whatever shape the server used (OpenAI, vLLM/Mistral, Ollama, plain text)."""
     text = body.decode("utf-8", errors="replace")
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = parse(text)
+    except MalformedError:
         return ErrorDetail(message=text.strip() or "(empty body)")
     if not isinstance(data, dict):
         return ErrorDetail(message=text)
-    inner = data.get("error", data)
+    return _detail_of(data.get("error", data), text)
+
+
+def _detail_of(inner: object, text: str) -> ErrorDetail:
+    """An error object read leniently; ``text`` (the whole payload) when it says nothing readable."""
     if isinstance(inner, str):
         return ErrorDetail(message=inner)
     if not isinstance(inner, dict):

@@ -2,8 +2,8 @@
 
 Owns encoding messages (image parts, assistant ``tool_calls``, ``tool`` turns), ``tools``,
 ``tool_choice``, ``parallel_tool_calls`` and ``response_format: json_schema``, and decoding the model's
-tool calls, whole or streamed in pieces. ``convert`` calls it; a request without tools, images or a
-schema takes the plain path there and never reaches the rich encoders below.
+tool calls, whole or streamed in pieces, from parsed JSON. ``convert`` calls it; a request without
+tools, images or a schema takes the plain path there and never reaches the rich encoders below.
 References: https://platform.openai.com/docs/api-reference/chat/create (messages, tools, tool_choice,
 response_format), https://platform.openai.com/docs/guides/function-calling and
 https://platform.openai.com/docs/guides/structured-outputs.
@@ -16,7 +16,7 @@ from typing import Any
 from model_orchestrator.core.messages import ImagePart, Message, Role, TextPart
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.tools import JsonObject, JsonSchemaFormat, ToolCall, ToolCallDelta, ToolChoice
-from model_orchestrator.wire.openai import ChunkToolCall, MessageToolCall
+from model_orchestrator.providers.json_reading import strict_int, strict_list, strict_object, strict_text
 
 
 def wire_message(message: Message) -> dict[str, Any]:
@@ -99,30 +99,42 @@ def wire_json_schema(schema: JsonSchemaFormat) -> dict[str, Any]:
     return wire
 
 
-def tool_calls_of(calls: list[MessageToolCall] | None) -> tuple[ToolCall, ...]:
+def tool_calls_of(value: object) -> tuple[ToolCall, ...]:
     """The whole tool calls of a response message (arguments ``{}`` when a server sent none; ``call_<n>``
-    for a server that sent no id, so the call can still be answered)."""
+    for a server that sent no id, so the call can still be answered). ``MalformedError`` for a field
+    of the wrong type."""
+    calls = strict_list(value, "tool_calls")
     if not calls:
         return ()
-    return tuple(
-        ToolCall(c.id or f"call_{n}", c.function.name, c.function.arguments or "{}")
-        for n, c in enumerate(calls)
-    )
+    whole = []
+    for n, entry in enumerate(calls):
+        call = strict_object(entry, "a tool call")
+        function = strict_object(call.get("function"), "a tool call's function")
+        whole.append(
+            ToolCall(
+                strict_text(call.get("id"), "a tool call's id") or f"call_{n}",
+                strict_text(function.get("name"), "a tool call's name") or "",
+                strict_text(function.get("arguments"), "a tool call's arguments") or "{}",
+            )
+        )
+    return tuple(whole)
 
 
-def tool_call_deltas_of(pieces: list[ChunkToolCall] | None, started: set[int]) -> tuple[ToolCallDelta, ...]:
+def tool_call_deltas_of(value: object, started: set[int]) -> tuple[ToolCallDelta, ...]:
     """The streamed tool-call pieces of one chunk. ``started`` holds the indexes whose first piece was
     seen (updated here): a first piece without an id gets ``call_<index>``, as ``tool_calls_of`` does."""
-    if not pieces:
+    if value is None:
         return ()
     deltas = []
-    for p in pieces:
-        call_id = p.id or None
-        if p.index not in started:
-            started.add(p.index)
-            call_id = call_id or f"call_{p.index}"
-        name = p.function.name if p.function and p.function.name else None
-        deltas.append(
-            ToolCallDelta(p.index, call_id, name, (p.function.arguments or "") if p.function else "")
-        )
+    for entry in strict_list(value, "tool_calls"):
+        piece = strict_object(entry, "a tool call piece")
+        index = strict_int(piece.get("index"), "a tool call piece's index") or 0
+        call_id = strict_text(piece.get("id"), "a tool call piece's id") or None
+        if index not in started:
+            started.add(index)
+            call_id = call_id or f"call_{index}"
+        function = strict_object(piece.get("function"), "a tool call piece's function")
+        name = strict_text(function.get("name"), "a tool call piece's name") or None
+        arguments = strict_text(function.get("arguments"), "a tool call piece's arguments") or ""
+        deltas.append(ToolCallDelta(index, call_id, name, arguments))
     return tuple(deltas)
