@@ -10,12 +10,11 @@ audio and ``n`` > 1 are refused with a 400 that names what is not supported, nev
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import to_json
 
 from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.request import ChatRequest, ContextOverflow, ResponseFormat
@@ -25,16 +24,11 @@ from model_orchestrator.core.usage import Usage
 from model_orchestrator.gateway.chat_tools import chat_message, json_schema_of, tool_options, wire_tool_calls
 from model_orchestrator.gateway.errors import GatewayError
 from model_orchestrator.wire import (
-    ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionRequest,
     ChatMessage,
-    Choice,
-    ChunkChoice,
-    ChunkDelta,
+    ChunkToolCall,
     CompletionUsage,
     PromptTokensDetails,
-    ResponseMessage,
 )
 
 _WIRE_FINISH = {
@@ -162,34 +156,32 @@ def wire_usage(usage: Usage | None) -> CompletionUsage | None:
 
 
 def completion_body(result: OrchestrationResult, *, completion_id: str) -> dict[str, object]:
-    """The whole response, plus the ``orchestrator`` metadata field."""
+    """The whole response, plus the ``orchestrator`` metadata field (built as plain data: the wire's
+    shape with no pydantic model built and dumped per answer)."""
     meta = result.metadata
-    usage = Usage(
-        result.input_tokens,
-        result.output_tokens,
-        cached_input_tokens=int(str(meta.get("cached_input_tokens") or 0)),
-    )
-    answer = ChatCompletion(
-        id=completion_id,
-        created=int(time.time()),
-        model=result.model_used,
-        choices=[
-            Choice(
-                message=ResponseMessage(content=result.response),
-                finish_reason=wire_finish(str(meta.get("finish_reason") or "stop")),
-            )
-        ],
-        usage=wire_usage(usage),
-    )
-    body = answer.model_dump(mode="json", exclude_none=True)
-    body["choices"][0]["logprobs"] = None
+    message: dict[str, object] = {"role": "assistant", "content": result.response}
     if result.tool_calls:
-        message = body["choices"][0]["message"]
         message["tool_calls"] = wire_tool_calls(result.tool_calls)
         if not result.response:
             message["content"] = None  # as the API answers a turn that only calls tools
-    body["orchestrator"] = result_metadata(result)
-    return body
+    usage: dict[str, object] = {
+        "prompt_tokens": result.input_tokens,
+        "completion_tokens": result.output_tokens,
+        "total_tokens": result.input_tokens + result.output_tokens,
+    }
+    cached = int(str(meta.get("cached_input_tokens") or 0))
+    if cached:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    finish = wire_finish(str(meta.get("finish_reason") or "stop"))
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": result.model_used,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        "usage": usage,
+        "orchestrator": result_metadata(result),
+    }
 
 
 def result_metadata(result: OrchestrationResult) -> dict[str, object]:
@@ -209,31 +201,44 @@ def result_metadata(result: OrchestrationResult) -> dict[str, object]:
     }
 
 
-def chunk(
-    completion_id: str,
-    model: str,
-    created: int,
-    *,
-    delta: ChunkDelta | None = None,
-    finish: str | None = None,
-    usage: CompletionUsage | None = None,
-    extra: Mapping[str, object] | None = None,
-) -> bytes:
-    """One ``data:`` event. No ``delta`` and no ``finish``: the usage-only chunk (``choices`` empty)."""
-    choices = (
-        []
-        if delta is None and finish is None
-        else [ChunkChoice(delta=delta or ChunkDelta(), finish_reason=finish)]
-    )
-    payload = ChatCompletionChunk(
-        id=completion_id, created=created, model=model, choices=choices, usage=usage
-    )
-    data = payload.model_dump_json(exclude_none=True)
-    if extra:
-        merged = json.loads(data)
-        merged.update(extra)
-        data = json.dumps(merged)
-    return b"data: " + data.encode() + b"\n\n"
+class ChunkEncoder:
+    """The ``data:`` events of one streamed completion, from byte templates: what every chunk repeats
+    (id, object, created, model) is encoded once per stream, so a text delta costs one string encode.
+    Measured against building and dumping a pydantic chunk per delta: 0.2 µs vs 5.6 µs (decisions)."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, completion_id: str, model: str, created: int) -> None:
+        self._head = (
+            b'data: {"id":' + to_json(completion_id) + b',"object":"chat.completion.chunk","created":'
+            + str(created).encode() + b',"model":' + to_json(model) + b',"choices":'
+        )  # fmt: skip
+
+    def role(self) -> bytes:
+        """The first chunk: the assistant's role, no text yet."""
+        return self._head + b'[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
+
+    def text(self, text: str) -> bytes:
+        """A text delta."""
+        return self._head + b'[{"index":0,"delta":{"content":' + to_json(text) + b"}}]}\n\n"
+
+    def tool_calls(self, pieces: list[ChunkToolCall]) -> bytes:
+        """Tool-call pieces (``chat_tools.chunk_tool_calls``)."""
+        wire = to_json(pieces, exclude_none=True)
+        return self._head + b'[{"index":0,"delta":{"tool_calls":' + wire + b"}}]}\n\n"
+
+    def finish(self, reason: str, orchestrator: object) -> bytes:
+        """The chunk with ``finish_reason`` and the ``orchestrator`` metadata."""
+        return (
+            self._head + b'[{"index":0,"delta":{},"finish_reason":' + to_json(reason)
+            + b'}],"orchestrator":' + to_json(orchestrator) + b"}\n\n"
+        )  # fmt: skip
+
+    def usage(self, usage: CompletionUsage | None) -> bytes:
+        """The usage-only chunk (``choices`` empty) that ``stream_options.include_usage`` asks for."""
+        if usage is None:
+            return self._head + b"[]}\n\n"
+        return self._head + b'[],"usage":' + to_json(usage, exclude_none=True) + b"}\n\n"
 
 
 def leaf_model(explanation: Explanation | None, requested: str) -> str:

@@ -20,7 +20,8 @@ from aiohttp import web
 from model_orchestrator.core.events import RequestFinished
 from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.gateway.convert import leaf_model
-from model_orchestrator.gateway.streaming import SSE_HEADERS, StreamPlan
+from model_orchestrator.gateway.sse_writer import SSE_HEADERS
+from model_orchestrator.gateway.streaming import StreamPlan
 
 
 def sse_event(name: str, data: Mapping[str, object]) -> bytes:

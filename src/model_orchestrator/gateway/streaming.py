@@ -29,12 +29,11 @@ from aiohttp import web
 from model_orchestrator.core.events import Event, RequestFinished
 from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.gateway.chat_tools import chunk_tool_calls
-from model_orchestrator.gateway.convert import chunk, leaf_model, wire_finish, wire_usage
+from model_orchestrator.gateway.convert import ChunkEncoder, leaf_model, wire_finish, wire_usage
 from model_orchestrator.gateway.errors import from_exception
+from model_orchestrator.gateway.sse_writer import EventWriter
 from model_orchestrator.orchestrator.access import without_hosts, without_hosts_in
-from model_orchestrator.wire import ChunkDelta
 
-SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
 
 
@@ -81,10 +80,9 @@ async def serve_stream(
     ``finished`` must be watching the request (its cost and explanation go into the last chunk)."""
     async with contextlib.aclosing(_aiter(deltas)) as pieces:
         held = await _until_first_text(pieces)
-        response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **plan.headers})
-        await response.prepare(request)
-        await _relay(response, pieces, held, plan, finished)
-        return response
+        writer = EventWriter(request, plan.headers)
+        await _relay(writer, pieces, held, plan, finished)
+        return writer.response
 
 
 async def _aiter(deltas: AsyncIterator[StreamDelta]) -> AsyncGenerator[StreamDelta, None]:
@@ -109,43 +107,47 @@ async def _until_first_text(pieces: AsyncIterator[StreamDelta]) -> list[StreamDe
 
 
 async def _relay(
-    response: web.StreamResponse,
+    writer: EventWriter,
     pieces: AsyncIterator[StreamDelta],
     held: list[StreamDelta],
     plan: StreamPlan,
     finished: FinishedRequests,
 ) -> None:
-    created = int(time.time())
-    cid, model = plan.completion_id, plan.requested
-    await response.write(chunk(cid, model, created, delta=ChunkDelta(role="assistant", content="")))
+    encode = ChunkEncoder(plan.completion_id, plan.requested, int(time.time()))
+    writer.add(encode.role())
     last = StreamDelta()
     try:
         for delta in held:
-            last = await _send_delta(response, delta, last, cid, model, created)
-        async for delta in pieces:
-            last = await _send_delta(response, delta, last, cid, model, created)
+            last = _add_delta(writer, encode, delta, last)
+        while True:
+            try:
+                delta = await writer.next(pieces)
+            except StopAsyncIteration:
+                break
+            last = _add_delta(writer, encode, delta, last)
     except (ConnectionResetError, web.HTTPException):
         raise
     except Exception as exc:  # noqa: BLE001 - whatever broke the stream is reported in it, then the stream ends
-        await response.write(b"data: " + _error_json(exc, plan.operator) + b"\n\n")
+        await writer.end(b"data: " + _error_json(exc, plan.operator) + b"\n\n")
         return
-    event = finished.get(plan.request_id)
-    metadata = _stream_metadata(plan, last, event)
-    extra = {"orchestrator": metadata if plan.operator else without_hosts_in(metadata)}
-    await response.write(chunk(cid, model, created, finish=wire_finish(last.finish_reason), extra=extra))
+    metadata = _stream_metadata(plan, last, finished.get(plan.request_id))
+    final = [
+        encode.finish(
+            wire_finish(last.finish_reason), metadata if plan.operator else without_hosts_in(metadata)
+        )
+    ]
     if plan.include_usage:
-        await response.write(chunk(cid, model, created, usage=wire_usage(last.usage)))
-    await response.write(DONE)
+        final.append(encode.usage(wire_usage(last.usage)))
+    await writer.end(*final, DONE)
 
 
-async def _send_delta(
-    response: web.StreamResponse, delta: StreamDelta, last: StreamDelta, cid: str, model: str, created: int
+def _add_delta(
+    writer: EventWriter, encode: ChunkEncoder, delta: StreamDelta, last: StreamDelta
 ) -> StreamDelta:
     if delta.text:
-        await response.write(chunk(cid, model, created, delta=ChunkDelta(content=delta.text)))
+        writer.add(encode.text(delta.text))
     if delta.tool_calls:
-        pieces = ChunkDelta(tool_calls=chunk_tool_calls(delta.tool_calls))
-        await response.write(chunk(cid, model, created, delta=pieces))
+        writer.add(encode.tool_calls(chunk_tool_calls(delta.tool_calls)))
     if delta.finish_reason is None and delta.usage is None and delta.explanation is None:
         return last
     return StreamDelta(

@@ -1,0 +1,125 @@
+"""How a streamed answer reaches the socket: as few writes as the stream allows, in the stream's order.
+
+Owns ``EventWriter``, which every streamed route (Chat Completions, Messages, Responses) writes its
+encoded events through. Three rules, each a syscall saved per stream (the loopback ``send`` is charged to
+the sender and was the largest single cost of the streamed gateway: docs/decisions.md, issue 13):
+
+- the status line and headers leave with the first events, not in a write of their own;
+- events are buffered while the façade's stream has more ready, and written together just before the
+  gateway would wait for the next delta (``next``), so a burst of deltas read from one upstream packet is
+  one write, and a slow upstream still sees each delta forwarded as soon as it arrives;
+- the last events and the end of the chunked body are one write (``end``).
+
+Not what the events say (``streaming``, ``messages_stream``, ``responses_stream``), nor when the status is
+committed (the routes hold the stream until its first content before making a writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Generator, Mapping
+from typing import Any, Generic, TypeVar
+
+from aiohttp import web
+
+SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
+T = TypeVar("T")
+
+
+class _EventResponse(web.StreamResponse):
+    # aiohttp's own ``web.Response`` sets this class attribute to keep its headers until the body is
+    # written; a stream does the same, so its headers share the first write.
+    _send_headers_immediately = False
+
+
+class EventWriter:
+    """A 200 ``text/event-stream`` response for ``request`` with ``headers``, started by the first write."""
+
+    def __init__(self, request: web.Request, headers: Mapping[str, str]) -> None:
+        self.response: web.StreamResponse = _EventResponse(status=200, headers={**SSE_HEADERS, **headers})
+        self._request = request
+        self._pending: list[bytes] = []
+        self.writes = 0  # socket writes made so far (the end's included)
+
+    def add(self, *events: bytes) -> None:
+        """Queue ``events``; they are written at the next ``flush``, ``next`` that must wait, or ``end``."""
+        self._pending.extend(events)
+
+    async def flush(self) -> None:
+        """Write what is queued now (and the headers, the first time)."""
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        await self._prepared()
+        await self.response.write(data)
+        self.writes += 1
+
+    async def end(self, *events: bytes) -> None:
+        """Write what is queued, ``events`` and the end of the body, in one write."""
+        self._pending.extend(events)
+        data = b"".join(self._pending)
+        self._pending.clear()
+        await self._prepared()
+        await self.response.write_eof(data)
+        self.writes += 1
+
+    async def next(self, items: AsyncIterator[T]) -> T:
+        """The next item of ``items`` (``StopAsyncIteration`` at its end); what is queued is written first
+        when the item is not ready yet, never while items keep coming without a wait."""
+        return await _FlushBeforeWaiting(items.__anext__(), self)
+
+    async def _prepared(self) -> None:
+        if not self.response.prepared:
+            await self.response.prepare(self._request)
+
+
+class _FlushBeforeWaiting(Generic[T]):
+    """Awaits ``step``; if it would suspend (its next item is not there yet), the writer's queue is
+    written before the task waits. ``step`` is driven exactly as ``await step`` would drive it."""
+
+    __slots__ = ("_step", "_writer")
+
+    def __init__(self, step: Awaitable[T], writer: EventWriter) -> None:
+        self._step = step
+        self._writer = writer
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        step = self._step.__await__()
+        try:
+            waiting = step.send(None)
+        except StopIteration as ready:
+            value: T = ready.value
+            return value
+        try:
+            yield from self._writer.flush().__await__()
+        except BaseException:
+            # The stream is paused at its own await: cancel it there, so it unwinds (and can be closed)
+            # before the write's failure reaches the route.
+            with contextlib.suppress(BaseException):
+                step.throw(asyncio.CancelledError())
+            raise
+        return (yield from _resume(step, waiting))
+
+
+def _resume(step: Generator[Any, Any, T], waiting: Any) -> Generator[Any, Any, T]:
+    """``yield from step`` for a ``step`` that already yielded ``waiting``."""
+    while True:
+        try:
+            sent = yield waiting
+        except GeneratorExit:
+            step.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the stream, as ``yield from`` would
+            try:
+                waiting = step.throw(exc)
+            except StopIteration as done:
+                thrown: T = done.value
+                return thrown
+        else:
+            try:
+                waiting = step.send(sent)
+            except StopIteration as done:
+                value: T = done.value
+                return value
