@@ -41,7 +41,10 @@ async def test_killed_redis_falls_back_to_local_state_and_recovers(
     await store.update("cooldown:d", lambda old: (5.0, None))
     own_redis.stop()
     with caplog.at_level(logging.WARNING, logger="model_orchestrator.resilience.shared_state"):
-        assert await store.get("cooldown:d") is None  # local state: what Redis held is not known here
+        # A read this process has not cached finds Redis gone (cooldown:d, written 0 s ago, would be answered
+        # from the cache: what Redis held within state's staleness bound).
+        assert await store.get("health:d") is None
+        assert await store.get("cooldown:d") is None  # local state from now on: the cache went with Redis
         grants = [
             await store.take_window("rpm:d", kind="units", now=1.0, limit=30, amount=1) for _ in range(12)
         ]

@@ -2,28 +2,42 @@
 
 Owns the Redis layout (one string key per state key, under a prefix, holding ``state_codec`` JSON), the
 generic ``update`` as an optimistic transaction (compute from the value last seen, then a compare-and-set
-script that writes only if the key still holds it and otherwise answers with what it holds; run
-``change`` again on that, a bounded number of times; within one process updates of one key take turns;
-nothing is written when ``change`` returns the current value unchanged), and the rate windows as Lua scripts
-that run the same algorithm as ``request_log`` / ``sliding_window`` on the server, so a window is
-checked and counted in one atomic step with no retries under contention.
+script that writes only if the key still holds it and otherwise answers with what it holds; run the
+changes again on that, a bounded number of times), and the rate windows as Lua scripts
+(``redis_scripts``) that run ``request_log`` / ``sliding_window`` on the server, so a window is checked
+and counted in one atomic step with no retries under contention.
+
+Round trips are what a call costs here (60-120 µs of client CPU each), so the store makes few:
+
+- **A read cache with a staleness bound.** What this process last read or wrote of a key is answered
+  from memory for ``cache_ttl`` seconds (0.25 s): ``get`` of a cooldown or health result, and an
+  ``update`` that changes nothing (a closed breaker admitting a call). A change made by another process
+  is seen here within that bound; a change made here is seen here at once (writes go through).
+  Windows are never cached: every rate-limit acquire runs on the server.
+- **Group commit.** The updates of one key queue behind the one in flight and go out together as one
+  compare-and-set (each change applied to its predecessor's result, in order; every caller gets its
+  own result). Nothing is written when the changes leave the value as it was.
+- **Late writes for outcomes nobody waits on.** ``record`` and ``adjust_window`` (a breaker's success, a
+  token window's correction) are held up to ``write_delay`` (20 ms) and written with the key's other
+  changes: one write per key per interval however many calls finished.
 
 It does not decide what happens when Redis is down: every failure is raised as
-``StateUnavailableError`` and ``shared_state.FailoverStateStore`` applies ``state.on_unavailable``.
+``StateUnavailableError`` and ``shared_state.FailoverStateStore`` applies ``state.on_unavailable`` (a late
+write that fails is dropped, with a DEBUG line: it counted one outcome or a token correction).
 Imported only when ``state.url`` is configured (``redis`` is an optional dependency).
 
-Times come from the callers (wall time, ``now``): every host's clock must be synchronised (NTP). The
-scripts keep the window layout exactly as Python writes it; Lua's cjson writes numbers with 14
-significant digits (wall times to 0.1 ms): send times are rounded up, so a slot may leave its window
-up to 0.1 ms later than exact, never sooner.
+Times come from the callers (wall time, ``now``): every host's clock must be synchronised (NTP).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -33,106 +47,15 @@ from redis.exceptions import RedisError
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import StateUnavailableError
+from model_orchestrator.resilience.redis_scripts import ADJUST, SWAP, TAKE
 from model_orchestrator.resilience.state_codec import StateCodec, default_codec
 from model_orchestrator.resilience.state_store import StateContentionError, WindowGrant, WindowKind
+
+_log = logging.getLogger(__name__)
 
 S = TypeVar("S")
 R = TypeVar("R")
 T = TypeVar("T")
-
-# Mirrors request_log.request_ready_at / take_request and sliding_window.pruned / ready_at / take.
-# KEYS[1]: the key; ARGV: kind ("requests" | "units"), now, limit ("" = none), amount.
-# Returns {"1", slot or "", previous last_sent or ""} or {"0", ready_at or "" (never fits)}.
-_TAKE = """
-local WINDOW, SLOT = 60, 1
-local kind, now, limit, amount = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local raw = redis.call('GET', KEYS[1])
-local value = raw and cjson.decode(raw) or nil
-local req, log
-if kind == 'requests' then
-  req = value or {__t='RequestLog', last_sent=cjson.null, not_before=0, pace_interval=0, pace_until=0,
-                  window={__t='WindowLog', slots={}, total=0}}
-  log = req.window
-else
-  log = value or {__t='WindowLog', slots={}, total=0}
-end
-local slots, total, alive = {}, log.total, false
-for _, s in ipairs(log.slots) do
-  if alive or s.last + WINDOW > now then alive = true; slots[#slots + 1] = s else total = total - s.amount end
-end
-local ready = now
-if req then
-  if req.not_before > ready then ready = req.not_before end
-  if req.last_sent ~= cjson.null and now < req.pace_until then
-    ready = math.max(ready, req.last_sent + req.pace_interval)
-  end
-end
-if limit then
-  if amount > limit then return {'0', ''} end
-  local used = total
-  if used + amount > limit then
-    for _, s in ipairs(slots) do
-      used = used - s.amount
-      if used + amount <= limit then ready = math.max(ready, s.last + WINDOW); break end
-    end
-  end
-end
-if ready > now then return {'0', string.format('%.17g', ready)} end
--- cjson keeps 14 significant digits (0.1 ms for wall times): round the send time up, never down, so a
--- slot leaves the window no sooner than it would in Python.
-local stamp = math.ceil(now * 10000) / 10000
-local slot = ''
-if limit then
-  local index = math.floor(now / SLOT)
-  local n = #slots
-  if n > 0 and slots[n].index == index then
-    slots[n].last = math.max(slots[n].last, stamp)
-    slots[n].amount = slots[n].amount + amount
-  else
-    slots[n + 1] = {__t='Slot', index=index, last=stamp, amount=amount}
-  end
-  total = total + amount
-  slot = string.format('%d', index)
-end
-log.slots, log.total = slots, total
-local previous = ''
-if req then
-  if req.last_sent ~= cjson.null then previous = string.format('%.17g', req.last_sent) end
-  req.last_sent, req.window, value = stamp, log, req
-else
-  value = log
-end
-redis.call('SET', KEYS[1], cjson.encode(value))
-return {'1', slot, previous}
-"""
-
-# Mirrors sliding_window.adjust. KEYS[1]: a units window; ARGV: slot index, delta.
-_ADJUST = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return 0 end
-local log = cjson.decode(raw)
-local index, delta = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = #log.slots, 1, -1 do
-  local s = log.slots[i]
-  if s.index == index then
-    local amount = math.max(0, s.amount + delta)
-    log.total = log.total - s.amount + amount
-    s.amount = amount
-    redis.call('SET', KEYS[1], cjson.encode(log))
-    return 1
-  end
-end
-return 0
-"""
-
-# Compare-and-set, the write half of ``update``. KEYS[1]: the key; ARGV: the value expected ("" for none:
-# encoded state is never empty), the new value. Returns {1, ""} when written, {0, current value} if not.
-_SWAP = """
-local current = redis.call('GET', KEYS[1]) or ''
-if current ~= ARGV[1] then return {0, current} end
-redis.call('SET', KEYS[1], ARGV[2])
-return {1, ''}
-"""
 
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
@@ -142,7 +65,7 @@ def redis_client(url: str, *, timeout: float = 2.0) -> Redis:
 
     A backstop: ``FailoverStateStore`` bounds every call far tighter (``state.timeout``, at most 1 s)
     and, unlike a socket timeout, tells a slow store from an event loop that was blocked elsewhere. A
-    command its caller abandoned ends here at the latest (holding, until then, its key's update lock).
+    command its caller abandoned ends here at the latest (holding up, until then, its key's other updates).
     """
     return Redis.from_url(
         url,
@@ -153,13 +76,25 @@ def redis_client(url: str, *, timeout: float = 2.0) -> Redis:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A key's value as this process last read or wrote it, and when (monotonic seconds)."""
+
+    raw: bytes | None
+    value: object | None
+    at: float
+
+
+_Change = Callable[[Any], tuple[Any, Any]]
+_Waiter = tuple[_Change, "asyncio.Future[Any] | None"]
+
+
 class RedisStateStore:
     """State in Redis under ``prefix``; ``update`` retries a contended key up to ``max_attempts`` times.
 
-    An update that changes nothing may decide from a value this process read or wrote within
-    ``trust_seen`` seconds (real time) instead of reading it again: a closed breaker admits a call without
-    a round trip, and a breaker another process opened stops this one within that time (or at its next
-    write, which fails and brings the current value). 0: always read.
+    ``cache_ttl``: how long (real seconds) a value read or written by this process answers reads and
+    unchanged updates without a round trip, so how late a change made elsewhere may be seen here
+    (0: always read). ``write_delay``: how long ``record`` and ``adjust_window`` may hold a change.
     """
 
     def __init__(
@@ -169,22 +104,27 @@ class RedisStateStore:
         codec: StateCodec | None = None,
         prefix: str = "orchestrator:state:",
         max_attempts: int = 64,
-        trust_seen: float = 0.25,
+        cache_ttl: float = 0.25,
+        write_delay: float = 0.02,
     ) -> None:
         self._client = client
         self._codec = codec or default_codec()
         self._prefix = prefix
         self._max_attempts = max_attempts
-        # One transaction per key at a time from this process: concurrent WATCHes of one key would
-        # mostly fail each other (measured: 32 in flight on one key exhaust 64 attempts), so only the
-        # other processes contend, and retries stay rare and bounded.
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._seen: dict[str, bytes | None] = {}
-        self._seen_at: dict[str, float] = {}
-        self._trust_seen = trust_seen
-        self._take = client.register_script(_TAKE)
-        self._swap = client.register_script(_SWAP)
-        self._adjust = client.register_script(_ADJUST)
+        self._cache_ttl = cache_ttl
+        self._write_delay = write_delay
+        self._seen: dict[str, _Seen] = {}
+        self._ahead: dict[str, object | None] = {}  # the cached value with the held-back changes applied
+        # Updates of one key wait here for the one in flight; one task per key drains its queue.
+        self._queues: dict[str, list[_Waiter]] = {}
+        self._draining: dict[str, asyncio.Task[None]] = {}
+        self._adjusts: dict[str, dict[int, int]] = {}  # key -> slot -> units held back
+        self._flush: asyncio.TimerHandle | None = None
+        self._late: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._take = client.register_script(TAKE)
+        self._swap = client.register_script(SWAP)
+        self._adjust = client.register_script(ADJUST)
 
     def __repr__(self) -> str:
         return f"RedisStateStore(prefix={self._prefix!r})"
@@ -192,12 +132,45 @@ class RedisStateStore:
     def now(self, clock: Clock) -> float:
         return clock.wall()
 
+    def cached(self, key: str) -> tuple[bool, object | None]:
+        """``(True, value)`` when a read of ``key`` can be answered from this process's cache (what it read
+        or wrote within ``cache_ttl``, with the changes it holds back applied)."""
+        name = self._prefix + key
+        if name in self._draining:
+            return False, None
+        seen = self._seen.get(name)
+        if seen is None or time.monotonic() - seen.at >= self._cache_ttl:
+            return False, None
+        if name in self._ahead:
+            return True, self._ahead[name]
+        return (False, None) if self._queues.get(name) else (True, seen.value)
+
     async def get(self, key: str) -> object | None:
-        raw = await self._call(self._client.get(self._prefix + key))
-        return None if raw is None else self._codec.decode(raw)
+        hit, value = self.cached(key)
+        if hit:
+            return value
+        return (await self._call(self._read(self._prefix + key))).value
 
     async def update(self, key: str, change: Callable[[S | None], tuple[S, R]]) -> R:
-        return await self._call(self._update(self._prefix + key, change))
+        known, value = self.cached(key)
+        if known:
+            new, result = change(value)  # type: ignore[arg-type]
+            if new == value:
+                return result  # nothing to write: decided on a value seen within the staleness bound
+        name = self._prefix + key
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(name, []).append((change, done))
+        self._drain(name)
+        return await self._call(done)
+
+    async def record(self, key: str, change: Callable[[S | None], S]) -> None:
+        known, value = self.cached(key)
+        name = self._prefix + key
+        if known:  # what this process reads of the key from now on includes the change
+            self._ahead[name] = change(value)  # type: ignore[arg-type]
+        self._queues.setdefault(name, []).append((lambda old: (change(old), None), None))
+        self._late.add(name)
+        self._flush_soon()
 
     async def items(self, prefix: str) -> dict[str, object]:
         async def scan() -> dict[str, object]:
@@ -218,8 +191,12 @@ class RedisStateStore:
     async def take_window(
         self, key: str, *, kind: WindowKind, now: float, limit: int | None, amount: int
     ) -> WindowGrant:
+        name = self._prefix + key
+        self._forget(name)  # the script changes it: an update must not start from a cached value
         args = [kind, repr(now), "" if limit is None else str(limit), str(amount)]
-        reply = await self._call(self._take(keys=[self._prefix + key], args=args))
+        for index, delta in self._adjusts.pop(name, {}).items():  # held corrections go first, atomically
+            args += [str(index), str(delta)]
+        reply = await self._call(self._take(keys=[name], args=args))
         fields = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
         if fields[0] != "1":
             return WindowGrant(False, ready_at=float(fields[1]) if fields[1] else None)
@@ -228,59 +205,131 @@ class RedisStateStore:
         return WindowGrant(True, slot, previous)
 
     async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
-        await self._call(self._adjust(keys=[self._prefix + key], args=[str(slot), str(delta)]))
+        held = self._adjusts.setdefault(self._prefix + key, {})
+        held[slot] = held.get(slot, 0) + delta
+        self._flush_soon()
 
     async def ping(self) -> None:
         """Raise ``StateUnavailableError`` unless Redis answers."""
         await self._call(self._client.ping())
 
+    async def flush(self) -> None:
+        """Write what ``record`` and ``adjust_window`` hold now, and wait for every queued update."""
+        if self._flush is not None:
+            self._flush.cancel()
+        self._write_late()
+        await asyncio.gather(*self._draining.values(), return_exceptions=True)
+
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Write what is held, then close the connection pool."""
+        with contextlib.suppress(RedisError, OSError):
+            await self.flush()
         await self._client.aclose()
 
-    async def _update(self, name: str, change: Callable[[S | None], tuple[S, R]]) -> R:
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        async with lock:
-            # Start from what this process last saw (usually still current: one round trip, the swap);
-            # a failed swap answers with the current value, so a retry needs no separate read.
-            fresh, raw = name not in self._seen, self._seen.get(name)
-            if fresh:
-                raw = await self._read(name)
-            for attempt in range(self._max_attempts):
-                old = None if raw is None else self._codec.decode(raw)
-                new, result = change(old)  # type: ignore[arg-type]
-                if new == old and (fresh or time.monotonic() - self._seen_at[name] < self._trust_seen):
-                    # Nothing to write (a closed breaker admitting a call), from a value read or written
-                    # within ``trust_seen`` seconds: a change by another process shows within that long.
-                    self._remember(name, raw, fresh)
-                    return result
-                if new == old:  # unchanged from a remembered value: read the current one first
-                    raw, fresh = await self._read(name), True
+    def _flush_soon(self) -> None:
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(self._write_delay, self._write_late)
+
+    def _write_late(self) -> None:
+        self._flush = None
+        for name in self._late:
+            self._drain(name)
+        self._late.clear()
+        if self._adjusts:
+            adjusts, self._adjusts = self._adjusts, {}
+            self._spawn(self._write_adjusts(adjusts))
+
+    async def _write_adjusts(self, adjusts: dict[str, dict[int, int]]) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for name, held in adjusts.items():
+                    for slot, delta in held.items():
+                        await self._adjust(keys=[name], args=[str(slot), str(delta)], client=pipe)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            _log.debug("token window corrections for shared state were dropped: %s", exc)
+
+    def _drain(self, name: str) -> None:
+        """Start the task that writes ``name``'s queue, unless it runs already (it will take the rest)."""
+        if name not in self._draining:
+            self._draining[name] = self._spawn(self._drain_queue(name))
+
+    async def _drain_queue(self, name: str) -> None:
+        try:
+            while queue := self._queues.pop(name, None):
+                self._ahead.pop(name, None)
+                batch = [(change, done) for change, done in queue if done is None or not done.done()]
+                if not batch:
                     continue
-                encoded = self._codec.encode(new).encode()
-                written, current = await self._swap(keys=[name], args=[raw or b"", encoded])
-                if written:
-                    self._remember(name, encoded, True)
-                    return result
-                raw, fresh = current or None, True
-                self._remember(name, raw, True)
-                if attempt:  # contended more than once: let the other processes' writes through first
-                    await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt, 8)))
+                try:
+                    results = await self._commit(name, [change for change, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - raised to every waiter; a late write is dropped
+                    for _, done in batch:
+                        if done is not None and not done.done():
+                            done.set_exception(exc)
+                    self._forget(name)
+                    if any(done is None for _, done in batch):
+                        _log.debug("a late write to shared state was dropped: %s", exc)
+                    continue
+                for (_, done), result in zip(batch, results, strict=True):
+                    if done is not None and not done.done():
+                        done.set_result(result)
+        finally:
+            del self._draining[name]
+
+    async def _commit(self, name: str, changes: list[_Change]) -> list[Any]:
+        """Apply ``changes`` in order, from what this process saw last, in one compare-and-set."""
+        seen, fresh = self._seen.get(name), False
+        if seen is None:
+            seen, fresh = await self._read(name), True
+        for attempt in range(self._max_attempts):
+            value, results = seen.value, []
+            for change in changes:
+                value, result = change(value)
+                results.append(result)
+            if value == seen.value:
+                if fresh or time.monotonic() - seen.at < self._cache_ttl:
+                    return results  # nothing to write, decided on a value read within the staleness bound
+                seen, fresh = await self._read(name), True
+                continue
+            encoded = self._codec.encode(value).encode()
+            written, current = await self._swap(keys=[name], args=[seen.raw or b"", encoded])
+            if written:
+                self._seen[name] = _Seen(encoded, value, time.monotonic())
+                return results
+            seen, fresh = self._remember(name, current or None), True
+            if attempt:  # contended more than once: let the other processes' writes through first
+                await asyncio.sleep(random.uniform(0, 0.0005 * min(attempt, 8)))
         raise StateContentionError(
             f"shared state key {name!r} changed under {self._max_attempts} attempts in a row to update it; "
             "too many processes are writing it at once (retry the request)"
         )
 
-    def _remember(self, name: str, raw: bytes | None, confirmed: bool) -> None:
-        self._seen[name] = raw
-        if confirmed:
-            self._seen_at[name] = time.monotonic()
-
-    async def _read(self, name: str) -> bytes | None:
+    async def _read(self, name: str) -> _Seen:
         raw = await self._client.get(name)
-        return raw.encode() if isinstance(raw, str) else raw  # bytes: the client never decodes
+        return self._remember(name, raw.encode() if isinstance(raw, str) else raw)
+
+    def _remember(self, name: str, raw: bytes | None) -> _Seen:
+        seen = _Seen(raw, None if raw is None else self._codec.decode(raw), time.monotonic())
+        self._seen[name] = seen
+        self._ahead.pop(name, None)  # held-back changes are no longer applied to what is cached
+        return seen
+
+    def _forget(self, name: str | None = None) -> None:
+        """Drop what is cached of ``name`` (None: of every key)."""
+        if name is None:
+            self._seen.clear()
+            self._ahead.clear()
+        else:
+            self._seen.pop(name, None)
+            self._ahead.pop(name, None)
+
+    def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_forget)
+        return task
 
     async def _call(self, operation: Awaitable[T]) -> T:
         # The command runs in a task of its own, so a caller that is cancelled (FailoverStateStore's
@@ -290,10 +339,12 @@ class RedisStateStore:
         try:
             return await asyncio.shield(command)
         except asyncio.CancelledError:
+            self._forget()  # a deadline missed may be an outage: Redis may come back empty
             command.cancel()  # it ends by itself, at the latest at the client's socket timeout
             command.add_done_callback(_forget)
             raise
         except (RedisError, OSError) as exc:
+            self._forget()  # Redis may come back empty: nothing cached before the outage is answered
             raise StateUnavailableError(
                 f"shared state (Redis) failed: {type(exc).__name__}: {exc}; check that it runs and "
                 "that state.url points at it"

@@ -73,6 +73,9 @@ class FailoverStateStore:
         self._retry_interval = retry_interval
         self._down = False
         self._retry_at = 0.0
+        # A read the shared store can answer from its own cache (``RedisStateStore.cached``) skips the
+        # deadline machinery: it cannot wait on anything.
+        self._cached: Callable[[str], tuple[bool, object | None]] | None = getattr(shared, "cached", None)
 
     def __repr__(self) -> str:
         return f"FailoverStateStore({self._shared!r}, on_unavailable={self._policy!r}, down={self._down})"
@@ -86,10 +89,17 @@ class FailoverStateStore:
         return clock.wall()
 
     async def get(self, key: str) -> object | None:
+        if self._cached is not None and not self._down:
+            hit, value = self._cached(key)
+            if hit:
+                return value
         return await self._run(lambda store: store.get(key))
 
     async def update(self, key: str, change: Callable[[S | None], tuple[S, R]]) -> R:
         return await self._run(lambda store: store.update(key, change))
+
+    async def record(self, key: str, change: Callable[[S | None], S]) -> None:
+        await self._run(lambda store: store.record(key, change))
 
     async def items(self, prefix: str) -> dict[str, object]:
         return await self._run(lambda store: store.items(prefix))

@@ -62,6 +62,15 @@ class StateStore(Protocol):
         """
         ...
 
+    async def record(self, key: str, change: Callable[[S | None], S]) -> None:
+        """Atomically replace the value with ``change(old)``, without waiting for it to be written.
+
+        For outcomes no caller needs an answer from (a success counted in a closed breaker's window): a
+        shared store may hold the change for a few milliseconds and write it together with the key's other
+        changes (in order), so the store sees it late but never loses its place among the updates.
+        """
+        ...
+
     async def items(self, prefix: str) -> dict[str, object]:
         """Every key starting with ``prefix`` and its value (for ``orchestrator health``)."""
         ...
@@ -121,6 +130,9 @@ class MemoryStateStore:
         new, result = change(old)  # type: ignore[arg-type]
         self._values[key] = new
         return result
+
+    async def record(self, key: str, change: Callable[[S | None], S]) -> None:
+        self._values[key] = change(self._values.get(key))  # type: ignore[arg-type]
 
     async def items(self, prefix: str) -> dict[str, object]:
         return {k: v for k, v in self._values.items() if k.startswith(prefix)}
