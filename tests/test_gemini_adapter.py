@@ -65,7 +65,7 @@ async def call(model: GeminiModel, mode: str) -> None:
 async def test_complete_sends_generate_content_and_reads_answer(
     model: GeminiModel, upstream: FakeUpstream
 ) -> None:
-    upstream.script(Reply("Paris.", usage=(30, 12), cached_tokens=10, reasoning_tokens=9, latency=0.02))
+    upstream.script(Reply("Paris.", usage=(30, 12), cached_tokens=10, reasoning_tokens=9))
     result = await model.complete(REQUEST.with_options(max_tokens=64, response_format=ResponseFormat.JSON))
     assert isinstance(model, ChatModel)
     assert result.text == "Paris."
@@ -75,7 +75,6 @@ async def test_complete_sends_generate_content_and_reads_answer(
         input_tokens=30, output_tokens=12, cached_input_tokens=10, reasoning_tokens=9
     )
     assert result.finish_reason is FinishReason.STOP
-    assert result.latency >= 0.02
     [sent] = upstream.requests
     assert sent.path == "/v1beta/models/gemini-test:generateContent"
     assert sent.query == {}  # the key never travels in the URL

@@ -13,6 +13,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from model_orchestrator.core.clock import Clock
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
@@ -62,7 +64,13 @@ class Transport(Protocol):
     ``deadline`` is a time on the transport's clock (the one every layer reads). Failures to connect,
     time-outs and cut-off bodies raise core errors (``UpstreamConnectionError``, ``RequestTimeoutError``,
     ``DeadlineExceededError``); any status, 4xx and 5xx included, is returned for the adapter to classify.
+    Adapters time their calls on ``clock``, the same clock the deadline is read on.
     """
+
+    @property
+    def clock(self) -> Clock:
+        """The clock deadlines are compared with and latencies measured on."""
+        ...
 
     async def post(
         self,

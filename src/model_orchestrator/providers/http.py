@@ -63,6 +63,11 @@ class HttpTransport:
         state = "open" if self._session is not None and not self._session.closed else "idle"
         return f"HttpTransport(limit={self._limit}, {state})"
 
+    @property
+    def clock(self) -> Clock:
+        """The clock deadlines are compared with (and adapters time their calls on)."""
+        return self._clock
+
     async def post(
         self,
         url: str,

@@ -90,6 +90,12 @@ class MockTransport:
         self.requests: list[MockRequest] = []
         self.closed = 0
 
+    @property
+    def clock(self) -> Clock:
+        """The clock deadlines are compared with (and adapters time their calls on); a handler may
+        advance a ``FakeClock`` to stand for time spent upstream."""
+        return self._clock
+
     async def post(
         self,
         url: str,

@@ -7,7 +7,6 @@ does, so ``aclose`` closes nothing shared). API reference: https://docs.anthropi
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -56,6 +55,7 @@ class AnthropicModel:
         self._api_key = api_key
         self._secrets = deployment_secrets(api_key, None, api_base)
         self._transport = transport
+        self._clock = transport.clock
         # Bases written OpenAI-style with the version ("https://api.anthropic.com/v1") work too.
         base = (api_base or DEFAULT_API_BASE).rstrip("/").removesuffix("/v1")
         self._url = base + "/v1/messages"
@@ -77,7 +77,7 @@ class AnthropicModel:
     async def complete(self, request: ChatRequest) -> Completion:
         """One whole answer; failures raise core errors with provider and deployment set."""
         body, deadline = self._encode(request, stream=False), request.deadline
-        started = time.monotonic()
+        started = self._clock.monotonic()
         try:
             response = await self._transport.post(
                 self._url, headers=self._headers(), body=body, timeout=self._timeouts, deadline=deadline
@@ -85,7 +85,7 @@ class AnthropicModel:
         except ProviderError as exc:
             self._claim(exc)
             raise
-        latency = time.monotonic() - started
+        latency = self._clock.monotonic() - started
         limits = parse_rate_limit_headers(response.headers)
         if not 200 <= response.status < 300:
             raise self._error(decode_error(response.status, response.body), limits)

@@ -7,7 +7,6 @@ does, so ``aclose`` closes nothing shared). API reference: https://ai.google.dev
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from urllib.parse import quote, urlsplit
@@ -53,6 +52,7 @@ class GeminiModel:
         self._api_key = api_key
         self._secrets = deployment_secrets(api_key, None, api_base)
         self._transport = transport
+        self._clock = transport.clock
         # Ids are accepted with or without the resource prefix ("models/gemini-2.0-flash").
         model = quote(model_id.removeprefix("models/"), safe="")
         # Bases written with the version ("https://generativelanguage.googleapis.com/v1beta") work too.
@@ -79,7 +79,7 @@ class GeminiModel:
 
     async def complete(self, request: ChatRequest) -> Completion:
         """One whole answer; failures raise core errors with provider and deployment set."""
-        started = time.monotonic()
+        started = self._clock.monotonic()
         try:
             response = await self._transport.post(
                 self._url,
@@ -91,7 +91,7 @@ class GeminiModel:
         except ProviderError as exc:
             self._claim(exc)
             raise
-        latency = time.monotonic() - started
+        latency = self._clock.monotonic() - started
         limits = parse_rate_limit_headers(response.headers)
         if not 200 <= response.status < 300:
             raise self._error(decode_error(response.status, response.body), limits)

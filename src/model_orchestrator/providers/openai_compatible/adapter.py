@@ -9,7 +9,6 @@ transport (the caller does, so ``aclose`` closes nothing shared).
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -67,6 +66,7 @@ class OpenAICompatibleModel:
         self.deployment = deployment or f"{name}@{urlsplit(api_base).netloc or api_base}"
         self._api_key = api_key
         self._transport = transport
+        self._clock = transport.clock
         self._timeouts = timeouts
         self._token_field = token_field_for(endpoint, model_id)
         self._stream_usage_option = endpoint.stream_usage_option
@@ -98,7 +98,7 @@ class OpenAICompatibleModel:
     async def complete(self, request: ChatRequest) -> Completion:
         """One whole answer; failures raise core errors with provider and deployment set."""
         body = self._encode(request, stream=False)
-        started = time.monotonic()
+        started = self._clock.monotonic()
         try:
             response = await self._transport.post(
                 self._url, headers=self._headers, body=body, timeout=self._timeouts, deadline=request.deadline
@@ -112,7 +112,7 @@ class OpenAICompatibleModel:
                 model_id=self.model_id,
                 provider=self.provider,
                 deployment=self.deployment,
-                latency=time.monotonic() - started,
+                latency=self._clock.monotonic() - started,
                 rate_limits=limits,
             )
         except ProviderError as exc:
