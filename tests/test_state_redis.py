@@ -272,3 +272,80 @@ def test_the_codec_refuses_unregistered_types() -> None:
         codec.encode(REQUEST)
     with pytest.raises(ValueError, match="same version"):
         codec.decode('{"__t": "Unknown"}')
+
+
+# ---- what keeps the round trips few: the cache, group commit, held writes ---------------------------
+
+
+async def _writes(store: RedisStateStore) -> int:
+    """Scripts this store's server has run (compare-and-set, windows): INFO commandstats."""
+    stats = await store._client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+@pytest.fixture
+async def redis_pair(redis_url: str) -> AsyncIterator[tuple[RedisStateStore, RedisStateStore]]:
+    """Two clients (two processes) with a short cache, so a test can wait it out."""
+    stores = [RedisStateStore(redis_client(redis_url, timeout=0.25), cache_ttl=0.05) for _ in range(2)]
+    yield stores[0], stores[1]
+    for store in stores:
+        await store.aclose()
+
+
+async def test_concurrent_updates_of_one_key_go_out_as_one_write(
+    redis_pair: tuple[RedisStateStore, RedisStateStore],
+) -> None:
+    store, other = redis_pair
+    before = await _writes(store)
+    results = await asyncio.gather(
+        *(store.update("n", lambda old: ((old or 0) + 1, old or 0)) for _ in range(32))
+    )
+    assert sorted(results) == list(range(32))  # each change saw its predecessor's value, in order
+    assert await other.get("n") == 32
+    assert await _writes(store) - before == 1
+
+
+async def test_a_read_is_cached_within_the_bound_and_a_change_elsewhere_shows_after_it(
+    redis_pair: tuple[RedisStateStore, RedisStateStore],
+) -> None:
+    one, other = redis_pair
+    assert await one.get("cooldown:d") is None
+    await other.update("cooldown:d", lambda old: (99.0, None))
+    assert await one.get("cooldown:d") is None  # answered from the cache: no round trip
+    await asyncio.sleep(0.06)  # the cache's bound (0.05 s here, 0.25 s by default)
+    assert await one.get("cooldown:d") == 99.0
+    await one.update("cooldown:d", lambda old: (100.0, None))
+    assert await one.get("cooldown:d") == 100.0  # its own writes at once
+
+
+async def test_recorded_changes_are_held_then_written_together_in_order(
+    redis_pair: tuple[RedisStateStore, RedisStateStore],
+) -> None:
+    one, other = redis_pair
+    await one.update("n", lambda old: (1, None))
+    before = await _writes(one)
+    for _ in range(10):
+        await one.record("n", lambda old: old * 2)
+    assert await one.get("n") == 1024  # this process reads its own held changes
+    assert await other.get("n") == 1  # not written yet
+    assert await one.update("n", lambda old: (old + 1, old)) == 1024  # an update writes them first, in order
+    assert await _writes(one) - before == 1
+    await one.record("n", lambda old: old + 1)
+    await asyncio.sleep(0.1)  # held at most write_delay (20 ms); the other's cache lasts 0.05 s
+    assert await other.get("n") == 1026
+
+
+async def test_a_token_correction_is_held_then_applied_before_the_next_take(
+    redis_pair: tuple[RedisStateStore, RedisStateStore],
+) -> None:
+    one, other = redis_pair
+    now = 1_700_000_000.5
+    grant = await one.take_window("tpm:x", kind="units", now=now, limit=100, amount=100)
+    assert grant.slot is not None
+    await one.adjust_window("tpm:x", slot=grant.slot, delta=-60)
+    assert not (await other.take_window("tpm:x", kind="units", now=now, limit=100, amount=1)).taken
+    assert (await one.take_window("tpm:x", kind="units", now=now, limit=100, amount=60)).taken
+    await one.adjust_window("tpm:x", slot=grant.slot, delta=-10)
+    await one.flush()
+    assert (await other.take_window("tpm:x", kind="units", now=now, limit=100, amount=10)).taken
+    assert not (await other.take_window("tpm:x", kind="units", now=now, limit=100, amount=1)).taken

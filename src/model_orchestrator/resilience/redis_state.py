@@ -218,7 +218,7 @@ class RedisStateStore:
         if self._flush is not None:
             self._flush.cancel()
         self._write_late()
-        await asyncio.gather(*self._draining.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def aclose(self) -> None:
         """Write what is held, then close the connection pool."""
