@@ -1,8 +1,8 @@
-"""The composition root: turns validated config into a ``ModelRegistry`` of observed deployments.
+"""The composition root: turns validated config into a ``ModelRegistry`` of resilient deployments.
 
-Each model is its provider's adapter (built by ``providers.deployments``) wrapped in ``ObservedModel``
-(pricing + attempt events). The pooled HTTP transport is made on first need, so a local-only run never
-imports the HTTP client.
+Each deployment is its provider's adapter (built by ``providers.deployments``) inside the layers of
+``config.deployment_stack``, applied by ``ModelFactory`` from one ``DeploymentContext``. The pooled HTTP
+transport is made on first need, so a local-only run never imports the HTTP client.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from model_orchestrator.config.deployment_stack import DeploymentContext, build_deployment_stack
 from model_orchestrator.config.ledger import BudgetGuards, budget_rules
 from model_orchestrator.config.redaction import excerpt
 from model_orchestrator.config.registry import ModelRegistry, deployment_id
-from model_orchestrator.config.resilience import wrap_deployment
 from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig, ResilienceConfig
 from model_orchestrator.config.state import StateConfig, check_state_url
 from model_orchestrator.core.budget import BudgetKeeper
@@ -22,7 +22,6 @@ from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.model import ChatModel
-from model_orchestrator.core.pricing import Price
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.providers.cli_agent.presets import agent_command
 from model_orchestrator.providers.deployments import (
@@ -69,26 +68,23 @@ class ModelFactory:
         self.deployments: dict[str, BuiltDeployment] = {}
 
     def __call__(
-        self, cfg: ModelConfig, price: Price | None, api_key: str | None, deployment: str | None = None
+        self, cfg: ModelConfig, profile: ModelProfile, api_key: str | None, deployment: str | None = None
     ) -> ChatModel:
         spec = deployment_spec(cfg, api_key, deployment)
         adapter = create_adapter(spec, self._http)
         probe = getattr(adapter, "probe", None)
         self.deployments[spec.deployment] = BuiltDeployment(cfg.name, spec.deployment, probe)
-        profile = ModelProfile(cfg.name, price, cfg.context_window, cfg.max_output_tokens, cfg.tier)
-        model = wrap_deployment(
-            adapter,
-            cfg,
-            spec.deployment,
-            price,
-            profile,
-            self._resilience,
+        context = DeploymentContext(
+            config=cfg,
+            deployment=spec.deployment,
+            profile=profile,
+            resilience=self._resilience,
             store=self.store,
             clock=self._clock,
             bus=self._bus,
+            guards=self._guards,
         )
-        # Outermost, outside the retries: one reservation covers a call and all its retries.
-        return model if self._guards is None else self._guards.wrap(model, cfg, profile, spec.deployment)
+        return build_deployment_stack(adapter, context)
 
     def balanced(self, name: str, deployments: Sequence[Member]) -> ChatModel:
         """One model served by several deployments: round-robin, falling back through the others."""
@@ -140,7 +136,7 @@ def build_registry(
     rules = budget_rules(config)
     guards = None
     if keeper is not None and rules.active:
-        guards = BudgetGuards(keeper, rules, bus=bus, clock=clock)
+        guards = BudgetGuards(keeper, rules)
     factory = ModelFactory(
         bus, clock, config.resilience, guards, build_state_store(config.state, env, clock, bus)
     )

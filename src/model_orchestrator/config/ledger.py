@@ -1,22 +1,19 @@
 """The ledger from config (part of the composition root): settings, budget rules, budget guards.
 
 Owns choosing the database (``ledger.url``, the variable named by ``ledger.url_env``, else the default
-SQLite file), turning ``budgets:`` and ``quotas:`` into ``BudgetRules``, and wrapping each deployment in a
-``BudgetGuardModel`` when a budget or quota applies to it. Building a ``Ledger`` does no I/O.
+SQLite file), turning ``budgets:`` and ``quotas:`` into ``BudgetRules``, and the ``BudgetGuards`` the
+deployment stack (``config.deployment_stack``) guards deployments with. Building a ``Ledger`` does no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig, PeriodBudgetConfig
+from model_orchestrator.config.schema import OrchestratorConfig, PeriodBudgetConfig
 from model_orchestrator.core.budget import BudgetKeeper
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError, MissingCredentialsError
-from model_orchestrator.core.events import EventBus
-from model_orchestrator.core.model import ChatModel
-from model_orchestrator.core.profile import ModelProfile
-from model_orchestrator.ledger.guard import BudgetGuardModel
 from model_orchestrator.ledger.ledger import Ledger
 from model_orchestrator.ledger.limits import BudgetRules, PeriodLimits
 from model_orchestrator.ledger.settings import LedgerSettings, async_url, default_path, sqlite_url
@@ -83,26 +80,10 @@ def build_ledger(config: OrchestratorConfig, env: Mapping[str, str], clock: Cloc
     return Ledger(settings, rules=rules, clock=clock)
 
 
+@dataclass(frozen=True, slots=True)
 class BudgetGuards:
-    """Wraps deployments whose calls count against a budget or quota in a ``BudgetGuardModel``."""
+    """What a deployment's ``BudgetGuardModel`` checks against: the keeper holding the counters and the
+    rules (the deployment stack adds the guard when ``rules.guards`` its provider)."""
 
-    def __init__(self, keeper: BudgetKeeper, rules: BudgetRules, *, bus: EventBus, clock: Clock) -> None:
-        self._keeper = keeper
-        self._rules = rules
-        self._bus = bus
-        self._clock = clock
-
-    def wrap(self, model: ChatModel, cfg: ModelConfig, profile: ModelProfile, deployment: str) -> ChatModel:
-        """``model`` guarded, or unchanged when no budget or quota applies to its provider."""
-        if not self._rules.guards(cfg.provider):
-            return model
-        return BudgetGuardModel(
-            model,
-            keeper=self._keeper,
-            rules=self._rules,
-            profile=profile,
-            provider=cfg.provider,
-            deployment=deployment,
-            bus=self._bus,
-            clock=self._clock,
-        )
+    keeper: BudgetKeeper
+    rules: BudgetRules

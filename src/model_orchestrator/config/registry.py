@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -58,6 +58,14 @@ class ModelInfo:
     usable: bool
     unusable_reason: str | None
 
+    @property
+    def profile(self) -> ModelProfile:
+        """What a strategy, a budget or a rate limit may know about this model without calling it (the one
+        place a model's profile is built)."""
+        return ModelProfile(
+            self.name, self.price, self.context_window, self.max_output_tokens, self.tier, self.capabilities
+        )
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready; prices in USD per million tokens, None when unknown."""
         return {
@@ -80,7 +88,7 @@ class DeploymentBuilder(Protocol):
     """Builds a deployment's resilient model, and one model over several deployments."""
 
     def __call__(
-        self, cfg: ModelConfig, price: Price | None, api_key: str | None, deployment: str | None = None
+        self, cfg: ModelConfig, profile: ModelProfile, api_key: str | None, deployment: str | None = None
     ) -> ChatModel: ...
 
     def balanced(self, name: str, deployments: Sequence[Member]) -> ChatModel: ...
@@ -180,6 +188,7 @@ class ModelRegistry:
             return self._built[name]
         cfg, _source, _prices = self._lookup(name)
         info = self.info(name)
+        profile = info.profile
         if cfg.deployments:
             # Deployments whose key is missing are left out; the model works while one has its key.
             ready = [(sub, d) for sub, d in expand_deployments(cfg) if self._unusable_reason(sub) is None]
@@ -187,25 +196,15 @@ class ModelRegistry:
                 raise MissingCredentialsError(
                     f"model {name!r}: no deployment is usable ({info.unusable_reason})"
                 )
+            # Each member is one deployment of the model: the model's profile under the deployment's id.
             members = [
-                Member(
-                    self._one(sub, info.price, deployment),
-                    ModelProfile(
-                        deployment,
-                        info.price,
-                        cfg.context_window,
-                        cfg.max_output_tokens,
-                        cfg.tier,
-                        info.capabilities,
-                    ),
-                )
+                Member(self._one(sub, profile, deployment), replace(profile, name=deployment))
                 for sub, deployment in ready
             ]
             model = self._factory.balanced(name, members)
         else:
-            model = self._one(cfg, info.price, None)
-        model = self._fit_context(cfg, info, model)
-        profile = ModelProfile(cfg.name, info.price, capabilities=info.capabilities)
+            model = self._one(cfg, profile, None)
+        model = self._fit_context(cfg, profile, model)
         model = CapabilityGateModel(model, profile, self._declaring)
         self._built[name] = model
         return model
@@ -222,13 +221,10 @@ class ModelRegistry:
         except ModelNotFoundError as exc:
             raise ConfigError(f"model {name!r}: context.summarizer: {exc.message}") from None
 
-    def _fit_context(self, cfg: ModelConfig, info: ModelInfo, model: ChatModel) -> ChatModel:
+    def _fit_context(self, cfg: ModelConfig, profile: ModelProfile, model: ChatModel) -> ChatModel:
         """``model`` with its prompts checked against its window first (``context:``; default: error)."""
         context = cfg.context
         summarizer = context.summarizer if context is not None else None
-        profile = ModelProfile(
-            cfg.name, info.price, info.context_window, info.max_output_tokens, info.tier, info.capabilities
-        )
         return ContextFitModel(
             model,
             profile,
@@ -236,7 +232,7 @@ class ModelRegistry:
             summarizer=None if summarizer is None else (lambda: self.resolve(summarizer)),
         )
 
-    def _one(self, cfg: ModelConfig, price: Price | None, deployment: str | None) -> ChatModel:
+    def _one(self, cfg: ModelConfig, profile: ModelProfile, deployment: str | None) -> ChatModel:
         key_env = self._key_env(cfg)
         api_key = self._env.get(key_env) if key_env else None
         if key_env and not api_key:
@@ -253,7 +249,7 @@ class ModelRegistry:
                 )
             secret = {header: self._env[variable] for header, variable in cfg.headers_env.items()}
             cfg = cfg.model_copy(update={"headers": {**(cfg.headers or {}), **secret}, "headers_env": None})
-        return self._factory(cfg, price, api_key, deployment)
+        return self._factory(cfg, profile, api_key, deployment)
 
     def _missing_header_variables(self, cfg: ModelConfig) -> list[str]:
         return [v for v in (cfg.headers_env or {}).values() if not self._env.get(v)]

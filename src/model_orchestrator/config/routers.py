@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from model_orchestrator.config.registry import ModelInfo
 from model_orchestrator.config.routing import RoutingConfig
 from model_orchestrator.core.errors import ConfigError
-from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.routing import Router
 from model_orchestrator.routing.baselines import LengthRouter
 from model_orchestrator.routing.complexity import ComplexityScorer, ComplexitySettings, TaskContext
@@ -124,7 +123,7 @@ class RouterFactory:
         pool = [i for i in usable if i.source == "config" or i.name in self.config.tiers.values()] or usable
         candidates = [
             Candidate(
-                ModelProfile(i.name, i.price, i.context_window, i.max_output_tokens, i.tier, i.capabilities),
+                i.profile,
                 unavailable.get(i.name),
             )
             for i in pool

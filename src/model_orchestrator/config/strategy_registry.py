@@ -105,10 +105,7 @@ class NameResolver:
             return self._strategy_profile(name)
         if self.is_strategy(name):
             return ModelProfile(name)
-        info = self._models.info(name)
-        return ModelProfile(
-            name, info.price, info.context_window, info.max_output_tokens, info.tier, info.capabilities
-        )
+        return self._models.info(name).profile
 
     def is_strategy(self, name: str) -> bool:
         """True for configured and inline strategy names (and ``auto``)."""
