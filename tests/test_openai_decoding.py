@@ -144,5 +144,13 @@ async def test_logprobs_are_read_only_when_the_request_asked_for_them(stream: bo
     assert [_asked(r) for r in transport.requests] == [False, True]
 
 
+async def test_a_logprob_that_is_not_a_number_is_a_502_when_logprobs_were_asked() -> None:
+    entry = {"token": "Paris.", "logprob": True, "top_logprobs": []}
+    payload = _body(logprobs={"content": [entry]})
+    assert (await _complete(_answering(payload))).text == "Paris."
+    with pytest.raises(ServerError, match="a logprobs entry is not"):
+        await _complete(_answering(payload), PROMPT.with_options(logprobs=True))
+
+
 def _asked(request: MockRequest) -> bool:
     return bool(request.json().get("logprobs"))

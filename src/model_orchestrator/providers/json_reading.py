@@ -99,10 +99,3 @@ def strict_int(value: object, what: str) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise MalformedError(f"{what} is not an integer")
-
-
-def strict_float(value: object, what: str) -> float:
-    """``value`` as a float when it is a number; ``MalformedError`` for anything else (null included)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    raise MalformedError(f"{what} is not a number")

@@ -30,7 +30,6 @@ from model_orchestrator.providers.error_mapping import error_for_status
 from model_orchestrator.providers.json_reading import (
     MalformedError,
     parse,
-    strict_float,
     strict_int,
     strict_list,
     strict_object,
@@ -204,19 +203,25 @@ def logprobs_of(value: object) -> tuple[TokenLogprob, ...] | None:
 
 
 def _token_logprob(entry: object) -> TokenLogprob:
-    token = strict_object(entry, "a logprobs entry")
-    alternatives = (strict_object(a, "a top logprob") for a in strict_list(token.get("top_logprobs"), "top"))
-    return TokenLogprob(
-        _token_text(token.get("token")),
-        strict_float(token.get("logprob"), "logprob"),
-        tuple((_token_text(a.get("token")), strict_float(a.get("logprob"), "logprob")) for a in alternatives),
-    )
+    # Checked inline rather than through the field readers: a long answer has thousands of these. Exact
+    # types, as a JSON true is a bool (an int subclass), not a log-probability.
+    if isinstance(entry, dict):
+        token, logprob, top = entry.get("token"), entry.get("logprob"), entry.get("top_logprobs") or ()
+        if (
+            isinstance(token, str)
+            and (type(logprob) is float or type(logprob) is int)
+            and isinstance(top, list | tuple)
+        ):
+            return TokenLogprob(token, float(logprob), tuple(_alternative(a) for a in top))
+    raise MalformedError("a logprobs entry is not {token, logprob, top_logprobs}")
 
 
-def _token_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    raise MalformedError("a logprobs token is not a string")
+def _alternative(entry: object) -> tuple[str, float]:
+    if isinstance(entry, dict):
+        token, logprob = entry.get("token"), entry.get("logprob")
+        if isinstance(token, str) and (type(logprob) is float or type(logprob) is int):
+            return token, float(logprob)
+    raise MalformedError("a top logprob is not {token, logprob}")
 
 
 def decode_error(status: int, body: bytes, rate_limits: RateLimitSnapshot) -> ProviderError:
