@@ -15,21 +15,29 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from model_orchestrator.core.clock import Clock, SystemClock
+from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import BudgetExceededError, ConfigError
-from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.lifecycle import RequestLifecycle
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.money import usd
-from model_orchestrator.core.request import ChatRequest, ResponseFormat
+from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import RequestScope, request_scope
 from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.result import OrchestrationResult, result_from_completion
 from model_orchestrator.orchestrator import services
+from model_orchestrator.orchestrator.run_options import (
+    RequestOptions,
+    RunOptions,
+    request_changes,
+    split_options,
+)
+from model_orchestrator.orchestrator.runtime import Runtime
 from model_orchestrator.orchestrator.stream_handle import Publish, StreamHandle, StreamTally
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from model_orchestrator.config.registry import ModelInfo
     from model_orchestrator.config.schema import OrchestratorConfig
     from model_orchestrator.core.routing import Router
@@ -42,14 +50,8 @@ if TYPE_CHECKING:
     from model_orchestrator.routing.decision import RoutingDecision
     from model_orchestrator.strategies.validate import ValidationResult
     from model_orchestrator.telemetry.metrics import MetricsSink
-    from model_orchestrator.telemetry.setup import Telemetry
 
 Prompt = str | ChatRequest | Sequence[Message]
-
-# Options of ``complete``/``stream`` that configure an on-the-fly strategy rather than the request.
-STRATEGY_OPTIONS = frozenset(
-    {"threshold", "ensemble_size", "scorer", "aggregate", "extractor", "delay", "strong_share", "router"}
-)
 
 
 class Orchestrator:
@@ -62,22 +64,24 @@ class Orchestrator:
         env: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         config_path: Path | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
-        from model_orchestrator.config.build import build_registry
-        from model_orchestrator.config.schema import OrchestratorConfig
-        from model_orchestrator.config.strategy_registry import NameResolver
-
-        self.config = config or OrchestratorConfig()
-        self.config_path = config_path
-        self.events = EventBus()
-        self._clock = clock or SystemClock()
-        env = dict(os.environ) if env is None else env
-        self.telemetry = _telemetry(self.config, self.events, env)
-        self._ledger = _ledger(self.config, self.events, env, self._clock)
-        self._registry, self._factory = build_registry(
-            self.config, env, self.events, self._clock, keeper=self._ledger
-        )
-        self._names = NameResolver(self.config, self._registry, clock=self._clock, bus=self.events)
+        """Answer with ``runtime``'s parts, or with a runtime built here from ``config`` (default: an empty
+        config), ``env`` (default: the process environment), ``clock`` and ``config_path``."""
+        if runtime is None:
+            runtime = Runtime.build(config, env=env, clock=clock, config_path=config_path)
+        elif config is not None or env is not None or clock is not None or config_path is not None:
+            raise ConfigError("give the Orchestrator a runtime or what to build one from, not both")
+        self.runtime = runtime
+        self.config = runtime.config
+        self.config_path = runtime.config_path
+        self.events = runtime.events
+        self.telemetry = runtime.telemetry
+        self._clock = runtime.clock
+        self._ledger = runtime.ledger
+        self._registry = runtime.registry
+        self._factory = runtime.factory
+        self._names = runtime.names
 
     @classmethod
     def from_config(
@@ -116,23 +120,32 @@ class Orchestrator:
         embedded = self._registry.embedded_model
         return default_model(self._registry.infos(), self.config.default_model, embedded, needs)
 
-    def request(self, prompt: Prompt, **options: Any) -> ChatRequest:
+    def request(
+        self, prompt: Prompt, *, max_cost: float | None = None, **options: Unpack[RequestOptions]
+    ) -> ChatRequest:
         """Turn a prompt (text, messages or a ready request) and options into a ``ChatRequest``."""
-        if isinstance(prompt, ChatRequest):
-            base = prompt
-        elif isinstance(prompt, str):
-            base = ChatRequest.from_prompt(prompt, system=options.pop("system", None))
+        request_options, strategy_options = split_options(options)
+        if strategy_options:
+            raise TypeError(
+                f"{min(strategy_options)!r} configures a strategy (complete, stream), not a request"
+            )
+        return self._request(prompt, max_cost, request_options)
+
+    def _request(self, prompt: Prompt, max_cost: float | None, options: Mapping[str, object]) -> ChatRequest:
+        system = options.get("system")
+        if isinstance(prompt, str):
+            base = ChatRequest.from_prompt(prompt, system=system)  # type: ignore[arg-type]
+        elif system is not None:
+            raise TypeError(
+                "system= is for a text prompt; put a system message first in the messages instead"
+            )
         else:
-            base = ChatRequest(messages=tuple(prompt))
-        timeout = options.pop("timeout", None)
-        if timeout is not None:
-            options["deadline"] = self._clock.monotonic() + float(timeout)
-        if options.pop("json", False):
-            options["response_format"] = ResponseFormat.JSON
-        if "stop" in options and options["stop"] is not None:
-            options["stop"] = tuple(options["stop"])
-        changes = {k: v for k, v in options.items() if v is not None}
-        return base.with_options(request_id=base.request_id or uuid.uuid4().hex, **changes)
+            base = prompt if isinstance(prompt, ChatRequest) else ChatRequest(messages=tuple(prompt))
+        changes = request_changes(options, self._clock.monotonic())
+        if max_cost is not None:
+            changes["max_cost"] = max_cost
+        changes.setdefault("request_id", base.request_id or uuid.uuid4().hex)
+        return base.with_options(**changes)
 
     async def complete(
         self,
@@ -142,7 +155,7 @@ class Orchestrator:
         strategy: str | None = None,
         members: Sequence[str] | None = None,
         max_cost: float | None = None,
-        **options: Any,
+        **options: Unpack[RunOptions],
     ) -> OrchestrationResult:
         """Answer ``prompt`` and explain how.
 
@@ -150,8 +163,8 @@ class Orchestrator:
         one on the fly (``fallback``, ``cascade``, ``ensemble``, ...) over ``members`` (default: usable
         models chosen by tier and price). ``max_cost`` caps what the whole request may spend (USD).
         """
-        strategy_options = _pop_strategy_options(options)
-        request = self.request(prompt, max_cost=max_cost, **options)
+        request_options, strategy_options = split_options(options)
+        request = self._request(prompt, max_cost, request_options)
         chat_model, requested, label = self._select(model, strategy, members, strategy_options, request)
         scope = self._scope(request)
         lifecycle = self._lifecycle(request, requested, label, scope)
@@ -200,26 +213,26 @@ class Orchestrator:
         strategy: str | None = None,
         members: Sequence[str] | None = None,
         max_cost: float | None = None,
-        **options: Any,
+        **options: Unpack[RunOptions],
     ) -> StreamHandle:
         """Stream the answer to ``prompt``: ``async with orch.stream(...) as s``, ``async for delta in s``,
         then ``s.result()`` (the ``OrchestrationResult``, as ``complete`` returns it). Leaving the block
         closes the stream; plain ``async for delta in orch.stream(...)`` works too. Options as ``complete``.
         """
-        strategy_options = _pop_strategy_options(options)
+        request_options, strategy_options = split_options(options)
         selection = (model, strategy, members, strategy_options)
-        return StreamHandle(functools.partial(self._streamed, prompt, max_cost, options, selection))
+        return StreamHandle(functools.partial(self._streamed, prompt, max_cost, request_options, selection))
 
     async def _streamed(
         self,
         prompt: Prompt,
         max_cost: float | None,
-        options: dict[str, Any],
-        selection: tuple[str | None, str | None, Sequence[str] | None, dict[str, Any]],
+        options: Mapping[str, object],
+        selection: tuple[str | None, str | None, Sequence[str] | None, dict[str, object]],
         publish: Publish,
     ) -> AsyncGenerator[StreamDelta, None]:
         """The request path of ``stream``: the deltas, then the result handed to ``publish``."""
-        request = self.request(prompt, max_cost=max_cost, **options)
+        request = self._request(prompt, max_cost, options)
         chat_model, requested, label = self._select(*selection, request)
         scope = self._scope(request)
         lifecycle = self._lifecycle(request, requested, label, scope)
@@ -313,12 +326,23 @@ class Orchestrator:
             max_cost=cap,
         )
 
-    def complete_sync(self, prompt: Prompt, **kwargs: Any) -> OrchestrationResult:
+    def complete_sync(
+        self,
+        prompt: Prompt,
+        *,
+        model: str | None = None,
+        strategy: str | None = None,
+        members: Sequence[str] | None = None,
+        max_cost: float | None = None,
+        **options: Unpack[RunOptions],
+    ) -> OrchestrationResult:
         """``complete`` for synchronous callers (runs its own event loop; closes connections after)."""
 
         async def _run() -> OrchestrationResult:
             try:
-                return await self.complete(prompt, **kwargs)
+                return await self.complete(
+                    prompt, model=model, strategy=strategy, members=members, max_cost=max_cost, **options
+                )
             finally:
                 await self.aclose()
 
@@ -403,26 +427,19 @@ class Orchestrator:
         return next((i.tier for i in self.models() if i.name == name), None)
 
     async def aclose(self) -> None:
-        """Close every model built so far and the shared HTTP connections."""
-        await self._names.aclose()
-        await self._registry.aclose()
-        await self._factory.aclose()
-        await self.telemetry.aclose()
-        if self._ledger is not None:
-            await self._ledger.aclose()
+        """Close every model built so far, the shared HTTP connections and the ledger (``Runtime.aclose``)."""
+        await self.runtime.aclose()
 
     @property
     def state_store(self) -> StateStore:
         """Where breakers, cooldowns, rate limits, health and key limits live (``state:`` in config:
         this process's memory, or Redis shared by every process naming it)."""
-        return self._factory.store
+        return self.runtime.state_store
 
     @property
     def ledger(self) -> Ledger:
         """The cost ledger (attempt records, budgets, reports), opened on first use."""
-        if self._ledger is None:
-            raise ConfigError("the cost ledger is disabled (ledger.enabled: false in orchestrator.yaml)")
-        return self._ledger
+        return self.runtime.require_ledger()
 
     async def virtual_keys(self) -> VirtualKeyStore | None:
         """The gateway's virtual keys, kept hashed in the ledger database (None when the ledger is off)."""
@@ -502,32 +519,7 @@ def run_orchestration(
     strategy: str = "single",
     model: str | None = None,
     config: str | os.PathLike[str] | None = None,
-    **options: Any,
+    **options: Unpack[RunOptions],
 ) -> OrchestrationResult:
     """Answer ``prompt`` synchronously: ``run_orchestration(prompt="...", model="fast").response``."""
     return Orchestrator.from_config(config).complete_sync(prompt, model=model, strategy=strategy, **options)
-
-
-def _ledger(config: OrchestratorConfig, bus: EventBus, env: Mapping[str, str], clock: Clock) -> Ledger | None:
-    """The cost ledger (unopened) with its recorder listening on ``bus``; None when disabled."""
-    from model_orchestrator.config.ledger import build_ledger
-
-    ledger = build_ledger(config, env, clock)
-    if ledger is not None:
-        bus.subscribe(ledger.recorder)
-    return ledger
-
-
-def _telemetry(config: OrchestratorConfig, bus: EventBus, env: Mapping[str, str]) -> Telemetry:
-    """Subscribe tracing (when an OTLP endpoint is configured) and event logs to ``bus``."""
-    from model_orchestrator.telemetry.setup import Telemetry, TracingSettings
-
-    t = config.telemetry
-    settings = TracingSettings(t.tracing, t.otlp_endpoint, t.service_name, t.project_name, t.record_content)
-    return Telemetry.attach(bus, settings, env)
-
-
-def _pop_strategy_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Take the strategy options (threshold, ensemble size, ...) out of ``options``, dropping Nones."""
-    popped = {k: options.pop(k) for k in list(options) if k in STRATEGY_OPTIONS}
-    return {k: v for k, v in popped.items() if v is not None}
