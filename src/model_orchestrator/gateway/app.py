@@ -8,7 +8,9 @@ talks to the ``Orchestrator`` and, for key admin, to the key store the façade o
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,13 +19,13 @@ from pydantic import ValidationError
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.request import ChatRequest
-from model_orchestrator.gateway.auth import Authenticator, require_master, require_model
+from model_orchestrator.gateway.auth import Authenticator, require_master
 from model_orchestrator.gateway.connections import ConnectionGuard, read_body
 from model_orchestrator.gateway.convert import ChatRequestBody, completion_body, to_chat_request
 from model_orchestrator.gateway.errors import GatewayError
 from model_orchestrator.gateway.feedback import add_feedback_route, document_feedback
 from model_orchestrator.gateway.http_metrics import http_metrics
-from model_orchestrator.gateway.key_budgets import KeyBudgets
+from model_orchestrator.gateway.key_budgets import FinishedRequests, KeyBudgets
 from model_orchestrator.gateway.keys_admin import KeyStore, add_key_routes
 from model_orchestrator.gateway.messages_api import add_messages_routes, document_messages
 from model_orchestrator.gateway.messages_errors import PATH_PREFIX as MESSAGES_PREFIX
@@ -31,7 +33,6 @@ from model_orchestrator.gateway.messages_errors import messages_error_body
 from model_orchestrator.gateway.middleware import (
     PRINCIPAL_KEY,
     REQUEST_ID,
-    REQUEST_ID_KEY,
     auth_middleware,
     browser_middleware,
     context_middleware,
@@ -39,13 +40,12 @@ from model_orchestrator.gateway.middleware import (
 )
 from model_orchestrator.gateway.openapi import document_middleware_statuses, openapi_document
 from model_orchestrator.gateway.responses_api import add_responses_route, document_responses
-from model_orchestrator.gateway.served import FormatRoutes
+from model_orchestrator.gateway.served import FormatRoutes, header_safe, json_answer, metadata_headers
 from model_orchestrator.gateway.settings import GatewaySettings
-from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan, serve_stream
+from model_orchestrator.gateway.streaming import StreamPlan, serve_stream
 from model_orchestrator.orchestrator.access import browser_guard, without_hosts, without_hosts_in
 
 if TYPE_CHECKING:
-    from model_orchestrator.core.result import OrchestrationResult
     from model_orchestrator.orchestrator import Orchestrator
 
 HEADER = "x-orchestrator-"
@@ -59,32 +59,24 @@ class _Validated(Protocol):
 class _Routes:
     orch: Orchestrator
     settings: GatewaySettings
-    finished: FinishedRequests
+    formats: FormatRoutes
     document: dict[str, object]
-    budgets: KeyBudgets | None
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request)
-        principal = request[PRINCIPAL_KEY]
-        require_model(principal, body.model)
-        request_id = request[REQUEST_ID_KEY]
+        request_id, key_id = FormatRoutes.allow(request, body.model)
         chat = to_chat_request(
             body,
             request_id=request_id,
-            api_key_id=principal.key_id,
+            api_key_id=key_id,
             max_tokens_ceiling=self.settings.limits.max_tokens,
         )
-        budgets = self.budgets
-        reservation = await budgets.reserve(principal, body.model, chat) if budgets else None
-        self.finished.watch(request_id)
-        try:
-            if body.stream:
-                return await self._stream(request, body, chat)
-            return await self._complete(body, chat, operator=principal.master)
-        finally:
-            event = self.finished.pop(request_id)
-            if budgets is not None:
-                await budgets.settle(reservation, event.cost if event is not None else 0.0)
+        answer: Callable[[], Awaitable[web.StreamResponse]]
+        if body.stream:
+            answer = functools.partial(self._stream, request, body, chat)
+        else:
+            answer = functools.partial(self._complete, body, chat, operator=request[PRINCIPAL_KEY].master)
+        return await self.formats.within_budget(request, body.model, chat, answer)
 
     async def _complete(self, body: ChatRequestBody, chat: ChatRequest, *, operator: bool) -> web.Response:
         timeout = self.settings.limits.request_timeout
@@ -92,7 +84,7 @@ class _Routes:
         answer = completion_body(result, completion_id=f"chatcmpl-{chat.request_id}")
         if not operator:  # a key holder learns which step failed, never where it runs
             answer["orchestrator"] = without_hosts_in(answer["orchestrator"])
-        return web.json_response(answer, headers=_metadata_headers(result), dumps=_dumps)
+        return json_answer(answer, headers=metadata_headers(result))
 
     async def _stream(
         self, request: web.Request, body: ChatRequestBody, chat: ChatRequest
@@ -102,11 +94,11 @@ class _Routes:
             request_id=request_id,
             requested=body.model,
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
-            headers={REQUEST_ID: request_id, f"{HEADER}requested": _header_safe(body.model)},
+            headers={REQUEST_ID: request_id, f"{HEADER}requested": header_safe(body.model)},
             operator=request[PRINCIPAL_KEY].master,
         )
-        deltas = self.orch.stream(chat, model=body.model, timeout=self.settings.limits.request_timeout)
-        return await serve_stream(request, deltas, plan, self.finished)
+        stream = self.orch.stream(chat, model=body.model, timeout=self.settings.limits.request_timeout)
+        return await serve_stream(request, stream, plan)
 
     async def _body(self, request: web.Request) -> ChatRequestBody:
         limits = self.settings.limits
@@ -232,7 +224,8 @@ def build_app(
     app.on_response_prepare.append(hide_server_banner)
     finished = FinishedRequests()
     unsubscribe = orch.events.subscribe(finished)
-    routes = _Routes(orch, settings, finished, {}, budgets)
+    formats = FormatRoutes(orch, settings, finished, budgets)
+    routes = _Routes(orch, settings, formats, {})
     configured = [i.name for i in orch.models() if i.usable and i.source == "config"]
     routes.document.update(openapi_document(settings, configured, admin=keys is not None))
     document_feedback(routes.document)
@@ -240,7 +233,6 @@ def build_app(
     document_responses(routes.document, settings.limits.max_tokens)
     document_middleware_statuses(routes.document)
     app.router.add_post("/v1/chat/completions", routes.chat_completions)
-    formats = FormatRoutes(orch, settings, finished, budgets)
     add_messages_routes(app, formats)
     add_responses_route(app, formats)
     app.router.add_get("/v1/models", routes.list_models)
@@ -259,21 +251,6 @@ def build_app(
 
     app.on_cleanup.append(on_cleanup)
     return app
-
-
-def _metadata_headers(result: OrchestrationResult) -> dict[str, str]:
-    cost = "unknown" if result.cost is None else f"{result.cost:.10f}".rstrip("0").rstrip(".") or "0"
-    return {
-        f"{HEADER}model-used": _header_safe(result.model_used),
-        f"{HEADER}strategy": _header_safe(result.strategy),
-        f"{HEADER}cost": cost,
-        f"{HEADER}requested": _header_safe(str(result.metadata.get("requested", ""))),
-    }
-
-
-def _header_safe(value: str) -> str:
-    """Printable ASCII only: a header never carries a line break or a character HTTP cannot encode."""
-    return "".join(c if " " <= c <= "~" else "?" for c in value)
 
 
 def _flag(value: str | None, name: str) -> bool:

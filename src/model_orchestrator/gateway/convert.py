@@ -16,7 +16,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import to_json
 
-from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.request import ChatRequest, ContextOverflow, ResponseFormat
 from model_orchestrator.core.response import FinishReason
 from model_orchestrator.core.result import OrchestrationResult
@@ -239,15 +238,3 @@ class ChunkEncoder:
         if usage is None:
             return self._head + b"[]}\n\n"
         return self._head + b'[],"usage":' + to_json(usage, exclude_none=True) + b"}\n\n"
-
-
-def leaf_model(explanation: Explanation | None, requested: str) -> str:
-    """The model whose answer a strategy returned (the requested name for a plain model)."""
-    chosen = requested
-    while explanation is not None and explanation.chosen is not None:
-        chosen = explanation.chosen
-        explanation = next(
-            (s.explanation for s in explanation.steps if s.model == chosen and s.explanation is not None),
-            None,
-        )
-    return chosen

@@ -6,7 +6,10 @@ charge, so nothing is counted twice). The estimate is the façade's upper bound 
 strategy; the settlement is the request's real cost, every attempt included (failed ones too). A key over
 its budget gets 429 ``insufficient_quota`` (the Chat Completions convention) with ``x-should-retry: false``.
 A request whose estimate is unknown (a model without a price, an inline strategy) still needs room left;
-a request whose real cost is unknown is not counted and is logged (give every model a price).
+a request whose real cost is unknown is not counted and is logged (give every model a price). The real cost
+comes from the request's ``RequestFinished`` event (``FinishedRequests``): a request that failed has no
+result to read it from, and its failed attempts still count. Requests on keys without a budget are not
+watched.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from model_orchestrator.core.budget import BudgetKeeper, BudgetLimit, Period, Reservation
 from model_orchestrator.core.errors import BudgetExceededError
+from model_orchestrator.core.events import Event, RequestFinished
 from model_orchestrator.core.money import usd
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.gateway.errors import GatewayError
@@ -28,6 +32,26 @@ Estimator = Callable[[str, ChatRequest], float | None]
 _NO_RETRY = {"x-should-retry": "false"}
 _MIN_HOLD = 1e-9  # a free request still needs room: an exhausted budget refuses it
 _log = logging.getLogger(__name__)
+
+
+class FinishedRequests:
+    """An event sink keeping the ``RequestFinished`` of the requests it watches (budgeted ones), whose cost
+    of every attempt is known once they end, failed or not."""
+
+    def __init__(self) -> None:
+        self._watched: dict[str, RequestFinished | None] = {}
+
+    def watch(self, request_id: str) -> None:
+        """Keep ``request_id``'s ``RequestFinished`` when it comes."""
+        self._watched[request_id] = None
+
+    def pop(self, request_id: str) -> RequestFinished | None:
+        """Stop watching ``request_id``; its ``RequestFinished`` if it came."""
+        return self._watched.pop(request_id, None)
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, RequestFinished) and event.request_id in self._watched:
+            self._watched[event.request_id] = event
 
 
 class KeyBudgets:

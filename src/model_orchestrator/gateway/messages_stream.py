@@ -12,7 +12,7 @@ Reference: the streaming page linked from ``wire.messages``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -20,17 +20,11 @@ from aiohttp import web
 from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.tools import ToolCallDelta
 from model_orchestrator.core.usage import Usage
-from model_orchestrator.gateway.event_stream import (
-    every_delta,
-    held_stream,
-    remember,
-    sse_event,
-    stream_metadata,
-)
+from model_orchestrator.gateway.event_stream import held_stream, remember, sse_event
 from model_orchestrator.gateway.messages_convert import stop_reason, wire_usage
 from model_orchestrator.gateway.messages_errors import error_event
-from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan
-from model_orchestrator.orchestrator.access import without_hosts_in
+from model_orchestrator.gateway.streaming import StreamPlan, stream_metadata
+from model_orchestrator.orchestrator import StreamHandle
 
 
 @dataclass(slots=True)
@@ -97,14 +91,11 @@ class _Blocks:
 
 
 async def serve_message_stream(
-    request: web.Request,
-    deltas: AsyncIterator[StreamDelta],
-    plan: StreamPlan,
-    finished: FinishedRequests,
+    request: web.Request, stream: StreamHandle, plan: StreamPlan
 ) -> web.StreamResponse:
-    """Serve ``deltas`` as the Messages format's events; raises, before anything is sent, when they fail
-    before their first content. ``finished`` must be watching the request."""
-    async with held_stream(request, deltas, plan.headers) as (response, held, rest):
+    """Serve the façade's ``stream`` as the Messages format's events; raises, before anything is sent, when
+    it fails before its first content."""
+    async with held_stream(request, stream, plan.headers) as (writer, deltas):
         message: dict[str, object] = {
             "id": f"msg_{plan.request_id}",
             "type": "message",
@@ -115,29 +106,32 @@ async def serve_message_stream(
             "stop_sequence": None,
             "usage": wire_usage(Usage()),
         }
-        await response.write(sse_event("message_start", {"type": "message_start", "message": message}))
-        await response.write(sse_event("ping", {"type": "ping"}))
+        writer.add(
+            sse_event("message_start", {"type": "message_start", "message": message}),
+            sse_event("ping", {"type": "ping"}),
+        )
         blocks, last = _Blocks(), StreamDelta()
         try:
-            async for delta in every_delta(held, rest):
-                events = blocks.text(delta.text) if delta.text else []
+            async for delta in writer.each(deltas):
+                if delta.text:
+                    writer.add(*blocks.text(delta.text))
                 for piece in delta.tool_calls:
-                    events += blocks.tool(piece)
-                if events:
-                    await response.write(b"".join(events))
+                    writer.add(*blocks.tool(piece))
                 last = remember(delta, last)
         except (ConnectionResetError, web.HTTPException):
             raise
         except Exception as exc:  # noqa: BLE001 - whatever broke the stream is reported in it, then it ends
-            await response.write(error_event(exc, operator=plan.operator))
-            return response
-        metadata = stream_metadata(plan, last, finished.get(plan.request_id))
+            await writer.end(error_event(exc, operator=plan.operator))
+            return writer.response
         closing = {
             "type": "message_delta",
             "delta": {"stop_reason": stop_reason(last.finish_reason), "stop_sequence": None},
             "usage": wire_usage(last.usage or Usage()),
-            "orchestrator": metadata if plan.operator else without_hosts_in(metadata),
+            "orchestrator": stream_metadata(plan, stream.result()),
         }
-        await response.write(b"".join(blocks.close()) + sse_event("message_delta", closing))
-        await response.write(sse_event("message_stop", {"type": "message_stop"}))
-        return response
+        await writer.end(
+            *blocks.close(),
+            sse_event("message_delta", closing),
+            sse_event("message_stop", {"type": "message_stop"}),
+        )
+        return writer.response

@@ -9,12 +9,11 @@ Chat Completions shape, as the format's SDKs expect.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
 
-from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.result import OrchestrationResult
 from model_orchestrator.gateway.responses_convert import (
     finished_output,
@@ -24,7 +23,8 @@ from model_orchestrator.gateway.responses_convert import (
 )
 from model_orchestrator.gateway.responses_stream import serve_response_stream
 from model_orchestrator.gateway.served import FormatRoutes, add_components
-from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan
+from model_orchestrator.gateway.streaming import StreamPlan
+from model_orchestrator.orchestrator import StreamHandle
 from model_orchestrator.wire.responses import ResponsesRequest
 
 PATH = "/v1/responses"
@@ -55,10 +55,8 @@ def add_responses_route(app: web.Application, routes: FormatRoutes) -> None:
                 finish=str(result.metadata.get("finish_reason") or "stop"),
             )
 
-        def stream(
-            deltas: AsyncIterator[StreamDelta], plan: StreamPlan, finished: FinishedRequests
-        ) -> Awaitable[web.StreamResponse]:
-            return serve_response_stream(request, deltas, body, plan, finished)
+        def stream(handle: StreamHandle, plan: StreamPlan) -> Awaitable[web.StreamResponse]:
+            return serve_response_stream(request, handle, body, plan)
 
         return await routes.answer(
             request, body.model, chat, stream=stream if body.stream else None, render=render

@@ -14,7 +14,7 @@ model used, cost of every attempt and explanation). A failure after the first co
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -23,16 +23,11 @@ from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.tools import ToolCall, ToolCallDelta
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.gateway.errors import from_exception
-from model_orchestrator.gateway.event_stream import (
-    every_delta,
-    held_stream,
-    remember,
-    sse_event,
-    stream_metadata,
-)
+from model_orchestrator.gateway.event_stream import held_stream, remember, sse_event
 from model_orchestrator.gateway.responses_convert import call_item, response_object, text_item
-from model_orchestrator.gateway.streaming import FinishedRequests, StreamPlan
-from model_orchestrator.orchestrator.access import without_hosts, without_hosts_in
+from model_orchestrator.gateway.streaming import StreamPlan, stream_metadata
+from model_orchestrator.orchestrator import StreamHandle
+from model_orchestrator.orchestrator.access import without_hosts
 from model_orchestrator.wire.responses import ResponsesRequest
 
 
@@ -152,28 +147,25 @@ class _Events:
 
 
 async def serve_response_stream(
-    request: web.Request,
-    deltas: AsyncIterator[StreamDelta],
-    body: ResponsesRequest,
-    plan: StreamPlan,
-    finished: FinishedRequests,
+    request: web.Request, stream: StreamHandle, body: ResponsesRequest, plan: StreamPlan
 ) -> web.StreamResponse:
-    """Serve ``deltas`` as the Responses format's events; raises, before anything is sent, when they fail
-    before their first content. ``finished`` must be watching the request."""
+    """Serve the façade's ``stream`` as the Responses format's events; raises, before anything is sent,
+    when it fails before its first content."""
     response_id, created = f"resp_{plan.request_id}", time.time()
-    async with held_stream(request, deltas, plan.headers) as (response, held, rest):
+    async with held_stream(request, stream, plan.headers) as (writer, deltas):
         events = _Events(response_id)
         start = response_object(body, response_id=response_id, created_at=created, status="in_progress")
-        await response.write(events.event("response.created", response=start))
-        await response.write(events.event("response.in_progress", response=start))
+        writer.add(
+            events.event("response.created", response=start),
+            events.event("response.in_progress", response=start),
+        )
         last = StreamDelta()
         try:
-            async for delta in every_delta(held, rest):
-                pieces = events.text(delta.text) if delta.text else []
+            async for delta in writer.each(deltas):
+                if delta.text:
+                    writer.add(*events.text(delta.text))
                 for piece in delta.tool_calls:
-                    pieces += events.tool(piece)
-                if pieces:
-                    await response.write(b"".join(pieces))
+                    writer.add(*events.tool(piece))
                 last = remember(delta, last)
         except (ConnectionResetError, web.HTTPException):
             raise
@@ -184,8 +176,8 @@ async def serve_response_stream(
                 body, response_id=response_id, created_at=created, status="failed", output=events.output()
             )
             failed["error"] = {"code": error.code or error.type, "message": message}
-            await response.write(events.event("response.failed", response=failed))
-            return response
+            await writer.end(events.event("response.failed", response=failed))
+            return writer.response
         closing = events.close()
         whole = response_object(
             body,
@@ -195,8 +187,7 @@ async def serve_response_stream(
             usage=last.usage or Usage(),
             finish=last.finish_reason,
         )
-        metadata = stream_metadata(plan, last, finished.get(plan.request_id))
-        whole["orchestrator"] = metadata if plan.operator else without_hosts_in(metadata)
+        whole["orchestrator"] = stream_metadata(plan, stream.result())
         name = "response.completed" if whole["status"] == "completed" else "response.incomplete"
-        await response.write(b"".join(closing) + events.event(name, response=whole))
-        return response
+        await writer.end(*closing, events.event(name, response=whole))
+        return writer.response

@@ -6,7 +6,7 @@ the sender and was the largest single cost of the streamed gateway: docs/decisio
 
 - the status line and headers leave with the first events, not in a write of their own;
 - events are buffered while the façade's stream has more ready, and written together just before the
-  gateway would wait for the next delta (``next``), so a burst of deltas read from one upstream packet is
+  gateway would wait for the next delta (``each``), so a burst of deltas read from one upstream packet is
   one write, and a slow upstream still sees each delta forwarded as soon as it arrives;
 - the last events and the end of the chunked body are one write (``end``).
 
@@ -43,7 +43,7 @@ class EventWriter:
         self.writes = 0  # socket writes made so far (the end's included)
 
     def add(self, *events: bytes) -> None:
-        """Queue ``events``; they are written at the next ``flush``, ``next`` that must wait, or ``end``."""
+        """Queue ``events``; they are written at the next ``flush``, wait in ``each``, or ``end``."""
         self._pending.extend(events)
 
     async def flush(self) -> None:
@@ -65,14 +65,30 @@ class EventWriter:
         await self.response.write_eof(data)
         self.writes += 1
 
-    async def next(self, items: AsyncIterator[T]) -> T:
-        """The next item of ``items`` (``StopAsyncIteration`` at its end); what is queued is written first
-        when the item is not ready yet, never while items keep coming without a wait."""
-        return await _FlushBeforeWaiting(items.__anext__(), self)
+    def each(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
+        """``items``, with what is queued written first whenever the next item is not ready yet (never
+        while items keep coming without a wait)."""
+        return _Flushing(items, self)
 
     async def _prepared(self) -> None:
         if not self.response.prepared:
             await self.response.prepare(self._request)
+
+
+class _Flushing(Generic[T]):
+    """``items`` as ``EventWriter.each`` passes them on (no frame of its own per item)."""
+
+    __slots__ = ("_items", "_writer")
+
+    def __init__(self, items: AsyncIterator[T], writer: EventWriter) -> None:
+        self._items = items
+        self._writer = writer
+
+    def __aiter__(self) -> _Flushing[T]:
+        return self
+
+    def __anext__(self) -> _FlushBeforeWaiting[T]:
+        return _FlushBeforeWaiting(self._items.__anext__(), self._writer)
 
 
 class _FlushBeforeWaiting(Generic[T]):
