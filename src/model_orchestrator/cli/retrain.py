@@ -32,12 +32,13 @@ def train_from_ledger(
     *,
     seed: int,
     force: bool,
+    with_shipped_data: bool = False,
     folds: int = 5,
 ) -> None:
     """The whole ``--from-ledger`` run (see the module docstring); ``output`` None: the configured file."""
     from model_orchestrator.orchestrator import Orchestrator
     from model_orchestrator.orchestrator.retraining import compare, examples_from_labels, strong_tier
-    from model_orchestrator.routing.dataset import load_examples
+    from model_orchestrator.routing.dataset import families, load_examples, shipped_examples
 
     orch = Orchestrator.from_config(config)
     labelled = asyncio.run(_labelled(orch))
@@ -45,6 +46,11 @@ def train_from_ledger(
     made = examples_from_labels(labelled, strong_tier(tiers))
     _describe(made, orch.config.ledger.store_prompts)
     prior = [e for path in prior_files for e in load_examples(path)]
+    if with_shipped_data:
+        prior += shipped_examples()
+    if prior:
+        sizes = ", ".join(f"{name} {sum(e.family == name for e in prior)}" for name in families(prior))
+        click.echo(f"prior: {len(prior)} labelled prompts ({sizes}), trained on in every fold, never scored")
     comparison = compare(made.examples, orch.router(), prior=prior, folds=folds, seed=seed)
     click.echo(
         f"{comparison.folds}-fold cross-validated APGR on your {comparison.examples} labelled requests: "

@@ -167,6 +167,12 @@ def _pct(value: float | None) -> str:
     help="Train on the ledger's outcome labels (feedback, cascade and validation verdicts); write the "
     "router only if it beats the current one by cross-validation.",
 )
+@click.option(
+    "--with-shipped-data",
+    is_flag=True,
+    help="Also train on the data the packaged router was trained on (RouteLLM-derived MMLU, GSM8K, "
+    "MT-Bench); with --from-ledger it is a prior, not scored.",
+)
 @click.option("--force", is_flag=True, help="With --from-ledger: write the new router even if it loses.")
 @click.option(
     "--output",
@@ -183,6 +189,7 @@ def train_router_command(
     ctx: click.Context,
     data_files: tuple[str, ...],
     from_ledger: bool,
+    with_shipped_data: bool,
     force: bool,
     output: str,
     l2: float | None,
@@ -196,16 +203,23 @@ def train_router_command(
 
         given = ctx.get_parameter_source("output") is not click.core.ParameterSource.DEFAULT
         train_from_ledger(
-            ctx.obj["config"], data_files, Path(output) if given else None, seed=seed, force=force
+            ctx.obj["config"],
+            data_files,
+            Path(output) if given else None,
+            seed=seed,
+            force=force,
+            with_shipped_data=with_shipped_data,
         )
         return
-    if not data_files:
-        raise click.UsageError("give --data FILE (labelled prompts) or --from-ledger")
+    if not data_files and not with_shipped_data:
+        raise click.UsageError("give --data FILE (labelled prompts), --with-shipped-data or --from-ledger")
 
-    from model_orchestrator.routing.dataset import load_examples
+    from model_orchestrator.routing.dataset import load_examples, shipped_examples
     from model_orchestrator.routing.training import TrainingSettings, train_router
 
     examples = [e for path in data_files for e in load_examples(path)]
+    if with_shipped_data:
+        examples += shipped_examples()
     settings = TrainingSettings(seed=seed)
     if l2 is not None:
         settings = replace(settings, l2=l2)

@@ -17,7 +17,8 @@ From labels to examples, per labelled request whose prompt the ledger stored (``
   request says nothing about the weak model and is left out.
 
 The comparison scores only the user's requests: the candidate cross-validated (each fold trained on the
-other folds plus any prior data), the current router as it is (it never saw them). The metric is
+other folds plus all of the prior data: files given with ``--data``, the package's own data with
+``--with-shipped-data``), the current router as it is (it never saw them). The metric is
 RouteLLM's APGR with the weak model's quality as 0 and the gain as the strong model's: for requests with
 both scores that is exactly APGR, and it extends to one-sided labels.
 """
@@ -133,8 +134,8 @@ def compare(
             "nothing to route by; label answers of weaker models too"
         )
     folds = max(2, min(folds, len(examples)))
-    every = [*examples, *prior]
-    candidate = cross_validated_scores(every, folds, seed, TrainingSettings(calibration_folds=0))
+    settings = TrainingSettings(calibration_folds=0)
+    candidate = cross_validated_scores(examples, folds, seed, settings, prior=prior)
     weak = [0.0] * len(examples)
 
     def apgr(name: str, scores: Sequence[float]) -> float | None:
@@ -146,7 +147,7 @@ def compare(
         folds=folds,
         current=f"{current.name} ({name})" if name != current.name else current.name,
         current_apgr=apgr("current", [current.strong_score(e.prompt) for e in examples]),
-        candidate_apgr=apgr("candidate", candidate[: len(examples)]),
+        candidate_apgr=apgr("candidate", candidate),
     )
 
 

@@ -5,18 +5,26 @@ dev data, or anyone's own labelled traffic). Per line: ``prompt`` (required); th
 ``weak_score``/``strong_score`` (any scale), else ``weak_correct``/``strong_correct`` (booleans), else
 ``label`` (1: the strong model was needed); optionally the task family as ``benchmark``/``family``/
 ``domain`` and the weak model's answer as ``weak_response``. It does not train or evaluate.
+
+The package ships the data its router was trained on (``shipped_examples``): the RouteLLM-derived dev
+split's prompts and scores, without the answers (1.1 MB gzipped), so that ``train-router
+--with-shipped-data`` can use it as a prior beside the user's own labels.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from model_orchestrator.core.errors import ConfigError
 
 DEFAULT_FAMILY = "default"
+SHIPPED_DATA = "shipped_data.jsonl.gz"
 _FAMILY_FIELDS = ("benchmark", "family", "domain")
 
 
@@ -70,6 +78,18 @@ def load_examples(path: str | Path) -> list[RoutingExample]:
         raise ConfigError(f"routing data file not found: {file}")
     # Not ``splitlines()``: it also splits at U+2028 and friends, which JSON strings may hold verbatim.
     return list(parse_lines(file.read_text(encoding="utf-8").split("\n"), str(file)))
+
+
+def shipped_examples() -> list[RoutingExample]:
+    """The examples the packaged router was trained on (the dev split's MMLU, GSM8K and MT-Bench)."""
+    try:
+        packed = resources.files("model_orchestrator.routing").joinpath(SHIPPED_DATA).read_bytes()
+        text = gzip.decompress(packed).decode("utf-8")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"the package's routing data ({SHIPPED_DATA}) is missing or damaged: reinstall model-orchestrator"
+        ) from exc
+    return list(parse_lines(text.split("\n"), f"package:{SHIPPED_DATA}"))
 
 
 def parse_lines(lines: Iterable[str], source: str) -> Iterable[RoutingExample]:

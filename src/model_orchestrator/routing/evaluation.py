@@ -288,11 +288,17 @@ def held_out_scores(
 
 
 def cross_validated_scores(
-    examples: Sequence[RoutingExample], folds: int, seed: int, settings: TrainingSettings
+    examples: Sequence[RoutingExample],
+    folds: int,
+    seed: int,
+    settings: TrainingSettings,
+    *,
+    prior: Sequence[RoutingExample] = (),
 ) -> list[float]:
     """Every example's learned gain from a router trained, on all the data but its fold, with the real
-    trainer."""
-    return held_out_scores(examples, cross_validation_folds(len(examples), folds, seed), settings)["learned"]
+    trainer; ``prior`` examples are in every fold's training data and are never scored."""
+    held = cross_validation_folds(len(examples), folds, seed)
+    return held_out_scores([*examples, *prior], held, settings)["learned"][: len(examples)]
 
 
 def leave_one_family_out_scores(
