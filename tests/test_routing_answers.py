@@ -11,6 +11,7 @@ from model_orchestrator.routing.answers import (
     final_number,
     format_problems,
     hedging,
+    unused_givens,
 )
 
 WORD_PROBLEM = "Tom has 3 bags with 4 apples each. How many apples does he have?"
@@ -51,6 +52,17 @@ def test_the_combined_check_rises_with_each_problem() -> None:
     assert 0.0 <= clean < wrong_sum < no_answer <= 1.0
     points = answer_check_points(WORD_PROBLEM, "<<3*4=12>>12 apples\n#### 12.5")
     assert points["mismatch"] == 1.0 and points["odd_count"] == 1.0
+
+
+def test_an_answer_that_ignores_given_numbers_counts_against_it() -> None:
+    prompt = "Tom has 3 bags with 4 apples each and gives away 1,200 grams. How many apples does he have?"
+    assert unused_givens(prompt, "3 x 4 = 12 apples; the 1200 grams do not matter.\n#### 12") == 0.0
+    assert unused_givens(prompt, "He has 12 apples.\n#### 12") == 1.0
+    assert unused_givens(prompt, "3 bags make 3 apples.\n#### 3") == pytest.approx(2 / 3)
+    choice = "How many protons are in 2 neon atoms?\nA. 8\nB. 10\nC. 20\nD. 18"
+    assert unused_givens(choice, "C") == 0.0  # multiple choice: the answer is a letter
+    assert unused_givens("How many legs does a spider have?", "#### 8") == 0.0  # nothing given
+    assert answer_check_points(prompt, "He has 12 apples.\n#### 12")["unused_givens"] == 1.0
 
 
 def test_unknown_scorers_are_refused() -> None:

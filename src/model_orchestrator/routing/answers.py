@@ -8,7 +8,9 @@ as ``--scorer answer-check`` and friends). Checks:
 - ``hedging``: hedges, second thoughts and refusals ("I'm not sure", "let me recalculate", "cannot");
 - ``arithmetic``: the worked arithmetic holds (``<<6*7=42>>`` calculator notes, ``6 x 7 = 42``), the
   final answer is the last result computed, and a count is not fractional or negative;
-- ``answer-check``: all three, weighted (weights chosen on the dev split's word problems; docs/decisions.md);
+- ``answer-check``: all three, weighted, plus the share of a word problem's given numbers that the answer
+  never mentions (an answer that ignores a quantity the question gives is often wrong); weights chosen
+  on the dev split's word problems (docs/decisions.md);
 - ``answer-check+learned``: ``answer-check`` plus the learned router's predicted gain for the prompt, so
   a hard prompt needs less evidence against its answer to escalate (``PromptAwareAnswerScorer``).
 Self-consistency (agreement of two cheap samples) and token log-probabilities need live calls: they are
@@ -31,6 +33,7 @@ _EQUATION = re.compile(
 )
 _CHOICE_PROMPT = re.compile(r"(?m)^\s*\(?[A-D][.)]\s")
 _CHOICE_ANSWER = re.compile(r"(?<![A-Za-z])\(?([A-D])\)?(?![A-Za-z])")
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
 _QUANTITY_QUESTION = re.compile(r"\bhow (many|much)\b", re.IGNORECASE)
 _HEDGES = re.compile(
     r"\b(not sure|i think|might be|maybe|perhaps|possibly|unclear|i assume|assuming|approximately|"
@@ -45,7 +48,14 @@ _OPERATORS: dict[type, Callable[[float, float], float]] = {
     ast.Div: operator.truediv,
     ast.Pow: operator.pow,
 }
-ANSWER_CHECK_WEIGHTS = {"format": 3.0, "arithmetic": 2.0, "mismatch": 0.5, "odd_count": 1.0, "hedging": 0.5}
+ANSWER_CHECK_WEIGHTS = {
+    "format": 3.0,
+    "arithmetic": 2.0,
+    "mismatch": 0.5,
+    "odd_count": 1.0,
+    "hedging": 0.5,
+    "unused_givens": 1.5,
+}
 
 
 def format_problems(prompt: str, answer: str) -> float:
@@ -77,6 +87,18 @@ def arithmetic_errors(answer: str) -> int:
     )
 
 
+def unused_givens(prompt: str, answer: str) -> float:
+    """For a word problem (not multiple choice), the share of the distinct numbers in the prompt that
+    the answer never mentions; 0 for other prompts and for prompts without numbers."""
+    if len(_CHOICE_PROMPT.findall(prompt)) >= 2 or not _is_word_problem(prompt):
+        return 0.0
+    given = _numbers(prompt)
+    if not given:
+        return 0.0
+    mentioned = _numbers(answer)
+    return sum(1 for value in given if value not in mentioned) / len(given)
+
+
 def final_number(answer: str) -> float | None:
     """The stated final answer (``#### 42``, "the answer is 42", ``\\boxed{42}``), if any."""
     found = _FINAL.findall(answer)
@@ -98,6 +120,7 @@ def answer_check_points(prompt: str, answer: str) -> dict[str, float]:
             and (final < 0 or final % 1 != 0)
         ),
         "hedging": float(hedging(answer)),
+        "unused_givens": unused_givens(prompt, answer),
     }
 
 
@@ -155,6 +178,11 @@ def _parses_as_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _numbers(text: str) -> set[float]:
+    """The distinct numbers written in digits in ``text`` (``1,200`` is 1200)."""
+    return {value for found in _NUMBER.findall(text) if (value := _number(found)) is not None}
 
 
 def _number(text: str) -> float | None:
