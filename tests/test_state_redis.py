@@ -23,7 +23,7 @@ from model_orchestrator.resilience.request_log import RequestLog, learn_from_sna
 from model_orchestrator.resilience.shared_state import FailoverStateStore
 from model_orchestrator.resilience.sliding_window import Slot, WindowLog
 from model_orchestrator.resilience.state_codec import default_codec
-from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore
+from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore, WindowTake
 from model_orchestrator.testing import FakeClock, ScriptedModel
 
 REQUEST = ChatRequest.from_prompt("hello", request_id="req-1")
@@ -92,6 +92,33 @@ async def test_take_window_counts_refuses_and_gives_back(
     assert not never.taken and never.ready_at is None
     later = await store.take_window("tpm:x", kind="units", now=now + 61, limit=30, amount=30)
     assert later.taken
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_take_windows_counts_every_window_or_none(
+    kind: str, open_store: Callable[[str], StateStore]
+) -> None:
+    store, now = open_store(kind), 1_700_000_000.5
+
+    def both(tokens: int) -> list[WindowTake]:
+        return [WindowTake("rpm:y", "requests", 3, 1), WindowTake("tpm:y", "units", 100, tokens)]
+
+    rpm, tpm = await store.take_windows(both(60), now=now)
+    assert (
+        rpm.taken and tpm.taken and rpm.slot == tpm.slot == 1_700_000_000 and rpm.previous_last_sent is None
+    )
+    rpm, tpm = await store.take_windows(both(60), now=now + 1)  # the tokens do not fit: nothing counted
+    assert not rpm.taken and rpm.ready_at == now + 1
+    assert not tpm.taken and tpm.ready_at == pytest.approx(now + 60, abs=1e-3)
+    rpm, tpm = await store.take_windows(both(101), now=now + 1)
+    assert tpm.ready_at is None  # never fits
+    rpm, tpm = await store.take_windows(both(40), now=now + 1)  # the refused calls took no request slot
+    assert rpm.taken and tpm.taken and rpm.previous_last_sent == pytest.approx(now, abs=1e-3)
+    assert (await store.take_window("rpm:y", kind="requests", now=now + 2, limit=3, amount=1)).taken
+    refused = await store.take_windows(both(0), now=now + 2)  # now the requests are full
+    assert [g.taken for g in refused] == [False, False] and refused[0].ready_at == pytest.approx(
+        now + 60, abs=1e-3
+    )
 
 
 @pytest.mark.parametrize("kind", STORES)

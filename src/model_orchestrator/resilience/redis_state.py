@@ -36,7 +36,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,7 +49,12 @@ from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.resilience.redis_scripts import ADJUST, SWAP, TAKE
 from model_orchestrator.resilience.state_codec import StateCodec, default_codec
-from model_orchestrator.resilience.state_store import StateContentionError, WindowGrant, WindowKind
+from model_orchestrator.resilience.state_store import (
+    StateContentionError,
+    WindowGrant,
+    WindowKind,
+    WindowTake,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -191,18 +196,30 @@ class RedisStateStore:
     async def take_window(
         self, key: str, *, kind: WindowKind, now: float, limit: int | None, amount: int
     ) -> WindowGrant:
-        name = self._prefix + key
-        self._forget(name)  # the script changes it: an update must not start from a cached value
-        args = [kind, repr(now), "" if limit is None else str(limit), str(amount)]
-        for index, delta in self._adjusts.pop(name, {}).items():  # held corrections go first, atomically
-            args += [str(index), str(delta)]
-        reply = await self._call(self._take(keys=[name], args=args))
+        return (await self.take_windows([WindowTake(key, kind, limit, amount)], now=now))[0]
+
+    async def take_windows(self, takes: Sequence[WindowTake], *, now: float) -> tuple[WindowGrant, ...]:
+        names, args = [], [repr(now)]
+        for take in takes:
+            name = self._prefix + take.key
+            self._forget(name)  # the script changes it: an update must not start from a cached value
+            held = self._adjusts.pop(name, {})  # corrections held back go first, in the same step
+            names.append(name)
+            limit = "" if take.limit is None else str(take.limit)
+            args += [take.kind, limit, str(take.amount), str(len(held))]
+            args += [str(part) for pair in held.items() for part in pair]
+        reply = await self._call(self._take(keys=names, args=args))
         fields = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
-        if fields[0] != "1":
-            return WindowGrant(False, ready_at=float(fields[1]) if fields[1] else None)
-        slot = int(fields[1]) if fields[1] else None
-        previous = float(fields[2]) if fields[2] else None
-        return WindowGrant(True, slot, previous)
+        replies = [fields[i : i + 3] for i in range(0, len(fields), 3)]
+        if all(fits == "1" for fits, _, _ in replies):
+            return tuple(
+                WindowGrant(True, int(slot) if slot else None, float(previous) if previous else None)
+                for _, slot, previous in replies
+            )
+        return tuple(
+            WindowGrant(False, ready_at=now if fits == "1" else float(ready) if ready else None)
+            for fits, ready, _ in replies
+        )
 
     async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
         held = self._adjusts.setdefault(self._prefix + key, {})

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Literal, TypeVar
 
 from model_orchestrator.core.clock import Clock
@@ -34,6 +35,7 @@ from model_orchestrator.resilience.state_store import (
     StateStore,
     WindowGrant,
     WindowKind,
+    WindowTake,
 )
 
 _log = logging.getLogger(__name__)
@@ -73,8 +75,8 @@ class FailoverStateStore:
         self._retry_interval = retry_interval
         self._down = False
         self._retry_at = 0.0
-        # A read the shared store can answer from its own cache (``RedisStateStore.cached``) skips the
-        # deadline machinery: it cannot wait on anything.
+        # A read (or an update that changes nothing) the shared store can answer from its own cache
+        # (``RedisStateStore.cached``) skips the deadline machinery: it cannot wait on anything.
         self._cached: Callable[[str], tuple[bool, object | None]] | None = getattr(shared, "cached", None)
 
     def __repr__(self) -> str:
@@ -96,9 +98,19 @@ class FailoverStateStore:
         return await self._run(lambda store: store.get(key))
 
     async def update(self, key: str, change: Callable[[S | None], tuple[S, R]]) -> R:
+        if self._cached is not None and not self._down:
+            hit, value = self._cached(key)
+            if hit:
+                new, result = change(value)  # type: ignore[arg-type]
+                if new == value:
+                    return result  # nothing to write (a closed breaker admitting a call)
         return await self._run(lambda store: store.update(key, change))
 
     async def record(self, key: str, change: Callable[[S | None], S]) -> None:
+        if not self._down:
+            # A record is held by the shared store and written later: it has nothing to wait for.
+            await self._shared.record(key, change)
+            return
         await self._run(lambda store: store.record(key, change))
 
     async def items(self, prefix: str) -> dict[str, object]:
@@ -107,14 +119,25 @@ class FailoverStateStore:
     async def take_window(
         self, key: str, *, kind: WindowKind, now: float, limit: int | None, amount: int
     ) -> WindowGrant:
-        local_limit = None if limit is None else max(1, limit // self._replicas)
+        local_limit = self._local_limit(limit)
         return await self._run(
             lambda store: store.take_window(key, kind=kind, now=now, limit=limit, amount=amount),
             lambda store: store.take_window(key, kind=kind, now=now, limit=local_limit, amount=amount),
         )
 
+    async def take_windows(self, takes: Sequence[WindowTake], *, now: float) -> tuple[WindowGrant, ...]:
+        local = [replace(t, limit=self._local_limit(t.limit)) for t in takes]
+        return await self._run(
+            lambda store: store.take_windows(takes, now=now),
+            lambda store: store.take_windows(local, now=now),
+        )
+
     async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
         await self._run(lambda store: store.adjust_window(key, slot=slot, delta=delta))
+
+    def _local_limit(self, limit: int | None) -> int | None:
+        """This process's share of ``limit`` while state is local."""
+        return None if limit is None else max(1, limit // self._replicas)
 
     async def aclose(self) -> None:
         """Close the shared store's connections (when it has any to close)."""

@@ -13,7 +13,7 @@ hosts, whose clocks must be synchronised). This module owns the interface and th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
@@ -46,6 +46,16 @@ class WindowGrant:
     slot: int | None = None
     previous_last_sent: float | None = None
     ready_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowTake:
+    """One window of a ``take_windows`` call: ``amount`` units under ``limit`` per minute at ``key``."""
+
+    key: str
+    kind: WindowKind
+    limit: int | None
+    amount: int
 
 
 class StateStore(Protocol):
@@ -83,6 +93,15 @@ class StateStore(Protocol):
         self, key: str, *, kind: WindowKind, now: float, limit: int | None, amount: int
     ) -> WindowGrant:
         """Atomically count ``amount`` units sent at ``now`` under ``limit`` per minute, if they fit."""
+        ...
+
+    async def take_windows(self, takes: Sequence[WindowTake], *, now: float) -> tuple[WindowGrant, ...]:
+        """``take_window`` for several windows (distinct keys) in one atomic step: all count, or none.
+
+        A rate limiter with rpm and tpm asks once (one round trip on a shared store) and has nothing to give
+        back when the second window is full. When any window refuses, nothing is counted: its grant says
+        when it may fit, and the windows that would have fitted answer ``ready_at=now``.
+        """
         ...
 
     async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
@@ -145,5 +164,23 @@ class MemoryStateStore:
     ) -> WindowGrant:
         return await self.update(key, lambda old: take_from(old, kind, now, limit, amount))
 
+    async def take_windows(self, takes: Sequence[WindowTake], *, now: float) -> tuple[WindowGrant, ...]:
+        planned = [take_from(self._values.get(t.key), t.kind, now, t.limit, t.amount) for t in takes]
+        return settled_takes(self._values, takes, planned, now)
+
     async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
         await self.update(key, lambda old: adjusted(old, slot, delta))
+
+
+def settled_takes(
+    values: dict[str, object],
+    takes: Sequence[WindowTake],
+    planned: Sequence[tuple[object, WindowGrant]],
+    now: float,
+) -> tuple[WindowGrant, ...]:
+    """The pure rule of ``take_windows``: store every planned value when all were taken, else none."""
+    if all(grant.taken for _, grant in planned):
+        for take, (value, _) in zip(takes, planned, strict=True):
+            values[take.key] = value
+        return tuple(grant for _, grant in planned)
+    return tuple(WindowGrant(False, ready_at=now) if grant.taken else grant for _, grant in planned)
