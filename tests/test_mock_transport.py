@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +14,7 @@ from model_orchestrator.core.errors import (
 )
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.transport import LineBuffer
 from model_orchestrator.providers.http import HttpTransport, Timeouts, Transport
 from model_orchestrator.providers.openai_compatible import OpenAICompatibleModel
 from model_orchestrator.testing import (
@@ -64,6 +66,25 @@ async def test_streamed_lines_are_framed_across_chunks_like_the_real_transport()
         lines = [line async for line in response.lines()]
     assert lines == [b"data: one", b"data: two", b"", b"data: three", b"last"]
     assert transport.requests[0].stream
+
+
+@pytest.mark.parametrize(
+    "body", [b"a\r\nb\rc\n\r\n\rd", b"\r\r\n\n", b"data: x\r", b"last\r\n", b"x\x0by\x0c\x1cz\n", b""]
+)
+def test_every_way_of_cutting_a_body_into_two_or_three_chunks_gives_the_same_lines(body: bytes) -> None:
+    expected = re.split(rb"\r\n|\r|\n", body)  # WHATWG line endings; the last piece is the unended tail
+    if not expected[-1]:
+        expected.pop()  # the body ended with a line ending
+    for first in range(len(body) + 1):
+        for second in range(first, len(body) + 1):
+            buffer = LineBuffer()
+            lines = [line for chunk in _cut(body, first, second) for line in buffer.feed(chunk)]
+            rest = buffer.rest()
+            assert [*lines, *([] if rest is None else [rest])] == expected, (first, second)
+
+
+def _cut(body: bytes, first: int, second: int) -> list[bytes]:
+    return [body[:first], body[first:second], body[second:]]
 
 
 async def test_a_passed_deadline_fails_before_the_handler_runs() -> None:

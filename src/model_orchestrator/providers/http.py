@@ -11,7 +11,6 @@ look at status codes (adapters classify those) and never sees a provider name: a
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -25,12 +24,9 @@ from model_orchestrator.core.errors import (
     RequestTimeoutError,
     UpstreamConnectionError,
 )
-from model_orchestrator.core.transport import HttpResponse, HttpStream, Timeouts, Transport
+from model_orchestrator.core.transport import HttpResponse, HttpStream, LineBuffer, Timeouts, Transport
 
 __all__ = ["HttpResponse", "HttpStream", "HttpTransport", "Timeouts", "Transport", "translate_client_error"]
-
-# WHATWG SSE accepts CRLF, LF and a lone CR as line endings.
-_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 class HttpTransport:
@@ -196,22 +192,16 @@ class _AiohttpStream:
             raise translate_client_error(exc, self._url) from exc
 
     async def lines(self) -> AsyncIterator[bytes]:
-        pending = b""
+        buffer = LineBuffer()
         try:
             async for chunk in self._resp.content.iter_any():
-                buffer = pending + chunk
-                # A trailing CR may be the first half of a CRLF split across chunks: hold it back.
-                held = b"\r" if buffer.endswith(b"\r") else b""
-                parts = _LINE_END.split(buffer[: len(buffer) - len(held)])
-                pending = parts.pop() + held
-                for line in parts:
+                for line in buffer.feed(chunk):
                     yield line
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise translate_client_error(exc, self._url) from exc
-        if pending.endswith(b"\r"):
-            yield pending[:-1]
-        elif pending:
-            yield pending
+        rest = buffer.rest()
+        if rest is not None:
+            yield rest
 
 
 def translate_client_error(exc: BaseException, url: str) -> ProviderError:

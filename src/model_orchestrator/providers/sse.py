@@ -22,50 +22,36 @@ class SseEvent:
     id: str | None = None
 
 
-class _Pending:
-    """The event being assembled between blank lines."""
-
-    __slots__ = ("data", "event", "last_id")
-
-    def __init__(self) -> None:
-        self.event: str | None = None
-        self.data: list[str] = []
-        self.last_id: str | None = None
-
-    def apply(self, name: str, value: str) -> None:
-        if name == "data":
-            self.data.append(value)
-        elif name == "event":
-            self.event = value or None
-        elif name == "id" and "\0" not in value:
-            self.last_id = value
-        # "retry" and unknown fields are ignored: reconnection is not ours to do.
-
-    def dispatch(self) -> SseEvent | None:
-        """The event to deliver at a blank line (None when no data arrived), resetting type and data."""
-        event = SseEvent(self.event, "\n".join(self.data), self.last_id) if self.data else None
-        self.event = None
-        self.data = []
-        return event
-
-
 async def iter_sse(lines: AsyncIterator[bytes]) -> AsyncIterator[SseEvent]:
     """The events of a stream of lines (without line endings).
 
     An event still open when the lines end is discarded, as the spec says: a stream cut off
-    mid-event must not look like a complete one.
+    mid-event must not look like a complete one. ``data`` lines, nearly every line of a model's
+    stream, are matched first.
     """
-    pending = _Pending()
+    event: str | None = None
+    data: list[str] = []
+    last_id: str | None = None
     first = True
     async for raw in lines:
         line = raw.decode("utf-8", errors="replace")
         if first:
             line = line.removeprefix(_BOM)
             first = False
-        if not line:
-            event = pending.dispatch()
-            if event is not None:
-                yield event
+        if line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+        elif not line:
+            if data:
+                yield SseEvent(event, data[0] if len(data) == 1 else "\n".join(data), last_id)
+                data = []
+            event = None
         elif not line.startswith(":"):
             name, sep, value = line.partition(":")
-            pending.apply(name, value.removeprefix(" ") if sep else "")
+            value = value.removeprefix(" ") if sep else ""
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value or None
+            elif name == "id" and "\0" not in value:
+                last_id = value
+            # "retry" and unknown fields are ignored: reconnection is not ours to do.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,13 +20,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import DeadlineExceededError, RequestTimeoutError, UpstreamConnectionError
-from model_orchestrator.core.transport import HttpResponse, HttpStream, Timeouts
+from model_orchestrator.core.transport import HttpResponse, HttpStream, LineBuffer, Timeouts
 from model_orchestrator.testing.fake_upstream.script import Fault, Reply, ScriptItem
 from model_orchestrator.testing.fake_upstream.server import WireFormat, available_formats
 from model_orchestrator.testing.fake_upstream.turn import kind_for_status
 
-# WHATWG SSE accepts CRLF, LF and a lone CR as line endings.
-_LINE_END = re.compile(rb"\r\n|\r|\n")
 _MALFORMED_BODY = b'{"id": "broken", "choices": [{"index": 0, "message": {"content": "'
 
 Body = bytes | Iterable[bytes] | AsyncIterable[bytes]
@@ -175,18 +172,13 @@ class _MockStream:
         return b"".join([chunk async for chunk in self._chunks])
 
     async def lines(self) -> AsyncIterator[bytes]:
-        pending = b""
+        buffer = LineBuffer()
         async for chunk in self._chunks:
-            buffer = pending + chunk
-            held = b"\r" if buffer.endswith(b"\r") else b""
-            parts = _LINE_END.split(buffer[: len(buffer) - len(held)])
-            pending = parts.pop() + held
-            for line in parts:
+            for line in buffer.feed(chunk):
                 yield line
-        if pending.endswith(b"\r"):
-            yield pending[:-1]
-        elif pending:
-            yield pending
+        rest = buffer.rest()
+        if rest is not None:
+            yield rest
 
     async def close(self) -> None:
         close = getattr(self._chunks, "aclose", None)
