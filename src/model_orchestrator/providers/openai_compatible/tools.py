@@ -21,7 +21,11 @@ from model_orchestrator.providers.json_reading import strict_int, strict_list, s
 
 def wire_message(message: Message) -> dict[str, Any]:
     """One request message; text-only turns stay ``{role, content: str}``."""
-    if message.tool_calls or message.tool_call_id is not None or message.images:
+    parts = message.parts
+    plain = message.tool_call_id is None and not message.tool_calls
+    if plain and len(parts) == 1 and isinstance(parts[0], TextPart):
+        return {"role": message.role.value, "content": parts[0].text}  # nearly every turn: checked first
+    if not plain or message.images:
         return _rich_message(message)
     return {"role": message.role.value, "content": message.text}
 
