@@ -1,26 +1,21 @@
-"""Budgets across requests: the ``BudgetKeeper`` reservation interface and the ``SpendMeter``.
+"""Budgets across requests: the ``BudgetKeeper`` reservation interface and its values.
 
 A guard in front of each deployment reserves a call's estimated cost (and one call against a provider's
 daily quota) on every budget that applies, before anything is sent; afterwards it settles the reservation
 with what was actually spent, or releases it. The keeper (the ledger implements it) makes reserve atomic
-across concurrent requests and processes. ``SpendMeter`` is how the guard learns what was actually spent:
-``ObservedModel`` charges every attempt's cost to the meter of the call it belongs to (a context variable,
-so concurrent calls on one deployment never mix). Per-request caps (``max_cost``) are not this module's
-job: ``request_scope`` owns those.
+across concurrent requests and processes. What a guarded call actually spent is the tally of its own
+``RequestScope.child`` (so concurrent calls on one deployment never mix). Per-request caps (``max_cost``)
+are not this module's job: ``request_scope`` owns those.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Unit = Literal["usd", "calls"]
 Period = Literal["day", "month"]
-
-_METER: ContextVar[SpendMeter | None] = ContextVar("model_orchestrator_spend_meter", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,38 +89,3 @@ class BudgetKeeper(Protocol):
     async def release(self, reservation: Reservation) -> None:
         """Give the held amounts back without charging anything."""
         ...
-
-
-@dataclass(slots=True)
-class SpendMeter:
-    """What one guarded call actually spent: USD of priced attempts, attempts made, unpriced attempts."""
-
-    usd: float = 0.0
-    calls: int = 0
-    unpriced: int = 0
-
-    def charge(self, cost: float | None) -> None:
-        """Count one finished upstream attempt."""
-        self.calls += 1
-        if cost is None:
-            self.unpriced += 1
-        else:
-            self.usd += cost
-
-
-@contextlib.contextmanager
-def metering(meter: SpendMeter) -> Iterator[SpendMeter]:
-    """Charge attempts made inside the ``with`` block to ``meter`` (set and reset in one step, so it is
-    safe around a single ``await`` inside an async generator)."""
-    token = _METER.set(meter)
-    try:
-        yield meter
-    finally:
-        _METER.reset(token)
-
-
-def charge_meter(cost: float | None) -> None:
-    """Charge one finished attempt to the current meter, if a guarded call is in progress."""
-    meter = _METER.get()
-    if meter is not None:
-        meter.charge(cost)

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from model_orchestrator.core.budget import charge_meter
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import OrchestratorError
 from model_orchestrator.core.events import AttemptFailed, AttemptStarted, AttemptSucceeded, EventBus
@@ -107,7 +106,7 @@ class ObservedModel(WrapperModel):
         attempt = uuid.uuid4().hex
         scope = current_scope()
         if scope is not None:
-            scope.attempts += 1
+            scope.record_attempt()
         self._bus.emit(
             AttemptStarted(
                 request_id=request.request_id or "",
@@ -178,7 +177,6 @@ class ObservedModel(WrapperModel):
 
 
 def _charge(model: str, cost: float | None) -> None:
-    charge_meter(cost)
     scope = current_scope()
     if scope is not None:
         scope.record_cost(model, cost)

@@ -1,13 +1,20 @@
-"""``RequestScope``: what one request may still spend, shared by every layer working on it.
+"""``RequestScope``: the one per-request state every layer reads and updates (tenacity's ``RetryCallState``
+for a whole request): attempts and failures against the attempt budget, spend against the cost cap, and
+the pauses deployments asked for.
 
-The façade opens a scope per request; strategies, retry wrappers and ``ObservedModel`` read and update it
-through a context variable, so nested layers share one attempt budget and one cost total instead of
-multiplying retries or losing spend. Tasks started inside the request inherit the same scope object.
+The façade opens a scope per request; strategies, retry, cooldown, ``ObservedModel`` and the budget guard
+read and update it through one context variable, so nested layers share one attempt budget and one cost
+total instead of multiplying retries or losing spend. Tasks started inside the request inherit the same
+scope object. A part of the request that must know its own spend (one budget-guarded call, while ensemble
+members run concurrently) runs in a ``child`` scope: its attempts count toward the request too.
 
 The attempt budget bounds *wasted* calls, never the calls a strategy plans: every failed upstream attempt
 uses one unit, and a retry of the same deployment is made only while a unit is left. A strategy's first
 call to each member (fallback members, ensemble members, pipeline stages) never needs one, so a large
 ensemble or a long pipeline runs whole, while a request whose deployments keep failing stops retrying.
+
+The deadline stays on ``ChatRequest.deadline`` (it travels with the request into every layer, on the
+injected clock). Not owned here: budgets across requests (``core.budget``), events (``core.events``).
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ class RequestScope:
 
     ``attempt_budget``: how many failed upstream attempts the request may make before retries stop
     (None: no limit). ``failures`` counts them per deployment and error type, to say what used it up;
-    ``attempts`` counts every upstream attempt made (``ObservedModel`` counts them).
+    ``attempts`` counts every upstream attempt made (``ObservedModel`` counts them). ``pauses`` holds, per
+    deployment, when a cooldown it started ends (the cooling wrapper's monotonic clock), so a retry waits
+    it out instead of hitting it. ``parent``: the scope a ``child`` also counts toward.
     """
 
     request_id: str
@@ -39,53 +48,99 @@ class RequestScope:
     attempt_costs: list[tuple[str, float | None]] = field(default_factory=list)
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)
     retries_refused: int = 0
+    pauses: dict[str, float] = field(default_factory=dict)
+    parent: RequestScope | None = field(default=None, repr=False)
+
+    def child(self) -> RequestScope:
+        """A scope for one part of this request with its own tally (attempts, spend, failures); everything
+        it records counts toward this scope too, and budget questions are answered by the request's."""
+        return RequestScope(self.request_id, self.attempt_budget, self.max_cost, parent=self)
+
+    @property
+    def root(self) -> RequestScope:
+        """The request's own scope (this one, unless it is a child)."""
+        scope = self
+        while scope.parent is not None:
+            scope = scope.parent
+        return scope
 
     @property
     def failed_attempts(self) -> int:
         """Failed upstream attempts so far (every deployment, every layer)."""
         return sum(self.failures.values())
 
+    def record_attempt(self) -> None:
+        """Count one upstream attempt as it starts."""
+        scope: RequestScope | None = self
+        while scope is not None:
+            scope.attempts += 1
+            scope = scope.parent
+
     def record_failure(self, deployment: str, error_type: str) -> None:
         """Count one upstream attempt that was made and failed."""
-        self.failures[(deployment, error_type)] += 1
+        scope: RequestScope | None = self
+        while scope is not None:
+            scope.failures[(deployment, error_type)] += 1
+            scope = scope.parent
+
+    def record_cost(self, model: str, cost: float | None) -> None:
+        """Add one finished attempt's cost (None: the price is unknown)."""
+        scope: RequestScope | None = self
+        while scope is not None:
+            scope.attempt_costs.append((model, cost))
+            if cost is None:
+                scope.unpriced_attempts += 1
+            else:
+                scope.spent += cost
+            scope = scope.parent
 
     def may_retry(self) -> bool:
-        """Whether the budget allows one more retry; a refusal is counted (for the error message)."""
-        if self.attempt_budget is None or self.failed_attempts < self.attempt_budget:
+        """Whether the request's budget allows one more retry; a refusal is counted (for the error
+        message)."""
+        root = self.root
+        if root.attempt_budget is None or root.failed_attempts < root.attempt_budget:
             return True
-        self.retries_refused += 1
+        root.retries_refused += 1
         return False
 
     def budget_used_up(self) -> str | None:
         """When the budget stopped a retry: what used it up, for error messages; else None."""
-        if not self.retries_refused:
+        root = self.root
+        if not root.retries_refused:
             return None
         per_deployment: dict[str, list[str]] = {}
-        for (deployment, error_type), count in sorted(self.failures.items()):
+        for (deployment, error_type), count in sorted(root.failures.items()):
             per_deployment.setdefault(deployment, []).append(f"{count}x {error_type}")
         used = "; ".join(f"{d}: {', '.join(kinds)}" for d, kinds in per_deployment.items())
+        refused = root.retries_refused
         return (
-            f"the request's attempt budget ({self.attempt_budget} failed attempts) was used up, so "
-            f"{self.retries_refused} retr{'y was' if self.retries_refused == 1 else 'ies were'} not made; "
+            f"the request's attempt budget ({root.attempt_budget} failed attempts) was used up, so "
+            f"{refused} retr{'y was' if refused == 1 else 'ies were'} not made; "
             f"failed attempts: {used} (raise resilience.max_attempts_per_request to allow more retries)"
         )
 
-    def record_cost(self, model: str, cost: float | None) -> None:
-        """Add one finished attempt's cost (None: the price is unknown)."""
-        self.attempt_costs.append((model, cost))
-        if cost is None:
-            self.unpriced_attempts += 1
-        else:
-            self.spent += cost
+    def pause(self, deployment: str, until: float) -> None:
+        """Record that ``deployment`` must not be called before ``until`` (a cooldown it started; the later
+        end wins)."""
+        pauses = self.root.pauses
+        current = pauses.get(deployment)
+        if current is None or until > current:
+            pauses[deployment] = until
+
+    def paused_for(self, deployment: str, now: float) -> float | None:
+        """Seconds left of ``deployment``'s recorded pause at ``now`` (None: none, or over)."""
+        until = self.root.pauses.get(deployment)
+        return None if until is None or until <= now else until - now
 
     @property
     def remaining_cost(self) -> float | None:
-        """USD left under ``max_cost`` (None: no cap)."""
-        return None if self.max_cost is None else self.max_cost - self.spent
+        """USD left under the request's ``max_cost`` (None: no cap)."""
+        root = self.root
+        return None if root.max_cost is None else root.max_cost - root.spent
 
     @property
     def total_cost(self) -> float | None:
-        """Everything spent so far, or None when some attempt had an unknown price."""
+        """Everything this scope spent so far, or None when some attempt had an unknown price."""
         return None if self.unpriced_attempts else self.spent
 
 
@@ -96,7 +151,8 @@ def current_scope() -> RequestScope | None:
 
 @contextlib.contextmanager
 def request_scope(scope: RequestScope) -> Iterator[RequestScope]:
-    """Make ``scope`` current for the code inside the ``with`` block (and tasks it starts)."""
+    """Make ``scope`` current for the code inside the ``with`` block (and tasks it starts); set and reset in
+    one step, so it is safe around a single ``await`` inside an async generator."""
     token = _CURRENT.set(scope)
     try:
         yield scope

@@ -7,7 +7,8 @@ settlement charges all of them. Before any upstream call it reserves the estimat
 budget that applies (global day/month, the request's category, its API key id) and one call on the
 provider's daily quota; a hard limit without room raises ``BudgetExceededError`` (``QuotaExceededError``)
 and nothing is sent. Whatever happens next (answer, error, cancellation, timeout), a ``finally``
-settles the reservation with the attempts' actual cost (``SpendMeter``) or releases it.
+settles the reservation with the attempts' actual cost (the tally of the call's own
+``RequestScope.child``, so concurrent calls of one request never mix) or releases it.
 Under a USD budget a model whose price is unknown is refused: nothing could keep the budget honest.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from model_orchestrator.core.budget import BudgetKeeper, Reservation, SpendMeter, metering
+from model_orchestrator.core.budget import BudgetKeeper, Reservation
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import BudgetExceededError
 from model_orchestrator.core.events import BudgetWarning, EventBus
@@ -24,7 +25,9 @@ from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.money import usd
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.request_scope import RequestScope, current_scope, request_scope
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import close_stream
 from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.ledger.limits import BudgetRules
 
@@ -57,32 +60,30 @@ class BudgetGuardModel(WrapperModel):
 
     async def complete(self, request: ChatRequest) -> Completion:
         reservation = await self._reserve(request)
-        meter = SpendMeter()
+        call = _call_scope(request)
         try:
-            with metering(meter):
+            with request_scope(call):
                 return await self.inner.complete(request)
         finally:
-            await self._finish(reservation, meter)
+            await self._finish(reservation, call)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         reservation = await self._reserve(request)
-        meter = SpendMeter()
+        call = _call_scope(request)
         deltas = self.inner.stream(request)
         try:
             while True:
-                # The meter is current only while the inner stream runs, never across our own yield.
-                with metering(meter):
+                # The call's scope is current only while the inner stream runs, never across our own yield.
+                with request_scope(call):
                     try:
                         delta = await anext(deltas)
                     except StopAsyncIteration:
                         break
                 yield delta
         finally:
-            close = getattr(deltas, "aclose", None)
-            if close is not None:
-                with metering(meter):
-                    await close()
-            await self._finish(reservation, meter)
+            with request_scope(call):
+                await close_stream(deltas)
+            await self._finish(reservation, call)
 
     async def _reserve(self, request: ChatRequest) -> Reservation | None:
         limits = self._rules.limits_for(request, self._provider)
@@ -121,10 +122,17 @@ class BudgetGuardModel(WrapperModel):
             )
         return reservation
 
-    async def _finish(self, reservation: Reservation | None, meter: SpendMeter) -> None:
+    async def _finish(self, reservation: Reservation | None, call: RequestScope) -> None:
         if reservation is None:
             return
-        if meter.calls:
-            await self._keeper.settle(reservation, usd=meter.usd, calls=meter.calls)
+        calls = len(call.attempt_costs)
+        if calls:
+            await self._keeper.settle(reservation, usd=call.spent, calls=calls)
         else:
             await self._keeper.release(reservation)
+
+
+def _call_scope(request: ChatRequest) -> RequestScope:
+    """The tally of one guarded call: a child of the request's scope (or a scope of its own outside one)."""
+    scope = current_scope()
+    return RequestScope(request.request_id or "") if scope is None else scope.child()

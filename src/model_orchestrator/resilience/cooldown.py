@@ -5,7 +5,8 @@ time wins), ``CooldownModel`` (the ``ChatModel`` wrapper that applies them for e
 store) and ``cooldown_until`` for inspection (``orchestrator health``). The state is one float under
 ``cooldown:<deployment>``: the end of the cooldown on the store's timebase (``StateStore.now``: wall time
 in a shared store, so every process and host sees the same expiry). It does not retry or wait:
-a cooling deployment is skipped at once with ``CoolingDownError`` so a strategy moves on.
+a cooling deployment is skipped at once with ``CoolingDownError`` so a strategy moves on. A cooldown it
+starts is also recorded in the request's ``RequestScope`` (``pause``), which the retry above reads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from model_orchestrator.core.errors import (
 from model_orchestrator.core.events import CooldownStarted, EventBus
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.stream_start import closing
 from model_orchestrator.core.wrapper import WrapperModel
@@ -156,9 +158,12 @@ class CooldownModel(WrapperModel):
             return new, (old, new)
 
         old, until = await self._store.update(_key(self._deployment), change)
-        # Tell the layers above how long the deployment is out, so a retry waits out the cooldown
-        # instead of hitting it (or moves on at once when that is too long) — never a wasted sleep.
-        error.retry_after = max(error.retry_after or 0.0, until - now)
+        # Tell the retry above how long the deployment is out (in the request's scope; the error stays
+        # as the provider sent it), so it waits out the cooldown instead of hitting it, or moves on at once
+        # when that is too long: never a wasted sleep.
+        scope = current_scope()
+        if scope is not None:
+            scope.pause(self._deployment, self._clock.monotonic() + (until - now))
         if old is not None and until <= old:
             return  # an existing, longer cooldown already covers this one
         seconds = until - now  # may exceed this error's own wait when an earlier cooldown ran longer

@@ -4,27 +4,32 @@ Owns which failures are retried (retryable ``ProviderError``s only; never a skip
 caller's own deadline, or a 400/401/403/404; and when the request has somewhere else to go,
 ``request.has_fallback``, never a timeout, 429 or overload: those go to the next option at once and the
 cooldown keeps later requests off this deployment), how long to wait (exponential backoff with jitter
-and a cap, but never less than the LATEST error's ``retry_after``), and when to give up (attempts per
-call, the request deadline, the request's shared attempt budget of failed attempts, a ``retry_after``
-too long to wait here). Empty answers (``empty_answer.is_empty``) and streams that end without text or a
-tool call count as retryable failures unless ``retry_on_empty`` is off.
+and a cap, but never less than the LATEST error's ``retry_after`` or the cooldown the layers inside
+recorded for this deployment in the request's ``RequestScope``), and when to give up (attempts per call,
+the request deadline, the request's shared attempt budget of failed attempts, a ``retry_after`` or
+cooldown too long to wait here). Empty answers (``empty_answer.is_empty``) and streams that end without
+text or a tool call count as retryable failures unless ``retry_on_empty`` is off.
 Every failed upstream attempt is charged to the request's attempt budget (``ObservedModel`` charges
 errors, this layer empty answers); a first attempt never needs budget, only a retry does. It does not decide
 cooldowns or circuits (the wrappers inside it do) or fall back to other models (strategies do).
 
-The loop is tenacity's ``AsyncRetrying``: our clock's sleep is injected, and the waits and stops are
-small tenacity policy objects (``_BackoffOrRetryAfter``, ``_StopAtDeadline``, ...) combined with ``|``.
+The waits and stops are small tenacity policy objects (``_BackoffOrRetryAfter``, ``_StopAtDeadline``,
+...) combined with ``|``, built once per wrapper and read from tenacity's ``RetryCallState`` (the request
+is its ``args[0]``). The loop is ours, not ``AsyncRetrying.__call__``: that keeps each call's iteration
+state on the retrying object itself, so it cannot be shared by concurrent calls and would have to be built
+per call (a third of this layer's cost); ours builds no state at all until a first failure. Sleeps are on
+the injected clock.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from tenacity import AsyncRetrying, RetryCallState
 from tenacity.stop import stop_after_attempt, stop_base
 from tenacity.wait import wait_base
 
@@ -40,7 +45,7 @@ from model_orchestrator.core.errors import (
 from model_orchestrator.core.events import EventBus, RetryScheduled
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
-from model_orchestrator.core.request_scope import current_scope
+from model_orchestrator.core.request_scope import RequestScope, current_scope, request_scope
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.stream_start import StartedStream, start_stream
 from model_orchestrator.core.wrapper import WrapperModel
@@ -49,6 +54,7 @@ from model_orchestrator.resilience.empty_answer import empty_answer_error, is_em
 
 _log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Jitter = Literal["full", "equal", "none"]
 _JITTERS = ("full", "equal", "none")
 # Client errors a retry cannot fix, whatever a translator set ``retryable`` to.
@@ -97,16 +103,22 @@ class RetryPolicy:
             return ceiling / 2 + rng.uniform(0.0, ceiling / 2)
         return ceiling
 
-    def delay_after(self, error: BaseException | None, retry: int, rng: random.Random) -> float:
-        """Backoff, but never sooner than ``error``'s own ``retry_after``."""
-        delay = self.backoff(retry, rng)
-        retry_after = getattr(error, "retry_after", None)
-        return max(delay, retry_after) if retry_after is not None else delay
+    def delay_after(
+        self, error: BaseException | None, retry: int, rng: random.Random, pause: float | None = None
+    ) -> float:
+        """Backoff, but never sooner than ``error``'s own ``retry_after`` or the deployment's ``pause``
+        (seconds left of a cooldown it started)."""
+        return max(self.backoff(retry, rng), _asked_wait(error, pause))
 
-    def waits_too_long(self, error: BaseException | None) -> bool:
-        """True when ``error`` asks for a longer pause than this layer waits."""
-        retry_after = getattr(error, "retry_after", None)
-        return retry_after is not None and retry_after > self.max_retry_after
+    def waits_too_long(self, error: BaseException | None, pause: float | None = None) -> bool:
+        """True when ``error`` (or the deployment's ``pause``) asks for a longer wait than this layer
+        waits."""
+        return _asked_wait(error, pause) > self.max_retry_after
+
+
+def _asked_wait(error: BaseException | None, pause: float | None) -> float:
+    retry_after = getattr(error, "retry_after", None)
+    return max(retry_after or 0.0, pause or 0.0)
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -133,30 +145,43 @@ def should_retry(error: BaseException, request: ChatRequest) -> bool:
     return is_retryable(error) and not (request.has_fallback and moves_on(error))
 
 
-class _BackoffOrRetryAfter(wait_base):
-    """Wait: the policy's jittered backoff, raised to the latest error's ``retry_after``."""
+def _pause(deployment: str, clock: Clock) -> float | None:
+    """Seconds left of a cooldown ``deployment`` started during this request (``CooldownModel``)."""
+    scope = current_scope()
+    return None if scope is None else scope.paused_for(deployment, clock.monotonic())
 
-    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
+
+def _error(retry_state: RetryCallState) -> BaseException | None:
+    outcome = retry_state.outcome
+    return outcome.exception() if outcome is not None else None
+
+
+class _BackoffOrRetryAfter(wait_base):
+    """Wait: the policy's jittered backoff, raised to the latest error's ``retry_after`` and to the
+    deployment's cooldown."""
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random, deployment: str, clock: Clock) -> None:
         self._policy = policy
         self._rng = rng
+        self._deployment = deployment
+        self._clock = clock
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        return self._policy.delay_after(error, retry_state.attempt_number, self._rng)
+        pause = _pause(self._deployment, self._clock)
+        return self._policy.delay_after(_error(retry_state), retry_state.attempt_number, self._rng, pause)
 
 
 class _StopAtDeadline(stop_base):
     """Stop when the next wait would reach the request's deadline (no sleep crosses it)."""
 
-    def __init__(self, clock: Clock, deadline: float | None) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._deadline = deadline
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        if self._deadline is None:
+        request: ChatRequest = retry_state.args[0]
+        if request.deadline is None:
             return False
-        return self._clock.monotonic() + (retry_state.upcoming_sleep or 0.0) >= self._deadline
+        return self._clock.monotonic() + (retry_state.upcoming_sleep or 0.0) >= request.deadline
 
 
 class _StopWhenBudgetSpent(stop_base):
@@ -174,14 +199,17 @@ class _StopWhenBudgetSpent(stop_base):
 
 
 class _StopOnLongRetryAfter(stop_base):
-    """Stop when the provider asks for a longer pause than this layer may wait."""
+    """Stop when the provider (or the deployment's cooldown) asks for a longer pause than this layer may
+    wait."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, deployment: str, clock: Clock) -> None:
         self._policy = policy
+        self._deployment = deployment
+        self._clock = clock
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        outcome = retry_state.outcome
-        return outcome is not None and self._policy.waits_too_long(outcome.exception())
+        pause = _pause(self._deployment, self._clock)
+        return self._policy.waits_too_long(_error(retry_state), pause)
 
 
 def _charge_empty(deployment: str, error: ServerError) -> ServerError:
@@ -212,10 +240,19 @@ class RetryingModel(WrapperModel):
     ) -> None:
         super().__init__(inner)
         self._deployment = deployment
-        self._policy = policy or RetryPolicy()
-        self._clock = clock or SystemClock()
+        self._policy = policy = policy or RetryPolicy()
+        self._clock = clock = clock or SystemClock()
         self._bus = bus or EventBus()
-        self._rng = rng or random.Random()
+        # The policies, built once: tenacity's own objects, which read each call's RetryCallState.
+        self._policies = AsyncRetrying(
+            sleep=clock.sleep,
+            wait=_BackoffOrRetryAfter(policy, rng or random.Random(), deployment, clock),
+            stop=stop_after_attempt(policy.max_attempts)
+            | _StopOnLongRetryAfter(policy, deployment, clock)
+            | _StopAtDeadline(clock)
+            | _StopWhenBudgetSpent(deployment),
+            reraise=True,
+        )
 
     def __repr__(self) -> str:
         return f"RetryingModel({self.inner!r}, deployment={self._deployment!r})"
@@ -226,29 +263,41 @@ class RetryingModel(WrapperModel):
         return self._policy
 
     async def complete(self, request: ChatRequest) -> Completion:
-        completion: Completion = await self._retrying(request)(self._complete_once, request)
-        return completion
+        return await self._retried(self._complete_once, request)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        started: StartedStream = await self._retrying(request)(self._start_stream, request)
+        started = await self._retried(self._start_stream, request)
         # Past the first text a failure is raised, not retried: the caller already has output.
         async with started:
             async for delta in started:
                 yield delta
 
-    def _retrying(self, request: ChatRequest) -> AsyncRetrying:
-        policy = self._policy
-        return AsyncRetrying(
-            sleep=self._clock.sleep,
-            retry=retry_if_exception(lambda error: should_retry(error, request)),
-            wait=_BackoffOrRetryAfter(policy, self._rng),
-            stop=stop_after_attempt(policy.max_attempts)
-            | _StopOnLongRetryAfter(policy)
-            | _StopAtDeadline(self._clock, request.deadline)
-            | _StopWhenBudgetSpent(self._deployment),
-            before_sleep=lambda state: self._announce(request, state),
-            reraise=True,
-        )
+    async def _retried(self, attempt: Callable[[ChatRequest], Awaitable[T]], request: ChatRequest) -> T:
+        """``attempt(request)`` until it succeeds or a policy says stop (then its last error is raised)."""
+        if current_scope() is None:  # called outside a request (directly, in tests): budget and pauses
+            with request_scope(RequestScope(request.request_id or "")):
+                return await self._attempts(attempt, request)
+        return await self._attempts(attempt, request)
+
+    async def _attempts(self, attempt: Callable[[ChatRequest], Awaitable[T]], request: ChatRequest) -> T:
+        state: RetryCallState | None = None  # built at the first failure: a call that succeeds needs none
+        policies = self._policies
+        while True:
+            try:
+                return await attempt(request)
+            except Exception as exc:
+                if not should_retry(exc, request):
+                    raise
+                if state is None:
+                    state = RetryCallState(policies, attempt, (request,), {})
+                state.set_exception((type(exc), exc, exc.__traceback__))
+                state.upcoming_sleep = delay = policies.wait(state)
+                if policies.stop(state):
+                    raise
+                self._announce(request, state)
+                state.idle_for += delay
+                state.prepare_for_next_attempt()
+            await self._clock.sleep(delay)
 
     async def _complete_once(self, request: ChatRequest) -> Completion:
         completion = await self.inner.complete(request)
@@ -266,8 +315,7 @@ class RetryingModel(WrapperModel):
         return started
 
     def _announce(self, request: ChatRequest, state: RetryCallState) -> None:
-        outcome = state.outcome
-        error = outcome.exception() if outcome is not None else None
+        error = _error(state)
         delay = state.upcoming_sleep
         _log.info(
             "retrying %s in %.2fs after %s (attempt %d of %d failed)",
