@@ -1,7 +1,8 @@
 """What the cost ledger costs: on the call path, per written attempt, and per budgeted call.
 
-  - handle():   the recorder's work on the call path per event (enqueue only), in µs
-  - write:      database time per attempt row, by batch size (1, 10, 50, 200, 1000), SQLite and PostgreSQL
+  - handle():   the recorder's work on the call path per event (a tuple appended to a queue), in µs
+  - write:      the writer thread's CPU per attempt row, by batch size (1, 10, 50, 200, 1000), SQLite and
+                PostgreSQL; on SQLite also through SQLAlchemy's ``exec_driver_sql`` (the alternative)
   - budget:     one reserve + settle (what a budgeted deployment call adds), sequential and at
                 concurrency 32, SQLite and PostgreSQL
 PostgreSQL is measured when ``--postgres URL`` is given (a server whose user may create databases), or
@@ -29,8 +30,9 @@ from model_orchestrator.core.events import AttemptSucceeded  # noqa: E402
 from model_orchestrator.core.usage import Usage  # noqa: E402
 from model_orchestrator.ledger.ledger import Ledger  # noqa: E402
 from model_orchestrator.ledger.recorder import LedgerRecorder  # noqa: E402
-from model_orchestrator.ledger.records import to_batch  # noqa: E402
+from model_orchestrator.ledger.records import Batch, attempt_row  # noqa: E402
 from model_orchestrator.ledger.settings import LedgerSettings, sqlite_url  # noqa: E402
+from model_orchestrator.ledger.writer_sql import SqliteSink, sink_for  # noqa: E402
 
 BATCHES = (1, 10, 50, 200, 1000)
 LIMITS = [BudgetLimit("global", "usd", "day", 1e12), BudgetLimit("provider:p", "calls", "day", 1e12)]
@@ -51,12 +53,12 @@ def attempt(n: int) -> AttemptSucceeded:
 
 
 def handle_cost(events: int) -> float:
-    """µs per ``handle()`` call: what recording adds on the call path."""
+    """µs per ``handle()`` call: what recording adds on the call path (no writer started: no loop)."""
 
-    async def nowrite(_batch: object) -> None:
-        return None
+    async def never() -> None:
+        raise AssertionError("not opened")
 
-    recorder = LedgerRecorder(nowrite, batch_size=events, max_queue=events)  # type: ignore[arg-type]
+    recorder = LedgerRecorder(never, batch_size=events, max_queue=events)  # type: ignore[arg-type]
     prepared = [attempt(n) for n in range(events)]
     started = time.perf_counter()
     for event in prepared:
@@ -64,20 +66,52 @@ def handle_cost(events: int) -> float:
     return (time.perf_counter() - started) / events * 1e6
 
 
-async def write_cost(url: str, rows: int) -> dict[int, float]:
-    """µs of database time per attempt row, per batch size."""
+class AlchemySink(SqliteSink):
+    """The same statements through a SQLAlchemy connection's ``exec_driver_sql`` (what lost)."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        from model_orchestrator.ledger.store import LedgerStore
+
+        super().__init__(sa.make_url(url).database or "")
+        self._store = LedgerStore.connect(url)
+        assert self._store._sync is not None
+        self._engine = self._store._sync
+
+    def write(self, batch: Batch) -> None:
+        from model_orchestrator.ledger.writer_sql import statement_rows
+
+        with self._engine.connect() as conn:
+            conn = conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                for statement, rows in statement_rows(batch, self._sql):
+                    conn.exec_driver_sql(statement, rows)
+
+
+async def write_cost(url: str, rows: int, alchemy: bool = False) -> dict[int, float]:
+    """CPU µs of the writer thread per attempt row, per batch size (one transaction per batch)."""
     ledger = Ledger(LedgerSettings(url))
-    store = await ledger.store()
+    await ledger.store()  # migrated
     result = {}
+
+    def measure() -> None:
+        sink = AlchemySink(url) if alchemy else sink_for(url)
+        try:
+            for size in BATCHES:
+                batches = [
+                    Batch([attempt_row(attempt(n)) for n in range(i, i + size)])
+                    for i in range(0, max(rows, size), size)
+                ]
+                started = time.thread_time()
+                for batch in batches:
+                    sink.write(batch)
+                result[size] = (time.thread_time() - started) / (len(batches) * size) * 1e6
+        finally:
+            sink.close()
+
     try:
-        for size in BATCHES:
-            batches = [
-                to_batch(attempt(n) for n in range(i, i + size)) for i in range(0, max(rows, size), size)
-            ]
-            started = time.perf_counter()
-            for batch in batches:
-                await store.write(batch)
-            result[size] = (time.perf_counter() - started) / (len(batches) * size) * 1e6
+        await asyncio.to_thread(measure)
     finally:
         await ledger.aclose()
     return result
@@ -139,9 +173,11 @@ def main() -> None:
         databases["postgresql"] = pg
     try:
         for name, url in databases.items():
-            writes = asyncio.run(write_cost(url, args.rows))
-            table = ", ".join(f"batch {size}: {cost:.0f} µs" for size, cost in writes.items())
-            print(f"{name} write per attempt row: {table}")
+            variants = {"": False, " (SQLAlchemy exec_driver_sql)": True} if name == "sqlite" else {"": False}
+            for label, alchemy in variants.items():
+                writes = asyncio.run(write_cost(url, args.rows, alchemy))
+                table = ", ".join(f"batch {size}: {cost:.1f} µs" for size, cost in writes.items())
+                print(f"{name}{label} writer CPU per attempt row: {table}")
             sequential, concurrent = asyncio.run(budget_cost(url, 300))
             print(
                 f"{name} budget reserve+settle: {sequential:.2f} ms sequential (median), "

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,15 +18,22 @@ from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.events import (
     AttemptSucceeded,
     CircuitOpened,
-    Event,
     RequestFinished,
     RequestStarted,
 )
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.ledger.ledger import Ledger
 from model_orchestrator.ledger.recorder import LedgerRecorder
-from model_orchestrator.ledger.records import Batch
+from model_orchestrator.ledger.records import (
+    REQUEST_COLUMNS,
+    Batch,
+    attempt_row,
+    request_finish,
+    request_row,
+    request_start,
+)
 from model_orchestrator.ledger.settings import LedgerSettings
+from model_orchestrator.ledger.writer_sql import sink_for
 from model_orchestrator.testing import FakeUpstream, Fault, Reply
 from tests.ledger_db import DATABASES, url_for
 
@@ -43,23 +53,37 @@ def attempt(n: int, request_id: str = "r") -> AttemptSucceeded:
 
 
 class Sink:
-    """A writer that records batches and can be told to fail."""
+    """A database stand-in for the writer thread: records batches and can be told to fail."""
 
     def __init__(self) -> None:
         self.batches: list[Batch] = []
         self.fail = False
-        self.wrote = asyncio.Event()
+        self.wrote = threading.Event()
 
-    async def __call__(self, batch: Batch) -> None:
+    def write(self, batch: Batch) -> None:
         if self.fail:
             raise OSError("database unreachable")
-        self.batches.append(batch)
+        self.batches.append(Batch(list(batch.attempts), list(batch.requests), list(batch.labels)))
         self.wrote.set()
+
+    def close(self) -> None:
+        pass
+
+
+def recorder_for(sink: Sink, **options: Any) -> LedgerRecorder:
+    async def open_sink() -> Callable[[], Sink]:
+        return lambda: sink
+
+    return LedgerRecorder(open_sink, **options)
+
+
+async def wrote(sink: Sink) -> None:
+    assert await asyncio.to_thread(sink.wrote.wait, 10)
 
 
 async def test_a_full_batch_is_written_at_once_without_waiting_for_the_interval() -> None:
     sink = Sink()
-    recorder = LedgerRecorder(sink, flush_interval=60, batch_size=10)
+    recorder = recorder_for(sink, flush_interval=60, batch_size=10)
     for n in range(9):
         recorder.handle(attempt(n))  # returns at once: no I/O here
     for _ in range(5):
@@ -67,24 +91,71 @@ async def test_a_full_batch_is_written_at_once_without_waiting_for_the_interval(
     assert sink.batches == []  # fewer than batch_size: they wait for the (60 s) interval
     for n in range(9, 25):
         recorder.handle(attempt(n))
-    await asyncio.wait_for(sink.wrote.wait(), 1)
+    await wrote(sink)
     await recorder.aclose()
-    assert [len(b) for b in sink.batches] == [10, 10, 5]  # woken: everything queued goes, in batches
+    assert [len(b) for b in sink.batches] == [10, 10, 5]  # woken: full batches go, the rest at close
     assert recorder.written == 25 and recorder.pending == 0
 
 
 async def test_a_partial_batch_is_written_after_the_flush_interval() -> None:
     sink = Sink()
-    recorder = LedgerRecorder(sink, flush_interval=0.005, batch_size=100)
+    recorder = recorder_for(sink, flush_interval=0.005, batch_size=100)
     recorder.handle(attempt(1))
-    await asyncio.wait_for(sink.wrote.wait(), 1)
+    await wrote(sink)  # nobody flushed: the writer thread's interval did
     assert [len(b) for b in sink.batches] == [1]
+    await recorder.aclose()
+
+
+async def test_a_request_is_one_row_when_it_finishes_within_the_interval() -> None:
+    sink = Sink()
+    recorder = recorder_for(sink, flush_interval=60, batch_size=100)
+    recorder.handle(started("r1"))
+    recorder.handle(attempt(1, "r1"))
+    recorder.handle(finished("r1"))
+    await recorder.flush()
+    [batch] = sink.batches
+    [row] = batch.requests
+    assert dict(zip(REQUEST_COLUMNS, row, strict=True)) | {"day": None} == {
+        "request_id": "r1",
+        "started_at": 1_700_000_000.0,
+        "finished_at": 1_700_000_002.0,
+        "day": None,
+        "requested": "safe",
+        "strategy": "fallback",
+        "category": "docs",
+        "tags": "t1,t2",
+        "api_key_id": "team-a",
+        "max_cost": 0.5,
+        "ok": True,
+        "model_used": "m",
+        "cost": 0.002,
+        "latency": 2.0,
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "attempts": 1,
+        "error_type": None,
+    }
+    await recorder.aclose()
+
+
+async def test_a_request_running_past_the_interval_has_its_start_written_alone() -> None:
+    sink = Sink()
+    recorder = recorder_for(sink, flush_interval=0.005, batch_size=100)
+    recorder.handle(started("long"))
+    while not any(b.requests for b in sink.batches):  # the writer's own ticks, nobody flushing
+        await asyncio.sleep(0.005)
+    [start_only] = [row for b in sink.batches for row in b.requests]
+    assert start_only[0] == "long" and start_only[2] is None and start_only[10] is None  # no finish yet
+    recorder.handle(finished("long"))
+    await recorder.flush()
+    finish_only = sink.batches[-1].requests[-1]
+    assert finish_only[0] == "long" and finish_only[1] is None and finish_only[10] is True
     await recorder.aclose()
 
 
 async def test_a_full_queue_drops_and_counts_instead_of_blocking(caplog: pytest.LogCaptureFixture) -> None:
     sink = Sink()
-    recorder = LedgerRecorder(sink, flush_interval=60, batch_size=10, max_queue=10)
+    recorder = recorder_for(sink, flush_interval=60, batch_size=10, max_queue=10)
     sink.fail = True
     with caplog.at_level(logging.WARNING):
         for n in range(15):
@@ -96,23 +167,43 @@ async def test_a_full_queue_drops_and_counts_instead_of_blocking(caplog: pytest.
     assert sum(len(b) for b in sink.batches) == 10
 
 
-async def test_a_failed_write_keeps_its_events_for_the_next_try() -> None:
+async def test_a_failed_write_keeps_its_rows_for_the_next_try() -> None:
     sink = Sink()
-    recorder = LedgerRecorder(sink, flush_interval=60, batch_size=5)
+    recorder = recorder_for(sink, flush_interval=60, batch_size=5)
     sink.fail = True
     for n in range(3):
         recorder.handle(attempt(n))
     with pytest.raises(OSError):
         await recorder.flush()
-    assert recorder.pending == 3
+    assert recorder.pending == 3 and recorder.failure == "OSError: database unreachable"
     sink.fail = False
     await recorder.aclose()
     assert [len(b.attempts) for b in sink.batches] == [3]
 
 
+async def test_a_failing_database_is_logged_once_retried_and_never_raised_into_a_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = Sink()
+    recorder = recorder_for(sink, flush_interval=0.002, batch_size=2)
+    sink.fail = True
+    with caplog.at_level(logging.DEBUG, logger="model_orchestrator.ledger"):
+        for n in range(6):
+            recorder.handle(attempt(n))  # full batches wake the writer; the failures stay on its thread
+        while "write failed again" not in caplog.text:  # retried by the writer on its own
+            await asyncio.sleep(0.002)
+        sink.fail = False
+        await wrote(sink)
+        await recorder.aclose()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "ledger write failed; 6 rows kept" in errors[0].getMessage()
+    assert "ledger writes work again" in caplog.text
+    assert sorted(row[0] for b in sink.batches for row in b.attempts) == [f"a{n:05d}" for n in range(6)]
+
+
 def test_events_queue_without_a_loop_and_other_kinds_are_ignored() -> None:
     sink = Sink()
-    recorder = LedgerRecorder(sink, batch_size=2)
+    recorder = recorder_for(sink, batch_size=2)
     recorder.handle(CircuitOpened(request_id="", timestamp=0.0, deployment="d", failures=5, reset_after=30))
     recorder.handle(attempt(1))
     recorder.handle(attempt(2))
@@ -121,15 +212,9 @@ def test_events_queue_without_a_loop_and_other_kinds_are_ignored() -> None:
     assert [len(b) for b in sink.batches] == [2]
 
 
-@pytest.fixture(params=DATABASES)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return url_for(request.param, tmp_path)
-
-
-async def test_request_rows_merge_start_and_finish_across_batches(url: str) -> None:
-    ledger = Ledger(LedgerSettings(url, batch_size=1))
-    start = RequestStarted(
-        request_id="r1",
+def started(request_id: str) -> RequestStarted:
+    return RequestStarted(
+        request_id=request_id,
         timestamp=1_700_000_000.0,
         requested="safe",
         strategy="fallback",
@@ -138,8 +223,11 @@ async def test_request_rows_merge_start_and_finish_across_batches(url: str) -> N
         api_key_id="team-a",
         max_cost=0.5,
     )
-    finish = RequestFinished(
-        request_id="r1",
+
+
+def finished(request_id: str) -> RequestFinished:
+    return RequestFinished(
+        request_id=request_id,
         timestamp=1_700_000_002.0,
         requested="safe",
         strategy="fallback",
@@ -151,10 +239,19 @@ async def test_request_rows_merge_start_and_finish_across_batches(url: str) -> N
         output_tokens=5,
         attempts=1,
     )
+
+
+@pytest.fixture(params=DATABASES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return url_for(request.param, tmp_path)
+
+
+async def test_request_rows_merge_start_and_finish_across_batches(url: str) -> None:
+    ledger = Ledger(LedgerSettings(url, batch_size=1))
     try:
-        for event in (start, attempt(1, "r1"), finish):
+        for event in (started("r1"), attempt(1, "r1"), finished("r1")):
             ledger.recorder.handle(event)
-            await ledger.flush()
+            await ledger.flush()  # the start is written alone, the finish completes its row
         store = await ledger.store()
         async with store.engine.connect() as conn:
             row = (await conn.execute(sa.text("SELECT * FROM requests"))).mappings().one()
@@ -198,20 +295,30 @@ telemetry: {{record_content: true, tracing: false}}
         assert secret not in text
 
 
-def _events(n: int) -> list[Event]:
+def _attempts(n: int) -> list[AttemptSucceeded]:
     return [attempt(i) for i in range(n)]
 
 
-async def test_attempt_rows_are_idempotent_when_a_batch_is_written_twice(tmp_path: Path) -> None:
-    ledger = Ledger(LedgerSettings(url_for("sqlite", tmp_path)))
+async def test_a_batch_written_twice_counts_once(url: str) -> None:
+    ledger = Ledger(LedgerSettings(url))
     try:
         store = await ledger.store()
-        from model_orchestrator.ledger.records import to_batch
+        batch = Batch(
+            [attempt_row(a) for a in _attempts(3)],
+            [request_row(request_start(started("r1")), request_finish(finished("r1")))],
+        )
 
-        batch = to_batch(_events(3))
-        await store.write(batch)
-        await store.write(batch)  # a retry after a lost commit acknowledgement
+        def write_twice() -> None:  # on a thread, as the writer does
+            sink = sink_for(url)
+            try:
+                sink.write(batch)
+                sink.write(batch)  # a retry after a lost commit acknowledgement
+            finally:
+                sink.close()
+
+        await asyncio.to_thread(write_twice)
         async with store.engine.connect() as conn:
             assert (await conn.execute(sa.text("SELECT count(*) FROM attempts"))).scalar() == 3
+            assert (await conn.execute(sa.text("SELECT sum(cost) FROM requests"))).scalar() == 0.002
     finally:
         await ledger.aclose()

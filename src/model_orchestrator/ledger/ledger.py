@@ -10,6 +10,7 @@ in a process, and database failures become ``LedgerError`` (logged without the U
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Coroutine, Sequence
@@ -20,8 +21,9 @@ from model_orchestrator.core.budget import BudgetLimit, BudgetStatus, Reservatio
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import OrchestratorError
 from model_orchestrator.ledger.limits import BudgetRules
-from model_orchestrator.ledger.recorder import LedgerRecorder, OnCommit
+from model_orchestrator.ledger.recorder import LedgerRecorder, SinkFactory
 from model_orchestrator.ledger.settings import LedgerSettings
+from model_orchestrator.ledger.writer import OnCommit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,14 +60,15 @@ class Ledger:
         self.settings = settings
         self.rules = rules or BudgetRules()
         self._clock = clock or SystemClock()
+        self._on_commit = on_commit
         self.recorder = LedgerRecorder(
-            self._write,
+            self._open_sink,
             flush_interval=settings.flush_interval,
             batch_size=settings.batch_size,
             max_queue=settings.max_queue,
-            on_commit=on_commit,
-            on_start=self._warm,
+            on_commit=self._committed,
         )
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._store: LedgerStore | None = None
         self._book: BudgetBook | None = None
         self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
@@ -208,6 +211,7 @@ class Ledger:
             "queued": self.recorder.pending,
             "written": self.recorder.written,
             "dropped": self.recorder.dropped,
+            **({"write_error": self.recorder.failure} if self.recorder.failure else {}),
         }
 
     async def _open(self) -> LedgerStore:
@@ -218,8 +222,35 @@ class Ledger:
         _log.info("ledger open at %s", self.settings.display_url)
         return store
 
-    async def _warm(self) -> None:
+    async def _open_sink(self) -> SinkFactory:
+        """Open the database (for the recorder's first event); how the writer thread connects to it."""
         await self.store()
+        self._loop = asyncio.get_running_loop()
+        from model_orchestrator.ledger.writer_sql import sink_for
+
+        url = self.settings.url
+        return lambda: sink_for(url)
+
+    def _committed(self, batch: Batch) -> None:
+        """On the writer thread, after each committed batch: the caller's hook, and expired prompts
+        deleted on the loop once an hour while prompts are being stored."""
+        if self._on_commit is not None:
+            self._on_commit(batch)
+        if batch.prompts and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the next process prunes
+                self._loop.call_soon_threadsafe(self._prune_if_due)
+
+    def _prune_if_due(self) -> None:
+        now = self._clock.wall()
+        if self._pruned_at is None or now - self._pruned_at > _PRUNE_EVERY:
+            self._pruned_at = now
+            self._spawn(self._prune_quietly())
+
+    async def _prune_quietly(self) -> None:
+        try:
+            await self._prune_prompts()
+        except LedgerError as exc:
+            _log.error("ledger: deleting expired prompts failed (retried in an hour): %s", exc)
 
     async def _budget_book(self) -> BudgetBook:
         if self._book is None:
@@ -227,16 +258,6 @@ class Ledger:
 
             self._book = BudgetBook(await self.store(), ttl=self.settings.reservation_ttl)
         return self._book
-
-    async def _write(self, batch: Batch) -> None:
-        store = await self.store()
-        await self._guarded(store.write(batch), "write")
-        if batch.prompts and (self._pruned_at is None or self._clock.wall() - self._pruned_at > _PRUNE_EVERY):
-            # The batch is committed: a failed clean-up must not make the recorder write it again.
-            try:
-                await self._prune_prompts()
-            except LedgerError as exc:
-                _log.error("ledger: deleting expired prompts failed (retried in an hour): %s", exc)
 
     async def _reserve(
         self, reservation_id: str, claims: list[tuple[BudgetLimit, float]]

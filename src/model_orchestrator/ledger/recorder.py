@@ -1,14 +1,18 @@
 """``LedgerRecorder``: the event sink that turns attempts and requests into ledger rows, off the call path.
 
-``handle()`` only appends to a bounded in-memory queue (it never waits and never does I/O). A background
-task writes the queue in batches: when ``batch_size`` events are waiting, or ``flush_interval`` seconds
-after the oldest one arrived, whichever comes first, each batch in one transaction. ``flush()`` writes
-everything now; ``aclose()`` flushes and stops the task. So a crash loses at most what arrived in the
-last ``flush_interval`` (plus a batch being written); everything committed before stays.
+``handle()`` turns an event into a plain tuple (``records``) and appends it to a queue: no I/O, no lock,
+no dict or dataclass per row, and no wake-up of anything unless a batch is full. The ledger's writer
+thread (``writer.LedgerWriter``) writes the queue every ``flush_interval`` seconds, or at once when
+``batch_size`` rows are waiting, ``batch_size`` rows per transaction. ``flush()`` writes everything now;
+``aclose()`` writes everything and stops the thread.
+
+The promise: a crash loses at most the last ``flush_interval`` of rows (plus a batch being written); the
+start of a request still running when the process dies is written within two intervals, so it shows as
+unfinished. Everything committed before stays (SQLite's WAL, PostgreSQL's commit).
 
 When the queue is full (the database is down or far slower than the request rate), new events are
 dropped and counted (``dropped``) with a warning, rather than blocking requests or growing without
-bound. A failed write keeps its events queued and is retried at the next interval.
+bound. A failed write keeps its rows, is logged once and retried at the next interval.
 """
 
 from __future__ import annotations
@@ -16,140 +20,184 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from model_orchestrator.core.events import Event
-from model_orchestrator.ledger.records import RECORDED, Batch, to_batch
+from model_orchestrator.core.events import (
+    AnswerJudged,
+    AttemptFailed,
+    AttemptSucceeded,
+    Event,
+    RequestFinished,
+    RequestStarted,
+)
+from model_orchestrator.ledger.records import (
+    attempt_row,
+    label_row,
+    prompt_row,
+    request_finish,
+    request_start,
+)
+from model_orchestrator.ledger.writer import BatchSink, LedgerWriter, OnCommit, RowQueue
 
 _log = logging.getLogger(__name__)
 
-Writer = Callable[[Batch], Awaitable[None]]
-OnCommit = Callable[[Sequence[Event]], None]
+SinkFactory = Callable[[], BatchSink]
+OpenSink = Callable[[], Awaitable[SinkFactory]]
 
 
 class LedgerRecorder:
-    """Queues recorded events and writes them in batches through ``writer`` (see the module docstring).
+    """Queues recorded events as rows for the writer thread (see the module docstring).
 
-    ``on_commit`` is called with each batch's events after its transaction committed (monitoring,
-    and how the crash test learns what is durable). ``on_start`` is awaited when the background writer
-    starts, i.e. at the first event, so the database can be opened while that request is in flight.
+    ``open_sink`` is awaited on the event loop at the first event (so the database is opened while that
+    request is in flight); it returns the function the writer thread calls to connect. ``on_commit`` is
+    called on the writer thread with each batch after its transaction committed (monitoring, and how
+    the crash test learns what is durable).
     """
 
     def __init__(
         self,
-        writer: Writer,
+        open_sink: OpenSink,
         *,
         flush_interval: float = 1.0,
         batch_size: int = 200,
         max_queue: int = 10_000,
         on_commit: OnCommit | None = None,
-        on_start: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._writer = writer
+        self._open_sink = open_sink
         self._interval = flush_interval
         self._batch_size = batch_size
         self._max_queue = max_queue
         self._on_commit = on_commit
-        self._on_start = on_start
-        self._queue: deque[Event] = deque()
-        self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
-        self._lock: asyncio.Lock | None = None
-        self._closing = False
+        self._queue = RowQueue()
+        self._writer: LedgerWriter | None = None
+        self._starting: asyncio.Task[LedgerWriter] | None = None
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+            AttemptSucceeded: self._attempt,
+            AttemptFailed: self._attempt,
+            RequestStarted: self._request_started,
+            RequestFinished: self._request_finished,
+            AnswerJudged: self._answer_judged,
+        }
         self.dropped = 0
-        self.written = 0
+        self._written_before = 0  # by writers closed since
 
     @property
     def pending(self) -> int:
-        """Events waiting to be written."""
-        return len(self._queue)
+        """Rows waiting to be written."""
+        return len(self._queue) + (self._writer.held if self._writer is not None else 0)
+
+    @property
+    def written(self) -> int:
+        """Rows this recorder committed."""
+        return self._written_before + (self._writer.written if self._writer is not None else 0)
+
+    @property
+    def failure(self) -> str | None:
+        """The last write error while writes fail (None when they work)."""
+        return self._writer.failure if self._writer is not None else None
 
     def handle(self, event: Event) -> None:
-        """Queue ``event`` if the ledger records its type; never blocks (see the module docstring)."""
-        if not isinstance(event, RECORDED):
+        """Queue ``event``'s row if the ledger records its type; never blocks (see the module docstring)."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
             return
-        if len(self._queue) >= self._max_queue:
+        if self.pending >= self._max_queue:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                _log.warning(
-                    "ledger queue full (%d events): %d events dropped", self._max_queue, self.dropped
-                )
+                _log.warning("ledger queue full (%d rows): %d events dropped", self._max_queue, self.dropped)
             return
-        self._queue.append(event)
-        self._ensure_task()
-        if self._wake is not None and len(self._queue) >= self._batch_size:
-            self._wake.set()
+        handler(event)
+        if self._writer is None and self._starting is None:
+            self._start_soon()
+
+    def _attempt(self, event: AttemptSucceeded | AttemptFailed) -> None:
+        rows = self._queue.attempts
+        rows.append(attempt_row(event))
+        if len(rows) >= self._batch_size:
+            self._wake()
+
+    def _request_started(self, event: RequestStarted) -> None:
+        self._queue.starts.append(request_start(event))
+        if event.prompt is not None and event.request_id:
+            self._queue.prompts.append(prompt_row(event))
+
+    def _request_finished(self, event: RequestFinished) -> None:
+        rows = self._queue.finishes
+        rows.append(request_finish(event))
+        if len(rows) >= self._batch_size:
+            self._wake()
+
+    def _answer_judged(self, event: AnswerJudged) -> None:
+        if event.request_id:
+            self._queue.labels.append(label_row(event))
+
+    def _wake(self) -> None:
+        writer = self._writer
+        if writer is not None and writer.failure is None:  # while failing, retries wait for the interval
+            self._queue.wake.set()
 
     async def flush(self) -> None:
-        """Write every queued event now (raises if the database refuses them; they stay queued)."""
-        while self._queue:
-            await self._write_some()
+        """Write every queued row now (raises if the database refuses them; they stay queued)."""
+        if self._writer is None and not self._queue:
+            return
+        writer = await self._started()
+        await writer.flush()
 
     async def aclose(self) -> None:
-        """Flush and stop the background writer (a failing final write is logged: events are lost).
+        """Write everything and stop the writer thread (rows that cannot be written are logged as lost).
 
-        The writer is asked to stop, not cancelled: cancelling a transaction half-way could leave it
-        unclear whether its rows were committed.
+        The thread is asked to stop, not abandoned: a transaction cut half-way could leave it unclear
+        whether its rows were committed. A later event starts a new writer.
         """
-        task, self._task = self._task, None
-        if task is not None and task.get_loop() is asyncio.get_running_loop():
-            self._closing = True
-            if self._wake is not None:
-                self._wake.set()
-            with contextlib.suppress(Exception):
-                await task
-        try:
-            await self.flush()
-        except Exception:  # noqa: BLE001 - closing must finish; the loss is reported
-            _log.exception("ledger: %d events could not be written on close and are lost", len(self._queue))
-            self._queue.clear()
-        self._wake = self._lock = None
-        self._closing = False
-
-    def _ensure_task(self) -> None:
-        if self._task is not None and not self._task.done():
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop yet: the next flush() or event in a loop writes the queue
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._task = loop.create_task(self._run(), name="ledger-writer")
-
-    async def _run(self) -> None:
-        wake = self._wake
-        assert wake is not None
-        if self._on_start is not None:
+        writer = self._writer
+        if writer is None and self._queue:
             try:
-                await self._on_start()
-            except Exception:  # noqa: BLE001 - the first write reports (and retries) the failure
-                _log.debug("ledger writer: preparing failed", exc_info=True)
-        while not self._closing:
-            if len(self._queue) < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self._interval)
-            wake.clear()
-            try:
-                while self._queue:
-                    await self._write_some()
-            except Exception:  # noqa: BLE001 - the writer must survive a database hiccup
-                _log.exception("ledger write failed; %d events stay queued for a retry", len(self._queue))
-                if not self._closing:
-                    await asyncio.sleep(self._interval)
+                writer = await self._started()
+            except Exception:  # noqa: BLE001 - closing must finish; the loss is reported
+                _log.exception("ledger: %d rows could not be written on close and are lost", len(self._queue))
+        elif writer is None and self._starting is not None:
+            self._starting.cancel()
+        self._writer = self._starting = None
+        if writer is not None:
+            await writer.aclose()
+            self._written_before += writer.written
 
-    async def _write_some(self) -> None:
-        """Write up to ``batch_size`` queued events in one transaction (one writer at a time)."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            events = [self._queue[i] for i in range(min(self._batch_size, len(self._queue)))]
-            if not events:
-                return
-            await self._writer(to_batch(events))
-            for _ in events:
-                self._queue.popleft()
-            self.written += len(events)
-        if self._on_commit is not None:
-            self._on_commit(events)
+    def _start_soon(self) -> None:
+        with contextlib.suppress(RuntimeError):  # no loop yet: the next flush() or event in a loop starts it
+            self._starting = asyncio.get_running_loop().create_task(self._start(), name="ledger-writer-start")
+
+    async def _started(self) -> LedgerWriter:
+        if self._writer is not None:
+            return self._writer
+        starting = self._starting
+        if starting is not None and starting.get_loop() is asyncio.get_running_loop() and not starting.done():
+            return await asyncio.shield(starting)
+        return await self._start(retry=False)
+
+    async def _start(self, *, retry: bool = True) -> LedgerWriter:
+        """Open the database, then the writer thread; retried every interval while opening fails."""
+        failed = False
+        while True:
+            try:
+                factory = await self._open_sink()
+                break
+            except Exception as exc:
+                if not retry:
+                    raise
+                if not failed:
+                    _log.error(
+                        "ledger: opening the database failed; retried every %g s: %s", self._interval, exc
+                    )
+                    failed = True
+                await asyncio.sleep(self._interval)
+        if self._writer is None:
+            self._writer = LedgerWriter(
+                self._queue,
+                factory,
+                flush_interval=self._interval,
+                batch_size=self._batch_size,
+                on_commit=self._on_commit,
+            )
+        self._starting = None
+        return self._writer

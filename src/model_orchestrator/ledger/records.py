@@ -1,83 +1,78 @@
-"""Turning events into ledger rows (pure; no database here).
+"""Turning events into ledger rows: plain tuples in their table's column order (pure; no database here).
 
 An attempt row comes from ``AttemptSucceeded``/``AttemptFailed`` (status ``ok``, ``failed`` or
-``cancelled``); a request row from ``RequestStarted`` and ``RequestFinished``, merged field by field so
-the finish never erases what the start knew (tags, max_cost); an outcome label from ``AnswerJudged``.
+``cancelled``), once, when the attempt ended. A request row is the ``RequestStarted`` part and the
+``RequestFinished`` part of one request merged (``request_row``), the finish's known fields winning, so
+the finish never erases what the start knew (tags, max_cost); either part may be missing (a request still
+running, or one whose start was written earlier). An outcome label comes from ``AnswerJudged``.
 What is never copied: answer text, error messages (they can quote prompts or key fragments), keys.
 Error classes and key ids only. Prompt text only when ``RequestStarted.prompt`` carries it, which the
 façade does only with ``ledger.store_prompts`` on.
+
+Rows are tuples, not dataclasses or dicts: they are built on the event loop for every call and handed
+to the database driver as they are (measured in docs/decisions.md, "The ledger's writer").
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field
+from typing import Any
 
 from model_orchestrator.core.events import (
     AnswerJudged,
     AttemptFailed,
     AttemptSucceeded,
-    Event,
     RequestFinished,
     RequestStarted,
 )
 
-RECORDED = (AttemptSucceeded, AttemptFailed, RequestStarted, RequestFinished, AnswerJudged)
+Row = tuple[Any, ...]
 
-
-@dataclass(frozen=True, slots=True)
-class AttemptRow:
-    """One upstream attempt."""
-
-    attempt_id: str
-    request_id: str
-    started_at: float
-    finished_at: float
-    day: str
-    model: str
-    provider: str
-    deployment: str
-    status: str
-    error_type: str | None
-    status_code: int | None
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    reasoning_tokens: int
-    cache_write_tokens: int
-    usage_estimated: bool
-    cost: float | None
-    latency: float
-
-
-@dataclass(frozen=True, slots=True)
-class RequestRow:
-    """One request served by the façade; fields a given event does not know are None."""
-
-    request_id: str
-    started_at: float | None = None
-    finished_at: float | None = None
-    day: str | None = None
-    requested: str | None = None
-    strategy: str | None = None
-    category: str | None = None
-    tags: str | None = None
-    api_key_id: str | None = None
-    max_cost: float | None = None
-    ok: bool | None = None
-    model_used: str | None = None
-    cost: float | None = None
-    latency: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    attempts: int | None = None
-    error_type: str | None = None
-
-    def merged(self, later: RequestRow) -> RequestRow:
-        """This row updated by ``later``'s known (non-None) fields."""
-        known = {f.name: getattr(later, f.name) for f in fields(later) if getattr(later, f.name) is not None}
-        return replace(self, **known)
+# Each table's columns in the order of ``tables.py`` (``writer_sql`` checks they agree).
+ATTEMPT_COLUMNS = (
+    "attempt_id",
+    "request_id",
+    "started_at",
+    "finished_at",
+    "day",
+    "model",
+    "provider",
+    "deployment",
+    "status",
+    "error_type",
+    "status_code",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "usage_estimated",
+    "cost",
+    "latency",
+    "cache_write_tokens",
+)
+REQUEST_COLUMNS = (
+    "request_id",
+    "started_at",
+    "finished_at",
+    "day",
+    "requested",
+    "strategy",
+    "category",
+    "tags",
+    "api_key_id",
+    "max_cost",
+    "ok",
+    "model_used",
+    "cost",
+    "latency",
+    "input_tokens",
+    "output_tokens",
+    "attempts",
+    "error_type",
+)
+LABEL_COLUMNS = ("label_id", "request_id", "created_at", "source", "model", "tier", "score", "api_key_id")
+PROMPT_COLUMNS = ("request_id", "prompt", "stored_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,126 +89,158 @@ class LabelRow:
     api_key_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PromptRow:
-    """The router's input text of one request (only with ``ledger.store_prompts``)."""
-
-    request_id: str
-    prompt: str
-    stored_at: float
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Batch:
-    """Rows to write in one transaction."""
+    """Rows to write in one transaction, each list in its table's column order."""
 
-    attempts: tuple[AttemptRow, ...]
-    requests: tuple[RequestRow, ...]
-    labels: tuple[LabelRow, ...] = ()
-    prompts: tuple[PromptRow, ...] = ()
+    attempts: list[Row] = field(default_factory=list)
+    requests: list[Row] = field(default_factory=list)
+    labels: list[Row] = field(default_factory=list)
+    prompts: list[Row] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.attempts) + len(self.requests) + len(self.labels) + len(self.prompts)
 
 
+_day_cache: dict[int, str] = {}
+
+
 def utc_day(timestamp: float) -> str:
     """The UTC date of an epoch timestamp, ``YYYY-MM-DD``."""
-    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+    number = int(timestamp // 86400)
+    day = _day_cache.get(number)
+    if day is None:
+        if len(_day_cache) > 64:
+            _day_cache.clear()
+        day = _day_cache[number] = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+    return day
 
 
-def attempt_row(event: AttemptSucceeded | AttemptFailed) -> AttemptRow:
-    """The row for a finished attempt."""
-    failure = event if isinstance(event, AttemptFailed) else None
+def attempt_row(event: AttemptSucceeded | AttemptFailed) -> Row:
+    """The row for a finished attempt (``ATTEMPT_COLUMNS``)."""
     usage = event.usage
-    return AttemptRow(
-        attempt_id=event.attempt_id,
-        request_id=event.request_id,
-        started_at=event.timestamp - event.latency,
-        finished_at=event.timestamp,
-        day=utc_day(event.timestamp),
-        model=event.model,
-        provider=event.provider,
-        deployment=event.deployment,
-        status=_status(event),
-        error_type=failure.error_type if failure else None,
-        status_code=failure.status_code if failure else None,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        usage_estimated=usage.estimated,
-        cost=event.cost,
-        latency=event.latency,
-    )
-
-
-def _status(event: AttemptSucceeded | AttemptFailed) -> str:
     if isinstance(event, AttemptSucceeded):
-        return "ok"
-    return "cancelled" if event.cancelled else "failed"
-
-
-def request_row(event: RequestStarted | RequestFinished) -> RequestRow:
-    """The part of a request row an event knows."""
-    if isinstance(event, RequestStarted):
-        return RequestRow(
-            request_id=event.request_id,
-            started_at=event.timestamp,
-            day=utc_day(event.timestamp),
-            requested=event.requested,
-            strategy=event.strategy,
-            category=event.category,
-            tags=",".join(event.tags) if event.tags else None,
-            api_key_id=event.api_key_id,
-            max_cost=event.max_cost,
-        )
-    return RequestRow(
-        request_id=event.request_id,
-        finished_at=event.timestamp,
-        requested=event.requested,
-        strategy=event.strategy,
-        category=event.category,
-        api_key_id=event.api_key_id,
-        ok=event.ok,
-        model_used=event.model_used,
-        cost=event.cost,
-        latency=event.latency,
-        input_tokens=event.input_tokens,
-        output_tokens=event.output_tokens,
-        attempts=event.attempts,
-        error_type=event.error_type,
+        status, error_type, status_code = "ok", None, None
+    else:
+        status = "cancelled" if event.cancelled else "failed"
+        error_type, status_code = event.error_type, event.status_code
+    finished = event.timestamp
+    return (
+        event.attempt_id,
+        event.request_id,
+        finished - event.latency,
+        finished,
+        utc_day(finished),
+        event.model,
+        event.provider,
+        event.deployment,
+        status,
+        error_type,
+        status_code,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        usage.reasoning_tokens,
+        usage.estimated,
+        event.cost,
+        event.latency,
+        usage.cache_write_tokens,
     )
 
 
-def to_batch(events: Iterable[Event]) -> Batch:
-    """The rows for ``events`` (other event types are ignored); one row per request id."""
-    attempts: list[AttemptRow] = []
-    requests: dict[str, RequestRow] = {}
-    labels: list[LabelRow] = []
-    prompts: list[PromptRow] = []
-    for event in events:
-        if isinstance(event, AttemptSucceeded | AttemptFailed):
-            attempts.append(attempt_row(event))
-        elif isinstance(event, RequestStarted | RequestFinished):
-            row = request_row(event)
-            previous = requests.get(row.request_id)
-            requests[row.request_id] = row if previous is None else previous.merged(row)
-            if isinstance(event, RequestStarted) and event.prompt is not None and event.request_id:
-                prompts.append(PromptRow(event.request_id, event.prompt, event.timestamp))
-        elif isinstance(event, AnswerJudged) and event.request_id:
-            labels.append(label_row(event))
-    return Batch(tuple(attempts), tuple(requests.values()), tuple(labels), tuple(prompts))
-
-
-def label_row(event: AnswerJudged) -> LabelRow:
-    """The outcome label a strategy's judgement makes (the score clamped to [0, 1])."""
-    return LabelRow(
-        label_id=event.judgement_id,
-        request_id=event.request_id,
-        created_at=event.timestamp,
-        source=event.source,
-        model=event.model,
-        tier=event.tier,
-        score=min(1.0, max(0.0, event.score)),
+def request_start(event: RequestStarted) -> Row:
+    """What a request's start knows: (id, started_at, day, requested, strategy, category, tags,
+    api_key_id, max_cost)."""
+    return (
+        event.request_id,
+        event.timestamp,
+        utc_day(event.timestamp),
+        event.requested,
+        event.strategy,
+        event.category,
+        ",".join(event.tags) if event.tags else None,
+        event.api_key_id,
+        event.max_cost,
     )
+
+
+def request_finish(event: RequestFinished) -> Row:
+    """What a request's finish knows: (id, finished_at, requested, strategy, category, api_key_id, ok,
+    model_used, cost, latency, input_tokens, output_tokens, attempts, error_type)."""
+    return (
+        event.request_id,
+        event.timestamp,
+        event.requested,
+        event.strategy,
+        event.category,
+        event.api_key_id,
+        event.ok,
+        event.model_used,
+        event.cost,
+        event.latency,
+        event.input_tokens,
+        event.output_tokens,
+        event.attempts,
+        event.error_type,
+    )
+
+
+def request_row(start: Row | None, finish: Row | None) -> Row:
+    """The request row (``REQUEST_COLUMNS``) from its start and finish parts; unknown fields are None."""
+    if finish is None:
+        assert start is not None
+        rid, started, day, requested, strategy, category, tags, key, max_cost = start
+        return (rid, started, None, day, requested, strategy, category, tags, key, max_cost, *_NO_FINISH)
+    rid, finished, requested, strategy, category, key, ok, used, cost, latency, tin, tout, count, error = (
+        finish
+    )
+    started = day = tags = max_cost = None
+    if start is not None:
+        _, started, day, requested0, strategy0, category0, tags, key0, max_cost = start
+        requested = requested if requested is not None else requested0
+        strategy = strategy if strategy is not None else strategy0
+        category = category if category is not None else category0
+        key = key if key is not None else key0
+    return (
+        rid,
+        started,
+        finished,
+        day,
+        requested,
+        strategy,
+        category,
+        tags,
+        key,
+        max_cost,
+        ok,
+        used,
+        cost,
+        latency,
+        tin,
+        tout,
+        count,
+        error,
+    )
+
+
+_NO_FINISH = (None,) * 8
+
+
+def label_row(event: AnswerJudged) -> Row:
+    """The outcome label a strategy's judgement makes (``LABEL_COLUMNS``; the score clamped to [0, 1])."""
+    score = min(1.0, max(0.0, event.score))
+    return (
+        event.judgement_id,
+        event.request_id,
+        event.timestamp,
+        event.source,
+        event.model,
+        event.tier,
+        score,
+        None,
+    )
+
+
+def prompt_row(event: RequestStarted) -> Row:
+    """The stored router input of a request (``PROMPT_COLUMNS``; only with ``ledger.store_prompts``)."""
+    return (event.request_id, event.prompt, event.timestamp)

@@ -1,8 +1,9 @@
 """``LedgerStore``: the one async SQL layer (SQLAlchemy Core) over SQLite and PostgreSQL.
 
 Owns the engines (SQLite: WAL journal, ``synchronous=NORMAL``, a busy timeout, ``BEGIN IMMEDIATE`` for
-transactions that must not interleave; PostgreSQL through asyncpg), opening = migrating, ``run()`` for
-the hot write transactions, and writing a batch of rows. Queries for budgets and reports live in their
+transactions that must not interleave; PostgreSQL through asyncpg), opening = migrating, and ``run()``
+for the hot write transactions (budgets). Recorded rows are written by the ledger's writer thread
+(``writer``, ``writer_sql``) on a connection of its own. Queries for budgets and reports live in their
 own modules.
 
 ``run(work)`` executes a plain function of a ``sa.Connection`` as one transaction. On PostgreSQL it runs
@@ -26,7 +27,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,12 +36,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from model_orchestrator.ledger.migrations import migrate, schema_version
-from model_orchestrator.ledger.records import Batch
 from model_orchestrator.ledger.settings import async_url
-from model_orchestrator.ledger.tables import attempts, outcome_labels, request_prompts, requests
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
-_REQUEST_KEY = "request_id"
 T = TypeVar("T")
 
 
@@ -112,26 +109,6 @@ class LedgerStore:
             async with conn.begin():
                 yield conn
 
-    async def write(self, batch: Batch) -> None:
-        """Insert the batch's attempts, labels and prompts and upsert its requests, in one transaction."""
-        attempt_rows = [asdict(row) for row in batch.attempts]
-        request_rows = [asdict(row) for row in batch.requests]
-        label_rows = [asdict(row) for row in batch.labels]
-        prompt_rows = [asdict(row) for row in batch.prompts]
-
-        def work(conn: sa.Connection) -> None:
-            if attempt_rows:
-                conn.execute(self._insert_attempts(), attempt_rows)
-            if request_rows:
-                conn.execute(self._upsert_requests(), request_rows)
-            # Idempotent like attempts: a retried batch adds no label or prompt twice.
-            if label_rows:
-                conn.execute(self.insert(outcome_labels).on_conflict_do_nothing(), label_rows)
-            if prompt_rows:
-                conn.execute(self.insert(request_prompts).on_conflict_do_nothing(), prompt_rows)
-
-        await self.run(work)
-
     async def version(self) -> int:
         """The schema version of the database."""
         async with self.engine.connect() as conn:
@@ -151,22 +128,6 @@ class LedgerStore:
         if self._write_lock is None or self._write_lock[0] is not loop:
             self._write_lock = (loop, asyncio.Lock())
         return self._write_lock[1]
-
-    def _insert_attempts(self) -> Any:
-        # Idempotent: a batch retried after a commit whose acknowledgement was lost adds nothing twice.
-        return self.insert(attempts).on_conflict_do_nothing(index_elements=["attempt_id"])
-
-    def _upsert_requests(self) -> Any:
-        stmt = self.insert(requests)
-        # A later event only adds what it knows: a NULL never erases an earlier value.
-        return stmt.on_conflict_do_update(
-            index_elements=[_REQUEST_KEY],
-            set_={
-                column.name: sa.func.coalesce(stmt.excluded[column.name], column)
-                for column in requests.columns
-                if column.name != _REQUEST_KEY
-            },
-        )
 
     def insert(self, table: sa.Table) -> Any:
         """This dialect's INSERT (with ``on_conflict_do_nothing``/``on_conflict_do_update``)."""
@@ -204,6 +165,11 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Let the "begin" hook issue BEGIN itself (the sqlite3 module's implicit transactions defer the
     # write lock, which turns concurrent read-then-write transactions into "database is locked").
     dbapi_connection.isolation_level = None
+    sqlite_pragmas(dbapi_connection)
+
+
+def sqlite_pragmas(dbapi_connection: Any) -> None:
+    """WAL journal, ``synchronous=NORMAL`` and the busy timeout on a ``sqlite3`` connection."""
     cursor = dbapi_connection.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}"):
         cursor.execute(f"PRAGMA {pragma}")
