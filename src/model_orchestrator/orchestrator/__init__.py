@@ -1,8 +1,9 @@
 """The façade package: ``Orchestrator`` (async) and ``run_orchestration`` (sync). Front doors talk to it only.
 
-``facade`` answers requests (``run_options``: their typed options; ``stream_handle``: a streamed answer
-and its result) with the parts of a ``runtime`` (the composition root, which owns the close order);
-``services`` holds the operations beyond answering (health, routing decisions, validation).
+``facade`` answers requests through ``request_path`` (``run_options``: their typed options;
+``stream_handle``: a streamed answer and its result) with the parts of a ``runtime`` (the composition
+root, which owns the close order). The admin services beside it (``costs_service``, ``keys_service``,
+``health_service``, ``routing_service``, ``validation_service``) are built from the same runtime.
 """
 
 from model_orchestrator.orchestrator.facade import Orchestrator, Prompt, run_orchestration

@@ -1,39 +1,35 @@
 """``Orchestrator`` (async) and ``run_orchestration`` (sync): answering requests. Front doors use these.
 
-It owns turning a prompt into a request, choosing the model by name (a strategy is just another
-model), and explaining the outcome as an ``OrchestrationResult``. It does not know any provider.
+The answering API is ``complete``, ``stream`` (a ``StreamHandle``), ``request`` and ``complete_sync``,
+over the ``RequestPath`` (prompt → request → chosen model → ``OrchestrationResult``). Beside it, small
+admin services built from the same ``Runtime``: ``costs``, ``keys``, ``deployment_health``, ``routing``
+and ``validation``; the methods below that delegate to them keep the documented API (``costs_report``,
+``health``, ``route``, ``feedback``, ...). It does not know any provider.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
-import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from model_orchestrator.core.clock import Clock
-from model_orchestrator.core.errors import BudgetExceededError, ConfigError
-from model_orchestrator.core.lifecycle import RequestLifecycle
-from model_orchestrator.core.messages import Message
+from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.core.model import ChatModel
-from model_orchestrator.core.money import usd
 from model_orchestrator.core.request import ChatRequest
-from model_orchestrator.core.request_scope import RequestScope, request_scope
-from model_orchestrator.core.response import StreamDelta
-from model_orchestrator.core.result import OrchestrationResult, result_from_completion
-from model_orchestrator.orchestrator import services
-from model_orchestrator.orchestrator.run_options import (
-    RequestOptions,
-    RunOptions,
-    request_changes,
-    split_options,
-)
+from model_orchestrator.core.result import OrchestrationResult
+from model_orchestrator.orchestrator.costs_service import CostsService
+from model_orchestrator.orchestrator.health_service import HealthService
+from model_orchestrator.orchestrator.keys_service import KeysService
+from model_orchestrator.orchestrator.request_path import Prompt, RequestPath, Selection
+from model_orchestrator.orchestrator.routing_service import RoutingService
+from model_orchestrator.orchestrator.run_options import RequestOptions, RunOptions, split_options
 from model_orchestrator.orchestrator.runtime import Runtime
-from model_orchestrator.orchestrator.stream_handle import Publish, StreamHandle, StreamTally
+from model_orchestrator.orchestrator.stream_handle import StreamHandle
+from model_orchestrator.orchestrator.validation_service import ValidationService
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -51,11 +47,15 @@ if TYPE_CHECKING:
     from model_orchestrator.strategies.validate import ValidationResult
     from model_orchestrator.telemetry.metrics import MetricsSink
 
-Prompt = str | ChatRequest | Sequence[Message]
+__all__ = ["Orchestrator", "Prompt", "run_orchestration"]
 
 
 class Orchestrator:
-    """Answers prompts with the configured models; use ``async with`` or call ``aclose()``."""
+    """Answers prompts with the configured models; use ``async with`` or call ``aclose()``.
+
+    Admin services (attributes): ``costs`` (report, stats, export), ``keys`` (the virtual key store),
+    ``deployment_health`` (check, monitor), ``routing`` (route, router, feedback), ``validation``.
+    """
 
     def __init__(
         self,
@@ -77,11 +77,26 @@ class Orchestrator:
         self.config_path = runtime.config_path
         self.events = runtime.events
         self.telemetry = runtime.telemetry
-        self._clock = runtime.clock
-        self._ledger = runtime.ledger
-        self._registry = runtime.registry
-        self._factory = runtime.factory
         self._names = runtime.names
+        self._path = RequestPath(runtime)
+        clock, events = runtime.clock, runtime.events
+        self.costs = CostsService(runtime.require_ledger, clock)
+        self.keys = KeysService(runtime.ledger, clock)
+        settings = runtime.config.resilience.health
+        self.deployment_health = HealthService(
+            runtime.registry, runtime.factory, settings, clock=clock, events=events
+        )
+        self.routing = RoutingService(
+            runtime.names,
+            runtime.registry,
+            self.deployment_health,
+            runtime.require_ledger,
+            clock=clock,
+            events=events,
+        )
+        self.validation = ValidationService(
+            self._path, runtime.names, runtime.registry, runtime.config.validation
+        )
 
     @classmethod
     def from_config(
@@ -99,7 +114,7 @@ class Orchestrator:
 
     def models(self) -> list[ModelInfo]:
         """Every model name with its provider, tier, context window, prices and whether it is usable."""
-        return self._registry.infos() + self._names.infos()
+        return self.runtime.registry.infos() + self._names.infos()
 
     def model(self, name: str) -> ChatModel:
         """The model or strategy called ``name`` (``fallback:a,b`` builds a strategy on the fly)."""
@@ -109,16 +124,7 @@ class Orchestrator:
     def default_model(self) -> str:
         """The configured ``default_model``, else the cheapest usable model (the embedded one first); the
         rule is ``config.default_models``'s, shared with default members and the default judge."""
-        from model_orchestrator.config.default_models import default_model
-
-        embedded = self._registry.embedded_model
-        return default_model(self._registry.infos(), self.config.default_model, embedded)
-
-    def _default_for(self, needs: frozenset[str]) -> str:
-        from model_orchestrator.config.default_models import default_model
-
-        embedded = self._registry.embedded_model
-        return default_model(self._registry.infos(), self.config.default_model, embedded, needs)
+        return self._path.default_model()
 
     def request(
         self, prompt: Prompt, *, max_cost: float | None = None, **options: Unpack[RequestOptions]
@@ -129,23 +135,7 @@ class Orchestrator:
             raise TypeError(
                 f"{min(strategy_options)!r} configures a strategy (complete, stream), not a request"
             )
-        return self._request(prompt, max_cost, request_options)
-
-    def _request(self, prompt: Prompt, max_cost: float | None, options: Mapping[str, object]) -> ChatRequest:
-        system = options.get("system")
-        if isinstance(prompt, str):
-            base = ChatRequest.from_prompt(prompt, system=system)  # type: ignore[arg-type]
-        elif system is not None:
-            raise TypeError(
-                "system= is for a text prompt; put a system message first in the messages instead"
-            )
-        else:
-            base = prompt if isinstance(prompt, ChatRequest) else ChatRequest(messages=tuple(prompt))
-        changes = request_changes(options, self._clock.monotonic())
-        if max_cost is not None:
-            changes["max_cost"] = max_cost
-        changes.setdefault("request_id", base.request_id or uuid.uuid4().hex)
-        return base.with_options(**changes)
+        return self._path.request(prompt, max_cost, request_options)
 
     async def complete(
         self,
@@ -161,49 +151,13 @@ class Orchestrator:
 
         ``model`` names a model or a configured strategy (default: ``default_model``); ``strategy`` builds
         one on the fly (``fallback``, ``cascade``, ``ensemble``, ...) over ``members`` (default: usable
-        models chosen by tier and price). ``max_cost`` caps what the whole request may spend (USD).
+        models chosen by tier and price). ``max_cost`` caps what the whole request may spend (USD). The
+        other options (``RunOptions``: ``max_tokens``, ``temperature``, ``timeout``, ``threshold``, ...)
+        are typed; an unknown one is a ``TypeError``.
         """
         request_options, strategy_options = split_options(options)
-        request = self._request(prompt, max_cost, request_options)
-        chat_model, requested, label = self._select(model, strategy, members, strategy_options, request)
-        scope = self._scope(request)
-        lifecycle = self._lifecycle(request, requested, label, scope)
-        lifecycle.start()
-        try:
-            with request_scope(scope):
-                self._refuse_over_budget(label, requested, request, scope)
-                completion = await chat_model.complete(request)
-        except BaseException as exc:
-            lifecycle.failed(exc)
-            raise
-        result = result_from_completion(
-            completion,
-            requested=requested,
-            strategy=label,
-            latency=lifecycle.elapsed,
-            scope=scope,
-            request_id=request.request_id,
-        )
-        lifecycle.succeeded(
-            model_used=result.model_used,
-            cost=result.cost,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            explanation=completion.explanation,
-            response_text=result.response,
-        )
-        return result
-
-    def _lifecycle(
-        self, request: ChatRequest, requested: str, label: str, scope: RequestScope
-    ) -> RequestLifecycle:
-        record = self.config.telemetry.record_content
-        prompt = None
-        if self._ledger is not None and self._ledger.settings.store_prompts:
-            from model_orchestrator.routing.policy import prompt_of
-
-            prompt = prompt_of(request)
-        return RequestLifecycle(self.events, self._clock, request, requested, label, scope, record, prompt)
+        request = self._path.request(prompt, max_cost, request_options)
+        return await self._path.complete(request, Selection(model, strategy, members, strategy_options))
 
     def stream(
         self,
@@ -220,111 +174,8 @@ class Orchestrator:
         closes the stream; plain ``async for delta in orch.stream(...)`` works too. Options as ``complete``.
         """
         request_options, strategy_options = split_options(options)
-        selection = (model, strategy, members, strategy_options)
-        return StreamHandle(functools.partial(self._streamed, prompt, max_cost, request_options, selection))
-
-    async def _streamed(
-        self,
-        prompt: Prompt,
-        max_cost: float | None,
-        options: Mapping[str, object],
-        selection: tuple[str | None, str | None, Sequence[str] | None, dict[str, object]],
-        publish: Publish,
-    ) -> AsyncGenerator[StreamDelta, None]:
-        """The request path of ``stream``: the deltas, then the result handed to ``publish``."""
-        request = self._request(prompt, max_cost, options)
-        chat_model, requested, label = self._select(*selection, request)
-        scope = self._scope(request)
-        lifecycle = self._lifecycle(request, requested, label, scope)
-        lifecycle.start()
-        tally = StreamTally()
-        try:
-            with request_scope(scope):
-                self._refuse_over_budget(label, requested, request, scope)
-                async for delta in chat_model.stream(request):
-                    tally.add(delta)
-                    yield delta
-        except BaseException as exc:
-            lifecycle.failed(exc)
-            raise
-        usage = tally.usage
-        lifecycle.succeeded(
-            model_used=tally.model,
-            cost=scope.total_cost,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            explanation=tally.explanation,
-            response_text=tally.text,
-        )
-        publish(
-            tally.result(
-                requested=requested,
-                strategy=label,
-                latency=lifecycle.elapsed,
-                scope=scope,
-                request_id=request.request_id,
-            )
-        )
-
-    def _select(
-        self,
-        model: str | None,
-        strategy: str | None,
-        members: Sequence[str] | None,
-        strategy_options: dict[str, Any],
-        request: ChatRequest,
-    ) -> tuple[ChatModel, str, str]:
-        """(the model to call, the name asked for, the strategy label for the result).
-
-        With no model named, the default model is the cheapest usable one that has what the request
-        needs (tools, vision, json_schema), so an image never goes to a text-only default.
-        """
-        if strategy in (None, "single"):
-            if members or strategy_options:
-                raise ConfigError(
-                    "members (--chain) and strategy options (--threshold, --ensemble-size) need a --strategy "
-                    "such as fallback, cascade or ensemble"
-                )
-            name = self._names.canonical(model or self._default_for(request.required_capabilities))
-            return self._names.fitted(name), name, self._names.kind_of(name)
-        chosen = list(members) if members else ([model] if model else None)
-        built = self._names.inline(strategy, chosen, strategy_options)
-        return built, built.name, strategy
-
-    def _refuse_over_budget(
-        self, label: str, requested: str, request: ChatRequest, scope: RequestScope
-    ) -> None:
-        """A plain model under a cost cap: refuse before any call when the estimate cannot fit.
-
-        Strategies check their members themselves; a single model has no strategy to do it.
-        """
-        if label != "single" or scope.max_cost is None:
-            return
-        estimate = self._names.profile(requested).estimate_cost(request)
-        if estimate is None:
-            raise BudgetExceededError(
-                f"{requested!r} has no known price, so max_cost {usd(scope.max_cost)} cannot be kept; "
-                "nothing was sent (give it a price: in orchestrator.yaml, or drop the cap)"
-            )
-        if estimate > scope.max_cost:
-            raise BudgetExceededError(
-                f"{requested!r} would cost about {usd(estimate)} for this request (prompt estimate plus "
-                f"reserved output), over max_cost {usd(scope.max_cost)}; nothing was sent (raise the cap, "
-                "lower --max-tokens, or choose a cheaper model)"
-            )
-
-    def _scope(self, request: ChatRequest) -> RequestScope:
-        budgets = self.config.budgets
-        cap = (
-            request.max_cost
-            if request.max_cost is not None
-            else (budgets.per_request_usd if budgets else None)
-        )
-        return RequestScope(
-            request_id=request.request_id or "",
-            attempt_budget=self.config.resilience.max_attempts_per_request,
-            max_cost=cap,
-        )
+        selection = Selection(model, strategy, members, strategy_options)
+        return self._path.stream(prompt, max_cost, request_options, selection)
 
     def complete_sync(
         self,
@@ -348,66 +199,69 @@ class Orchestrator:
 
         return asyncio.run(_run())
 
-    async def health(self, *, probe: bool = True) -> list[DeploymentHealth]:
-        """Per deployment: healthy, last latency, consecutive failures, breaker state, cooldown left.
+    def estimate_cost(self, name: str, request: ChatRequest) -> float | None:
+        """An upper bound (USD) of what ``request`` costs on the model or strategy ``name``; None: unknown."""
+        return self._names.profile(name).estimate_cost(request)
 
-        Builds every usable model first; ``probe`` runs each deployment's free health check (a model-list
-        request) now, otherwise only the state gathered so far is reported.
-        """
-        return await services.deployment_health(self, probe=probe)
+    async def aclose(self) -> None:
+        """Close every model built so far, the shared HTTP connections and the ledger (``Runtime.aclose``)."""
+        await self.runtime.aclose()
+
+    async def __aenter__(self) -> Orchestrator:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # --- the runtime's parts ---------------------------------------------------------------------------
+
+    @property
+    def state_store(self) -> StateStore:
+        """Where breakers, cooldowns, rate limits, health and key limits live (``state:`` in config:
+        this process's memory, or Redis shared by every process naming it)."""
+        return self.runtime.state_store
+
+    @property
+    def ledger(self) -> Ledger:
+        """The cost ledger (attempt records, budgets, reports), opened on first use."""
+        return self.runtime.require_ledger()
+
+    def metrics_sink(self) -> MetricsSink:
+        """Prometheus series of this orchestrator's requests, counted from the first call of this (or of
+        ``metrics_text``) on; needs the ``metrics`` extra."""
+        return self.telemetry.metrics(self.runtime.registry.names())
+
+    def metrics_text(self) -> str:
+        """``metrics_sink()`` in the Prometheus text exposition format."""
+        return self.metrics_sink().render().decode()
+
+    # --- the documented API of the admin services (each delegates) ------------------------------------
+
+    async def health(self, *, probe: bool = True) -> list[DeploymentHealth]:
+        """Per deployment: healthy, latency, failures, breaker, cooldown (``deployment_health.check``)."""
+        return await self.deployment_health.check(probe=probe)
 
     def health_monitor(self) -> HealthMonitor:
-        """A background prober of every usable deployment, every ``resilience.health.interval`` seconds
-        once ``start()``ed (``orchestrator serve`` does; ``await stop()`` ends it). What it finds is what
-        ``health(probe=False)`` reports, and strategies pass over a deployment whose last probe failed
-        while they have another option."""
-        return services.health_monitor(self)
+        """A background prober of every usable deployment (``deployment_health.monitor``)."""
+        return self.deployment_health.monitor()
 
     async def route(
         self, task: str, context: Mapping[str, object] | None = None, router: str | None = None
     ) -> RoutingDecision:
-        """Seed 003's routing decision for ``task``, without calling any model (see ``services.route``)."""
-        return await services.route(self, task, context, router)
+        """Seed 003's routing decision for ``task``, without calling any model (``routing.route``)."""
+        return await self.routing.route(task, context, router)
 
     def router(self, name: str | None = None) -> Router:
-        """The router called ``name`` (``learned``, ``complexity``, ``length``; default: the config's)."""
-        return self._names.routers.router(name)
-
-    def default_judge(self) -> str | None:
-        """The model ``validate`` asks: config ``validation.judge``, else the strongest usable model (highest
-        tier, then price), else None."""
-        return services.default_judge(self)
-
-    async def validate(
-        self,
-        task: str,
-        output: str,
-        *,
-        judge: str | None = None,
-        validators: Sequence[str] = (),
-        max_cost: float | None = None,
-    ) -> ValidationResult:
-        """Check ``output`` against ``task``: seed 003's verdict (pass, up to 3 issues, confidence, escalate).
-
-        ``validators`` (``python``, ``json``) run first; a failure is final. Then ``judge`` (default:
-        ``default_judge()``) reads task and output, unless there is none and validators alone decide.
-        The judge call is a request like any other: events, budget (``max_cost``) and cost.
-        """
-        return await services.validate(
-            self, task, output, judge=judge, validators=validators, max_cost=max_cost
-        )
+        """The router called ``name`` (``routing.router``)."""
+        return self.routing.router(name)
 
     async def feedback(
         self, request_id: str, score: float, *, api_key_id: str | None = None
     ) -> FeedbackReceipt:
-        """Record how good the answer to ``request_id`` was: ``score`` from 0 (wrong or useless) to 1
-        (right), kept in the ledger as an outcome label for ``orchestrator train-router --from-ledger``.
-
-        ``api_key_id``: the virtual key asking; a key may label only its own requests (None: any request).
-        Raises ``UnknownRequestError`` for an id the ledger does not know and ``InvalidFeedbackError`` for
-        a score off the scale or a request that failed.
-        """
-        return await self.ledger.feedback(request_id, score, caller_key_id=api_key_id, tier_of=self._tier_of)
+        """Record how good the answer to ``request_id`` was, 0 to 1 (``routing.feedback``)."""
+        return await self.routing.feedback(request_id, score, api_key_id=api_key_id)
 
     def feedback_sync(
         self, request_id: str, score: float, *, api_key_id: str | None = None
@@ -422,36 +276,27 @@ class Orchestrator:
 
         return asyncio.run(_run())
 
-    def _tier_of(self, name: str) -> int | None:
-        """The configured tier of the model called ``name`` (None when unknown or no longer configured)."""
-        return next((i.tier for i in self.models() if i.name == name), None)
+    def default_judge(self) -> str | None:
+        """The model ``validate`` asks (``validation.default_judge``)."""
+        return self.validation.default_judge()
 
-    async def aclose(self) -> None:
-        """Close every model built so far, the shared HTTP connections and the ledger (``Runtime.aclose``)."""
-        await self.runtime.aclose()
-
-    @property
-    def state_store(self) -> StateStore:
-        """Where breakers, cooldowns, rate limits, health and key limits live (``state:`` in config:
-        this process's memory, or Redis shared by every process naming it)."""
-        return self.runtime.state_store
-
-    @property
-    def ledger(self) -> Ledger:
-        """The cost ledger (attempt records, budgets, reports), opened on first use."""
-        return self.runtime.require_ledger()
+    async def validate(
+        self,
+        task: str,
+        output: str,
+        *,
+        judge: str | None = None,
+        validators: Sequence[str] = (),
+        max_cost: float | None = None,
+    ) -> ValidationResult:
+        """Check ``output`` against ``task``: seed 003's verdict (``validation.validate``)."""
+        return await self.validation.validate(
+            task, output, judge=judge, validators=validators, max_cost=max_cost
+        )
 
     async def virtual_keys(self) -> VirtualKeyStore | None:
-        """The gateway's virtual keys, kept hashed in the ledger database (None when the ledger is off)."""
-        if self._ledger is None:
-            return None
-        from model_orchestrator.ledger.keys import VirtualKeyStore
-
-        return VirtualKeyStore((await self._ledger.store()).engine, clock=self._clock)
-
-    def estimate_cost(self, name: str, request: ChatRequest) -> float | None:
-        """An upper bound (USD) of what ``request`` costs on the model or strategy ``name``; None: unknown."""
-        return self._names.profile(name).estimate_cost(request)
+        """The gateway's virtual keys (``keys.store``; None when the ledger is off)."""
+        return await self.keys.store()
 
     async def costs_report(
         self,
@@ -462,10 +307,8 @@ class Orchestrator:
         since: str | float | None = None,
         until: str | float | None = None,
     ) -> CostReport:
-        """Spend per day/week/month by model, provider, deployment, strategy, category or key id."""
-        from model_orchestrator.ledger.query import cost_query
-
-        return await self.ledger.report(cost_query(period, by, category, since, until))
+        """Spend per period by model, provider, deployment, strategy, category or key (``costs.report``)."""
+        return await self.costs.report(period=period, by=by, category=category, since=since, until=until)
 
     async def costs_stats(
         self,
@@ -475,11 +318,8 @@ class Orchestrator:
         since: str | float | None = None,
         until: str | float | None = None,
     ) -> CostStats:
-        """Totals, latency, top models, budgets and quotas; ``period`` = this day/week/month only."""
-        from model_orchestrator.ledger.query import cost_query
-
-        query = cost_query(period, "model", category, since, until)
-        return await self.ledger.stats(query.window_of(query.period, self._clock.wall()) if period else query)
+        """Totals, latency, top models, budgets and quotas (``costs.stats``)."""
+        return await self.costs.stats(period=period, category=category, since=since, until=until)
 
     async def costs_export(
         self,
@@ -490,28 +330,8 @@ class Orchestrator:
         since: str | float | None = None,
         until: str | float | None = None,
     ) -> int:
-        """Write every attempt (``fmt``: csv or json) to ``path`` (None: stdout); returns the row count."""
-        from model_orchestrator.ledger.query import cost_query
-
-        query = cost_query(None, "model", category, since, until)
-        return await self.ledger.export(query, None if path is None else Path(path), fmt)
-
-    def metrics_sink(self) -> MetricsSink:
-        """Prometheus series of this orchestrator's requests, counted from the first call of this (or of
-        ``metrics_text``) on; needs the ``metrics`` extra."""
-        return self.telemetry.metrics(self._registry.names())
-
-    def metrics_text(self) -> str:
-        """``metrics_sink()`` in the Prometheus text exposition format."""
-        return self.metrics_sink().render().decode()
-
-    async def __aenter__(self) -> Orchestrator:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
+        """Write every attempt as csv or json to ``path`` (None: stdout); the row count (``costs.export``)."""
+        return await self.costs.export(path, fmt=fmt, category=category, since=since, until=until)
 
 
 def run_orchestration(

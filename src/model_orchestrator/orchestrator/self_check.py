@@ -95,7 +95,7 @@ async def _strategies() -> AsyncIterator[CheckResult]:
         broken.script(*[Fault.server_error(500)] * 4)
         orch = Orchestrator(_private_config(*(f"{up.url}/v1" for up in (fast, strong, broken))), env={})
         await stack.enter_async_context(orch)
-        embedded = orch._registry.embedded_model
+        embedded = orch.runtime.registry.embedded_model
         reason = next(i.unusable_reason for i in orch.models() if i.name == embedded)
         yield CheckResult("embedded model", reason is None, reason or f"{embedded} is installed")
         checks: list[tuple[str, Callable[[], Awaitable[str]]]] = [
