@@ -130,7 +130,7 @@ class OrchestratorTools:
         """
         hints = context.model_dump(exclude_none=True) if context else None
         with tool_errors(caller_of(ctx)):
-            decision = await self._orch.route(task, hints, router)
+            decision = await self._orch.routing.route(task, hints, router)
         return decision.to_dict()
 
     async def orchestrator_execute(
@@ -222,10 +222,10 @@ class OrchestratorTools:
         a person or a stronger model should look) and checked_by. Use it after complex or risky work.
         """
         caller = caller_of(ctx)
-        chosen = judge or self._orch.default_judge() or ""
+        chosen = judge or self._orch.validation.default_judge() or ""
         _require(caller.may_use(chosen), caller, f"judge {chosen!r} (name a judge the key lists)")
         with tool_errors(caller):
-            verdict = await self._orch.validate(
+            verdict = await self._orch.validation.validate(
                 task, output, judge=judge, validators=validators or (), max_cost=max_cost
             )
         return verdict.to_dict()
@@ -252,7 +252,7 @@ class OrchestratorTools:
         caller = caller_of(ctx)
         _require(caller.master, caller, "the cost report (it needs the master key)")
         with tool_errors(caller):
-            report = await self._orch.costs_report(
+            report = await self._orch.costs.report(
                 period=period, by=by, category=category, since=since, until=until
             )
         return report.to_dict()
@@ -280,7 +280,7 @@ class OrchestratorTools:
         """
         caller = caller_of(ctx)
         with tool_errors(caller):
-            receipt = await self._orch.feedback(
+            receipt = await self._orch.routing.feedback(
                 request_id, score, api_key_id=None if caller.master else caller.key_id
             )
         return receipt.to_dict()
@@ -298,7 +298,7 @@ class OrchestratorTools:
         infos = [i for i in self._orch.models() if caller.may_use(i.name)]
         return {
             "default_model": self._default_model(),
-            "default_judge": self._orch.default_judge(),
+            "default_judge": self._orch.validation.default_judge(),
             "models": [
                 i.to_dict() for i in infos if i.provider != "strategy" and (i.usable or include_unusable)
             ],
