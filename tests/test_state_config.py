@@ -77,6 +77,22 @@ state: {{url: "{redis_url}"}}
         assert len(refused) == 9 and all(isinstance(o, OrchestratorError) for o in refused)
 
 
+@pytest.mark.parametrize(("cache_ttl", "seen"), [(0.25, None), (0.0, 42.0)])
+async def test_state_cache_ttl_bounds_how_late_another_process_s_change_is_seen(
+    redis_url: str, cache_ttl: float, seen: float | None
+) -> None:
+    config = StateConfig(url=redis_url, cache_ttl=cache_ttl)
+    one, two = (build_state_store(config, {}, FakeClock(), EventBus()) for _ in range(2))
+    assert isinstance(one, FailoverStateStore) and isinstance(two, FailoverStateStore)
+    try:
+        assert await one.get("cooldown:ttl") is None
+        await two.update("cooldown:ttl", lambda old: (42.0, None))
+        assert await one.get("cooldown:ttl") == seen  # by default answered from what it saw 0 s ago
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
 def _dead_redis_url() -> str:
     with socket.socket() as probe:  # a port nothing listens on: connections are refused at once
         probe.bind(("127.0.0.1", 0))

@@ -169,7 +169,7 @@ def build_state_store(config: StateConfig, env: Mapping[str, str], clock: Clock,
         client = redis_client(url)
     except ValueError:  # never quote the URL: it may hold a password
         raise ConfigError("state: the Redis URL is malformed; expected redis://host:port/db") from None
-    shared = RedisStateStore(client, prefix=config.prefix)
+    shared = RedisStateStore(client, prefix=config.prefix, cache_ttl=config.cache_ttl)
     return FailoverStateStore(
         shared,
         clock=clock,

@@ -21,7 +21,9 @@ class StateConfig(BaseModel):
     ``on_unavailable``: ``local`` (default) keeps serving on per-process state, rate limits divided by
     ``replicas``, while the store is unreachable; ``fail`` refuses calls (503) until it is back.
     ``timeout``: the longest wait for one store call, seconds; ``retry_interval``: how often an unreachable
-    store is tried again; ``prefix``: the key prefix (several deployments may share one Redis).
+    store is tried again; ``prefix``: the key prefix (several deployments may share one Redis);
+    ``cache_ttl``: how long a process answers from what it last saw of a cooldown, breaker or health
+    result instead of asking Redis (so how late it may see another process's change; 0: always ask).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -33,6 +35,7 @@ class StateConfig(BaseModel):
     timeout: float = Field(default=0.25, gt=0, le=1.0)
     retry_interval: float = Field(default=1.0, gt=0, le=300)
     prefix: str = Field(default="orchestrator:state:", min_length=1, max_length=200)
+    cache_ttl: float = Field(default=0.25, ge=0, le=1.0)
 
     @field_validator("url_env")
     @classmethod
