@@ -285,3 +285,16 @@ async def test_a_timed_out_member_with_a_fallback_is_not_retried_but_the_last_on
             with pytest.raises(RequestTimeoutError):
                 await orch.complete("hi", model="slow")  # the last (only) option: retried
         assert [e.model for e in sink.of_type(AttemptStarted)] == ["slow", "fast"] + ["slow"] * 3
+
+
+async def test_the_time_a_consumer_holds_a_delta_is_not_an_idle_gap() -> None:
+    clock = FakeClock()
+    model = timed(
+        FunctionModel(lambda _: "one two three", chunk_size=4), clock, timeout=30.0, idle_timeout=1.0
+    )
+    seen: list[str] = []
+    async for delta in model.stream(REQUEST):
+        seen.append(delta.text)
+        clock.advance(5.0)  # the consumer is slow, the upstream is not
+        await asyncio.sleep(0)  # and the timer task gets to run meanwhile
+    assert "".join(seen) == "one two three"

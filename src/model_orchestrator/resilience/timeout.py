@@ -8,21 +8,24 @@ deadline cannot cool down a healthy deployment). A deadline already passed raise
 On expiry the inner call is cancelled, so the adapter closes its connection and the upstream stops.
 
 Streams: ``first_token_timeout`` (default: ``timeout``) bounds the time from the call to the first
-delta carrying text, and ``idle_timeout`` (default: ``timeout``) each gap between deltas after that;
-a stream that keeps producing is not cut by a total time, only by the deadline.
+delta carrying text, and ``idle_timeout`` (default: ``timeout``) each wait for the next delta after that
+(the time a consumer holds a delta does not count); a stream that keeps producing is not cut by a total
+time, only by the deadline.
 
-Timers run on the injected ``Clock`` (one watchdog task per call or per stream, sleeping on it and
-re-armed for each delta, like ``asyncio.timeout``'s ``reschedule``), so a ``FakeClock`` drives them in
-tests; note that a fake clock's sleep returns at once, so with a ``FakeClock`` an inner call that awaits
-anything real times out immediately. Without a ``timeout`` and a deadline no timer runs at all; the
-transport's own connect, stall and read limits (``providers.http.Timeouts``) still apply to HTTP calls.
+Timers run on the injected ``Clock``, so a ``FakeClock`` drives them in tests (note that a fake clock's
+sleep returns at once, so with a ``FakeClock`` an inner call that awaits anything real times out
+immediately). One ``_Watch`` task per call or per stream: per delta the stream only notes when it started
+waiting and that it stopped, and the timer re-reads that when it wakes (it sleeps again for the rest when
+the stream moved on), so nothing is re-armed per delta. Without a ``timeout`` and a deadline no timer runs
+at all; the transport's own connect, stall and read limits (``providers.http.Timeouts``) still apply to
+HTTP calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
-from typing import Literal, TypeVar
+from collections.abc import AsyncIterator
+from typing import Literal
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import DeadlineExceededError, RequestTimeoutError
@@ -32,50 +35,98 @@ from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.stream_start import closing
 from model_orchestrator.core.wrapper import WrapperModel
 
-T = TypeVar("T")
 Limit = Literal["timeout", "first_token", "idle", "deadline"]
 
 
-class _Expired(Exception):
-    """The watchdog fired before the guarded await finished."""
+class _Watch:
+    """One timer task for a call or a whole stream, fired when a wait for the inner model outlasts its limit.
 
-
-class _Watchdog:
-    """One timer task for a call or a whole stream, re-armed for each guarded await.
-
-    ``await watchdog.guard(call, s)`` cancels the awaiting task if ``call`` takes more than ``s``
-    seconds on ``clock`` and turns that cancellation into ``_Expired``; a cancellation from elsewhere
-    passes through. Between guarded awaits (while a stream's consumer holds a delta) it is disarmed.
-    Re-arming moves the due time without a new task (the timer sleeps again for the remainder), unless
-    the new due time is sooner than the timer's current sleep. ``close`` ends the timer.
+    The awaiting side calls ``waiting`` before each await of the inner model and sets ``since`` to None
+    after it. The timer sleeps until the current wait's due time; on waking it fires (cancels the task)
+    if that wait is still running and due, sleeps again for the rest if a later wait began, and parks
+    while the consumer holds a delta (``since`` None). A cancellation it did not cause passes through
+    (``asyncio.timeout``'s rule, by the task's ``cancelling`` count).
     """
 
-    def __init__(self, clock: Clock) -> None:
+    __slots__ = (
+        "_cancelling",
+        "_clock",
+        "_parked",
+        "_sleeping_until",
+        "_task",
+        "_timer",
+        "deadline",
+        "expired",
+        "first_by",
+        "first_kind",
+        "idle",
+        "seen_text",
+        "since",
+    )
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        first_by: float | None,
+        first_kind: Limit,
+        idle: float | None,
+        deadline: float | None,
+    ) -> None:
         self._clock = clock
-        self._due: float | None = None
-        self._sleeping_until: float | None = None
-        self._armed = asyncio.Event()
+        self.first_by = first_by
+        self.first_kind = first_kind
+        self.idle = idle
+        self.deadline = deadline
+        self.seen_text = False
+        self.since: float | None = None
+        self.expired: Limit | None = None
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
-        self._expired = False
         self._timer: asyncio.Task[None] | None = None
+        self._parked: asyncio.Event | None = None
+        self._sleeping_until: float | None = None
 
-    async def guard(self, call: Awaitable[T], seconds: float) -> T:
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("a timeout needs a running task")
-        self._task, self._cancelling = task, task.cancelling()
-        self._arm(self._clock.monotonic() + seconds)
-        try:
-            return await call
-        except asyncio.CancelledError:
-            # Ours only if no one else asked to cancel the task meanwhile (asyncio.timeout's rule).
-            if self._expired and task.uncancel() <= self._cancelling:
-                raise _Expired from None
-            raise
-        finally:
-            self._due = None
-            self._armed.clear()
+    def due(self, since: float) -> tuple[float | None, Limit]:
+        """When the wait that began at ``since`` expires, and which limit that is (None: never)."""
+        own: float | None
+        kind: Limit
+        if self.seen_text:
+            own, kind = (None if self.idle is None else since + self.idle), "idle"
+        else:
+            own, kind = self.first_by, self.first_kind
+        deadline = self.deadline
+        if deadline is not None and (own is None or deadline <= own):
+            return deadline, "deadline"
+        return own, kind
+
+    def waiting(self) -> Limit | None:
+        """Note that a wait begins now; the limit already passed, if one has (nothing is awaited then)."""
+        now = self._clock.monotonic()
+        due, kind = self.due(now)
+        if due is not None and due <= now:
+            return kind
+        self.since = now
+        if self._timer is None:
+            task = asyncio.current_task()
+            if task is None:
+                raise RuntimeError("a timeout needs a running task")
+            self._task, self._cancelling = task, task.cancelling()
+            self._timer = asyncio.get_running_loop().create_task(self._run())
+        elif self._parked is not None:
+            self._parked.set()
+        elif due is not None and self._sleeping_until is not None and due < self._sleeping_until:
+            # The timer would wake too late (an idle limit shorter than the first-token one): start over.
+            self._timer.cancel()
+            self._sleeping_until = None
+            self._timer = asyncio.get_running_loop().create_task(self._run())
+        return None
+
+    def fired(self) -> bool:
+        """After a ``CancelledError`` in the guarded await: True when this watch caused it (and it is
+        taken back), False when someone else cancelled the task."""
+        task = self._task
+        return self.expired is not None and task is not None and task.uncancel() <= self._cancelling
 
     def close(self) -> None:
         """Stop the timer task (idempotent)."""
@@ -83,31 +134,24 @@ class _Watchdog:
         if timer is not None:
             timer.cancel()
 
-    def _arm(self, due: float) -> None:
-        self._due = due
-        self._armed.set()
-        sleeping = self._sleeping_until
-        if self._timer is not None and sleeping is not None and due < sleeping:
-            self.close()  # it would wake too late: start over
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().create_task(self._run())
-
     async def _run(self) -> None:
+        clock = self._clock
         while True:
-            await self._armed.wait()
-            due = self._due
-            if due is None:
+            since = self.since
+            due, kind = (None, self.first_kind) if since is None else self.due(since)
+            if due is None:  # the consumer holds a delta, or no limit applies: park until the next wait
+                self._parked = asyncio.Event()
+                await self._parked.wait()
+                self._parked = None
                 continue
-            left = due - self._clock.monotonic()
+            left = due - clock.monotonic()
             if left > 0:
                 self._sleeping_until = due
-                await self._clock.sleep(left)
+                await clock.sleep(left)
                 self._sleeping_until = None
                 continue
-            if self._task is not None:
-                self._expired = True
-                self._due = None
-                self._armed.clear()
+            if self._task is not None:  # no await since reading ``since``: that wait is still running
+                self.expired = kind
                 self._task.cancel()
             return
 
@@ -142,62 +186,77 @@ class TimeoutModel(WrapperModel):
         return f"TimeoutModel({self.inner!r}, deployment={self._deployment!r}, timeout={self._timeout})"
 
     async def complete(self, request: ChatRequest) -> Completion:
-        limit, kind = self._limit(request, (self._timeout, "timeout"))
-        watchdog = _Watchdog(self._clock)
+        watch = self._watch(request, self._timeout, "timeout")
+        if watch is None:
+            return await self.inner.complete(request)
         try:
-            return await self._within(watchdog, self.inner.complete(request), request, limit, kind)
+            expired = watch.waiting()
+            if expired is not None:
+                raise self._error(expired, request, 0.0)
+            since = watch.since or 0.0
+            try:
+                return await self.inner.complete(request)
+            except asyncio.CancelledError:
+                if watch.fired() and watch.expired is not None:
+                    raise self._error(watch.expired, request, self._clock.monotonic() - since) from None
+                raise
+            except RequestTimeoutError as exc:
+                if self._callers_deadline(exc, request):
+                    raise self._error("deadline", request, 0.0) from exc
+                raise
         finally:
-            watchdog.close()
+            watch.close()
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        started = self._clock.monotonic()
-        first_by = None if self._first_token_timeout is None else started + self._first_token_timeout
-        seen_text = False
-        watchdog = _Watchdog(self._clock)  # one timer for the whole stream, not one per delta
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        watch = self._watch(request, self._first_token_timeout, "first_token")
+        if watch is None:
+            return self.inner.stream(request)
+        return self._watched(request, watch)
+
+    async def _watched(self, request: ChatRequest, watch: _Watch) -> AsyncIterator[StreamDelta]:
         try:
             async with closing(self.inner.stream(request)) as deltas:
                 while True:
-                    if seen_text:
-                        limit, kind = self._limit(request, (self._idle_timeout, "idle"))
-                    else:
-                        left = None if first_by is None else first_by - self._clock.monotonic()
-                        limit, kind = self._limit(request, (left, "first_token"))
+                    expired = watch.waiting()
+                    if expired is not None:
+                        raise self._error(expired, request, 0.0)
+                    since = watch.since or 0.0
                     try:
-                        delta = await self._within(watchdog, anext(deltas), request, limit, kind)
+                        delta = await anext(deltas)
                     except StopAsyncIteration:
                         return
-                    seen_text = seen_text or bool(delta.text or delta.tool_calls)
+                    except asyncio.CancelledError:
+                        if watch.fired() and watch.expired is not None:
+                            waited = self._clock.monotonic() - since
+                            raise self._error(watch.expired, request, waited) from None
+                        raise
+                    except RequestTimeoutError as exc:
+                        if self._callers_deadline(exc, request):
+                            raise self._error("deadline", request, 0.0) from exc
+                        raise
+                    finally:
+                        watch.since = None
+                    if not watch.seen_text and (delta.text or delta.tool_calls):
+                        watch.seen_text = True
                     yield delta
         finally:
-            watchdog.close()
+            watch.close()
 
-    def _limit(self, request: ChatRequest, own: tuple[float | None, Limit]) -> tuple[float | None, Limit]:
-        """The binding limit: the deployment's own (``own``) or the deadline, whichever is sooner."""
-        seconds, kind = own
-        if request.deadline is not None:
-            left = request.deadline - self._clock.monotonic()
-            if seconds is None or left <= seconds:
-                seconds, kind = left, "deadline"
-        if seconds is not None and seconds <= 0:
-            raise self._error(kind, request, 0.0)
-        return seconds, kind
+    def _watch(self, request: ChatRequest, first: float | None, first_kind: Limit) -> _Watch | None:
+        """The watch for one call or stream (None: no limit applies, so no timer runs)."""
+        idle = self._idle_timeout if first_kind == "first_token" else None
+        deadline = request.deadline
+        if first is None and idle is None and deadline is None:
+            return None
+        first_by = None if first is None else self._clock.monotonic() + first
+        return _Watch(self._clock, first_by=first_by, first_kind=first_kind, idle=idle, deadline=deadline)
 
-    async def _within(
-        self, watchdog: _Watchdog, call: Awaitable[T], request: ChatRequest, limit: float | None, kind: Limit
-    ) -> T:
-        try:
-            if limit is None:
-                return await call
-            return await watchdog.guard(call, limit)
-        except _Expired:
-            raise self._error(kind, request, limit or 0.0) from None
-        except DeadlineExceededError:
-            raise
-        except RequestTimeoutError as exc:
-            # The adapter's own timer, set to the same deadline, may fire first: still the caller's deadline.
-            if request.deadline is not None and self._clock.monotonic() >= request.deadline:
-                raise self._error("deadline", request, 0.0) from exc
-            raise
+    def _callers_deadline(self, error: RequestTimeoutError, request: ChatRequest) -> bool:
+        """An inner timeout that is really the caller's deadline: the adapter's own timer, set to the same
+        deadline, may fire first."""
+        if isinstance(error, DeadlineExceededError) or request.deadline is None:
+            return False
+        return self._clock.monotonic() >= request.deadline
 
     def _error(self, kind: Limit, request: ChatRequest, waited: float) -> RequestTimeoutError:
         if kind == "deadline":
