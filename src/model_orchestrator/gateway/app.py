@@ -33,8 +33,7 @@ from model_orchestrator.gateway.messages_errors import messages_error_body
 from model_orchestrator.gateway.middleware import (
     PRINCIPAL_KEY,
     REQUEST_ID,
-    auth_middleware,
-    browser_middleware,
+    access_middleware,
     context_middleware,
     hide_server_banner,
 )
@@ -216,8 +215,7 @@ def build_app(
     app = web.Application(
         middlewares=[
             context_middleware(metrics, {MESSAGES_PREFIX: messages_error_body}),
-            browser_middleware(guard),
-            auth_middleware(authenticator, connections),
+            access_middleware(guard, authenticator, connections),
         ],
         client_max_size=settings.limits.max_body_bytes,
     )

@@ -187,6 +187,8 @@ class GuardedSite(web.BaseSite):
 
 async def read_body(request: web.Request, timeout: float) -> bytes:
     """The whole request body, or 408 when it has not arrived within ``timeout`` seconds."""
+    if request.content.is_eof():  # all of it is here already (the usual case): nothing to time
+        return await request.read()
     try:
         async with asyncio.timeout(timeout):
             return await request.read()

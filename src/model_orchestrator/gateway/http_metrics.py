@@ -44,10 +44,19 @@ class HttpMetrics:
             registry=registry,
         )
 
+        # The labelled children, looked up once per label set: prometheus_client's ``labels()`` validates
+        # and locks on every call (9.6 µs a response for both series, 2.4 µs with the children kept).
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one response."""
-        self.responses.labels(route, method, str(status)).inc()
-        self.seconds.labels(route).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.responses.labels(route, method, str(status)), self.seconds.labels(route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def http_metrics(orch: Orchestrator) -> HttpMetrics | None:

@@ -3,19 +3,21 @@
 ``context``: gives each request an id (``x-orchestrator-request-id`` on every response, errors included),
 renders every failure as the wire's error JSON with the right status and headers (upstream failures shown
 to a key holder name no internal host: ``access.without_hosts``), and counts the request in the HTTP
-metrics. ``browser``: refuses what a web page could make a browser send (``access.BrowserGuard``: Host,
-Origin, Content-Type) before any key is read. ``auth``: resolves the caller (``Principal``) from the
+metrics. ``access``: first refuses what a web page could make a browser send (``access.BrowserGuard``:
+Host, Origin, Content-Type) before any key is read, then resolves the caller (``Principal``) from the
 presented key, keeps admin routes for the master key, counts the key's request against its rpm and tells
 the connection guard the connection has authenticated. Routes see ``request[PRINCIPAL_KEY]`` and
-``request[REQUEST_ID_KEY]``; none of them handles errors or keys itself.
+``request[REQUEST_ID_KEY]``; none of them handles errors or keys itself. Two middlewares, not one per
+concern: each is a frame on every request, and both concerns of ``access`` answer "may this caller in?".
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
@@ -60,7 +62,7 @@ def context_middleware(
 
     @web.middleware
     async def context(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request_id = uuid.uuid4().hex
+        request_id = os.urandom(16).hex()  # as unique as uuid4().hex (122 random bits), a fifth of its cost
         request[REQUEST_ID_KEY] = request_id
         started = time.perf_counter()
         try:
@@ -87,43 +89,41 @@ def context_middleware(
     return context
 
 
-def browser_middleware(guard: BrowserGuard) -> Middleware:
-    """403 for a Host that is not this server's (DNS rebinding) or a browser Origin not allowed; 415 for a
-    POST body that is not ``application/json`` (a cross-site form or ``text/plain`` post)."""
+def access_middleware(
+    guard: BrowserGuard, authenticator: Authenticator | None, connections: ConnectionGuard | None
+) -> Middleware:
+    """The browser guard, then the presented key (``authenticator`` None: auth is off, every caller is
+    trusted). Guard: 403 for a Host that is not this server's (DNS rebinding) or a browser Origin not
+    allowed; 415 for a POST body that is not ``application/json`` (a cross-site form or ``text/plain``)."""
+    # The guard is a pure function of these four values; callers send the same few again and again.
+    refusal_of = functools.lru_cache(maxsize=256)(
+        lambda method, host, origin, content_type: guard.refusal(
+            method=method, host=host, origin=origin, content_type=content_type
+        )
+    )
 
     @web.middleware
-    async def browser(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         # An unknown route or method gets its 404/405 whatever the body (only real routes read bodies).
         routed = getattr(request.match_info, "http_exception", None) is None
-        refusal = guard.refusal(
-            method=request.method if routed else "GET",
-            host=request.headers.get("host"),
-            origin=request.headers.get("origin"),
-            content_type=request.headers.get("content-type"),
+        headers = request.headers
+        refusal = refusal_of(
+            request.method if routed else "GET",
+            headers.get("host"),
+            headers.get("origin"),
+            headers.get("content-type"),
         )
         if refusal is not None and refusal.check == "content_type":
             raise GatewayError(415, refusal.message, INVALID, "unsupported_media_type")
         if refusal is not None:
             raise GatewayError(403, refusal.message, "permission_error", f"{refusal.check}_not_allowed")
-        return await handler(request)
-
-    return browser
-
-
-def auth_middleware(authenticator: Authenticator | None, connections: ConnectionGuard | None) -> Middleware:
-    """Presented keys (``authenticator`` None: auth is off, every caller is trusted)."""
-
-    @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
             return await handler(request)
         if authenticator is None:
             principal = OPEN
         else:
             principal = await authenticator.authenticate(
-                request.headers.get("authorization"),
-                request.headers.get("x-api-key"),
-                address=request.remote or "",
+                headers.get("authorization"), headers.get("x-api-key"), address=request.remote or ""
             )
         if connections is not None:
             connections.authenticated(request.transport)
@@ -134,7 +134,7 @@ def auth_middleware(authenticator: Authenticator | None, connections: Connection
         request[PRINCIPAL_KEY] = principal
         return await handler(request)
 
-    return auth
+    return access
 
 
 async def hide_server_banner(_request: web.Request, response: web.StreamResponse) -> None:
