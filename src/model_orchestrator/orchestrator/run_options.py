@@ -68,26 +68,34 @@ _SEQUENCES = ("stop", "tags", "tools")
 
 def split_options(options: Mapping[str, object]) -> tuple[dict[str, object], dict[str, object]]:
     """(request options, strategy options without Nones); a ``TypeError`` for a name that is neither."""
-    unknown = sorted(k for k in options if k not in _KNOWN)
-    if unknown:
-        raise TypeError(_unknown(unknown[0]))
-    request = {k: v for k, v in options.items() if k in REQUEST_OPTIONS}
-    strategy = {k: v for k, v in options.items() if k in STRATEGY_OPTIONS and v is not None}
+    request: dict[str, object] = {}
+    strategy: dict[str, object] = {}
+    for name, value in options.items():
+        if name in REQUEST_OPTIONS:
+            request[name] = value
+        elif name not in STRATEGY_OPTIONS:
+            raise TypeError(_unknown(name))
+        elif value is not None:
+            strategy[name] = value
     return request, strategy
 
 
 def request_changes(options: Mapping[str, object], now: float) -> dict[str, object]:
     """The ``ChatRequest`` fields ``options`` set (None dropped); ``timeout`` counts from ``now``
     (the runtime clock's monotonic time). ``system`` is the caller's to apply (text prompts only)."""
-    changes = {k: v for k, v in options.items() if v is not None and k not in ("system", "timeout", "json")}
-    timeout = options.get("timeout")
-    if timeout is not None:
-        changes["deadline"] = now + float(timeout)  # type: ignore[arg-type]
-    if options.get("json"):
-        changes["response_format"] = ResponseFormat.JSON
-    for name in _SEQUENCES:
-        if name in changes:
-            changes[name] = tuple(changes[name])  # type: ignore[arg-type]
+    changes: dict[str, object] = {}
+    for name, value in options.items():
+        if value is None or name == "system":
+            continue
+        if name == "timeout":
+            changes["deadline"] = now + float(value)  # type: ignore[arg-type]
+        elif name == "json":
+            if value:
+                changes["response_format"] = ResponseFormat.JSON
+        elif name in _SEQUENCES:
+            changes[name] = tuple(value)  # type: ignore[arg-type]
+        else:
+            changes[name] = value
     return changes
 
 
