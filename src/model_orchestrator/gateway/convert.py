@@ -96,7 +96,8 @@ def to_chat_request(
     body: ChatRequestBody, *, request_id: str, api_key_id: str | None, max_tokens_ceiling: int
 ) -> ChatRequest:
     """The façade request for ``body`` (a 400 ``GatewayError`` for what cannot be honoured)."""
-    present = [name for name in _UNSUPPORTED if (body.model_extra or {}).get(name) is not None]
+    extra = body.model_extra
+    present = [name for name in _UNSUPPORTED if extra.get(name) is not None] if extra else []
     if present:
         hint = "; send tools and tool_choice instead" if present[0].startswith("function") else ""
         raise GatewayError(400, f"{present[0]} is not supported by this gateway{hint}", param=present[0])
@@ -109,7 +110,7 @@ def to_chat_request(
             f"max_tokens {max_tokens} is above this gateway's ceiling of {max_tokens_ceiling}",
             param="max_tokens",
         )
-    extension = body.orchestrator or RequestExtension()
+    extension = body.orchestrator
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     json_mode = body.response_format is not None and body.response_format.type != "text"
     return ChatRequest(
@@ -121,10 +122,10 @@ def to_chat_request(
         response_format=ResponseFormat.JSON if json_mode else ResponseFormat.TEXT,
         logprobs=bool(body.logprobs),
         top_logprobs=body.top_logprobs,
-        category=extension.category,
-        tags=tuple(extension.tags or ()),
-        max_cost=extension.max_cost,
-        context_overflow=extension.context_overflow,
+        category=extension.category if extension else None,
+        tags=tuple(extension.tags or ()) if extension else (),
+        max_cost=extension.max_cost if extension else None,
+        context_overflow=extension.context_overflow if extension else None,
         api_key_id=api_key_id,
         request_id=request_id,
         tools=tools,
