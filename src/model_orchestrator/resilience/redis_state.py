@@ -173,6 +173,8 @@ class RedisStateStore:
         name = self._prefix + key
         if known:  # what this process reads of the key from now on includes the change
             self._ahead[name] = change(value)  # type: ignore[arg-type]
+        else:  # reads go to Redis until the held changes are written
+            self._ahead.pop(name, None)
         self._queues.setdefault(name, []).append((lambda old: (change(old), None), None))
         self._late.add(name)
         self._flush_soon()
