@@ -63,6 +63,18 @@ async def test_get_update_and_items(kind: str, open_store: Callable[[str], State
 
 
 @pytest.mark.parametrize("kind", STORES)
+async def test_record_is_an_update_without_an_answer(
+    kind: str, open_store: Callable[[str], StateStore]
+) -> None:
+    store = open_store(kind)
+    await store.update("n", lambda old: (2, None))
+    await store.record("n", lambda old: (old or 0) * 10)
+    await store.record("n", lambda old: (old or 0) + 1)
+    assert await store.get("n") == 21  # applied in order, and read back by the process that recorded them
+    assert await store.update("n", lambda old: (old, old)) == 21
+
+
+@pytest.mark.parametrize("kind", STORES)
 async def test_state_values_round_trip(kind: str, open_store: Callable[[str], StateStore]) -> None:
     store = open_store(kind)
     values: dict[str, object] = {
