@@ -11,6 +11,7 @@ import pytest
 from model_orchestrator import Orchestrator
 from model_orchestrator.config.loader import parse_config
 from model_orchestrator.core.errors import StreamNotFinishedError
+from model_orchestrator.core.events import RecordingSink, RequestFinished
 from model_orchestrator.testing import FakeUpstream, Fault, Reply
 
 ENV = {"K": "key"}
@@ -65,6 +66,21 @@ async def test_a_streamed_result_is_the_one_complete_returns(
     streamed, whole = stream.result(), await orch.complete("Capital of France?", model="first")
     same = ("response", "model_used", "cost", "input_tokens", "output_tokens", "strategy", "fallback_chain")
     assert {k: getattr(streamed, k) for k in same} == {k: getattr(whole, k) for k in same}
+
+
+async def test_a_streamed_request_is_published_as_its_result_says(
+    upstream: FakeUpstream, orch: Orchestrator
+) -> None:
+    sink = RecordingSink()
+    orch.events.subscribe(sink)
+    upstream.script(Reply("Paris", usage=(20, 10)))
+    async with orch.stream("Capital of France?", model="first") as stream:
+        async for _ in stream:
+            pass
+    (finished,) = [e for e in sink.events if isinstance(e, RequestFinished)]
+    result = stream.result()
+    assert (finished.model_used, finished.cost) == (result.model_used, result.cost) == ("first", result.cost)
+    assert (finished.input_tokens, finished.output_tokens) == (20, 10)
 
 
 async def test_leaving_the_block_early_closes_the_upstream_and_records_the_partial_usage(

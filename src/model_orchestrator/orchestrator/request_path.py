@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from model_orchestrator.core.errors import BudgetExceededError, ConfigError
+from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.lifecycle import RequestLifecycle
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
@@ -123,14 +124,7 @@ class RequestPath:
             scope=scope,
             request_id=request.request_id,
         )
-        lifecycle.succeeded(
-            model_used=result.model_used,
-            cost=result.cost,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            explanation=completion.explanation,
-            response_text=result.response,
-        )
+        _succeeded(lifecycle, result, completion.explanation)
         return result
 
     def stream(
@@ -166,25 +160,15 @@ class RequestPath:
         except BaseException as exc:
             lifecycle.failed(exc)
             raise
-        usage = tally.usage
-        lifecycle.succeeded(
-            model_used=tally.model,
-            cost=scope.total_cost,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            explanation=tally.explanation,
-            response_text=tally.text,
+        result = tally.result(
+            requested=requested,
+            strategy=label,
+            latency=lifecycle.elapsed,
+            scope=scope,
+            request_id=request.request_id,
         )
-        latency = lifecycle.elapsed
-        publish(
-            tally.result(
-                requested=requested,
-                strategy=label,
-                latency=latency,
-                scope=scope,
-                request_id=request.request_id,
-            )
-        )
+        _succeeded(lifecycle, result, tally.explanation)
+        publish(result)
 
     def _select(self, selection: Selection, request: ChatRequest) -> tuple[ChatModel, str, str]:
         """(the model to call, the name asked for, the strategy label for the result).
@@ -226,3 +210,17 @@ class RequestPath:
                 f"reserved output), over max_cost {usd(scope.max_cost)}; nothing was sent (raise the cap, "
                 "lower --max-tokens, or choose a cheaper model)"
             )
+
+
+def _succeeded(
+    lifecycle: RequestLifecycle, result: OrchestrationResult, explanation: Explanation | None
+) -> None:
+    """Publish the request's success as its result says it (whole or streamed, the same fields)."""
+    lifecycle.succeeded(
+        model_used=result.model_used,
+        cost=result.cost,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        explanation=explanation,
+        response_text=result.response,
+    )
