@@ -128,7 +128,7 @@ async def _guarded_app(orchestrator: Orchestrator, settings: HttpSettings) -> Ht
         host=settings.host,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    keys = await orchestrator.virtual_keys() if settings.auth else None
+    keys = await orchestrator.keys.store() if settings.auth else None
     return HttpAccess(
         sdk_app,
         guard=browser_guard(settings.host, settings.allowed_hosts, settings.allowed_origins),
