@@ -11,7 +11,8 @@ model, usage, logprobs, tool calls), so the figures compare whole decodes, not b
 Payloads: an OpenAI-compatible chunk (plain, and with one token's logprobs as FakeUpstream sends them),
 an Anthropic ``content_block_delta``, a Gemini chunk, and a whole 20-token OpenAI body with logprobs.
 Prints µs per payload (best of ``--repeat`` runs of ``--number`` decodes) and each one's ratio to the
-fastest. CPU-bound and single-threaded; a few seconds in all.
+fastest. CPU-bound and single-threaded; a few seconds in all. Needs orjson (``pip install orjson``), a
+candidate only: the adapters use ``from_json``.
 
 Usage: python benchmarks/parsing.py [--number N] [--repeat N]
 """
