@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 
 from model_orchestrator.core.errors import ServerError
 from model_orchestrator.core.response import StreamDelta
-from model_orchestrator.core.stream_start import has_content, start_stream
+from model_orchestrator.core.stream_start import DeferredStream, has_content, start_stream
 from model_orchestrator.core.tools import ToolCallDelta
 
 
@@ -85,3 +85,29 @@ async def test_leaving_early_closes_the_inner_stream() -> None:
     assert source.closed
     assert source.read == 1
     assert [d async for d in started] == []  # a closed stream yields nothing more
+
+
+async def test_a_deferred_stream_opens_at_its_first_read_and_closes_what_it_opened() -> None:
+    source = _Source(StreamDelta(text="a"), StreamDelta(text="b"))
+    opened: list[str] = []
+
+    async def open_stream() -> AsyncIterator[StreamDelta]:
+        opened.append("opened")
+        return source.stream()
+
+    deferred = DeferredStream(open_stream)
+    assert opened == []  # nothing runs until the first read
+    assert (await anext(deferred)).text == "a"
+    assert opened == ["opened"]
+    await deferred.aclose()
+    assert source.closed
+    assert await DeferredStream(open_stream).aclose() is None  # never started: nothing to close
+
+
+async def test_a_deferred_streams_opening_failure_is_raised_at_the_first_read() -> None:
+    async def refuse() -> AsyncIterator[StreamDelta]:
+        raise ServerError("circuit open", status_code=503, retryable=False)
+
+    with pytest.raises(ServerError):
+        async for _ in DeferredStream(refuse):
+            pass

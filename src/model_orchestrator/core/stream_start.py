@@ -23,7 +23,7 @@ that holds nothing back closes its inner stream with ``async with closing(inner.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 
 from model_orchestrator.core.response import StreamDelta
@@ -71,14 +71,15 @@ class StartedStream:
     def __aiter__(self) -> StartedStream:
         return self
 
-    async def __anext__(self) -> StreamDelta:
+    def __anext__(self) -> Awaitable[StreamDelta]:
+        # A plain method handing on the inner stream's own awaitable: no coroutine of ours per delta.
         position = self._next
         if position < len(self.held):
             self._next = position + 1
-            return self.held[position]
+            return _ready(self.held[position])
         if not self.has_content or self._closed:
             raise StopAsyncIteration  # the inner stream already ended (or was closed)
-        return await anext(self._rest)
+        return self._rest.__anext__()
 
     async def aclose(self) -> None:
         """Close the inner stream (once)."""
@@ -93,6 +94,39 @@ class StartedStream:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+class DeferredStream:
+    """A stream whose start is awaited at its first read: ``open()`` (a check, a retry loop) gives the
+    stream to pass on, and every later read is handed straight to it (no async-generator frame of ours per
+    delta). ``aclose`` closes the opened stream; before the first read there is nothing to close."""
+
+    __slots__ = ("_open", "_stream")
+
+    def __init__(self, open_stream: Callable[[], Awaitable[AsyncIterator[StreamDelta]]]) -> None:
+        self._open = open_stream
+        self._stream: AsyncIterator[StreamDelta] | None = None
+
+    def __aiter__(self) -> DeferredStream:
+        return self
+
+    def __anext__(self) -> Awaitable[StreamDelta]:
+        stream = self._stream
+        return self._first() if stream is None else stream.__anext__()
+
+    async def _first(self) -> StreamDelta:
+        self._stream = await self._open()
+        return await self._stream.__anext__()
+
+    async def aclose(self) -> None:
+        """Close the opened stream, if the stream was started."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await close_stream(stream)
+
+
+async def _ready(delta: StreamDelta) -> StreamDelta:
+    return delta
 
 
 async def start_stream(deltas: AsyncIterator[StreamDelta]) -> StartedStream:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import DeploymentUnavailableError
@@ -26,7 +27,7 @@ from model_orchestrator.core.events import EventBus, HealthChecked
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.core.stream_start import closing
+from model_orchestrator.core.stream_start import DeferredStream
 from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.circuit_breaker import CircuitName, breaker_state
 from model_orchestrator.resilience.cooldown import cooldown_until, remaining
@@ -235,11 +236,12 @@ class HealthGatedModel(WrapperModel):
         await self._check(request)
         return await self.inner.complete(request)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        return DeferredStream(partial(self._open, request))
+
+    async def _open(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         await self._check(request)
-        async with closing(self.inner.stream(request)) as deltas:
-            async for delta in deltas:
-                yield delta
+        return self.inner.stream(request)
 
     async def _check(self, request: ChatRequest) -> None:
         if not request.has_fallback:

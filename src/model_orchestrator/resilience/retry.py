@@ -27,6 +27,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState
@@ -47,7 +48,7 @@ from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import RequestScope, current_scope, request_scope
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.core.stream_start import StartedStream, start_stream
+from model_orchestrator.core.stream_start import DeferredStream, StartedStream, start_stream
 from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.cooldown import OVERLOAD_STATUSES
 from model_orchestrator.resilience.empty_answer import empty_answer_error, is_empty
@@ -265,12 +266,10 @@ class RetryingModel(WrapperModel):
     async def complete(self, request: ChatRequest) -> Completion:
         return await self._retried(self._complete_once, request)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        started = await self._retried(self._start_stream, request)
-        # Past the first text a failure is raised, not retried: the caller already has output.
-        async with started:
-            async for delta in started:
-                yield delta
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        # Retried until the stream has started; past its first text a failure is raised, not retried: the
+        # caller already has output.
+        return DeferredStream(partial(self._retried, self._start_stream, request))
 
     async def _retried(self, attempt: Callable[[ChatRequest], Awaitable[T]], request: ChatRequest) -> T:
         """``attempt(request)`` until it succeeds or a policy says stop (then its last error is raised)."""
