@@ -126,10 +126,11 @@ class FailoverStateStore:
         )
 
     async def take_windows(self, takes: Sequence[WindowTake], *, now: float) -> tuple[WindowGrant, ...]:
-        local = [replace(t, limit=self._local_limit(t.limit)) for t in takes]
         return await self._run(
             lambda store: store.take_windows(takes, now=now),
-            lambda store: store.take_windows(local, now=now),
+            lambda store: store.take_windows(
+                [replace(t, limit=self._local_limit(t.limit)) for t in takes], now=now
+            ),
         )
 
     async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
