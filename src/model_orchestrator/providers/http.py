@@ -54,6 +54,8 @@ class HttpTransport:
         self._trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Without a deadline the limits depend on the deployment's timeouts only: built once, not per call.
+        self._fixed_limits: dict[tuple[Timeouts, bool], aiohttp.ClientTimeout] = {}
 
     def __repr__(self) -> str:
         state = "open" if self._session is not None and not self._session.closed else "idle"
@@ -149,16 +151,15 @@ class HttpTransport:
     def _client_timeout(
         self, timeout: Timeouts, deadline: float | None, *, stream: bool
     ) -> aiohttp.ClientTimeout:
-        remaining = None if deadline is None else deadline - self._clock.monotonic()
-        if remaining is not None and remaining <= 0:
+        if deadline is None:
+            limits = self._fixed_limits.get((timeout, stream))
+            if limits is None:
+                limits = self._fixed_limits[timeout, stream] = _limits(timeout, None, stream=stream)
+            return limits
+        remaining = deadline - self._clock.monotonic()
+        if remaining <= 0:
             raise DeadlineExceededError("the request deadline passed before it was sent")
-        if stream:
-            total, stall = remaining, _sooner(timeout.stall, remaining)
-        else:
-            total, stall = _sooner(timeout.read, remaining), None
-        return aiohttp.ClientTimeout(
-            total=total, sock_connect=_sooner(timeout.connect, total), sock_read=stall
-        )
+        return _limits(timeout, remaining, stream=stream)
 
     def _session_in_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -214,6 +215,16 @@ def translate_client_error(exc: BaseException, url: str) -> ProviderError:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return UpstreamConnectionError(f"response from {where} was cut off: {detail}")
     return UpstreamConnectionError(f"connection to {where} failed: {type(exc).__name__}: {detail}")
+
+
+def _limits(timeout: Timeouts, remaining: float | None, *, stream: bool) -> aiohttp.ClientTimeout:
+    """aiohttp's limits for one call: a stream is bounded by its stalls (and the deadline), a whole
+    answer by ``timeout.read``; the connect limit never outlasts the total."""
+    if stream:
+        total, stall = remaining, _sooner(timeout.stall, remaining)
+    else:
+        total, stall = _sooner(timeout.read, remaining), None
+    return aiohttp.ClientTimeout(total=total, sock_connect=_sooner(timeout.connect, total), sock_read=stall)
 
 
 def _sooner(limit: float, other: float | None) -> float:
