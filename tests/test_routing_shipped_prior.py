@@ -1,11 +1,13 @@
 """``orchestrator train-router --from-ledger --with-shipped-data`` (issue 16): the user's ledger labels
 trained on with the package's own routing data as a prior. Installed CLI in a subprocess, a real SQLite
 ledger holding feedback labels; the cross-validated comparison is printed before anything is written,
-and the router written was trained on both the labels and the shipped data."""
+and the router written was trained on both the labels and the shipped data. Alone, the flag trains the
+packaged router again."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,16 @@ routing: {{router: length, learned_router: "{tmp_path / "router.bin"}"}}
     assert router.strong_score("Zebra gnu 99?") > router.strong_score(
         "Please tell me something about the giraffe and the gnu, number 99."
     )
+
+
+def test_with_shipped_data_alone_trains_the_packaged_router_again(tmp_path: Path) -> None:
+    output = tmp_path / "again.bin"
+    done = run_cli("train-router", "--with-shipped-data", "--output", str(output))
+    assert done.returncode == 0, done.stderr
+    assert "trained on 7695 prompts (mmlu 7005, gsm8k 653, mt_bench 37)" in done.stdout
+    shipped, again = LearnedRouter.load(), LearnedRouter.load(output)
+    for prompt in random.Random(1).sample([e.prompt for e in shipped_examples()], 200):
+        assert again.strong_score(prompt) == pytest.approx(shipped.strong_score(prompt), abs=1e-4)
 
 
 def test_the_shipped_data_is_the_dev_split_without_the_answers() -> None:
