@@ -95,8 +95,9 @@ def access_middleware(
     """The browser guard, then the presented key (``authenticator`` None: auth is off, every caller is
     trusted). Guard: 403 for a Host that is not this server's (DNS rebinding) or a browser Origin not
     allowed; 415 for a POST body that is not ``application/json`` (a cross-site form or ``text/plain``)."""
-    # The guard is a pure function of these four values; callers send the same few again and again.
-    refusal_of = functools.lru_cache(maxsize=256)(
+    # The guard is a pure function of these four values, and callers send the same few again and again.
+    # 64 entries: header values are at most 8 KB each, so a caller varying them holds at most ~1.5 MB.
+    refusal_of = functools.lru_cache(maxsize=64)(
         lambda method, host, origin, content_type: guard.refusal(
             method=method, host=host, origin=origin, content_type=content_type
         )
