@@ -159,7 +159,8 @@ class RateLimitedModel(WrapperModel):
         """Wait (bounded) until both limits have room, then record the send; or raise."""
         if not self._tracks_requests and self._policy.tpm is None:
             return _Ticket(0, None)
-        tokens = self.estimate_tokens(request)
+        # Only a token limit needs the estimate (a prompt's token count is a walk over all its text).
+        tokens = 0 if self._policy.tpm is None else self.estimate_tokens(request)
         started = self._store.now(self._clock)
         while True:
             now = self._store.now(self._clock)
