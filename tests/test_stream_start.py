@@ -101,6 +101,7 @@ async def test_a_deferred_stream_opens_at_its_first_read_and_closes_what_it_open
     assert opened == ["opened"]
     await deferred.aclose()
     assert source.closed
+    assert [d async for d in deferred] == [] and opened == ["opened"]  # closed: not opened again
     assert await DeferredStream(open_stream).aclose() is None  # never started: nothing to close
 
 

@@ -101,26 +101,31 @@ class DeferredStream:
     stream to pass on, and every later read is handed straight to it (no async-generator frame of ours per
     delta). ``aclose`` closes the opened stream; before the first read there is nothing to close."""
 
-    __slots__ = ("_open", "_stream")
+    __slots__ = ("_closed", "_open", "_stream")
 
     def __init__(self, open_stream: Callable[[], Awaitable[AsyncIterator[StreamDelta]]]) -> None:
         self._open = open_stream
         self._stream: AsyncIterator[StreamDelta] | None = None
+        self._closed = False
 
     def __aiter__(self) -> DeferredStream:
         return self
 
     def __anext__(self) -> Awaitable[StreamDelta]:
         stream = self._stream
-        return self._first() if stream is None else stream.__anext__()
+        if stream is not None:
+            return stream.__anext__()
+        if self._closed:
+            raise StopAsyncIteration
+        return self._first()
 
     async def _first(self) -> StreamDelta:
         self._stream = await self._open()
         return await self._stream.__anext__()
 
     async def aclose(self) -> None:
-        """Close the opened stream, if the stream was started."""
-        stream, self._stream = self._stream, None
+        """Close the opened stream, if the stream was started; a closed stream yields nothing more."""
+        stream, self._stream, self._closed = self._stream, None, True
         if stream is not None:
             await close_stream(stream)
 
