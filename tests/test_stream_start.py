@@ -109,6 +109,8 @@ async def test_a_deferred_streams_opening_failure_is_raised_at_the_first_read() 
     async def refuse() -> AsyncIterator[StreamDelta]:
         raise ServerError("circuit open", status_code=503, retryable=False)
 
+    deferred = DeferredStream(refuse)
     with pytest.raises(ServerError):
-        async for _ in DeferredStream(refuse):
+        async for _ in deferred:
             pass
+    assert [d async for d in deferred] == []  # over, as a failed generator is; not opened again

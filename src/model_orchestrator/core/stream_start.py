@@ -120,6 +120,7 @@ class DeferredStream:
         return self._first()
 
     async def _first(self) -> StreamDelta:
+        self._closed = True  # opened once: after a failed opening the stream is over, as a generator's is
         self._stream = await self._open()
         return await self._stream.__anext__()
 
