@@ -234,10 +234,11 @@ class RedisStateStore:
 
     async def flush(self) -> None:
         """Write what ``record`` and ``adjust_window`` hold now, and wait for every queued update."""
-        if self._flush is not None:
-            self._flush.cancel()
-        self._write_late()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._late or self._adjusts or self._tasks:
+            if self._flush is not None:
+                self._flush.cancel()
+            self._write_late()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def aclose(self) -> None:
         """Write what is held, then close the connection pool."""
@@ -251,9 +252,9 @@ class RedisStateStore:
 
     def _write_late(self) -> None:
         self._flush = None
-        for name in self._late:
-            self._drain(name)
-        self._late.clear()
+        late, self._late = self._late, set()
+        for name in late:
+            self._drain(name, held_too=True)
         if self._adjusts:
             adjusts, self._adjusts = self._adjusts, {}
             self._spawn(self._write_adjusts(adjusts))
@@ -268,14 +269,20 @@ class RedisStateStore:
         except (RedisError, OSError) as exc:
             _log.debug("token window corrections for shared state were dropped: %s", exc)
 
-    def _drain(self, name: str) -> None:
-        """Start the task that writes ``name``'s queue, unless it runs already (it will take the rest)."""
+    def _drain(self, name: str, *, held_too: bool = False) -> None:
+        """Start the task that writes ``name``'s queue, unless it runs already (it will take the rest);
+        ``held_too``: write it even when it holds only recorded changes (their time has come)."""
         if name not in self._draining:
-            self._draining[name] = self._spawn(self._drain_queue(name))
+            self._draining[name] = self._spawn(self._drain_queue(name, held_too))
 
-    async def _drain_queue(self, name: str) -> None:
+    async def _drain_queue(self, name: str, held_too: bool) -> None:
         try:
-            while queue := self._queues.pop(name, None):
+            while queue := self._queues.get(name):
+                if not held_too and all(done is None for _, done in queue):
+                    self._hold(name, queue)  # only records came in meanwhile: they wait for their time
+                    break
+                held_too = False
+                del self._queues[name]
                 self._ahead.pop(name, None)
                 batch = [(change, done) for change, done in queue if done is None or not done.done()]
                 if not batch:
@@ -295,6 +302,17 @@ class RedisStateStore:
                         done.set_result(result)
         finally:
             del self._draining[name]
+
+    def _hold(self, name: str, queue: list[_Waiter]) -> None:
+        """Leave recorded changes for the next late write, and cache the value with them applied."""
+        self._late.add(name)
+        self._flush_soon()
+        seen = self._seen.get(name)
+        if seen is not None:
+            value = seen.value
+            for change, _ in queue:
+                value, _ = change(value)
+            self._ahead[name] = value
 
     async def _commit(self, name: str, changes: list[_Change]) -> list[Any]:
         """Apply ``changes`` in order, from what this process saw last, in one compare-and-set."""

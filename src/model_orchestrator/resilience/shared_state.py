@@ -107,8 +107,7 @@ class FailoverStateStore:
         return await self._run(lambda store: store.update(key, change))
 
     async def record(self, key: str, change: Callable[[S | None], S]) -> None:
-        if not self._down:
-            # A record is held by the shared store and written later: it has nothing to wait for.
+        if not self._down:  # a record is held by the shared store and written later: nothing to wait for
             await self._shared.record(key, change)
             return
         await self._run(lambda store: store.record(key, change))
@@ -134,6 +133,9 @@ class FailoverStateStore:
         )
 
     async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
+        if not self._down:  # like a record, a correction is held and written later: nothing to wait for
+            await self._shared.adjust_window(key, slot=slot, delta=delta)
+            return
         await self._run(lambda store: store.adjust_window(key, slot=slot, delta=delta))
 
     def _local_limit(self, limit: int | None) -> int | None:

@@ -105,7 +105,11 @@ class StateStore(Protocol):
         ...
 
     async def adjust_window(self, key: str, *, slot: int, delta: int) -> None:
-        """Atomically add ``delta`` units (negative: give back) to ``slot`` of the ``units`` window."""
+        """Atomically add ``delta`` units (negative: give back) to ``slot`` of the ``units`` window.
+
+        Like ``record``, it does not wait for the write: a shared store may hold the correction a few
+        milliseconds, but applies it before this process's next ``take_window(s)`` of that window.
+        """
         ...
 
 
