@@ -112,7 +112,7 @@ def test_cheapest_and_route_strategies_are_built_with_the_learned_router() -> No
         model = orch.model(name)
         # The façade wraps named strategies to fit each request's context; the strategy is inside.
         if type(model).__name__ == "ContextFitModel":
-            model = model._inner  # type: ignore[attr-defined]
+            model = model.inner  # type: ignore[attr-defined]
         return type(model).__name__
 
     assert built("thrifty") == "RouteModel"

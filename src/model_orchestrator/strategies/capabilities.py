@@ -10,7 +10,6 @@ model has is its profile's (catalogue, then config's ``capabilities:``).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from model_orchestrator.core.errors import CapabilityNotSupportedError
@@ -18,6 +17,8 @@ from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import DeferredStream
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.strategies.member import Member
 
 _DECLARE = "declare it with `capabilities:` on a model that has it in orchestrator.yaml"
@@ -82,7 +83,7 @@ def refuse_capabilities(
         )
 
 
-class CapabilityGateModel:
+class CapabilityGateModel(WrapperModel):
     """A configured model that refuses a request needing a capability it lacks, before any call.
 
     ``having(capability)`` lists the configured models that have it, for the error message.
@@ -91,29 +92,21 @@ class CapabilityGateModel:
     def __init__(
         self, inner: ChatModel, profile: ModelProfile, having: Callable[[str], Sequence[str]]
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._profile = profile
         self._having = having
 
-    def __repr__(self) -> str:
-        return f"CapabilityGateModel({self._inner!r})"
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
     async def complete(self, request: ChatRequest) -> Completion:
         self._check(request)
-        return await self._inner.complete(request)
+        return await self.inner.complete(request)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        self._check(request)
-        async with contextlib.aclosing(self._inner.stream(request)) as deltas:  # type: ignore[type-var]
-            async for delta in deltas:
-                yield delta
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        # Checked at the first read, as a generator would; later reads go straight to the inner stream.
+        async def checked() -> AsyncIterator[StreamDelta]:
+            self._check(request)
+            return self.inner.stream(request)
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        return DeferredStream(checked)
 
     def _check(self, request: ChatRequest) -> None:
         missing = self._profile.missing_capabilities(request)

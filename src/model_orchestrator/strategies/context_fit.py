@@ -21,6 +21,7 @@ from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import CONTEXT_OVERFLOW_MODES, ChatRequest, ContextOverflow
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.tokens import estimate_message_tokens
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.strategies.context_window import (
     ContextFit,
     TruncationMode,
@@ -49,7 +50,7 @@ _FIX = (
 Facts = dict[str, object]
 
 
-class ContextFitModel:
+class ContextFitModel(WrapperModel):
     """Wraps ``inner``: each request is fitted to ``profile.context_window`` before ``inner`` sees it.
 
     ``overflow`` is the configured setting; None (strategies without a ``context:`` block) leaves requests
@@ -65,25 +66,21 @@ class ContextFitModel:
         overflow: ContextOverflow | None,
         summarizer: Callable[[], ChatModel] | None = None,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._profile = profile
         self._overflow = _checked(overflow)
         self._summarizer = summarizer
 
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
     async def complete(self, request: ChatRequest) -> Completion:
         fitted, facts = await self._fit(request)
         try:
-            completion = await self._inner.complete(fitted)
+            completion = await self.inner.complete(fitted)
         except ContextWindowExceededError:
             retry = await self._refit(request)
             if retry is None:
                 raise
             fitted, facts = retry
-            completion = await self._inner.complete(fitted)
+            completion = await self.inner.complete(fitted)
         if facts is None:
             return completion
         explanation = _with_facts(completion.explanation, self.name, completion, facts)
@@ -105,11 +102,8 @@ class ContextFitModel:
                 async for delta in deltas:
                     yield delta
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
     async def _deltas(self, fitted: ChatRequest, facts: Facts | None) -> AsyncGenerator[StreamDelta, None]:
-        deltas = self._inner.stream(fitted)
+        deltas = self.inner.stream(fitted)
         try:
             async for delta in deltas:
                 if facts is not None and delta.finish_reason is not None:
@@ -150,7 +144,7 @@ class ContextFitModel:
                 deployment=self.name,
             )
         if mode == "summarize":
-            summarizer = self._summarizer() if self._summarizer is not None else self._inner
+            summarizer = self._summarizer() if self._summarizer is not None else self.inner
             fit = await summarize_conversation(
                 request.messages,
                 summarizer,
