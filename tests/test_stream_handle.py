@@ -46,6 +46,8 @@ async def test_the_result_of_a_stream_costs_what_the_ledger_recorded(
     stats = await orch.costs_stats()
     assert result.response == text == "one two three four"
     assert (result.model_used, result.strategy) == ("second", "fallback")
+    assert result.metadata["provider"] == "openai"
+    assert str(result.metadata["deployment"]).startswith("second")
     assert result.fallback_chain == ("first", "second")
     assert (result.input_tokens, result.output_tokens) == (1000, 500)
     assert result.metadata["attempts"] == 2
@@ -66,6 +68,8 @@ async def test_a_streamed_result_is_the_one_complete_returns(
     streamed, whole = stream.result(), await orch.complete("Capital of France?", model="first")
     same = ("response", "model_used", "cost", "input_tokens", "output_tokens", "strategy", "fallback_chain")
     assert {k: getattr(streamed, k) for k in same} == {k: getattr(whole, k) for k in same}
+    where = ("provider", "deployment")
+    assert {k: streamed.metadata[k] for k in where} == {k: whole.metadata[k] for k in where}
 
 
 async def test_a_streamed_request_is_published_as_its_result_says(

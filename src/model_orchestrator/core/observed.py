@@ -124,6 +124,9 @@ class ObservedModel(WrapperModel):
         self, request: ChatRequest, attempt: str, usage: Usage, cost: float | None, latency: float
     ) -> None:
         _charge(self._name, cost)
+        scope = current_scope()
+        if scope is not None:
+            scope.record_success(self._provider, self._deployment)
         self._bus.emit(
             AttemptSucceeded(
                 request_id=request.request_id or "",

@@ -36,7 +36,9 @@ class RequestScope:
     (None: no limit). ``failures`` counts them per deployment and error type, to say what used it up;
     ``attempts`` counts every upstream attempt made (``ObservedModel`` counts them). ``pauses`` holds, per
     deployment, when a cooldown it started ends (the cooling wrapper's monotonic clock), so a retry waits
-    it out instead of hitting it. ``parent``: the scope a ``child`` also counts toward.
+    it out instead of hitting it. ``answered_by``: the provider and deployment of the last attempt that
+    succeeded (what a streamed answer reports, as a whole one reports its completion's). ``parent``: the
+    scope a ``child`` also counts toward.
     """
 
     request_id: str
@@ -49,6 +51,7 @@ class RequestScope:
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)
     retries_refused: int = 0
     pauses: dict[str, float] = field(default_factory=dict)
+    answered_by: tuple[str, str] = ("", "")
     parent: RequestScope | None = field(default=None, repr=False)
 
     def child(self) -> RequestScope:
@@ -74,6 +77,13 @@ class RequestScope:
         scope: RequestScope | None = self
         while scope is not None:
             scope.attempts += 1
+            scope = scope.parent
+
+    def record_success(self, provider: str, deployment: str) -> None:
+        """Note the deployment whose attempt just succeeded."""
+        scope: RequestScope | None = self
+        while scope is not None:
+            scope.answered_by = (provider, deployment)
             scope = scope.parent
 
     def record_failure(self, deployment: str, error_type: str) -> None:

@@ -120,8 +120,8 @@ class StreamTally:
         completion = Completion(
             text=self.text,
             model=self.model or requested,
-            provider="",
-            deployment="",
+            provider=scope.answered_by[0],
+            deployment=scope.answered_by[1],
             usage=self.usage or Usage(),
             cost=scope.total_cost,
             finish_reason=self.finish_reason or FinishReason.STOP,
