@@ -75,6 +75,48 @@ async def test_a_stream_that_never_waits_is_one_write() -> None:
     assert writes == [1]
 
 
+async def test_a_failed_write_cancels_the_stream_where_it_waits() -> None:
+    ended: list[str] = []
+    failures: list[str] = []
+
+    async def items(request: web.Request) -> AsyncIterator[bytes]:
+        try:
+            yield b"1"
+            assert request.transport is not None
+            request.transport.close()  # the connection goes before "1" is written
+            await asyncio.Event().wait()  # writing "1" before this wait fails
+            yield b"2"
+        except BaseException as exc:
+            ended.append(type(exc).__name__)
+            raise
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        writer = EventWriter(request, {})
+        try:
+            async for item in writer.each(items(request)):
+                writer.add(item)
+        except ConnectionResetError as exc:
+            failures.append(type(exc).__name__)
+            raise
+        return writer.response
+
+    app = web.Application()
+    app.router.add_post("/", handler)  # a POST: the client does not retry it on another connection
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.post(server.make_url("/")) as response:
+                    await response.read()
+            except aiohttp.ClientError:
+                pass  # the server closed the connection: what this test is about
+    finally:
+        await server.close()
+    assert failures == ["ClientConnectionResetError"]  # the route learns the write failed
+    assert ended == ["CancelledError"]  # and the stream unwound at its own await, not left suspended
+
+
 async def test_a_slow_upstreams_first_delta_reaches_the_client_before_the_upstream_ends() -> None:
     async with FakeUpstream() as up, live_gateway(up) as live, aiohttp.ClientSession() as http:
         up.script(Reply("aaaabbbbcccc", chunk_size=4, chunk_delay=0.3))
@@ -114,3 +156,17 @@ async def test_http_metrics_count_every_response_of_a_label_set() -> None:
             text = await response.text()
     series = 'orchestrator_gateway_http_requests_total{method="GET",route="/v1/models",status="200"}'
     assert f"{series} 3.0" in text
+
+
+async def test_a_client_leaving_mid_stream_closes_the_upstream_call() -> None:
+    async with FakeUpstream() as up, live_gateway(up) as live:
+        up.script(Reply("aaaabbbbccccdddd", chunk_size=4, chunk_delay=0.2))
+        body = {"model": "a", "messages": USER, "stream": True}
+        headers = {"authorization": f"Bearer {MASTER}"}
+        async with aiohttp.ClientSession() as http:
+            response = await http.post(f"{live.url}/v1/chat/completions", json=body, headers=headers)
+            while b"aaaa" not in await response.content.readline():
+                pass
+            response.close()  # the client goes away with the upstream still sending
+        [record] = await up.await_finished(1)
+        assert record.disconnected
