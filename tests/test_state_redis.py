@@ -374,6 +374,25 @@ async def test_recorded_changes_are_held_then_written_together_in_order(
     assert await other.get("n") == 1026
 
 
+async def test_a_record_made_while_an_update_is_written_still_waits_for_its_flush(
+    redis_pair: tuple[RedisStateStore, RedisStateStore],
+) -> None:
+    one, other = redis_pair
+    await one.update("n", lambda old: (1, None))
+    before = await _writes(one)
+    writing = asyncio.ensure_future(one.update("n", lambda old: (old + 1, None)))
+    for _ in range(2):  # the update queues, then its write goes out (and waits for Redis's answer)
+        await asyncio.sleep(0)
+    await one.record("n", lambda old: old * 10)
+    await writing
+    await asyncio.sleep(0.005)  # well inside write_delay
+    assert await _writes(one) - before == 1 and await other.get("n") == 2
+    assert await one.get("n") == 20  # held, and read back here
+    await one.flush()
+    await asyncio.sleep(0.06)  # the other's cache
+    assert await other.get("n") == 20
+
+
 async def test_a_token_correction_is_held_then_applied_before_the_next_take(
     redis_pair: tuple[RedisStateStore, RedisStateStore],
 ) -> None:
