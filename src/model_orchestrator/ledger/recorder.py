@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from model_orchestrator.core.events import (
     RequestStarted,
 )
 from model_orchestrator.ledger.records import (
+    Row,
     attempt_row,
     label_row,
     prompt_row,
@@ -102,11 +104,6 @@ class LedgerRecorder:
         handler = self._handlers.get(type(event))
         if handler is None:
             return
-        if self.pending >= self._max_queue:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                _log.warning("ledger queue full (%d rows): %d events dropped", self._max_queue, self.dropped)
-            return
         handler(event)
         if self._writer is None and self._starting is None:
             self._start_soon()
@@ -115,24 +112,41 @@ class LedgerRecorder:
         rows = self._queue.attempts
         rows.append(attempt_row(event))
         if len(rows) >= self._batch_size:
-            self._wake()
+            self._backlog(rows)
 
     def _request_started(self, event: RequestStarted) -> None:
-        self._queue.starts.append(request_start(event))
+        rows = self._queue.starts
+        rows.append(request_start(event))
+        if len(rows) >= self._batch_size:
+            self._backlog(rows)
         if event.prompt is not None and event.request_id:
             self._queue.prompts.append(prompt_row(event))
+            if len(self._queue.prompts) >= self._batch_size:
+                self._backlog(self._queue.prompts)
 
     def _request_finished(self, event: RequestFinished) -> None:
         rows = self._queue.finishes
         rows.append(request_finish(event))
         if len(rows) >= self._batch_size:
-            self._wake()
+            self._backlog(rows)
 
     def _answer_judged(self, event: AnswerJudged) -> None:
         if event.request_id:
-            self._queue.labels.append(label_row(event))
+            rows = self._queue.labels
+            rows.append(label_row(event))
+            if len(rows) >= self._batch_size:
+                self._backlog(rows)
 
-    def _wake(self) -> None:
+    def _backlog(self, rows: deque[Row]) -> None:
+        """A kind of row filled a batch: wake the writer, or past ``max_queue`` rows waiting (the
+        database is down or slow), drop the row just queued. Checked here, not per event: most events
+        find their queue short."""
+        if self.pending > self._max_queue:
+            rows.pop()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                _log.warning("ledger queue full (%d rows): %d events dropped", self._max_queue, self.dropped)
+            return
         writer = self._writer
         if writer is not None and writer.failure is None:  # while failing, retries wait for the interval
             self._queue.wake.set()
