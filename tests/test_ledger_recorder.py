@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from model_orchestrator.core.events import (
     RequestStarted,
 )
 from model_orchestrator.core.usage import Usage
-from model_orchestrator.ledger.ledger import Ledger
+from model_orchestrator.ledger.ledger import Ledger, LedgerError
 from model_orchestrator.ledger.recorder import LedgerRecorder
 from model_orchestrator.ledger.records import (
     REQUEST_COLUMNS,
@@ -322,3 +323,33 @@ async def test_a_batch_written_twice_counts_once(url: str) -> None:
             assert (await conn.execute(sa.text("SELECT sum(cost) FROM requests"))).scalar() == 0.002
     finally:
         await ledger.aclose()
+
+
+async def test_a_database_error_is_kept_off_the_call_path_reported_and_the_rows_written_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(LedgerSettings(url_for("sqlite", tmp_path), flush_interval=60))
+    try:
+        ledger.recorder.handle(attempt(1))
+        await ledger.flush()
+        with sqlite3.connect(path) as db:  # the table vanishes under the writer
+            db.execute("ALTER TABLE attempts RENAME TO attempts_away")
+        with caplog.at_level(logging.ERROR, logger="model_orchestrator.ledger"):
+            ledger.recorder.handle(attempt(2))  # no error here: the write happens on the writer thread
+            for _ in range(2):
+                with pytest.raises(LedgerError, match="no such table: attempts"):
+                    await ledger.flush()
+        assert ledger.recorder.pending == 1 and "no such table" in (ledger.recorder.failure or "")
+        assert len(caplog.records) == 1 and "1 rows kept" in caplog.records[0].getMessage()  # logged once
+        with sqlite3.connect(path) as db:
+            db.execute("ALTER TABLE attempts_away RENAME TO attempts")
+        await ledger.flush()
+        assert ledger.recorder.pending == 0 and ledger.recorder.failure is None
+    finally:
+        await ledger.aclose()
+    with sqlite3.connect(path) as db:
+        assert [r[0] for r in db.execute("SELECT attempt_id FROM attempts ORDER BY 1")] == [
+            "a00001",
+            "a00002",
+        ]

@@ -85,8 +85,16 @@ class Ledger:
         return self._store
 
     async def flush(self) -> None:
-        """Write every recorded event now."""
-        await self.recorder.flush()
+        """Write every recorded event now (``LedgerError`` if the database refuses them; they stay queued)."""
+        try:
+            await self.recorder.flush()
+        except LedgerError:
+            raise
+        except Exception as exc:  # whatever the driver raised on the writer thread
+            where = self.settings.display_url
+            raise LedgerError(
+                f"ledger write failed at {where}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
 
     async def aclose(self) -> None:
         """Flush the recorder, wait for settlements in flight, close the connections (reopens on use)."""
