@@ -5,7 +5,8 @@ generic ``update`` as an optimistic transaction (compute from the value last see
 script that writes only if the key still holds it and otherwise answers with what it holds; run the
 changes again on that, a bounded number of times), and the rate windows as Lua scripts
 (``redis_scripts``) that run ``request_log`` / ``sliding_window`` on the server, so a window is checked
-and counted in one atomic step with no retries under contention.
+and counted in one atomic step with no retries under contention (``take_windows``: several windows, such
+as a deployment's rpm and tpm, in one script and one round trip).
 
 Round trips are what a call costs here (60-120 µs of client CPU each), so the store makes few:
 
@@ -19,7 +20,8 @@ Round trips are what a call costs here (60-120 µs of client CPU each), so the s
   own result). Nothing is written when the changes leave the value as it was.
 - **Late writes for outcomes nobody waits on.** ``record`` and ``adjust_window`` (a breaker's success, a
   token window's correction) are held up to ``write_delay`` (20 ms) and written with the key's other
-  changes: one write per key per interval however many calls finished.
+  changes: one write per key per interval however many calls finished. A held correction goes to
+  Redis with this process's next acquire of that window, in the same script, if that comes first.
 
 It does not decide what happens when Redis is down: every failure is raised as
 ``StateUnavailableError`` and ``shared_state.FailoverStateStore`` applies ``state.on_unavailable`` (a late
