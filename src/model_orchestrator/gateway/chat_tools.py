@@ -51,8 +51,8 @@ _OTHER_IMAGE_PARTS = frozenset({"input_image", "image"})
 
 def chat_message(message: ChatMessage, where: str) -> Message:
     """The core message for one request message (a 400 ``GatewayError`` naming ``where`` otherwise)."""
-    extra = message.model_extra or {}
-    field = next((name for name in _UNSUPPORTED_IN_MESSAGES if extra.get(name) is not None), None)
+    extra = message.model_extra
+    field = next((n for n in _UNSUPPORTED_IN_MESSAGES if extra.get(n) is not None), None) if extra else None
     if field is not None:
         hint = "; send tool_calls instead" if field == "function_call" else ""
         raise GatewayError(400, f"{field} in messages is not supported by this gateway{hint}", param=where)
@@ -60,7 +60,7 @@ def chat_message(message: ChatMessage, where: str) -> Message:
     content = message.content
     if message.tool_calls is None and message.tool_call_id is None and role is not Role.TOOL:
         if content is None or isinstance(content, str):
-            return Message.of(role, content or "")
+            return Message(role, (TextPart(content or ""),))
         return Message(role, _parts(content, role, where))
     return Message(
         role,
