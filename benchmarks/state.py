@@ -17,7 +17,7 @@ target is about), and the Redis server's own CPU per call (from INFO), one call 
 Held writes are flushed before a row's clock stops, so their cost is counted. Each row is the best of
 three runs (the machine's other work only ever adds time).
 
-The target is at most 150 µs of client CPU per store call.
+The target: Redis adds at most 150 µs of client CPU per upstream call (``one call`` rows, Redis minus memory).
 
 Usage: python benchmarks/state.py [--calls N] [--concurrency C]
 """
