@@ -353,3 +353,22 @@ async def test_a_database_error_is_kept_off_the_call_path_reported_and_the_rows_
             "a00001",
             "a00002",
         ]
+
+
+async def test_a_database_that_cannot_be_opened_never_blocks_a_request_or_the_close(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    ledger = Ledger(LedgerSettings(f"sqlite:///{blocker}/ledger.sqlite3", flush_interval=0.01))
+    with caplog.at_level(logging.ERROR, logger="model_orchestrator.ledger"):
+        ledger.recorder.handle(attempt(1))  # opening starts in the background and fails there
+        while "opening the database failed" not in caplog.text:
+            await asyncio.sleep(0.01)
+        ledger.recorder.handle(attempt(2))
+        with pytest.raises(LedgerError, match="ledger open failed"):
+            await ledger.flush()
+        assert ledger.recorder.pending == 2
+        await asyncio.wait_for(ledger.aclose(), 30)  # returns: the loss is logged, not waited out
+    assert "2 rows could not be written on close and are lost" in caplog.text
+    assert caplog.text.count("opening the database failed") == 1

@@ -18,7 +18,6 @@ bound. A failed write keeps its rows, is logged once and retried at the next int
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -73,7 +72,9 @@ class LedgerRecorder:
         self._on_commit = on_commit
         self._queue = RowQueue()
         self._writer: LedgerWriter | None = None
-        self._starting: asyncio.Task[LedgerWriter] | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._failed_at: float | None = None  # loop time of the last failed open
+        self._open_failing = False
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             AttemptSucceeded: self._attempt,
             AttemptFailed: self._attempt,
@@ -105,7 +106,7 @@ class LedgerRecorder:
         if handler is None:
             return
         handler(event)
-        if self._writer is None and self._starting is None:
+        if self._writer is None:
             self._start_soon()
 
     def _attempt(self, event: AttemptSucceeded | AttemptFailed) -> None:
@@ -168,8 +169,10 @@ class LedgerRecorder:
         if writer is None and self._queue:
             try:
                 writer = await self._started()
-            except Exception:  # noqa: BLE001 - closing must finish; the loss is reported
-                _log.exception("ledger: %d rows could not be written on close and are lost", len(self._queue))
+            except Exception as exc:  # noqa: BLE001 - closing must finish; the loss is reported
+                _log.error(
+                    "ledger: %d rows could not be written on close and are lost: %s", len(self._queue), exc
+                )
         elif writer is None and self._starting is not None:
             self._starting.cancel()
         self._writer = self._starting = None
@@ -178,33 +181,41 @@ class LedgerRecorder:
             self._written_before += writer.written
 
     def _start_soon(self) -> None:
-        with contextlib.suppress(RuntimeError):  # no loop yet: the next flush() or event in a loop starts it
-            self._starting = asyncio.get_running_loop().create_task(self._start(), name="ledger-writer-start")
+        """Open the database in the background for the first event (again, at most once an interval,
+        while opening fails)."""
+        if self._starting is not None and not self._starting.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop yet: the next flush() or event in a loop starts it
+        if self._failed_at is not None and loop.time() - self._failed_at < self._interval:
+            return
+        self._starting = loop.create_task(self._start_quietly(), name="ledger-writer-start")
+
+    async def _start_quietly(self) -> None:
+        try:
+            await self._start()
+        except Exception as exc:  # noqa: BLE001 - the rows stay queued; flush() and aclose() report it
+            self._failed_at = asyncio.get_running_loop().time()
+            if not self._open_failing:
+                self._open_failing = True
+                _log.error("ledger: opening the database failed; retried with later events: %s", exc)
 
     async def _started(self) -> LedgerWriter:
-        if self._writer is not None:
-            return self._writer
+        """The writer, started now if need be (raises when the database cannot be opened)."""
         starting = self._starting
-        if starting is not None and starting.get_loop() is asyncio.get_running_loop() and not starting.done():
-            return await asyncio.shield(starting)
-        return await self._start(retry=False)
+        if starting is not None and not starting.done() and starting.get_loop() is asyncio.get_running_loop():
+            await asyncio.shield(starting)  # one attempt in progress: its outcome will do
+        if self._writer is None:
+            await self._start()
+        assert self._writer is not None
+        return self._writer
 
-    async def _start(self, *, retry: bool = True) -> LedgerWriter:
-        """Open the database, then the writer thread; retried every interval while opening fails."""
-        failed = False
-        while True:
-            try:
-                factory = await self._open_sink()
-                break
-            except Exception as exc:
-                if not retry:
-                    raise
-                if not failed:
-                    _log.error(
-                        "ledger: opening the database failed; retried every %g s: %s", self._interval, exc
-                    )
-                    failed = True
-                await asyncio.sleep(self._interval)
+    async def _start(self) -> None:
+        """Open the database, then the writer thread."""
+        factory = await self._open_sink()
+        self._failed_at, self._open_failing = None, False
         if self._writer is None:
             self._writer = LedgerWriter(
                 self._queue,
@@ -213,5 +224,3 @@ class LedgerRecorder:
                 batch_size=self._batch_size,
                 on_commit=self._on_commit,
             )
-        self._starting = None
-        return self._writer

@@ -86,6 +86,7 @@ class LedgerWriter:
         self._held = Batch()  # taken from the queue, not yet committed
         self._open: dict[str, tuple[Row, int]] = {}  # request id -> (start, tick it arrived at)
         self._tick = 0
+        self._starts_left = False  # due starts that did not fit in the last batch
         self._waiters: list[concurrent.futures.Future[None]] = []
         self._waiters_lock = threading.Lock()
         self._closing = False
@@ -181,7 +182,7 @@ class LedgerWriter:
                 self.failure = None
             if self._on_commit is not None:
                 self._on_commit(batch)
-            if due <= 0 and len(self._queue) < self._batch_size and not (everything and self._open):
+            if due <= 0 and len(self._queue) < self._batch_size and not self._starts_left:
                 return
 
     def _take(self, *, everything: bool) -> int:
@@ -211,10 +212,12 @@ class LedgerWriter:
             room -= 1
         taken += room_before - room
         # Starts open since an earlier tick (or all of them, for flush and close) are written alone.
+        self._starts_left = False
         for request_id, (start, tick) in list(self._open.items()):
-            if room <= 0:
-                break
             if everything or tick < self._tick:
+                if room <= 0:
+                    self._starts_left = True
+                    break
                 del self._open[request_id]
                 held.requests.append(request_row(start, None))
                 room -= 1
