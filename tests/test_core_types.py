@@ -16,6 +16,7 @@ from model_orchestrator.core.messages import Message, Role
 from model_orchestrator.core.pricing import FREE, Price, cost_of
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.tokens import estimate_text_tokens
+from model_orchestrator.core.tools import ToolDefinition
 from model_orchestrator.core.usage import Usage
 
 
@@ -76,6 +77,16 @@ def test_message_and_request_helpers() -> None:
     assert request.system_text == "be brief" and request.max_tokens == 5
     assert Message.of("assistant", "x").text == "x"
     assert estimate_text_tokens("") == 0 and estimate_text_tokens("abcdefgh") == 2
+
+
+def test_required_capabilities_are_read_once_and_a_copy_reads_its_own() -> None:
+    request = ChatRequest.from_prompt("hi")
+    assert request.required_capabilities == frozenset()
+    with_tools = request.with_options(tools=(ToolDefinition("lookup"),))
+    assert with_tools.required_capabilities == {"tools"}
+    assert request.required_capabilities == frozenset()
+    assert with_tools == ChatRequest.from_prompt("hi", tools=(ToolDefinition("lookup"),))
+    assert "capabilities" not in repr(with_tools)
 
 
 def test_event_bus_isolates_failing_sinks() -> None:

@@ -59,12 +59,17 @@ class ChatRequest:
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     json_schema: JsonSchemaFormat | None = None
+    # ``required_capabilities``, computed on first read (a copy made with ``replace`` starts without it).
+    _capabilities: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("temperature", "top_p", "max_cost", "deadline"):
-            value = getattr(self, name)
-            if value is not None and not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, not {value!r}")
+        if self.temperature is not None or self.top_p is not None or self.max_cost is not None:
+            for name in ("temperature", "top_p", "max_cost"):
+                value = getattr(self, name)
+                if value is not None and not math.isfinite(value):
+                    raise ConfigError(f"{name} must be a finite number, not {value!r}")
+        if self.deadline is not None and not math.isfinite(self.deadline):
+            raise ConfigError(f"deadline must be a finite number, not {self.deadline!r}")
         if self.max_cost is not None and self.max_cost < 0:
             raise ConfigError(f"max_cost must be zero or more USD, not {self.max_cost!r}")
         if self.json_schema is not None and self.response_format is not ResponseFormat.JSON:
@@ -86,6 +91,13 @@ class ChatRequest:
     @property
     def required_capabilities(self) -> frozenset[str]:
         """What a model must support to honour this request: ``tools``, ``vision``, ``json_schema``."""
+        cached = self._capabilities
+        if cached is None:
+            cached = self._needs()
+            object.__setattr__(self, "_capabilities", cached)
+        return cached
+
+    def _needs(self) -> frozenset[str]:
         needs: set[str] = set()
         if self.tools or any(m.tool_calls or m.role is Role.TOOL for m in self.messages):
             needs.add("tools")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -10,6 +11,17 @@ from model_orchestrator.core.explanation import Explanation
 from model_orchestrator.core.request_scope import RequestScope
 from model_orchestrator.core.response import Completion
 from model_orchestrator.core.tools import ToolCall
+
+_stamp: list[tuple[int, str]] = [(-1, "")]
+
+
+def _now_iso() -> str:
+    """The current UTC time to the second, ISO 8601; formatted once per second (results come faster)."""
+    second = int(time.time())
+    cached = _stamp[0]
+    if cached[0] != second:
+        cached = _stamp[0] = (second, datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds"))
+    return cached[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +43,7 @@ class OrchestrationResult:
     fallback_chain: tuple[str, ...] = ()
     ensemble_models: tuple[str, ...] = ()
     metadata: dict[str, object] = field(default_factory=dict)
-    timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    timestamp: str = field(default_factory=_now_iso)
     tool_calls: tuple[ToolCall, ...] = ()
 
     def to_dict(self) -> dict[str, object]:

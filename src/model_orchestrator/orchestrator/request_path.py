@@ -11,7 +11,7 @@ and its documentation are the façade's (``facade.py``); the parts come from the
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -66,16 +66,17 @@ class RequestPath:
     def request(self, prompt: Prompt, max_cost: float | None, options: Mapping[str, object]) -> ChatRequest:
         """``prompt`` (text, messages or a ready request) with the request ``options`` applied."""
         system = options.get("system")
-        if isinstance(prompt, str):
-            base = ChatRequest.from_prompt(prompt, system=system)  # type: ignore[arg-type]
-        elif system is not None:
-            raise TypeError("system= is for a text prompt; put a system message first in the messages")
-        else:
-            base = prompt if isinstance(prompt, ChatRequest) else ChatRequest(messages=tuple(prompt))
         changes = request_changes(options, self._clock.monotonic())
         if max_cost is not None:
             changes["max_cost"] = max_cost
-        changes.setdefault("request_id", base.request_id or uuid.uuid4().hex)
+        if isinstance(prompt, str):
+            # Built with its options in one go: a text prompt has no request id of its own to keep.
+            changes.setdefault("request_id", _new_id())
+            return ChatRequest.from_prompt(prompt, system=system, **changes)  # type: ignore[arg-type]
+        if system is not None:
+            raise TypeError("system= is for a text prompt; put a system message first in the messages")
+        base = prompt if isinstance(prompt, ChatRequest) else ChatRequest(messages=tuple(prompt))
+        changes.setdefault("request_id", base.request_id or _new_id())
         return base.with_options(**changes)
 
     def begin(self, request: ChatRequest, requested: str, strategy: str) -> RequestLifecycle:
@@ -210,6 +211,11 @@ class RequestPath:
                 f"reserved output), over max_cost {usd(scope.max_cost)}; nothing was sent (raise the cap, "
                 "lower --max-tokens, or choose a cheaper model)"
             )
+
+
+def _new_id() -> str:
+    # As unique as uuid4().hex (32 hex digits, 128 random bits), at a fifth of its cost.
+    return os.urandom(16).hex()
 
 
 def _succeeded(

@@ -177,10 +177,10 @@ class FallbackModel:
             reason=reason,
             facts=_facts(run, self._threshold),
         )
-        completion = strategy_completion(
-            chosen.completion, chosen.member, run.answered, explanation, text=chosen.text
+        latency = self._clock.monotonic() - started
+        return strategy_completion(
+            chosen.completion, chosen.member, run.answered, explanation, text=chosen.text, latency=latency
         )
-        return replace(completion, latency=self._clock.monotonic() - started)
 
     async def _stream_pass(
         self, run: ChainRun, members: Sequence[Member], chosen: list[Member]
@@ -239,6 +239,8 @@ class FallbackModel:
 
 
 def _answered_reason(run: ChainRun, member: Member) -> str:
+    if len(run.steps) == 1:  # its own step alone: nothing was passed over
+        return f"{member.name} answered first"
     passed = list(dict.fromkeys(s.model for s in run.steps[:-1] if s.model != member.name))
     if not passed:
         return f"{member.name} answered first"

@@ -68,10 +68,10 @@ def step_skipped(member: Member, reason: str) -> StepRecord:
 
 def total_usage(completions: Iterable[Completion]) -> Usage:
     """Usage summed over every member that answered."""
-    total = Usage()
+    total: Usage | None = None
     for completion in completions:
-        total = total + completion.usage
-    return total
+        total = completion.usage if total is None else total + completion.usage
+    return Usage() if total is None else total
 
 
 def total_cost(completions: Iterable[Completion]) -> float | None:
@@ -87,10 +87,11 @@ def strategy_completion(
     explanation: Explanation,
     *,
     text: str | None = None,
+    latency: float | None = None,
 ) -> Completion:
     """The strategy's answer: the chosen text, usage and cost summed over ``answered``, the explanation.
 
-    ``model`` is the chosen member's user-facing name; ``latency`` is left to the caller to set.
+    ``model`` is the chosen member's user-facing name; ``latency`` is the chosen answer's unless given.
     """
     return replace(
         chosen,
@@ -99,6 +100,7 @@ def strategy_completion(
         usage=total_usage(answered),
         cost=total_cost(answered),
         explanation=explanation,
+        latency=chosen.latency if latency is None else latency,
     )
 
 
