@@ -12,7 +12,9 @@ unfinished. Everything committed before stays (SQLite's WAL, PostgreSQL's commit
 
 When the queue is full (the database is down or far slower than the request rate), new events are
 dropped and counted (``dropped``) with a warning, rather than blocking requests or growing without
-bound. A failed write keeps its rows, is logged once and retried at the next interval.
+bound. A failed write keeps its rows, is logged once and retried at the next interval; a database that
+cannot be opened is logged once and tried again with later events (at most once an interval), and
+``flush()`` and ``aclose()`` make one attempt of their own rather than wait for it.
 """
 
 from __future__ import annotations
