@@ -24,9 +24,10 @@ _DRIVERS = {
 class LedgerSettings:
     """How the ledger stores and batches.
 
-    ``flush_interval`` (seconds) and ``batch_size`` bound how long an event waits in memory: a crash loses
-    at most the events of the last ``flush_interval`` (plus the batch being written). ``max_queue`` bounds
-    memory: when the database cannot keep up, further events are dropped and counted, never blocking a
+    ``flush_interval`` (seconds) and ``batch_size`` bound how long a row waits in memory: a crash loses
+    at most the rows of the last ``flush_interval`` (plus the batch being written); a request still running
+    is written as unfinished within two intervals. ``max_queue`` bounds memory in rows: when the database
+    cannot keep up, further rows are dropped and counted (checked as a batch fills), never blocking a
     request. A reservation whose process died is forgotten after ``reservation_ttl`` seconds.
     ``store_prompts`` keeps each request's router input text for retraining on feedback (off: no text
     is ever stored); a stored prompt nobody labelled is deleted after ``prompt_retention_days``.
