@@ -74,3 +74,22 @@ async def test_a_deployment_without_its_key_is_left_out() -> None:
         async with Orchestrator(parse_config(config(east, west)), env={}) as orch:
             with pytest.raises(MissingCredentialsError, match="no deployment is usable"):
                 await orch.complete("hi", model="gpt")
+
+
+async def test_a_streamed_answer_is_explained_as_the_balanced_model_as_a_whole_one_is() -> None:
+    with FakeUpstream() as east, FakeUpstream() as west:
+        async with Orchestrator(
+            parse_config(config(east, west)), env={"EAST_KEY": "e", "WEST_KEY": "w"}
+        ) as orch:
+            whole = await orch.complete("hi", model="gpt")
+            async with orch.stream("hi", model="gpt") as stream:
+                text = "".join([delta.text async for delta in stream])
+            streamed = stream.result()
+        assert text == streamed.response == whole.response
+        assert whole.model_used == streamed.model_used == "gpt"
+        explanations = [r.metadata["explanation"] for r in (whole, streamed)]
+        assert [(e["strategy"], e["chosen"]) for e in explanations] == [("balanced", "gpt")] * 2  # type: ignore[index]
+        steps = [e["steps"] for e in explanations]  # type: ignore[index]
+        assert [len(s) for s in steps] == [1, 1] and steps[0][0]["model"] != steps[1][0]["model"]
+        served = [f"served by {s[0]['model']}" for s in steps]
+        assert [e["reason"] for e in explanations] == served  # type: ignore[index]

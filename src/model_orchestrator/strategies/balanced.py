@@ -9,7 +9,7 @@ orders them. The answer carries the model's name; which deployment served it is 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import replace
 
 from model_orchestrator.core.clock import Clock
@@ -32,8 +32,7 @@ class BalancedModel:
         self._name = name
         # One fallback order per starting point; the counter picks the next start for each request.
         self._orders = [
-            FallbackModel(members[i:] + members[:i], name=name, clock=clock, bus=bus)
-            for i in range(len(members))
+            _Rotation(members[i:] + members[:i], name=name, clock=clock, bus=bus) for i in range(len(members))
         ]
         self._turn = itertools.count()
 
@@ -41,15 +40,12 @@ class BalancedModel:
     def name(self) -> str:
         return self._name
 
-    async def complete(self, request: ChatRequest) -> Completion:
-        completion = await self._next().complete(request)
-        return replace(completion, model=self._name, explanation=self._explain(completion.explanation))
+    def complete(self, request: ChatRequest) -> Awaitable[Completion]:
+        return self._next().complete(request)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        async for delta in self._next().stream(request):
-            if delta.explanation is not None:
-                delta = replace(delta, model=self._name, explanation=self._explain(delta.explanation))
-            yield delta
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        # The rotation's own stream, handed on: no frame of ours per delta.
+        return self._next().stream(request)
 
     async def aclose(self) -> None:
         await self._orders[0].aclose()
@@ -57,7 +53,13 @@ class BalancedModel:
     def _next(self) -> FallbackModel:
         return self._orders[next(self._turn) % len(self._orders)]
 
-    def _explain(self, inner: Explanation | None) -> Explanation | None:
-        if inner is None:
-            return None
-        return replace(inner, strategy="balanced", chosen=self._name, reason=f"served by {inner.chosen}")
+
+class _Rotation(FallbackModel):
+    """One order of the deployments; its answer carries the model's name, and its explanation says which
+    deployment served it."""
+
+    def _reported(self, model: str, explanation: Explanation) -> tuple[str, Explanation]:
+        served = replace(
+            explanation, strategy="balanced", chosen=self.name, reason=f"served by {explanation.chosen}"
+        )
+        return self.name, served

@@ -14,8 +14,7 @@ it tells them whether there is somewhere else to go: every member but the last i
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 from model_orchestrator.core.clock import Clock
@@ -24,7 +23,7 @@ from model_orchestrator.core.events import EventBus
 from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.core.stream_start import start_stream
+from model_orchestrator.core.stream_start import StartedStream, start_stream
 from model_orchestrator.strategies.budget import budget_scope, require_affordable
 from model_orchestrator.strategies.capabilities import require_capable
 from model_orchestrator.strategies.chain import Candidate, ChainRun, with_fallback
@@ -101,26 +100,52 @@ class FallbackModel:
         )
         return self._finish(run, best, started, reason)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        if self._threshold is not None:
-            completion = await self.complete(request)
-            yield _single_delta(completion)
-            return
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        if self._threshold is not None:  # scored answers cannot be taken back: answer in one piece
+            return self._scored_stream(request)
+        return self._chain_stream(request)
+
+    async def _scored_stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        yield _single_delta(await self.complete(request))
+
+    async def _chain_stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         run = ChainRun(self._name, request, self._clock, self._bus)
         require_capable(self._members, request, self._name)
         require_affordable(self._members, request)
-        chosen: list[Member] = []
-        async with contextlib.aclosing(self._stream_pass(run, self._members, chosen)) as deltas:
-            async for delta in deltas:
-                yield delta
-        delay = self._cooldown(run) if not chosen else None
-        if delay is not None:
-            retry = await run.wait_for_cooldown(delay)
-            async with contextlib.aclosing(self._stream_pass(run, retry, chosen)) as deltas:
-                async for delta in deltas:
-                    yield delta
-        if not chosen:
-            raise run.failure()
+        # One generator walks the chain and passes each delta on (a frame per delta, not three); a
+        # second pass over the members that were unavailable follows a wait for their cooldown.
+        members: Sequence[Member] = self._members
+        for second_pass in (False, True):
+            for position, member in enumerate(members):
+                if run.deadline_passed():
+                    break
+                after = members[position + 1] if position + 1 < len(members) else None
+                started = await self._open(run, member, after)
+                if started is None:
+                    if run.deadline_hit:
+                        break
+                    run.moved_on(member, after)
+                    continue
+                # The closing delta (finish reason, usage) is held back so that it can carry the
+                # explanation. Leaving the block (finished, failed, or the caller stopped reading) closes
+                # the member's stream.
+                held: StreamDelta | None = None
+                async with started:
+                    async for delta in started:
+                        if held is not None:  # something followed the closing delta after all: pass it on
+                            previous, held = held, None
+                            yield previous
+                        if delta.finish_reason is None and delta.usage is None:
+                            yield delta
+                        else:
+                            held = delta
+                yield self._streamed_answer(run, member, held or StreamDelta())
+                return
+            delay = None if second_pass else self._cooldown(run)
+            if delay is None:
+                break
+            members = await run.wait_for_cooldown(delay)
+        raise run.failure()
 
     async def aclose(self) -> None:
         await asyncio.gather(*(m.model.aclose() for m in self._members))
@@ -177,56 +202,33 @@ class FallbackModel:
             reason=reason,
             facts=_facts(run, self._threshold),
         )
+        model, explanation = self._reported(chosen.member.name, explanation)
         latency = self._clock.monotonic() - started
         return strategy_completion(
-            chosen.completion, chosen.member, run.answered, explanation, text=chosen.text, latency=latency
+            chosen.completion,
+            chosen.member,
+            run.answered,
+            explanation,
+            text=chosen.text,
+            latency=latency,
+            model=model,
         )
 
-    async def _stream_pass(
-        self, run: ChainRun, members: Sequence[Member], chosen: list[Member]
-    ) -> AsyncGenerator[StreamDelta, None]:
-        for position, member in enumerate(members):
-            if run.deadline_passed():
-                return
-            skip = run.skip_error(member)
-            if skip is not None:
-                run.skip(member, skip)
-            else:
-                more = position + 1 < len(members)
-                async with contextlib.aclosing(self._stream_member(run, member, chosen, more)) as deltas:
-                    async for delta in deltas:
-                        yield delta
-                if chosen or run.deadline_hit:
-                    return
-            run.moved_on(member, members[position + 1] if position + 1 < len(members) else None)
-
-    async def _stream_member(
-        self, run: ChainRun, member: Member, chosen: list[Member], has_fallback: bool
-    ) -> AsyncGenerator[StreamDelta, None]:
-        """Stream ``member``; a failure before its first text or tool call is recorded and swallowed (its
-        deltas up to then are held back, ``core.stream_start``), after it raised.
-
-        The closing delta (finish reason, usage) is held back so that it can carry the explanation.
-        ``has_fallback`` as in ``ChainRun.call``.
-        """
+    async def _open(self, run: ChainRun, member: Member, after: Member | None) -> StartedStream | None:
+        """``member``'s stream read up to its first text or tool call; None when it was skipped or failed
+        before that (recorded; its deltas up to then are held back, ``core.stream_start``)."""
+        skip = run.skip_error(member)
+        if skip is not None:
+            run.skip(member, skip)
+            return None
         try:
-            started = await start_stream(member.model.stream(with_fallback(run.request, has_fallback)))
+            return await start_stream(member.model.stream(with_fallback(run.request, after is not None)))
         except OrchestratorError as exc:
             run.fail(member, exc)
-            return
-        held: StreamDelta | None = None
-        # Leaving the block (finished, failed, or the caller stopped reading) closes the member's stream.
-        async with started:
-            async for delta in started:
-                if held is not None:  # something followed the closing delta after all: pass it on
-                    previous, held = held, None
-                    yield previous
-                if delta.finish_reason is None and delta.usage is None:
-                    yield delta
-                else:
-                    held = delta
-        last = held or StreamDelta()
-        chosen.append(member)
+            return None
+
+    def _streamed_answer(self, run: ChainRun, member: Member, last: StreamDelta) -> StreamDelta:
+        """The closing delta of ``member``'s stream, with the explanation."""
         run.steps.append(_streamed_step(member, last))
         explanation = Explanation(
             strategy="fallback",
@@ -235,7 +237,13 @@ class FallbackModel:
             reason=_answered_reason(run, member),
             facts=_facts(run, None),
         )
-        yield replace(last, model=last.model or member.name, explanation=explanation)
+        model, explanation = self._reported(last.model or member.name, explanation)
+        return replace(last, model=model, explanation=explanation)
+
+    def _reported(self, model: str, explanation: Explanation) -> tuple[str, Explanation]:
+        """The model name and explanation the answer is reported with (``BalancedModel``'s rotations
+        report the balanced model's own)."""
+        return model, explanation
 
 
 def _answered_reason(run: ChainRun, member: Member) -> str:

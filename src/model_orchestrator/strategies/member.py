@@ -88,15 +88,17 @@ def strategy_completion(
     *,
     text: str | None = None,
     latency: float | None = None,
+    model: str | None = None,
 ) -> Completion:
     """The strategy's answer: the chosen text, usage and cost summed over ``answered``, the explanation.
 
-    ``model`` is the chosen member's user-facing name; ``latency`` is the chosen answer's unless given.
+    ``model`` is the chosen member's user-facing name unless given; ``latency`` is the chosen answer's
+    unless given.
     """
     return replace(
         chosen,
         text=chosen.text if text is None else text,
-        model=chosen_member.name,
+        model=chosen_member.name if model is None else model,
         usage=total_usage(answered),
         cost=total_cost(answered),
         explanation=explanation,
