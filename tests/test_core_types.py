@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from model_orchestrator.core.errors import (
@@ -87,6 +89,14 @@ def test_required_capabilities_are_read_once_and_a_copy_reads_its_own() -> None:
     assert request.required_capabilities == frozenset()
     assert with_tools == ChatRequest.from_prompt("hi", tools=(ToolDefinition("lookup"),))
     assert "capabilities" not in repr(with_tools)
+
+
+def test_a_request_flagged_as_having_a_fallback_equals_its_replaced_copy() -> None:
+    request = ChatRequest.from_prompt("hi", max_cost=0.5, request_id="r", tools=(ToolDefinition("lookup"),))
+    flagged = request.with_fallback_flag()
+    assert flagged == dataclasses.replace(request, has_fallback=True) and flagged.has_fallback
+    assert not request.has_fallback and flagged.with_fallback_flag() is flagged
+    assert flagged.required_capabilities == {"tools"}
 
 
 def test_event_bus_isolates_failing_sinks() -> None:

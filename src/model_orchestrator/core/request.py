@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal, get_args
@@ -88,6 +89,17 @@ class ChatRequest:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def with_fallback_flag(self) -> ChatRequest:
+        """A copy with ``has_fallback`` set (itself when already set). Only the flag changes, so the copy is
+        not validated again and keeps ``required_capabilities`` once read: a strategy makes one per call."""
+        if self.has_fallback:
+            return self
+        copy = object.__new__(ChatRequest)
+        for name, value in zip(_SLOTS, _read_slots(self), strict=True):
+            object.__setattr__(copy, name, value)
+        object.__setattr__(copy, "has_fallback", True)
+        return copy
+
     @property
     def required_capabilities(self) -> frozenset[str]:
         """What a model must support to honour this request: ``tools``, ``vision``, ``json_schema``."""
@@ -112,3 +124,7 @@ class ChatRequest:
         """All system messages joined, or None when there are none."""
         texts = [m.text for m in self.messages if m.role.value == "system"]
         return "\n\n".join(texts) if texts else None
+
+
+_SLOTS: tuple[str, ...] = ChatRequest.__slots__
+_read_slots = operator.attrgetter(*_SLOTS)

@@ -139,7 +139,16 @@ def record_success(
     """The state after a call succeeded. Outcomes of calls let in before the circuit opened are ignored."""
     state = state or CLOSED
     if state.state == "closed":
-        return replace(state, consecutive_failures=0, window=_counted(state.window, policy, now, ok=True))
+        # Built whole rather than with ``replace``: every successful call makes one.
+        return BreakerState(
+            state="closed",
+            consecutive_failures=0,
+            window=_counted(state.window, policy, now, ok=True),
+            opened_at=state.opened_at,
+            half_open_in_flight=state.half_open_in_flight,
+            half_open_successes=state.half_open_successes,
+            probe_started_at=state.probe_started_at,
+        )
     if state.state == "half_open" and probe:
         successes = state.half_open_successes + 1
         if successes >= policy.half_open_probes:

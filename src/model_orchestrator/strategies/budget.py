@@ -14,7 +14,8 @@ always fit.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from model_orchestrator.core.errors import BudgetExceededError
 from model_orchestrator.core.money import usd
@@ -76,8 +77,7 @@ def require_affordable(members: Sequence[Member], request: ChatRequest) -> None:
     )
 
 
-@contextlib.contextmanager
-def budget_scope(request: ChatRequest) -> Iterator[RequestScope]:
+def budget_scope(request: ChatRequest) -> AbstractContextManager[RequestScope]:
     """The current request scope, or a new one carrying ``request.max_cost`` when none is open.
 
     Lets a strategy used outside the façade still see what its members (through ``ObservedModel``)
@@ -85,7 +85,5 @@ def budget_scope(request: ChatRequest) -> Iterator[RequestScope]:
     """
     scope = current_scope()
     if scope is not None:
-        yield scope
-        return
-    with request_scope(RequestScope(request_id=request.request_id or "", max_cost=request.max_cost)) as new:
-        yield new
+        return contextlib.nullcontext(scope)
+    return request_scope(RequestScope(request_id=request.request_id or "", max_cost=request.max_cost))

@@ -10,7 +10,7 @@ whether an answer is good enough (scorers and the strategies do).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import (
@@ -37,7 +37,7 @@ _log = logging.getLogger(__name__)
 
 def with_fallback(request: ChatRequest, has_fallback: bool) -> ChatRequest:
     """``request`` marked as having somewhere else to go; unchanged (its own flag kept) when not."""
-    return replace(request, has_fallback=True) if has_fallback and not request.has_fallback else request
+    return request.with_fallback_flag() if has_fallback else request
 
 
 @dataclass(frozen=True, slots=True)
