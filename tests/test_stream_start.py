@@ -114,3 +114,20 @@ async def test_a_deferred_streams_opening_failure_is_raised_at_the_first_read() 
         async for _ in deferred:
             pass
     assert [d async for d in deferred] == []  # over, as a failed generator is; not opened again
+
+
+async def test_a_started_stream_of_started_layers_reads_the_source_directly_and_closes_it() -> None:
+    source = _Source(
+        StreamDelta(text=""), StreamDelta(text="Hi"), StreamDelta(text="!"), StreamDelta(text="?")
+    )
+    generator = source.stream()
+
+    async def open_inner() -> AsyncIterator[StreamDelta]:
+        return await start_stream(generator)  # a retry's opening: the source read up to its first text
+
+    started = await start_stream(DeferredStream(open_inner))
+    assert [d.text for d in started.held] == ["", "Hi"]
+    assert started._rest is generator  # the opened layers only handed reads on: they are passed over
+    async with started:
+        assert [(await anext(started)).text for _ in range(3)] == ["", "Hi", "!"]
+    assert source.closed and source.read == 3  # left before "?": closing the started stream closed the source

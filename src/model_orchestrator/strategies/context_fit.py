@@ -10,8 +10,7 @@ into the answer's explanation as the ``context`` fact. How messages are chosen l
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from model_orchestrator.core.errors import ConfigError, ContextWindowExceededError
@@ -20,6 +19,7 @@ from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import CONTEXT_OVERFLOW_MODES, ChatRequest, ContextOverflow
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import closing
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.strategies.context_window import (
@@ -90,7 +90,8 @@ class ContextFitModel(WrapperModel):
         fitted, facts = await self._fit(request)
         started = False
         try:
-            async with contextlib.aclosing(self._deltas(fitted, facts)) as deltas:
+            # Closed now, not at garbage collection, when a consumer stops early.
+            async with closing(self._deltas(fitted, facts)) as deltas:
                 async for delta in deltas:
                     started = True
                     yield delta
@@ -98,22 +99,24 @@ class ContextFitModel(WrapperModel):
             retry = None if started else await self._refit(request)
             if retry is None:
                 raise
-            async with contextlib.aclosing(self._deltas(*retry)) as deltas:
+            async with closing(self._deltas(*retry)) as deltas:
                 async for delta in deltas:
                     yield delta
 
-    async def _deltas(self, fitted: ChatRequest, facts: Facts | None) -> AsyncGenerator[StreamDelta, None]:
+    def _deltas(self, fitted: ChatRequest, facts: Facts | None) -> AsyncIterator[StreamDelta]:
+        """The inner stream of ``fitted``; with ``facts`` (the prompt was cut), its closing delta explains
+        the cut. A prompt that fitted adds no frame per delta."""
         deltas = self.inner.stream(fitted)
-        try:
+        return deltas if facts is None else self._explained(deltas, facts)
+
+    async def _explained(
+        self, deltas: AsyncIterator[StreamDelta], facts: Facts
+    ) -> AsyncIterator[StreamDelta]:
+        async with closing(deltas):
             async for delta in deltas:
-                if facts is not None and delta.finish_reason is not None:
+                if delta.finish_reason is not None:
                     delta = replace(delta, explanation=_with_facts(delta.explanation, self.name, None, facts))
                 yield delta
-        finally:
-            # Closed now, not at garbage collection, when a consumer stops early.
-            close = getattr(deltas, "aclose", None)
-            if close is not None:
-                await close()
 
     async def _refit(self, request: ChatRequest) -> tuple[ChatRequest, Facts] | None:
         """After the provider refused a prompt our estimate let through: a cut to ``REFIT_SHARE`` of the
