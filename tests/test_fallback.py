@@ -672,3 +672,19 @@ def _event_types(events: list[Event]) -> list[type[Event]]:
 async def test_streamed_attempts_are_observed_like_completions(h: Harness) -> None:
     await collect(h.fallback(h.member(scripted("a", "Paris"), "a")).stream(REQUEST))
     assert _event_types(h.sink.events) == [AttemptStarted, AttemptSucceeded]
+
+
+def test_a_strategys_answer_keeps_every_field_of_the_chosen_one_it_does_not_set() -> None:
+    import dataclasses
+
+    from model_orchestrator.core.explanation import Explanation
+    from model_orchestrator.core.profile import ModelProfile
+    from model_orchestrator.strategies.member import Member, strategy_completion
+    from tests.test_observed_model import full_completion
+
+    chosen = full_completion()
+    member = Member(ScriptedModel(["x"]), ModelProfile(name="member"))
+    explanation = Explanation(strategy="fallback", chosen="member")
+    answer = strategy_completion(chosen, member, [chosen], explanation, latency=2.5)
+    expected = dataclasses.replace(chosen, model="member", explanation=explanation, latency=2.5)
+    assert answer == expected

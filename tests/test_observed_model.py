@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -111,3 +112,39 @@ async def test_abandoned_stream_is_reported_with_estimated_usage() -> None:
     failed = sink.of_type(AttemptFailed)[0]
     assert isinstance(failed, AttemptFailed) and failed.cancelled
     assert failed.usage.estimated and failed.usage.output_tokens == 1
+
+
+def full_completion() -> Completion:
+    """A completion with every field away from its default (so a copy that dropped one shows)."""
+    from model_orchestrator.core.explanation import Explanation
+    from model_orchestrator.core.rate_limits import RateLimitSnapshot
+    from model_orchestrator.core.response import FinishReason, TokenLogprob
+    from model_orchestrator.core.tools import ToolCall
+
+    defaults = Completion("", "", "", "", Usage())
+    completion = Completion(
+        text="hi",
+        model="inner-model",
+        provider="inner-provider",
+        deployment="inner-deployment",
+        usage=Usage(3, 4),
+        cost=0.5,
+        latency=1.5,
+        finish_reason=FinishReason.TOOL_CALLS,
+        logprobs=(TokenLogprob("hi", -0.1),),
+        response_id="resp-1",
+        rate_limits=RateLimitSnapshot(remaining_requests=9),
+        details=(("k", "v"),),
+        explanation=Explanation(strategy="inner"),
+        tool_calls=(ToolCall("c1", "lookup", "{}"),),
+    )
+    for field in dataclasses.fields(Completion):
+        assert getattr(completion, field.name) != getattr(defaults, field.name), field.name
+    return completion
+
+
+async def test_an_answer_keeps_every_field_but_its_price_and_deployment() -> None:
+    completion = full_completion()
+    model, _ = observe(FunctionModel(lambda _: completion))
+    answer = await model.complete(ChatRequest.from_prompt("hi"))
+    assert answer == dataclasses.replace(completion, deployment="m@host")  # a reported cost is kept

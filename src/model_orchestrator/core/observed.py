@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import OrchestratorError
@@ -71,7 +70,7 @@ class ObservedModel(WrapperModel):
             raise
         # A cost the provider itself reported (CLI agents do) is the truth; a price is the estimate of it.
         cost = completion.cost if completion.cost is not None else cost_of(completion.usage, self._price)
-        completion = replace(completion, cost=cost, deployment=self._deployment)
+        completion = _priced(completion, cost, self._deployment)
         self._succeeded(request, attempt, completion.usage, cost, completion.latency)
         return completion
 
@@ -177,6 +176,27 @@ class ObservedModel(WrapperModel):
                 cancelled=cancelled,
             )
         )
+
+
+def _priced(completion: Completion, cost: float | None, deployment: str) -> Completion:
+    """``completion`` with its cost and deployment; built whole rather than with ``replace`` (twice as fast,
+    once per attempt): every field of ``Completion`` is listed, as the test of ``ObservedModel`` checks."""
+    return Completion(
+        text=completion.text,
+        model=completion.model,
+        provider=completion.provider,
+        deployment=deployment,
+        usage=completion.usage,
+        cost=cost,
+        latency=completion.latency,
+        finish_reason=completion.finish_reason,
+        logprobs=completion.logprobs,
+        response_id=completion.response_id,
+        rate_limits=completion.rate_limits,
+        details=completion.details,
+        explanation=completion.explanation,
+        tool_calls=completion.tool_calls,
+    )
 
 
 def _charge(model: str, cost: float | None) -> None:
