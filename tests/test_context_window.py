@@ -547,3 +547,15 @@ def test_a_tool_call_and_its_results_are_kept_or_dropped_together(mode: str) -> 
     calls = {c.id for m in fitted for c in m.tool_calls}
     answered = {m.tool_call_id for m in fitted if m.tool_call_id is not None}
     assert calls == answered  # no result without its call, no call without all its results
+
+
+async def test_a_stream_under_a_cutting_setting_is_refitted_after_a_refusal_too(
+    upstream: FakeUpstream,
+) -> None:
+    fits_by_estimate = "HEAD " + "x" * 790 + " TAIL"
+    upstream.script(Fault.context_length(), Reply("ok"))
+    async with orchestrator(upstream) as orch, orch.stream(fits_by_estimate, model="cutter") as stream:
+        assert "".join([d.text async for d in stream]) == "ok"
+    refused, accepted = upstream.requests
+    assert sent_text(refused) == fits_by_estimate
+    assert sent_text(accepted).startswith("HEAD") and len(sent_text(accepted)) < len(fits_by_estimate)

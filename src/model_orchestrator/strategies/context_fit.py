@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from functools import partial
 
 from model_orchestrator.core.errors import ConfigError, ContextWindowExceededError
 from model_orchestrator.core.explanation import Explanation, StepRecord
@@ -19,7 +20,7 @@ from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.request import CONTEXT_OVERFLOW_MODES, ChatRequest, ContextOverflow
 from model_orchestrator.core.response import Completion, StreamDelta
-from model_orchestrator.core.stream_start import closing
+from model_orchestrator.core.stream_start import DeferredStream, closing
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.strategies.context_window import (
@@ -86,12 +87,26 @@ class ContextFitModel(WrapperModel):
         explanation = _with_facts(completion.explanation, self.name, completion, facts)
         return replace(completion, explanation=explanation)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        # Fitted at the first read; the fitted stream is then handed on as it is (no frame of ours per
+        # delta) unless a refusal may be refitted.
+        return DeferredStream(partial(self._open, request))
+
+    async def _open(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         fitted, facts = await self._fit(request)
+        deltas = self._deltas(fitted, facts)
+        if (_checked(request.context_overflow) or self._overflow) not in _TRUNCATIONS:
+            return deltas  # a provider's refusal is not refitted under this setting (``_refit``)
+        return self._refitting(request, deltas)
+
+    async def _refitting(
+        self, request: ChatRequest, deltas: AsyncIterator[StreamDelta]
+    ) -> AsyncIterator[StreamDelta]:
+        """``deltas``; when the provider refuses the prompt before any delta, the refitted prompt's."""
         started = False
         try:
             # Closed now, not at garbage collection, when a consumer stops early.
-            async with closing(self._deltas(fitted, facts)) as deltas:
+            async with closing(deltas):
                 async for delta in deltas:
                     started = True
                     yield delta
