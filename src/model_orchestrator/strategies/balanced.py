@@ -9,7 +9,8 @@ orders them. The answer carries the model's name; which deployment served it is 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from typing import Any
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError
@@ -39,7 +40,8 @@ class BalancedModel:
     def name(self) -> str:
         return self._name
 
-    def complete(self, request: ChatRequest) -> Awaitable[Completion]:
+    def complete(self, request: ChatRequest) -> Coroutine[Any, Any, Completion]:
+        # The rotation's own coroutine, handed on: no frame of ours.
         return self._next().complete(request)
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
