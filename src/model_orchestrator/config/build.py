@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from model_orchestrator.config.deployment_stack import DeploymentContext, build_deployment_stack
-from model_orchestrator.config.ledger import BudgetGuards, budget_rules
+from model_orchestrator.config.ledger import BudgetGuards, budget_guards, budget_rules
 from model_orchestrator.config.redaction import excerpt
 from model_orchestrator.config.registry import ModelRegistry, deployment_id
 from model_orchestrator.config.schema import ModelConfig, OrchestratorConfig, ResilienceConfig
@@ -105,6 +105,8 @@ class ModelFactory:
             self._transport = None
         if isinstance(self.store, FailoverStateStore):
             await self.store.aclose()
+        if self._guards is not None and self._guards.close is not None:
+            await self._guards.close()
 
     def _http(self) -> HttpTransport:
         if self._transport is None:
@@ -133,13 +135,11 @@ def build_registry(
                 f"model {model.name!r}: unknown provider {excerpt(model.provider)}; "
                 f"expected one of: {', '.join(sorted(table))}"
             )
-    rules = budget_rules(config)
+    store = build_state_store(config.state, env, clock, bus)  # first: it says when redis is missing
     guards = None
-    if keeper is not None and rules.active:
-        guards = BudgetGuards(keeper, rules)
-    factory = ModelFactory(
-        bus, clock, config.resilience, guards, build_state_store(config.state, env, clock, bus)
-    )
+    if keeper is not None and budget_rules(config).active:
+        guards = budget_guards(config, state_url(config.state, env), keeper, clock)
+    factory = ModelFactory(bus, clock, config.resilience, guards, store)
     registry = ModelRegistry(
         config,
         env,
@@ -153,11 +153,8 @@ def build_registry(
 def build_state_store(config: StateConfig, env: Mapping[str, str], clock: Clock, bus: EventBus) -> StateStore:
     """The store behind every breaker, cooldown, rate limit, health result and key limit: in-process
     without ``state.url``, else Redis behind the ``state.on_unavailable`` policy. Connects lazily."""
-    if config.url is not None:
-        url = config.url
-    elif config.url_env is not None:
-        url = _state_url_from(config.url_env, env)
-    else:
+    url = state_url(config, env)
+    if url is None:
         return MemoryStateStore()
     try:
         from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
@@ -179,6 +176,13 @@ def build_state_store(config: StateConfig, env: Mapping[str, str], clock: Clock,
         timeout=config.timeout,
         retry_interval=config.retry_interval,
     )
+
+
+def state_url(config: StateConfig, env: Mapping[str, str]) -> str | None:
+    """The shared store's URL (``state.url`` or the variable ``state.url_env`` names); None without one."""
+    if config.url_env is not None:
+        return _state_url_from(config.url_env, env)
+    return config.url
 
 
 def _state_url_from(variable: str, env: Mapping[str, str]) -> str:

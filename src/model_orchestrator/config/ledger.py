@@ -7,11 +7,13 @@ deployment stack (``config.deployment_stack``) guards deployments with. Building
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import socket
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from model_orchestrator.config.schema import OrchestratorConfig, PeriodBudgetConfig
-from model_orchestrator.core.budget import BudgetKeeper
+from model_orchestrator.core.budget import BudgetKeeper, BudgetLimit
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import ConfigError, MissingCredentialsError
 from model_orchestrator.ledger.ledger import Ledger
@@ -83,7 +85,46 @@ def build_ledger(config: OrchestratorConfig, env: Mapping[str, str], clock: Cloc
 @dataclass(frozen=True, slots=True)
 class BudgetGuards:
     """What a deployment's ``BudgetGuardModel`` checks against: the keeper holding the counters and the
-    rules (the deployment stack adds the guard when ``rules.guards`` its provider)."""
+    rules (the deployment stack adds the guard when ``rules.guards`` its provider); ``close``: what closes
+    a keeper of the guards' own (the shared one), None when the keeper is the ledger."""
 
     keeper: BudgetKeeper
     rules: BudgetRules
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+def budget_guards(
+    config: OrchestratorConfig, state_url: str | None, keeper: BudgetKeeper, clock: Clock
+) -> BudgetGuards:
+    """The guards' keeper: the ledger itself, except for a SQLite ledger (one per host, not shared) when
+    shared state is configured: then ``SharedBudgetKeeper`` keeps the tally in Redis (``state_url``), with
+    the ledger as the ``state.on_unavailable: local`` fallback. PostgreSQL is shared: it stays the keeper."""
+    rules = budget_rules(config)
+    if state_url is None or not isinstance(keeper, Ledger) or keeper.settings.dialect != "sqlite":
+        return BudgetGuards(keeper, rules)
+    from model_orchestrator.ledger.shared_budget import SharedBudgetKeeper, recorded_spend
+    from model_orchestrator.resilience.redis_state import redis_client
+
+    ledger = keeper
+
+    async def seed(limit: BudgetLimit, period_key: str) -> float:
+        await ledger.flush()  # recorded attempts still queued count too
+        return await recorded_spend(await ledger.store(), limit, period_key)
+
+    state = config.state
+    # A host and its ledger file: processes sharing one SQLite file add its spend to a tally once.
+    identity = hashlib.sha256(f"{socket.gethostname()}|{ledger.settings.url}".encode()).hexdigest()[:16]
+    shared = SharedBudgetKeeper(
+        redis_client(state_url),
+        fallback=ledger,
+        seed=seed,
+        ledger_id=identity,
+        clock=clock,
+        ttl=ledger.settings.reservation_ttl,
+        prefix=state.prefix,
+        on_unavailable=state.on_unavailable,
+        replicas=state.replicas,
+        timeout=state.timeout,
+        retry_interval=state.retry_interval,
+    )
+    return BudgetGuards(shared, rules, shared.aclose)
