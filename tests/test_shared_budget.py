@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import openai
 import pytest
 import redis.asyncio as aioredis
+import sqlalchemy as sa
 
 from model_orchestrator import Orchestrator
 from model_orchestrator.config.ledger import budget_guards
@@ -23,9 +26,13 @@ from model_orchestrator.ledger.budgets import period_key
 from model_orchestrator.ledger.ledger import Ledger
 from model_orchestrator.ledger.settings import LedgerSettings, sqlite_url
 from model_orchestrator.ledger.shared_budget import SharedBudgetKeeper, recorded_spend
+from model_orchestrator.ledger.store import LedgerStore
+from model_orchestrator.ledger.tables import attempts
 from model_orchestrator.resilience.redis_state import redis_client
 from model_orchestrator.testing import FakeClock, FakeUpstream, Reply
+from tests.gateway_helpers import MASTER
 from tests.redis_server import RedisServer
+from tests.test_scale_out import ANSWER, BUDGET_PROMPT, CALL_COST, _start, _url_of
 
 DAY = BudgetLimit("global", "usd", "day", 1.0)
 Keepers = Callable[..., SharedBudgetKeeper]
@@ -228,3 +235,65 @@ def test_the_shared_keeper_is_chosen_for_a_sqlite_ledger_with_shared_state(tmp_p
     )
     assert budget_guards(config, "redis://127.0.0.1:1/0", postgres, _clock()).keeper is postgres
     assert budget_guards(config, None, sqlite, _clock()).keeper is sqlite
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+async def test_a_daily_budget_holds_across_three_gateways_each_with_its_own_sqlite_ledger(
+    tmp_path: Path, redis_server: RedisServer, redis_url: str
+) -> None:
+    budget = 50 * CALL_COST + CALL_COST / 2
+    async with FakeUpstream(default_reply=ANSWER) as up:
+        ledgers = [sqlite_url(tmp_path / f"host{i}.sqlite3") for i in range(3)]
+        processes = []
+        for i, ledger_url in enumerate(ledgers):
+            config = tmp_path / f"host{i}.yaml"
+            config.write_text(
+                f"""
+default_model: b
+models:
+  - {{name: b, model: m-b, provider: openai, api_base: '{up.openai_base}', api_key_env: UP_KEY,
+     price: {{input: 1000, output: 2000}}}}
+resilience: {{retry: {{max_attempts: 1}}, health: {{interval: 3600}}}}
+state: {{url: '{redis_url}', timeout: 1.0}}
+ledger: {{url: '{ledger_url}'}}
+budgets: {{daily_usd: {budget}}}
+"""
+            )
+            processes.append(_start(config))
+        try:
+            urls = [await asyncio.to_thread(_url_of, p) for p in processes]
+            clients = [
+                openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=MASTER, max_retries=0) for url in urls
+            ]
+            calls = [
+                clients[i % 3].chat.completions.create(model="b", messages=BUDGET_PROMPT, max_tokens=10)
+                for i in range(200)
+            ]
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            for client in clients:
+                await client.close()
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                await asyncio.to_thread(process.wait, 30)  # flushes its ledger on the way out
+        sent = sum(1 for r in up.requests if r.path.endswith("/chat/completions"))
+    answered = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, openai.RateLimitError)]
+    assert len(answered) + len(refused) == 200, [o for o in outcomes if isinstance(o, BaseException)][:3]
+    spent = [await _ledger_total(url) for url in ledgers]
+    assert all(s > 0 for s in spent)  # every process served some: the budget was shared, not split
+    assert sum(spent) <= budget + CALL_COST
+    assert sum(spent) == pytest.approx(len(answered) * CALL_COST) and sent == len(answered)
+    assert "daily budget 'global'" in str(refused[0])
+
+
+async def _ledger_total(url: str) -> float:
+    """The cost of every attempt one ledger recorded."""
+    store = LedgerStore.connect(url)
+    try:
+        async with store.engine.connect() as conn:
+            return float((await conn.execute(sa.select(sa.func.sum(attempts.c.cost)))).scalar() or 0.0)
+    finally:
+        await store.aclose()
