@@ -19,8 +19,10 @@ host's share. Until an idle host reserves again its earlier spend is missing (an
 that host's spend this period); settlements of reservations made before the loss are not charged twice.
 
 When Redis fails or answers later than ``timeout``: ``on_unavailable: local`` reserves in this process's
-own ledger (``fallback``) with every limit divided by ``replicas`` (one WARNING per outage, an INFO when
-Redis answers again, tried again after ``retry_interval``); ``fail`` raises ``StateUnavailableError`` (503).
+own ledger (``fallback``) with every limit divided by ``replicas``, less what its ledger recorded for the
+period when the outage began (so a process that spent its share already gets no more; one WARNING per
+outage, an INFO when Redis answers again, tried again after ``retry_interval``); ``fail`` raises
+``StateUnavailableError`` (503).
 A settlement that cannot reach Redis is dropped with a WARNING: its hold lapses after the TTL and the
 spend stays in the ledger (the shared tally undercounts it).
 """
