@@ -215,3 +215,21 @@ models:
     assert seen.model_used == "seeing"
     assert [r.json["model"] for r in upstream.requests] == ["gpt-4o-mini"]
     assert plain.model_used != "seeing"  # text still goes to the cheapest default
+
+
+async def test_the_gate_refuses_when_its_call_is_awaited_as_an_async_method_would() -> None:
+    from model_orchestrator.core.profile import ModelProfile
+    from model_orchestrator.strategies.capabilities import CapabilityGateModel
+    from model_orchestrator.testing import ScriptedModel
+
+    inner = ScriptedModel(["a cat"])
+    gate = CapabilityGateModel(
+        inner, ModelProfile(name="text", capabilities=frozenset({"text"})), lambda _: []
+    )
+    pending = gate.complete(IMAGE)  # nothing raised yet: a caller may gather it with others
+    with pytest.raises(CapabilityNotSupportedError, match="lacks vision"):
+        await pending
+    seeing = CapabilityGateModel(
+        inner, ModelProfile(name="eyes", capabilities=frozenset({"vision"})), lambda _: []
+    )
+    assert (await seeing.complete(IMAGE)).text == "a cat"

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState
 from tenacity.stop import stop_after_attempt, stop_base
@@ -263,8 +263,10 @@ class RetryingModel(WrapperModel):
         """The policy this wrapper applies."""
         return self._policy
 
-    async def complete(self, request: ChatRequest) -> Completion:
-        return await self._retried(self._complete_once, request)
+    def complete(self, request: ChatRequest) -> Coroutine[Any, Any, Completion]:
+        # Without the empty-answer check each attempt is the inner call itself: two frames fewer per call.
+        attempt = self._complete_once if self._policy.retry_on_empty else self.inner.complete
+        return self._retried(attempt, request)
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         # Retried until the stream has started; past its first text a failure is raised, not retried: the

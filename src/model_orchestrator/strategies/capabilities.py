@@ -10,7 +10,8 @@ model has is its profile's (catalogue, then config's ``capabilities:``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any
 
 from model_orchestrator.core.errors import CapabilityNotSupportedError
 from model_orchestrator.core.model import ChatModel
@@ -96,9 +97,14 @@ class CapabilityGateModel(WrapperModel):
         self._profile = profile
         self._having = having
 
-    async def complete(self, request: ChatRequest) -> Completion:
-        self._check(request)
-        return await self.inner.complete(request)
+    def complete(self, request: ChatRequest) -> Coroutine[Any, Any, Completion]:
+        # The inner call's own coroutine when the model can take the request (no frame of ours); a
+        # refusal is raised when awaited, as an ``async def`` would raise it.
+        try:
+            self._check(request)
+        except CapabilityNotSupportedError as exc:
+            return _raise(exc)
+        return self.inner.complete(request)
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         # Checked at the first read, as a generator would; later reads go straight to the inner stream.
@@ -125,3 +131,7 @@ class CapabilityGateModel(WrapperModel):
             capability=capability,
             deployment=self._profile.name,
         )
+
+
+async def _raise(error: CapabilityNotSupportedError) -> Completion:
+    raise error

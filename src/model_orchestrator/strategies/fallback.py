@@ -154,7 +154,16 @@ class FallbackModel:
         for position, member in enumerate(members):
             if run.deadline_passed():
                 return None
-            chosen = await self._try(run, member, has_fallback=position + 1 < len(members))
+            chosen = None
+            skip = run.skip_error(member)
+            if skip is not None:
+                run.skip(member, skip)
+            else:
+                completion = await run.call(member, has_fallback=position + 1 < len(members))
+                if completion is not None:
+                    scorer = self._scorer
+                    score = None if scorer is None else await self._score(scorer, run, member, completion)
+                    chosen = self._judged(run, member, completion, score)
             if chosen is not None:
                 return chosen
             if run.deadline_hit:
@@ -162,23 +171,22 @@ class FallbackModel:
             run.moved_on(member, members[position + 1] if position + 1 < len(members) else None)
         return None
 
-    async def _try(self, run: ChainRun, member: Member, *, has_fallback: bool) -> Candidate | None:
-        skip = run.skip_error(member)
-        if skip is not None:
-            run.skip(member, skip)
-            return None
-        completion = await run.call(member, has_fallback=has_fallback)
-        if completion is None:
-            return None
-        score = None
-        judged = None
+    async def _score(self, scorer: Scorer, run: ChainRun, member: Member, completion: Completion) -> Score:
+        """How good ``member``'s answer is: tool calls are judged by their arguments
+        (``strategies.tool_calls``), anything else by the scorer."""
         if self._threshold is not None:
             judged = tool_call_confidence(run.request.tools, completion, self._threshold)
-        if judged is not None:  # tool calls are judged by their arguments (``strategies.tool_calls``)
-            score = Score(judged[0], TOOL_ARGUMENTS_SOURCE)
-        elif self._scorer is not None:
-            score = await self._scorer.score(run.request, completion, member)
-            run.answered.extend(score.samples)
+            if judged is not None:
+                return Score(judged[0], TOOL_ARGUMENTS_SOURCE)
+        score = await scorer.score(run.request, completion, member)
+        run.answered.extend(score.samples)
+        return score
+
+    def _judged(
+        self, run: ChainRun, member: Member, completion: Completion, score: Score | None
+    ) -> Candidate | None:
+        """``member``'s answer accepted (recorded as the choice), or None when it scored below the
+        threshold (recorded as rejected)."""
         position = next(i for i, m in enumerate(self._members) if m is member)  # duplicates allowed
         candidate = Candidate(member, completion, score, position)
         threshold = self._threshold
