@@ -76,8 +76,12 @@ def total_usage(completions: Iterable[Completion]) -> Usage:
 
 def total_cost(completions: Iterable[Completion]) -> float | None:
     """Cost summed over members that answered; None when any of them had an unknown price."""
-    costs = [c.cost for c in completions]
-    return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+    total: float = 0
+    for completion in completions:
+        if completion.cost is None:
+            return None
+        total += completion.cost
+    return total
 
 
 def strategy_completion(
