@@ -187,6 +187,28 @@ async def test_redis_down_with_local_policy_keeps_each_process_to_its_share(
     await keeper.release(shared)
 
 
+async def test_a_hold_that_lands_after_its_caller_gave_up_is_released(
+    own_redis: RedisServer, keepers: Keepers
+) -> None:
+    clock = _clock()
+    keeper = keepers(own_redis.url, clock, timeout=0.05)
+    await keeper.release(await keeper.reserve([DAY], usd=0.1, calls=1))  # connected, counter seeded
+    own_redis.pause()  # hung: the script waits in the socket
+    local = await keeper.reserve([DAY], usd=0.4, calls=1)  # gave up on Redis after 0.05 s: held locally
+    own_redis.resume()  # the script runs now and holds 0.4, which nobody will settle
+    for _ in range(200):
+        if float(await _field(own_redis.url, DAY_KEY(clock), "held") or 0) == 0.0:
+            break
+        await asyncio.sleep(0.01)
+    client = aioredis.Redis.from_url(own_redis.url)
+    try:
+        assert await client.zcard(DAY_KEY(clock) + ":holds") == 0
+        assert float(await client.hget(DAY_KEY(clock), "held") or 0) == 0.0
+    finally:
+        await client.aclose()
+    await keeper.release(local)
+
+
 async def test_redis_down_with_fail_policy_refuses_with_a_503(
     own_redis: RedisServer, keepers: Keepers
 ) -> None:

@@ -213,18 +213,18 @@ class SharedBudgetKeeper:
         ``StateUnavailableError``."""
         task = self._spawn(work)
         try:
-            async with asyncio.timeout(self._timeout):
-                result = await asyncio.shield(task)
-        except (asyncio.CancelledError, TimeoutError) as exc:
-            if undo is not None:
+            await self._wait(task)
+        finally:
+            if undo is not None and not task.done():  # the caller left or gave up: undo what lands
                 task.add_done_callback(lambda done: self._release_if_made(done, undo))
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            self._mark_down(exc)
+        if not task.done():
+            self._mark_down(TimeoutError())
             raise StateUnavailableError(
                 f"shared budget counters (Redis) did not answer within {self._timeout:g} s (state.timeout); "
                 "check that Redis runs and is not overloaded; nothing was sent"
-            ) from None
+            )
+        try:
+            result = task.result()
         except (RedisError, OSError) as exc:
             self._mark_down(exc)
             raise StateUnavailableError(
@@ -236,6 +236,15 @@ class SharedBudgetKeeper:
             self._spent_before.clear()
             _log.info("shared budget counters (Redis) answer again: budgets are shared again")
         return result
+
+    async def _wait(self, task: asyncio.Task[Any]) -> None:
+        """Wait up to ``timeout`` for ``task``, once more if the event loop itself was late (busy with other
+        work, which is not Redis being slow)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.wait([task], timeout=self._timeout)
+        if not task.done() and loop.time() - start > 2 * self._timeout:
+            await asyncio.wait([task], timeout=self._timeout)
 
     def _release_if_made(self, done: asyncio.Task[Any], reservation: Reservation) -> None:
         if not done.cancelled() and done.exception() is None:
