@@ -57,7 +57,7 @@ class BudgetBook:
             for (limit, amount), key in zip(claims, keys, strict=True):
                 status = BudgetStatus(limit, key[1], spent[key], reserved.get(key, 0.0) + amount)
                 if limit.hard and status.spent + status.reserved > limit.limit + _EPSILON:
-                    raise _exceeded(status, amount)
+                    raise exceeded_error(status, amount)
                 statuses.append(status)
             rows = [
                 {"reservation_id": reservation_id, "name": name, "period_key": period, "amount": amount}
@@ -171,7 +171,8 @@ def _reserved(conn: sa.Connection, keys: Sequence[Key], *, live_at: float) -> di
     return {(row.name, row.period_key): float(row.held) for row in conn.execute(query)}
 
 
-def _exceeded(status: BudgetStatus, amount: float) -> BudgetExceededError:
+def exceeded_error(status: BudgetStatus, amount: float) -> BudgetExceededError:
+    """The refusal of ``amount`` on a hard limit (shared by every keeper, so the wording is one)."""
     limit = status.limit
     held = status.reserved - amount
     if limit.unit == "calls":

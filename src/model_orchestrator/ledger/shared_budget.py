@@ -46,8 +46,7 @@ from model_orchestrator.core.budget import BudgetKeeper, BudgetLimit, BudgetStat
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.ledger.budget_scripts import RESERVE, SEED, SETTLE
-from model_orchestrator.ledger.budgets import _exceeded as exceeded_error  # BudgetBook's wording
-from model_orchestrator.ledger.budgets import period_key
+from model_orchestrator.ledger.budgets import exceeded_error, period_key
 from model_orchestrator.ledger.store import LedgerStore
 from model_orchestrator.ledger.tables import attempts, requests
 
