@@ -90,3 +90,46 @@ async def test_each_orchestrator_counts_only_its_own_requests(upstream: FakeUpst
         ok = {"strategy": "single", "outcome": "ok"}
         assert value(samples(first.metrics_text()), "orchestrator_requests_total", **ok) == 2
         assert value(samples(second.metrics_text()), "orchestrator_requests_total", **ok) == 1
+
+
+def test_attempts_of_invented_names_count_in_bounded_series_past_the_series_cache() -> None:
+    from model_orchestrator.core.events import AttemptFailed, AttemptSucceeded
+    from model_orchestrator.core.usage import Usage
+    from model_orchestrator.telemetry.metrics import MAX_LABEL_VALUES, OTHER, MetricsSink
+
+    sink = MetricsSink(known_models=["known"])
+    names = ["known"] + [f"invented-{i}" for i in range(1500)]  # past the labels' and the cache's bounds
+    for name in names * 2:
+        sink.handle(AttemptSucceeded("r", 0.0, "a", name, "p", "d", usage=Usage(2, 3), cost=0.5, latency=0.1))
+    sink.handle(
+        AttemptFailed(
+            "r",
+            0.0,
+            "a",
+            "known",
+            "p",
+            "d",
+            error_type="ServerError",
+            error_message="x",
+            status_code=500,
+            retryable=True,
+            latency=0.1,
+        )
+    )
+    found = samples(sink.render().decode())
+    ok = {
+        m
+        for (n, labels), _ in found.items()
+        if n == "orchestrator_attempts_total"
+        for k, m in labels
+        if k == "model"
+    }
+    assert len(ok) == MAX_LABEL_VALUES + 2  # known, the first admitted, and other
+    assert value(found, "orchestrator_attempts_total", model="known", provider="p", outcome="ok") == 2
+    assert value(found, "orchestrator_attempts_total", model="known", provider="p", outcome="error") == 1
+    others = 2 * (len(names) - 1 - MAX_LABEL_VALUES)
+    assert value(found, "orchestrator_attempts_total", model=OTHER, provider="p", outcome="ok") == others
+    assert value(found, "orchestrator_tokens_total", model=OTHER, provider="p", kind="output") == 3 * others
+    assert (
+        value(found, "orchestrator_errors_total", model="known", provider="p", error_type="ServerError") == 1
+    )
