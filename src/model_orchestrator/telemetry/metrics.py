@@ -165,6 +165,7 @@ class MetricsSink:
             StateStoreRecovered: lambda _: self.state_recoveries.inc(),
         }
         self._series: dict[tuple[str, str, str], _AttemptSeries] = {}
+        self._request_series: dict[tuple[str, bool], tuple[Any, Any]] = {}
 
     def handle(self, event: Event) -> None:
         handler = self._handlers.get(type(event))
@@ -179,9 +180,18 @@ class MetricsSink:
         return generate_latest(self.registry)
 
     def _request_finished(self, event: RequestFinished) -> None:
-        strategy = self._strategy(event.strategy)
-        self.requests.labels(strategy, "ok" if event.ok else "error").inc()
-        self.request_seconds.labels(strategy).observe(event.latency)
+        key = (event.strategy, event.ok)
+        series = self._request_series.get(key)
+        if series is None:
+            strategy = self._strategy(event.strategy)
+            series = (
+                self.requests.labels(strategy, "ok" if event.ok else "error"),
+                self.request_seconds.labels(strategy),
+            )
+            if len(self._request_series) < _SERIES_CACHE:
+                self._request_series[key] = series
+        series[0].inc()
+        series[1].observe(event.latency)
 
     def _attempt_ended(self, event: AttemptSucceeded | AttemptFailed) -> None:
         outcome = "ok"
