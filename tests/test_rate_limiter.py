@@ -22,7 +22,6 @@ from model_orchestrator.resilience.rate_limiter import (
     RateLimitedModel,
     RateLimitPolicy,
     RequestLog,
-    give_back_request,
     learn_from_snapshot,
     request_ready_at,
     take_request,
@@ -108,9 +107,6 @@ def test_request_log_records_pacing_only_sends_without_counting_them() -> None:
     assert took and slot is None and log.last_sent == 3.0 and log.window.total == 0
     counted, took, slot = take_request(RequestLog(), 3.0, rpm=1)
     assert took and slot == 3 and take_request(counted, 4.0, rpm=1)[1] is False
-    given_back = give_back_request(counted, slot, None)
-    assert given_back.window.total == 0 and given_back.last_sent is None
-    assert take_request(given_back, 4.0, rpm=1)[1] is True
 
 
 def test_snapshots_pace_sends_near_exhaustion_and_stop_them_at_zero() -> None:

@@ -39,12 +39,11 @@ from model_orchestrator.resilience.request_log import (
 )
 from model_orchestrator.resilience.request_log import (
     RequestLog,
-    give_back_request,
     learn_from_snapshot,
 )
 from model_orchestrator.resilience.request_log import request_ready_at as request_ready_at
 from model_orchestrator.resilience.request_log import take_request as take_request
-from model_orchestrator.resilience.state_store import StateStore
+from model_orchestrator.resilience.state_store import StateStore, WindowTake
 
 _log = logging.getLogger(__name__)
 
@@ -173,34 +172,24 @@ class RateLimitedModel(WrapperModel):
 
     async def _take(self, now: float, tokens: int) -> tuple[_Ticket | None, float]:
         """Record the send at ``now`` in both windows, or in neither: the ticket, or when to try again."""
-        rpm, tpm = self._policy.rpm, self._policy.tpm
-        slot: int | None = None
-        previous: float | None = None
+        takes = []
         if self._tracks_requests:
-            grant = await self._store.take_window(
-                self._rpm_key, kind="requests", now=now, limit=rpm, amount=1
-            )
-            if not grant.taken:
-                return None, now if grant.ready_at is None else grant.ready_at
-            slot, previous = grant.slot, grant.previous_last_sent
-        if tpm is None:
-            return _Ticket(tokens, None), now
-        tokens_grant = await self._store.take_window(
-            self._tpm_key, kind="units", now=now, limit=tpm, amount=tokens
-        )
-        if tokens_grant.taken:
-            return _Ticket(tokens, tokens_grant.slot), now
-        if self._tracks_requests:
-            await self._store.update(
-                self._rpm_key, lambda old: (give_back_request(_request_log(old), slot, previous), None)
-            )
-        if tokens_grant.ready_at is None:
+            takes.append(WindowTake(self._rpm_key, "requests", self._policy.rpm, 1))
+        if self._policy.tpm is not None:
+            takes.append(WindowTake(self._tpm_key, "units", self._policy.tpm, tokens))
+        # One atomic step for both windows (one round trip on a shared store; nothing to give back).
+        grants = await self._store.take_windows(takes, now=now)
+        if all(grant.taken for grant in grants):
+            token_slot = grants[-1].slot if self._policy.tpm is not None else None
+            return _Ticket(tokens, token_slot), now
+        if self._policy.tpm is not None and grants[-1].ready_at is None:
             raise RateLimitExhaustedError(
                 f"the call needs about {tokens} tokens, more than {self._deployment}'s limit of "
-                f"{tpm} tokens per minute; lower max_tokens or raise tpm",
+                f"{self._policy.tpm} tokens per minute; lower max_tokens or raise tpm",
                 deployment=self._deployment,
             )
-        return None, tokens_grant.ready_at
+        refused = [grant.ready_at for grant in grants if not grant.taken and grant.ready_at is not None]
+        return None, max(refused, default=now)
 
     def _check_wait(self, request: ChatRequest, started: float, now: float, ready: float) -> None:
         """Raise ``RateLimitExhaustedError`` unless waiting until ``ready`` is allowed."""

@@ -51,12 +51,6 @@ def take_request(log: RequestLog, now: float, rpm: int | None) -> tuple[RequestL
     return replace(log, window=window, last_sent=now), slot is not None, slot
 
 
-def give_back_request(log: RequestLog, slot: int | None, previous_last_sent: float | None) -> RequestLog:
-    """Undo a send counted in ``slot`` (the token limit refused the same call)."""
-    window = log.window if slot is None else sliding_window.adjust(log.window, slot, -1)
-    return replace(log, window=window, last_sent=previous_last_sent)
-
-
 def learn_from_snapshot(log: RequestLog, snapshot: RateLimitSnapshot, now: float) -> RequestLog:
     """Pace sends by what the provider reported: wait out a reset at zero left, space out when low."""
     log = _learn_retry_after(log, snapshot.retry_after, now)
