@@ -310,6 +310,13 @@ class CircuitBreakerModel(WrapperModel):
     async def _settle(self, request: ChatRequest, probe: bool, error: BaseException | None) -> None:
         now = self._store.now(self._clock)
         counted = error is not None and counts_as_failure(error)
+        if not probe:
+            # Outside a probe a success never changes the circuit's state (only its window), so nobody
+            # waits for the write; an uncounted error changes nothing at all.
+            if error is None:
+                await self._store.record(self._key, lambda old: record_success(old, self._policy, now))
+            if error is None or not counted:
+                return
 
         def change(old: BreakerState | None) -> tuple[BreakerState, tuple[BreakerState, BreakerState]]:
             if error is None:
