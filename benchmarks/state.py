@@ -12,12 +12,15 @@ target is about), and the Redis server's own CPU per call (from INFO), one call 
 - ``one call``: what one upstream call asks of the store in the wrappers with rpm and tpm limits (breaker
   admit and settle, cooldown check, rpm and tpm acquire, tpm correction, health check): 7 store calls;
   ``one call, new`` is the same through the two calls the wrappers are to adopt: rpm and tpm acquired by
-  one ``take_windows`` and the breaker's success settled by ``record`` (6 store calls).
+  one ``take_windows`` and the breaker's success settled by ``record`` (6 store calls);
+- ``stack``: one call through a real deployment stack (``config.deployment_stack``, rpm and tpm set) over a
+  model that answers at once: what the wrappers as built ask of the store, with nothing else measured
+  but the wrappers' own work (the same in both stores, so Redis minus memory is the store's cost).
 
 Held writes are flushed before a row's clock stops, so their cost is counted. Each row is the best of
 three runs (the machine's other work only ever adds time).
 
-The target: Redis adds at most 150 µs of client CPU per upstream call (``one call`` rows, Redis minus memory).
+The target: Redis adds at most 150 µs of client CPU per upstream call (``stack`` rows, Redis minus memory).
 
 Usage: python benchmarks/state.py [--calls N] [--concurrency C]
 """
@@ -32,11 +35,21 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from redis.utils import HIREDIS_AVAILABLE
 
+from model_orchestrator.config.deployment_stack import DeploymentContext, build_deployment_stack
+from model_orchestrator.config.schema import ModelConfig, ResilienceConfig
+from model_orchestrator.core.clock import SystemClock
 from model_orchestrator.core.events import EventBus
+from model_orchestrator.core.model import ChatModel
+from model_orchestrator.core.pricing import Price
+from model_orchestrator.core.profile import ModelProfile
+from model_orchestrator.core.request import ChatRequest
+from model_orchestrator.core.request_scope import RequestScope, request_scope
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.usage import Usage
 from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, BreakerState, record_success
 from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
 from model_orchestrator.resilience.shared_state import FailoverStateStore
@@ -99,6 +112,48 @@ async def one_call_new(store: StateStore, i: int) -> object:
     return await store.record("breaker:e", lambda old: record_success(old, POLICY, now))
 
 
+class Answering:
+    """A model that answers at once (no network), so a ``stack`` row measures the wrappers alone."""
+
+    name = "bench"
+    answer = Completion(
+        text="Paris", model="bench", provider="openai", deployment="bench", usage=Usage(10, 5)
+    )
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        return self.answer
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        yield StreamDelta(text="Paris", usage=self.answer.usage)
+
+    async def aclose(self) -> None:
+        return None
+
+
+STACKS: dict[int, ChatModel] = {}
+REQUEST = ChatRequest.from_prompt("What is the capital of France?", request_id="bench")
+
+
+async def stack(store: StateStore, i: int) -> object:
+    model = STACKS.get(id(store))
+    if model is None:
+        config = ModelConfig(
+            name="bench",
+            provider="openai",
+            model="bench",
+            api_base="http://127.0.0.1:1/v1",
+            rpm=10**9,
+            tpm=10**12,
+        )
+        profile = ModelProfile("bench", Price(1.0, 2.0), 8000, 1000)
+        context = DeploymentContext(
+            config, "bench@1", profile, ResilienceConfig(), store, SystemClock(), EventBus()
+        )
+        model = STACKS[id(store)] = build_deployment_stack(Answering(), context)
+    with request_scope(RequestScope("bench")):
+        return await model.complete(REQUEST)
+
+
 OPERATIONS: dict[str, tuple[Operation, int]] = {
     "take_window": (take, 1),
     "update": (update, 1),
@@ -106,6 +161,7 @@ OPERATIONS: dict[str, tuple[Operation, int]] = {
     "get": (get, 1),
     "one call": (one_call, 7),
     "one call, new": (one_call_new, 6),
+    "stack": (stack, 6),
 }
 
 
