@@ -89,3 +89,24 @@ class BudgetKeeper(Protocol):
     async def release(self, reservation: Reservation) -> None:
         """Give the held amounts back without charging anything."""
         ...
+
+
+class BudgetWarnings:
+    """Which budget warnings this keeper has given: each limit warns once near ``warn_at`` and once past a
+    soft limit, per period."""
+
+    def __init__(self) -> None:
+        self._given: set[tuple[str, str, str]] = set()
+
+    def first(self, statuses: Sequence[BudgetStatus]) -> tuple[BudgetStatus, ...]:
+        """Statuses crossing ``warn_at``, or going past a soft limit, for the first time this period."""
+        fresh = []
+        for status in statuses:
+            warn_at = status.limit.warn_at
+            if warn_at is None or status.fraction < warn_at:
+                continue
+            key = (status.limit.name, status.period_key, "over" if status.fraction > 1 else "near")
+            if key not in self._given:
+                self._given.add(key)
+                fresh.append(status)
+        return tuple(fresh)

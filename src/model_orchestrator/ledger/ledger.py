@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from model_orchestrator.core.budget import BudgetLimit, BudgetStatus, Reservation
+from model_orchestrator.core.budget import BudgetLimit, BudgetStatus, BudgetWarnings, Reservation
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import OrchestratorError
 from model_orchestrator.ledger.limits import BudgetRules
@@ -72,7 +72,7 @@ class Ledger:
         self._store: LedgerStore | None = None
         self._book: BudgetBook | None = None
         self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        self._warned: set[tuple[str, str, str]] = set()
+        self._warnings = BudgetWarnings()
         self._background: set[asyncio.Task[Any]] = set()
         self._pruned_at: float | None = None
 
@@ -120,7 +120,7 @@ class Ledger:
             task.add_done_callback(lambda done: self._release_if_made(done, reservation_id))
             raise
         limits_held = tuple(limit for limit, _ in claims)
-        return Reservation(reservation_id, limits_held, keys, usd, calls, self._first_warnings(statuses))
+        return Reservation(reservation_id, limits_held, keys, usd, calls, self._warnings.first(statuses))
 
     async def settle(self, reservation: Reservation, *, usd: float, calls: int) -> None:
         if reservation.limits:
@@ -284,19 +284,6 @@ class Ledger:
     def _release_if_made(self, done: asyncio.Task[Any], reservation_id: str) -> None:
         if not done.cancelled() and done.exception() is None:
             self._spawn(self._quietly(self._release(reservation_id), "release"))
-
-    def _first_warnings(self, statuses: Sequence[BudgetStatus]) -> tuple[BudgetStatus, ...]:
-        """Statuses crossing ``warn_at``, or going past a soft limit, for the first time this period."""
-        fresh = []
-        for status in statuses:
-            warn_at = status.limit.warn_at
-            if warn_at is None or status.fraction < warn_at:
-                continue
-            key = (status.limit.name, status.period_key, "over" if status.fraction > 1 else "near")
-            if key not in self._warned:
-                self._warned.add(key)
-                fresh.append(status)
-        return tuple(fresh)
 
     async def _quietly(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run ``work`` to the end even if the caller is cancelled; log (never raise) a failure, since

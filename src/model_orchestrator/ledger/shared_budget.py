@@ -42,7 +42,14 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from model_orchestrator.core.budget import BudgetKeeper, BudgetLimit, BudgetStatus, Period, Reservation
+from model_orchestrator.core.budget import (
+    BudgetKeeper,
+    BudgetLimit,
+    BudgetStatus,
+    BudgetWarnings,
+    Period,
+    Reservation,
+)
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.ledger.budget_scripts import RESERVE, SEED, SETTLE
@@ -91,7 +98,7 @@ class SharedBudgetKeeper:
         self._retry_at: float | None = None  # monotonic time Redis is tried again; None while it answers
         self._local: set[str] = set()  # ids of reservations held by the fallback
         self._spent_before: dict[tuple[str, str], float] = {}  # this ledger's spend when Redis went down
-        self._warned: set[tuple[str, str, str]] = set()
+        self._warnings = BudgetWarnings()
         self._background: set[asyncio.Task[Any]] = set()
         self._reserve_script = client.register_script(RESERVE)
         self._settle_script = client.register_script(SETTLE)
@@ -118,7 +125,7 @@ class SharedBudgetKeeper:
             if self._policy == "fail":
                 raise
             return await self._reserve_locally(limits, usd=usd, calls=calls)
-        return replace(made, warnings=self._first_warnings(statuses))
+        return replace(made, warnings=self._warnings.first(statuses))
 
     async def settle(self, reservation: Reservation, *, usd: float, calls: int) -> None:
         if reservation.id in self._local:
@@ -286,19 +293,6 @@ class SharedBudgetKeeper:
             self._spent_before[key] = await self._seed(limit, key[1])
         part = int(limit.limit) // self._replicas if limit.unit == "calls" else limit.limit / self._replicas
         return max(0.0, part - self._spent_before[key])
-
-    def _first_warnings(self, statuses: Sequence[BudgetStatus]) -> tuple[BudgetStatus, ...]:
-        """Statuses crossing ``warn_at``, or going past a soft limit, for the first time this period."""
-        fresh = []
-        for status in statuses:
-            warn_at = status.limit.warn_at
-            if warn_at is None or status.fraction < warn_at:
-                continue
-            key = (status.limit.name, status.period_key, "over" if status.fraction > 1 else "near")
-            if key not in self._warned:
-                self._warned.add(key)
-                fresh.append(status)
-        return tuple(fresh)
 
     def _spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(work)
