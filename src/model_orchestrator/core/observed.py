@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import OrchestratorError
 from model_orchestrator.core.events import AttemptFailed, AttemptStarted, AttemptSucceeded, EventBus
-from model_orchestrator.core.layered_stream import LayeredStream, StreamHooks, StreamLayerModel
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price, cost_of
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import closing
 from model_orchestrator.core.tokens import estimate_message_tokens, estimate_tokens_for_chars
 from model_orchestrator.core.usage import Usage
+from model_orchestrator.core.wrapper import WrapperModel
 
 
-class ObservedModel(StreamLayerModel):
+class ObservedModel(WrapperModel):
     """Wraps one deployment's adapter: prices usage and reports every attempt to the event bus."""
 
     def __init__(
@@ -72,9 +74,32 @@ class ObservedModel(StreamLayerModel):
         self._succeeded(request, attempt, completion.usage, cost, completion.latency)
         return completion
 
-    def stream_hooks(self, request: ChatRequest) -> StreamHooks:
-        """Counts a streamed attempt's text, usage and reported cost; reports it when it ends."""
-        return _ObservedStream(self, request)
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        attempt = self._start(request)
+        started = self._clock.monotonic()
+        chars = 0
+        usage: Usage | None = None
+        reported: float | None = None
+        try:
+            async with closing(self.inner.stream(request)) as deltas:
+                async for delta in deltas:
+                    chars += len(delta.text)
+                    if delta.usage is not None:
+                        usage = delta.usage
+                    if delta.cost is not None:
+                        reported = delta.cost
+                    yield delta
+        except (asyncio.CancelledError, GeneratorExit):
+            self._failed(
+                request, attempt, started, None, cancelled=True, usage=_estimate(request, chars, usage)
+            )
+            raise
+        except OrchestratorError as exc:
+            self._failed(request, attempt, started, exc, usage=_estimate(request, chars, usage))
+            raise
+        final = _estimate(request, chars, usage)
+        cost = reported if reported is not None else cost_of(final, self._price)
+        self._succeeded(request, attempt, final, cost, self._clock.monotonic() - started)
 
     def _start(self, request: ChatRequest) -> str:
         attempt = os.urandom(16).hex()  # as unique as uuid4().hex, a fifth of its cost
@@ -150,54 +175,6 @@ class ObservedModel(StreamLayerModel):
                 cost=cost,
                 cancelled=cancelled,
             )
-        )
-
-
-class _ObservedStream(StreamHooks):
-    """One streamed attempt of an ``ObservedModel``: the text, usage and cost seen so far."""
-
-    __slots__ = ("_attempt", "_chars", "_model", "_reported", "_request", "_started", "_usage")
-
-    def __init__(self, model: ObservedModel, request: ChatRequest) -> None:
-        self._model = model
-        self._request = request
-        self._attempt = ""
-        self._started = 0.0
-        self._chars = 0
-        self._usage: Usage | None = None
-        self._reported: float | None = None
-
-    async def begin(self) -> None:
-        self._attempt = self._model._start(self._request)
-        self._started = self._model._clock.monotonic()
-
-    def delta(self, delta: StreamDelta) -> None:
-        self._chars += len(delta.text)
-        if delta.usage is not None:
-            self._usage = delta.usage
-        if delta.cost is not None:
-            self._reported = delta.cost
-
-    async def end(self, stream: LayeredStream) -> None:
-        model, request = self._model, self._request
-        final = _estimate(request, self._chars, self._usage)
-        cost = self._reported if self._reported is not None else cost_of(final, model._price)
-        model._succeeded(request, self._attempt, final, cost, model._clock.monotonic() - self._started)
-
-    async def error(self, error: BaseException) -> None:
-        if isinstance(error, asyncio.CancelledError):
-            self._fail(None)
-        elif isinstance(error, OrchestratorError):
-            self._fail(error)
-
-    async def close(self) -> None:
-        self._fail(None)
-
-    def _fail(self, error: OrchestratorError | None) -> None:
-        """Report the attempt as failed with ``error`` (None: cancelled by the caller)."""
-        usage = _estimate(self._request, self._chars, self._usage)
-        self._model._failed(
-            self._request, self._attempt, self._started, error, cancelled=error is None, usage=usage
         )
 
 

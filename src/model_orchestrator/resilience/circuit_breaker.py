@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -32,10 +33,11 @@ from model_orchestrator.core.errors import (
     RateLimitedError,
 )
 from model_orchestrator.core.events import CircuitClosed, CircuitHalfOpened, CircuitOpened, EventBus
-from model_orchestrator.core.layered_stream import LayeredStream, StreamHooks, StreamLayerModel
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
-from model_orchestrator.core.response import Completion
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import start_stream
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.empty_answer import empty_answer_error, is_empty
 from model_orchestrator.resilience.state_store import StateStore
 
@@ -221,7 +223,7 @@ def counts_as_failure(error: BaseException) -> bool:
     return not isinstance(error, skipped + callers_fault)
 
 
-class CircuitBreakerModel(StreamLayerModel):
+class CircuitBreakerModel(WrapperModel):
     """Skips its deployment without a call while the circuit is open; counts the outcome of every call.
 
     An empty answer (``empty_answer.is_empty``: no visible text, no tool call) is a soft failure: counted,
@@ -270,9 +272,25 @@ class CircuitBreakerModel(StreamLayerModel):
         await self._settle(request, probe, None)
         return completion
 
-    def stream_hooks(self, request: ChatRequest) -> StreamHooks:
-        """Admits a streamed attempt, holds it until its first content and counts its outcome."""
-        return _BreakerStream(self, request)
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        probe = await self._admit(request)
+        try:
+            started = await start_stream(self.inner.stream(request))
+        except BaseException as exc:
+            await self._settle(request, probe, exc)
+            raise
+        async with started:
+            if not started.has_content and self._empty_is_failure:
+                error = empty_answer_error(self._deployment, self._provider)
+                await self._settle(request, probe, error)
+                raise error
+            try:
+                async for delta in started:
+                    yield delta
+            except BaseException as exc:
+                await self._settle(request, probe, exc)
+                raise
+        await self._settle(request, probe, None)
 
     async def _admit(self, request: ChatRequest) -> bool:
         """Ask the store whether this call may go out; True when it is a half-open probe."""
@@ -345,39 +363,6 @@ class CircuitBreakerModel(StreamLayerModel):
             provider=self._provider,
             deployment=self._deployment,
         )
-
-
-class _BreakerStream(StreamHooks):
-    """One streamed attempt of a ``CircuitBreakerModel``: admitted at the start (a probe or not), held
-    until its first content, settled once by its outcome (a close by the consumer frees a probe slot)."""
-
-    __slots__ = ("_model", "_probe", "_request", "empty_fails")
-
-    hold_until_content = True
-    closes_first = True  # the outcome is settled before the stream below is closed, as it always was
-
-    def __init__(self, model: CircuitBreakerModel, request: ChatRequest) -> None:
-        self._model = model
-        self._request = request
-        self._probe = False
-        self.empty_fails = model._empty_is_failure
-
-    async def begin(self) -> None:
-        self._probe = await self._model._admit(self._request)
-
-    async def end(self, stream: LayeredStream) -> None:
-        model = self._model
-        if not stream.has_content and self.empty_fails:
-            error = empty_answer_error(model._deployment, model._provider)
-            await model._settle(self._request, self._probe, error)
-            raise error
-        await model._settle(self._request, self._probe, None)
-
-    async def error(self, error: BaseException) -> None:
-        await self._model._settle(self._request, self._probe, error)
-
-    async def close(self) -> None:
-        await self._model._settle(self._request, self._probe, GeneratorExit())
 
 
 def _open_remaining(state: BreakerState, policy: BreakerPolicy, now: float) -> float:

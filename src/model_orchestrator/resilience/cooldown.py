@@ -12,6 +12,7 @@ starts is also recorded in the request's ``RequestScope`` (``pause``), which the
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from model_orchestrator.core.clock import Clock
@@ -24,11 +25,12 @@ from model_orchestrator.core.errors import (
     ServerError,
 )
 from model_orchestrator.core.events import CooldownStarted, EventBus
-from model_orchestrator.core.layered_stream import StreamHooks, StreamLayerModel
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import current_scope
-from model_orchestrator.core.response import Completion
+from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import closing
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.state_store import StateStore
 
 _log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ async def cooldown_until(store: StateStore, deployment: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-class CooldownModel(StreamLayerModel):
+class CooldownModel(WrapperModel):
     """Skips its deployment without a call while it cools down; starts a cooldown on 429 or overload."""
 
     def __init__(
@@ -123,10 +125,15 @@ class CooldownModel(StreamLayerModel):
             await self._on_error(request, exc)
             raise
 
-    def stream_hooks(self, request: ChatRequest) -> StreamHooks:
-        """Skips a streamed attempt while cooling down; starts a cooldown when it fails with a 429 or
-        overload."""
-        return _CooldownStream(self, request)
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        await self._check()
+        async with closing(self.inner.stream(request)) as inner:
+            try:
+                async for delta in inner:
+                    yield delta
+            except ProviderError as exc:
+                await self._on_error(request, exc)
+                raise
 
     async def _check(self) -> None:
         left = remaining(await cooldown_until(self._store, self._deployment), self._store.now(self._clock))
@@ -172,23 +179,6 @@ class CooldownModel(StreamLayerModel):
                 reason=reason,
             )
         )
-
-
-class _CooldownStream(StreamHooks):
-    """One streamed attempt of a ``CooldownModel``."""
-
-    __slots__ = ("_model", "_request")
-
-    def __init__(self, model: CooldownModel, request: ChatRequest) -> None:
-        self._model = model
-        self._request = request
-
-    async def begin(self) -> None:
-        await self._model._check()
-
-    async def error(self, error: BaseException) -> None:
-        if isinstance(error, ProviderError):
-            await self._model._on_error(self._request, error)
 
 
 def _key(deployment: str) -> str:

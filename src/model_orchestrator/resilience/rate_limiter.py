@@ -19,19 +19,21 @@ network jitter after that can move arrivals by milliseconds. Times are on the st
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import RateLimitedError, RateLimitExhaustedError
-from model_orchestrator.core.layered_stream import LayeredStream, StreamHooks, StreamLayerModel
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.profile import ModelProfile
 from model_orchestrator.core.rate_limits import RateLimitSnapshot
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import closing
 from model_orchestrator.core.tokens import estimate_message_tokens
 from model_orchestrator.core.usage import Usage
+from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.request_log import (
     LOW_REMAINING_SHARE as LOW_REMAINING_SHARE,
 )
@@ -82,7 +84,7 @@ class _Ticket:
     token_slot: int | None
 
 
-class RateLimitedModel(StreamLayerModel):
+class RateLimitedModel(WrapperModel):
     """Reserves room under one deployment's ``RateLimitPolicy`` before every upstream call.
 
     Raises ``RateLimitExhaustedError`` (no call made) when there is no room within the allowed wait.
@@ -126,9 +128,23 @@ class RateLimitedModel(StreamLayerModel):
         await self._learn(completion.rate_limits)
         return completion
 
-    def stream_hooks(self, request: ChatRequest) -> StreamHooks:
-        """Takes room before a streamed attempt; settles its tokens and learns its limits at the end."""
-        return _RateLimitedStream(self, request)
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        ticket = await self._acquire(request)
+        usage: Usage | None = None
+        limits: RateLimitSnapshot | None = None
+        try:
+            async with closing(self.inner.stream(request)) as deltas:
+                async for delta in deltas:
+                    usage = delta.usage or usage
+                    limits = delta.rate_limits or limits
+                    yield delta
+        except RateLimitedError as exc:
+            await self._learn(RateLimitSnapshot(retry_after=exc.retry_after))
+            raise
+        if usage is not None:
+            await self._settle(ticket, usage)
+        if limits is not None:
+            await self._learn(limits)
 
     def estimate_tokens(self, request: ChatRequest) -> int:
         """Tokens reserved for ``request``: estimated prompt plus the output it may produce."""
@@ -212,36 +228,6 @@ class RateLimitedModel(StreamLayerModel):
         )
         if snapshot.remaining_requests is not None and snapshot.remaining_requests <= 0:
             _log.info("%s reports no requests left; pausing it locally", self._deployment)
-
-
-class _RateLimitedStream(StreamHooks):
-    """One streamed attempt of a ``RateLimitedModel``: its ticket and the last usage and limits reported."""
-
-    __slots__ = ("_limits", "_model", "_request", "_ticket", "_usage")
-
-    def __init__(self, model: RateLimitedModel, request: ChatRequest) -> None:
-        self._model = model
-        self._request = request
-        self._ticket = _Ticket(0, None)
-        self._usage: Usage | None = None
-        self._limits: RateLimitSnapshot | None = None
-
-    async def begin(self) -> None:
-        self._ticket = await self._model._acquire(self._request)
-
-    def delta(self, delta: StreamDelta) -> None:
-        self._usage = delta.usage or self._usage
-        self._limits = delta.rate_limits or self._limits
-
-    async def end(self, stream: LayeredStream) -> None:
-        if self._usage is not None:
-            await self._model._settle(self._ticket, self._usage)
-        if self._limits is not None:
-            await self._model._learn(self._limits)
-
-    async def error(self, error: BaseException) -> None:
-        if isinstance(error, RateLimitedError):
-            await self._model._learn(RateLimitSnapshot(retry_after=error.retry_after))
 
 
 def _request_log(value: object | None) -> RequestLog:
