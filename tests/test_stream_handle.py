@@ -104,6 +104,25 @@ async def test_leaving_the_block_early_closes_the_upstream_and_records_the_parti
     assert (stats.requests.cancelled, stats.requests.unfinished) == (1, 0)
 
 
+@pytest.mark.parametrize("strategy", [None, "route"])
+async def test_leaving_early_closes_every_layer_before_the_block_is_left(
+    upstream: FakeUpstream, orch: Orchestrator, strategy: str | None
+) -> None:
+    # Closing is structural: each layer closes the stream it reads, so by the time the block is left the
+    # attempt has been reported cancelled (an abandoned inner generator would close on a later loop turn).
+    sink = RecordingSink()
+    orch.events.subscribe(sink)
+    upstream.script(Reply("a long answer " * 20, chunk_size=4, chunk_delay=0.05, usage=(1000, 500)))
+    members = ["first", "second"] if strategy else None
+    async with orch.stream(
+        "talk", model=None if strategy else "first", strategy=strategy, members=members
+    ) as s:
+        async for delta in s:
+            if delta.text:
+                break
+    assert [type(e).__name__ for e in sink.events if type(e).__name__ == "AttemptFailed"] == ["AttemptFailed"]
+
+
 async def test_the_result_is_refused_while_deltas_remain(upstream: FakeUpstream, orch: Orchestrator) -> None:
     upstream.script(Reply("one two three four", chunk_size=4))
     async with orch.stream("count", model="first") as stream:

@@ -26,6 +26,7 @@ from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import RequestScope, request_scope
 from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.result import OrchestrationResult, result_from_completion
+from model_orchestrator.core.stream_start import closing
 from model_orchestrator.orchestrator.run_options import request_changes
 from model_orchestrator.orchestrator.stream_handle import Publish, StreamHandle, StreamTally
 
@@ -155,9 +156,10 @@ class RequestPath:
         try:
             with request_scope(scope):
                 self._refuse_over_budget(label, requested, request, scope)
-                async for delta in chat_model.stream(request):
-                    tally.add(delta)
-                    yield delta
+                async with closing(chat_model.stream(request)) as deltas:
+                    async for delta in deltas:
+                        tally.add(delta)
+                        yield delta
         except BaseException as exc:
             lifecycle.failed(exc)
             raise

@@ -21,6 +21,7 @@ from model_orchestrator.core.explanation import Explanation, StepRecord
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.routing import RouteChoice, RoutingPolicy
+from model_orchestrator.core.stream_start import closing
 from model_orchestrator.strategies.budget import require_affordable
 from model_orchestrator.strategies.capabilities import require_capable
 from model_orchestrator.strategies.fallback import FallbackModel
@@ -65,10 +66,11 @@ class RouteModel:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         ordered, choice = self._route(request)
-        async for delta in self._inner(ordered).stream(request):
-            if delta.explanation is not None:
-                delta = replace(delta, explanation=self._explain(delta.explanation, choice))
-            yield delta
+        async with closing(self._inner(ordered).stream(request)) as deltas:
+            async for delta in deltas:
+                if delta.explanation is not None:
+                    delta = replace(delta, explanation=self._explain(delta.explanation, choice))
+                yield delta
 
     async def aclose(self) -> None:
         await asyncio.gather(*(m.model.aclose() for m in self._members))

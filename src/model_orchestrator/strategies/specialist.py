@@ -21,6 +21,7 @@ from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
+from model_orchestrator.core.stream_start import closing
 from model_orchestrator.strategies._prompts import last_user_text
 from model_orchestrator.strategies.context_window import TruncationMode, fit_messages, summarize_messages
 from model_orchestrator.strategies.member import Member, step_ok, strategy_completion
@@ -199,20 +200,21 @@ class SpecialistModel:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         label, reason, member = self.route(request)
-        async for delta in member.model.stream(request):
-            if delta.finish_reason is None:
-                yield delta
-                continue
-            usage = delta.usage
-            step = StepRecord(
-                model=member.name,
-                outcome="ok",
-                reason=reason,
-                input_tokens=0 if usage is None else usage.input_tokens,
-                output_tokens=0 if usage is None else usage.output_tokens,
-                explanation=delta.explanation,
-            )
-            yield replace(delta, explanation=self._explain(label, reason, member, step))
+        async with closing(member.model.stream(request)) as deltas:
+            async for delta in deltas:
+                if delta.finish_reason is None:
+                    yield delta
+                    continue
+                usage = delta.usage
+                step = StepRecord(
+                    model=member.name,
+                    outcome="ok",
+                    reason=reason,
+                    input_tokens=0 if usage is None else usage.input_tokens,
+                    output_tokens=0 if usage is None else usage.output_tokens,
+                    explanation=delta.explanation,
+                )
+                yield replace(delta, explanation=self._explain(label, reason, member, step))
 
     async def aclose(self) -> None:
         return None
