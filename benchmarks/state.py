@@ -22,7 +22,7 @@ three runs (the machine's other work only ever adds time).
 
 The target: Redis adds at most 150 µs of client CPU per upstream call (``stack`` rows, Redis minus memory).
 
-Usage: python benchmarks/state.py [--calls N] [--concurrency C]
+Usage: python benchmarks/state.py [--calls N] [--concurrency C] [--only OPERATION ...]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from model_orchestrator.core.request_scope import RequestScope, request_scope
 from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, BreakerState, record_success
-from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
+from model_orchestrator.resilience.redis_state import RedisStateStore, state_client
 from model_orchestrator.resilience.shared_state import FailoverStateStore
 from model_orchestrator.resilience.state_store import MemoryStateStore, StateStore, WindowTake
 from model_orchestrator.testing import FakeClock
@@ -223,9 +223,9 @@ async def measure_once(
     return wall / calls * 1e6, cpu / calls * 1e6, server / calls * 1e6
 
 
-async def main(calls: int, concurrency: int) -> None:
+async def main(calls: int, concurrency: int, only: list[str]) -> None:
     process, url, directory = start_server()
-    redis = RedisStateStore(redis_client(url, timeout=0.25))
+    redis = RedisStateStore(state_client(url))
     stores: dict[str, StateStore] = {
         "memory": MemoryStateStore(),
         "redis": FailoverStateStore(redis, clock=FakeClock(), bus=EventBus()),
@@ -238,6 +238,8 @@ async def main(calls: int, concurrency: int) -> None:
     )
     try:
         for name, (operation, _) in OPERATIONS.items():
+            if only and name not in only:
+                continue
             for in_flight in (1, concurrency):
                 for label, store in stores.items():
                     wall, cpu, server = await measure(store, operation, calls, in_flight)
@@ -255,5 +257,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--only", nargs="*", default=[], choices=list(OPERATIONS), help="rows to run (all)")
     options = parser.parse_args()
-    asyncio.run(main(options.calls, options.concurrency))
+    asyncio.run(main(options.calls, options.concurrency, options.only))

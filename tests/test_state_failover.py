@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.core.events import EventBus, RecordingSink, StateStoreRecovered, StateStoreUnavailable
-from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
+from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client, state_client
 from model_orchestrator.resilience.shared_state import FailoverStateStore
 from model_orchestrator.resilience.state_store import MemoryStateStore, StateContentionError
 from model_orchestrator.telemetry.metrics import MetricsSink
@@ -24,7 +24,7 @@ from tests.redis_server import RedisServer
 
 @pytest.fixture
 async def redis_store(own_redis: RedisServer) -> AsyncIterator[RedisStateStore]:
-    store = RedisStateStore(redis_client(own_redis.url, timeout=0.2))
+    store = RedisStateStore(state_client(own_redis.url))
     yield store
     await store.aclose()
 
@@ -99,7 +99,7 @@ class _DeafRedis(Redis):
 async def test_a_command_that_ignores_cancellation_still_ends_at_the_deadline(own_redis: RedisServer) -> None:
     bus, sink = EventBus(), RecordingSink()
     bus.subscribe(sink)
-    client = _DeafRedis.from_url(own_redis.url, socket_timeout=30, socket_connect_timeout=30)
+    client = _DeafRedis.from_url(own_redis.url, socket_connect_timeout=30)
     redis = RedisStateStore(client)
     store = FailoverStateStore(redis, clock=FakeClock(), bus=bus, timeout=0.2)
     await store.get("warm-up")
@@ -112,6 +112,50 @@ async def test_a_command_that_ignores_cancellation_still_ends_at_the_deadline(ow
     finally:
         own_redis.resume()
         await redis.aclose()
+
+
+async def test_a_take_whose_command_ignores_cancellation_still_ends_at_the_deadline(
+    own_redis: RedisServer,
+) -> None:
+    """A take runs its command in the caller's task (no task of its own): a command that does not stop
+    when cancelled is left running, and the caller leaves at the deadline all the same."""
+    redis = RedisStateStore(_DeafRedis.from_url(own_redis.url, socket_connect_timeout=30))
+    store = FailoverStateStore(redis, clock=FakeClock(), bus=EventBus(), timeout=0.2)
+    await store.get("warm-up")
+    own_redis.pause()
+    try:
+        grant = await store.take_window("rpm:d", kind="requests", now=1.0, limit=5, amount=1)
+        assert grant.taken and not store.shared  # local state: Redis counted as down
+    finally:
+        own_redis.resume()
+        await redis.aclose()
+
+
+async def test_without_a_socket_timeout_every_command_is_bounded_by_the_store(own_redis: RedisServer) -> None:
+    """``state_client`` has no socket timeout: the store's own bound ends a read, a queued update and a
+    held write on a frozen server, and the key's updates go on when it is back (nothing stuck)."""
+    redis = RedisStateStore(state_client(own_redis.url), command_timeout=0.2)
+    await redis.update("n", lambda old: (1, None))
+    own_redis.pause()
+    try:
+        with pytest.raises(StateUnavailableError, match="no answer within its bound"):
+            await redis.get("health:d")
+        with pytest.raises(StateUnavailableError, match="no answer within its bound"):
+            await redis.update("n", lambda old: ((old or 0) + 1, None))
+        await redis.record("n", lambda old: (old or 0) + 10)
+        await redis.flush()  # the held write is dropped at the bound, not waited on
+    finally:
+        own_redis.resume()
+    # The frozen server may still run what was sent before the client gave up: whatever n holds now,
+    # the next update of the key is written.
+    before = await redis.update("n", lambda old: ((old or 0) + 100, old))
+    assert isinstance(before, int) and await redis.get("n") == before + 100
+    await redis.aclose()
+
+
+def test_a_client_with_a_socket_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="state_client"):
+        RedisStateStore(redis_client("redis://127.0.0.1:1/0", timeout=1.0))
 
 
 async def test_fail_policy_raises_a_clear_503_error(

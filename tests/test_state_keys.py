@@ -13,7 +13,7 @@ from model_orchestrator.gateway.auth import Authenticator
 from model_orchestrator.gateway.errors import GatewayError
 from model_orchestrator.ledger.keys import VirtualKeyStore
 from model_orchestrator.ledger.store import LedgerStore
-from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
+from model_orchestrator.resilience.redis_state import RedisStateStore, state_client
 from model_orchestrator.testing import FakeClock
 from tests.ledger_db import url_for
 
@@ -25,7 +25,7 @@ async def processes(
     """Two authenticators as two processes serve them (1 s key cache, as with shared state)."""
     clock, url = FakeClock(), url_for("sqlite", tmp_path)
     ledgers = [await LedgerStore.open(url, now=time.time()) for _ in range(2)]
-    stores = [RedisStateStore(redis_client(redis_url, timeout=0.25)) for _ in range(2)]
+    stores = [RedisStateStore(state_client(redis_url)) for _ in range(2)]
     keys = [VirtualKeyStore(ledger.engine, clock=clock) for ledger in ledgers]
     authenticators = [
         Authenticator(master_key=None, keys=k, clock=clock, cache_seconds=1.0, store=s)

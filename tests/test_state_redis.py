@@ -18,7 +18,7 @@ from model_orchestrator.resilience.circuit_breaker import BreakerPolicy, Breaker
 from model_orchestrator.resilience.cooldown import CooldownModel, CooldownPolicy
 from model_orchestrator.resilience.health import ProbeResult
 from model_orchestrator.resilience.rate_limiter import RateLimitedModel, RateLimitPolicy
-from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
+from model_orchestrator.resilience.redis_state import RedisStateStore, state_client
 from model_orchestrator.resilience.request_log import RequestLog, learn_from_snapshot
 from model_orchestrator.resilience.shared_state import FailoverStateStore
 from model_orchestrator.resilience.sliding_window import Slot, WindowLog
@@ -38,7 +38,7 @@ async def open_store(redis_url: str) -> AsyncIterator[Callable[[str], StateStore
         def make(kind: str) -> StateStore:
             if kind == "memory":
                 return MemoryStateStore()
-            redis = RedisStateStore(redis_client(redis_url, timeout=0.25))
+            redis = RedisStateStore(state_client(redis_url))
             stack.push_async_callback(redis.aclose)
             if kind == "redis":
                 return redis
@@ -325,7 +325,7 @@ async def _writes(store: RedisStateStore) -> int:
 @pytest.fixture
 async def redis_pair(redis_url: str) -> AsyncIterator[tuple[RedisStateStore, RedisStateStore]]:
     """Two clients (two processes) with a short cache, so a test can wait it out."""
-    stores = [RedisStateStore(redis_client(redis_url, timeout=0.25), cache_ttl=0.05) for _ in range(2)]
+    stores = [RedisStateStore(state_client(redis_url), cache_ttl=0.05) for _ in range(2)]
     yield stores[0], stores[1]
     for store in stores:
         await store.aclose()

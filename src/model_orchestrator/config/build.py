@@ -157,13 +157,13 @@ def build_state_store(config: StateConfig, env: Mapping[str, str], clock: Clock,
     if url is None:
         return MemoryStateStore()
     try:
-        from model_orchestrator.resilience.redis_state import RedisStateStore, redis_client
+        from model_orchestrator.resilience.redis_state import RedisStateStore, state_client
     except ImportError:
         raise ConfigError(
             "state.url needs the redis package: pip install 'model-orchestrator[redis]'"
         ) from None
     try:
-        client = redis_client(url)
+        client = state_client(url)
     except ValueError:  # never quote the URL: it may hold a password
         raise ConfigError("state: the Redis URL is malformed; expected redis://host:port/db") from None
     shared = RedisStateStore(client, prefix=config.prefix, cache_ttl=config.cache_ttl)

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,6 +49,7 @@ from redis.exceptions import RedisError
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import StateUnavailableError
+from model_orchestrator.resilience.detachable import Detachable
 from model_orchestrator.resilience.redis_scripts import ADJUST, SWAP, TAKE
 from model_orchestrator.resilience.state_codec import StateCodec, default_codec
 from model_orchestrator.resilience.state_store import (
@@ -70,14 +71,30 @@ _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 def redis_client(url: str, *, timeout: float = 2.0) -> Redis:
     """A client for ``url`` whose connects and reads give up after ``timeout`` seconds, never retried.
 
-    A backstop: ``FailoverStateStore`` bounds every call far tighter (``state.timeout``, at most 1 s)
-    and, unlike a socket timeout, tells a slow store from an event loop that was blocked elsewhere. A
-    command its caller abandoned ends here at the latest (holding up, until then, its key's other updates).
+    For users that bound nothing themselves (``SharedBudgetKeeper``'s tasks). ``RedisStateStore`` takes a
+    ``state_client``: it bounds every command itself, and a socket timeout would cost it CPU per command.
     """
     return Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=False,
+    )
+
+
+def state_client(url: str, *, connect_timeout: float = 2.0) -> Redis:
+    """A client for ``RedisStateStore``: connects give up after ``connect_timeout`` seconds, never retried,
+    and commands have no socket timeout (the store bounds each one itself, ``command_timeout``).
+
+    Why not a socket timeout: redis-py then sends every command under ``asyncio.wait_for`` (on Python
+    3.11 a task per send, and a cancellation that lands as the send completes is lost) and reads it under
+    a timeout bound to the task that sent it, which must stay the task that reads.
+    """
+    return Redis.from_url(
+        url,
+        socket_timeout=None,
+        socket_connect_timeout=connect_timeout,
         retry=Retry(NoBackoff(), 0),
         decode_responses=False,
     )
@@ -102,6 +119,8 @@ class RedisStateStore:
     ``cache_ttl``: how long (real seconds) a value read or written by this process answers reads and
     unchanged updates without a round trip, so how late a change made elsewhere may be seen here
     (0: always read). ``write_delay``: how long ``record`` and ``adjust_window`` may hold a change.
+    ``command_timeout``: the bound on every command, also those nobody waits on (a late write, a key's
+    queued updates); ``client`` has no socket timeout (``state_client``).
     """
 
     def __init__(
@@ -113,13 +132,20 @@ class RedisStateStore:
         max_attempts: int = 64,
         cache_ttl: float = 0.25,
         write_delay: float = 0.02,
+        command_timeout: float = 2.0,
     ) -> None:
+        if client.connection_pool.connection_kwargs.get("socket_timeout") is not None:
+            raise ValueError(
+                "RedisStateStore needs a client without a socket timeout (it bounds every command itself, "
+                "command_timeout): make it with state_client(url)"
+            )
         self._client = client
         self._codec = codec or default_codec()
         self._prefix = prefix
         self._max_attempts = max_attempts
         self._cache_ttl = cache_ttl
         self._write_delay = write_delay
+        self._command_timeout = command_timeout
         self._seen: dict[str, _Seen] = {}
         self._ahead: dict[str, object | None] = {}  # the cached value with the held-back changes applied
         # Updates of one key wait here for the one in flight; one task per key drains its queue.
@@ -168,7 +194,7 @@ class RedisStateStore:
         done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(name, []).append((change, done))
         self._drain(name)
-        return await self._call(done)
+        return await self._result(done)
 
     async def record(self, key: str, change: Callable[[S | None], S]) -> None:
         known, value = self.cached(key)
@@ -232,7 +258,11 @@ class RedisStateStore:
 
     async def ping(self) -> None:
         """Raise ``StateUnavailableError`` unless Redis answers."""
-        await self._call(self._client.ping())
+
+        async def ping() -> None:
+            await self._client.ping()
+
+        await self._call(ping())
 
     async def flush(self) -> None:
         """Write what ``record`` and ``adjust_window`` hold now, and wait for every queued update."""
@@ -263,12 +293,15 @@ class RedisStateStore:
 
     async def _write_adjusts(self, adjusts: dict[str, dict[int, int]]) -> None:
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with (
+                asyncio.timeout(self._command_timeout),
+                self._client.pipeline(transaction=False) as pipe,
+            ):
                 for name, held in adjusts.items():
                     for slot, delta in held.items():
                         await self._adjust(keys=[name], args=[str(slot), str(delta)], client=pipe)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, TimeoutError) as exc:
             _log.debug("token window corrections for shared state were dropped: %s", exc)
 
     def _drain(self, name: str, *, held_too: bool = False) -> None:
@@ -290,7 +323,8 @@ class RedisStateStore:
                 if not batch:
                     continue
                 try:
-                    results = await self._commit(name, [change for change, _ in batch])
+                    async with asyncio.timeout(self._command_timeout):
+                        results = await self._commit(name, [change for change, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - raised to every waiter; a late write is dropped
                     for _, done in batch:
                         if done is not None and not done.done():
@@ -367,30 +401,44 @@ class RedisStateStore:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(_forget)
+        task.add_done_callback(_retrieve)
         return task
 
-    async def _call(self, operation: Awaitable[T]) -> T:
-        # The command runs in a task of its own, so a caller that is cancelled (FailoverStateStore's
-        # deadline) leaves at once: redis-py does not always stop a command when cancelled (seen on a
-        # frozen server: one of five concurrent commands kept its caller until the socket timeout).
-        command = asyncio.ensure_future(operation)
+    async def _call(self, command: Coroutine[Any, Any, T]) -> T:
+        """``command`` within ``command_timeout``, run in the caller's task (no task of its own), Redis
+        errors raised as ``StateUnavailableError``. A caller cancelled (``FailoverStateStore``'s deadline)
+        leaves at once even if the command does not stop: it is then left to finish in a task of its own
+        (``Detachable``; redis-py did not stop one of five concurrent commands on a frozen server)."""
         try:
-            return await asyncio.shield(command)
+            async with asyncio.timeout(self._command_timeout):
+                return await Detachable(command)
         except asyncio.CancelledError:
             self._forget()  # a deadline missed may be an outage: Redis may come back empty
-            command.cancel()  # it ends by itself, at the latest at the client's socket timeout
-            command.add_done_callback(_forget)
             raise
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, TimeoutError) as exc:
             self._forget()  # Redis may come back empty: nothing cached before the outage is answered
-            raise StateUnavailableError(
-                f"shared state (Redis) failed: {type(exc).__name__}: {exc}; check that it runs and "
-                "that state.url points at it"
-            ) from exc
+            raise _unavailable(exc) from exc
+
+    async def _result(self, done: asyncio.Future[T]) -> T:
+        """What a queued update's drain task set on ``done``; its errors raised as ``_call`` raises them."""
+        try:
+            return await done
+        except asyncio.CancelledError:
+            self._forget()
+            raise
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise _unavailable(exc) from exc
 
 
-def _forget(task: asyncio.Future[Any]) -> None:
-    """Retrieve an abandoned command's outcome, so asyncio does not log it as never retrieved."""
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Retrieve a finished task's outcome, so asyncio does not log it as never retrieved."""
     if not task.cancelled():
         task.exception()
+
+
+def _unavailable(exc: BaseException) -> StateUnavailableError:
+    reason = f"no answer within its bound ({exc})" if isinstance(exc, TimeoutError) else str(exc)
+    return StateUnavailableError(
+        f"shared state (Redis) failed: {type(exc).__name__}: {reason}; check that it runs and "
+        "that state.url points at it"
+    )
