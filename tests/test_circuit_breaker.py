@@ -35,12 +35,12 @@ from model_orchestrator.resilience.circuit_breaker import (
     CircuitBreakerModel,
     allow,
     breaker_state,
-    counts_as_failure,
     record_failure,
     record_success,
     release,
     window_counts,
 )
+from model_orchestrator.resilience.failure_rule import counts_as_failure
 from model_orchestrator.resilience.state_store import MemoryStateStore
 from model_orchestrator.testing import FakeClock, FunctionModel, ScriptedModel
 from model_orchestrator.testing.scripted import ScriptEntry

@@ -2,11 +2,11 @@
 
 Owns the breaker policy, its state (a frozen value of plain fields kept in a ``StateStore`` under
 ``breaker:<deployment>``), the pure transition functions ``allow`` / ``record_success`` /
-``record_failure`` / ``release``, the rule for which errors count (``counts_as_failure``), and
-``CircuitBreakerModel``, the ``ChatModel`` wrapper that applies them and reports every transition as an
-event and a log line. It does not retry (the retry wrapper above does), never waits out the reset timeout
-(an open circuit is skipped at once with ``CircuitOpenError`` so a strategy moves on) and leaves 429s to
-the cooldown below it.
+``record_failure`` / ``release``, and ``CircuitBreakerModel``, the ``ChatModel`` wrapper that applies
+them (counting what ``failure_rule`` says counts) and reports every transition as an event and a log
+line. It does not retry (the retry wrapper above does), never waits out the reset timeout (an open
+circuit is skipped at once with ``CircuitOpenError`` so a strategy moves on) and leaves 429s to the
+cooldown below it.
 
 closed --N consecutive failures, or failure rate >= R over the window--> open
 open --reset_timeout passed, next call--> half_open (that call is a probe; up to K run at once)
@@ -22,16 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from model_orchestrator.core.clock import Clock
-from model_orchestrator.core.errors import (
-    BadRequestError,
-    CircuitOpenError,
-    ConfigError,
-    ContentFilteredError,
-    DeadlineExceededError,
-    DeploymentUnavailableError,
-    ProviderError,
-    RateLimitedError,
-)
+from model_orchestrator.core.errors import CircuitOpenError, ConfigError
 from model_orchestrator.core.events import CircuitClosed, CircuitHalfOpened, CircuitOpened, EventBus
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
@@ -39,12 +30,12 @@ from model_orchestrator.core.response import Completion, StreamDelta
 from model_orchestrator.core.stream_start import start_stream
 from model_orchestrator.core.wrapper import WrapperModel
 from model_orchestrator.resilience.empty_answer import empty_answer_error, is_empty
+from model_orchestrator.resilience.failure_rule import counts_as_failure
 from model_orchestrator.resilience.state_store import StateStore
 
 _log = logging.getLogger(__name__)
 
 CircuitName = Literal["closed", "open", "half_open"]
-_NOT_FOUND = 404
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,27 +191,6 @@ async def breaker_state(store: StateStore, deployment: str) -> BreakerState:
     """``deployment``'s stored breaker (closed when it has none yet), for inspection."""
     value = await store.get(breaker_key(deployment))
     return value if isinstance(value, BreakerState) else CLOSED
-
-
-def counts_as_failure(error: BaseException) -> bool:
-    """Whether ``error`` from the wrapped call is evidence that the deployment is broken.
-
-    Counted: server errors, overloads, connection failures, timeouts of the call itself, unusable answers,
-    authentication failures (a bad or revoked key fails every call: skipping the deployment is right) and
-    404s (the model or endpoint does not exist there; every call would fail the same way).
-    Not counted: a skip without a call (open circuit, cooldown, local rate limit); the caller's own
-    deadline; requests rejected as malformed, too long or filtered (the next request may be fine); 429s
-    (the deployment is alive and said when to come back: the cooldown honours exactly that, and counting
-    them too would keep a busy but healthy deployment out for the whole reset timeout); cancellation and
-    anything that is not a ``ProviderError`` (our own bugs say nothing about the upstream).
-    """
-    if not isinstance(error, ProviderError):
-        return False
-    if isinstance(error, BadRequestError) and error.status_code == _NOT_FOUND:
-        return True
-    skipped = (DeploymentUnavailableError, DeadlineExceededError, RateLimitedError)
-    callers_fault = (BadRequestError, ContentFilteredError)
-    return not isinstance(error, skipped + callers_fault)
 
 
 class CircuitBreakerModel(WrapperModel):
