@@ -109,6 +109,18 @@ class _Seen:
     at: float
 
 
+class _Running:
+    """A command in flight in its caller's task: due by when, and whether this store cancelled it."""
+
+    __slots__ = ("cancelling", "due", "expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any], due: float, cancelling: int) -> None:
+        self.task = task
+        self.due = due
+        self.cancelling = cancelling  # the task's pending cancellations before the command
+        self.expired = False
+
+
 _Change = Callable[[Any], tuple[Any, Any]]
 _Waiter = tuple[_Change, "asyncio.Future[Any] | None"]
 
@@ -155,6 +167,8 @@ class RedisStateStore:
         self._flush: asyncio.TimerHandle | None = None
         self._late: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[_Running] = set()  # commands in flight in their callers' tasks
+        self._watch: asyncio.TimerHandle | None = None
         self._take = client.register_script(TAKE)
         self._swap = client.register_script(SWAP)
         self._adjust = client.register_script(ADJUST)
@@ -406,18 +420,48 @@ class RedisStateStore:
 
     async def _call(self, command: Coroutine[Any, Any, T]) -> T:
         """``command`` within ``command_timeout``, run in the caller's task (no task of its own), Redis
-        errors raised as ``StateUnavailableError``. A caller cancelled (``FailoverStateStore``'s deadline)
-        leaves at once even if the command does not stop: it is then left to finish in a task of its own
-        (``Detachable``; redis-py did not stop one of five concurrent commands on a frozen server)."""
+        errors raised as ``StateUnavailableError``. A caller cancelled (``FailoverStateStore``'s deadline,
+        or this store's) leaves at once even if the command does not stop: it is then left to finish in a
+        task of its own (``Detachable``; redis-py did not stop one of five concurrent commands on a
+        frozen server)."""
+        if self._running:
+            # Other commands are in flight: send after them, back to back. A send that finds redis-server
+            # busy cost 9 µs of kernel CPU here, one that wakes it 24 µs (at 32 in flight: 20-30 µs a call).
+            try:
+                await asyncio.sleep(0)
+            except BaseException:
+                command.close()
+                raise
+        task = asyncio.current_task()
+        assert task is not None  # a coroutine awaited runs in a task
+        running = _Running(task, time.monotonic() + self._command_timeout, task.cancelling())
+        self._running.add(running)
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().call_later(self._command_timeout / 2, self._sweep)
         try:
-            async with asyncio.timeout(self._command_timeout):
-                return await Detachable(command)
+            return await Detachable(command)
         except asyncio.CancelledError:
             self._forget()  # a deadline missed may be an outage: Redis may come back empty
+            if running.expired and task.uncancel() <= running.cancelling:  # this store's cancellation
+                raise _unavailable(TimeoutError(f"{self._command_timeout:g}s")) from None
             raise
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError) as exc:
             self._forget()  # Redis may come back empty: nothing cached before the outage is answered
             raise _unavailable(exc) from exc
+        finally:
+            self._running.discard(running)
+
+    def _sweep(self) -> None:
+        """Cancel the callers whose command is past ``command_timeout`` (checked every half of it: one
+        timer for every command in flight instead of one per command, which cost 4-10 µs each)."""
+        self._watch = None
+        now = time.monotonic()
+        for running in self._running:
+            if not running.expired and now >= running.due:
+                running.expired = True
+                running.task.cancel()
+        if self._running:
+            self._watch = asyncio.get_running_loop().call_later(self._command_timeout / 2, self._sweep)
 
     async def _result(self, done: asyncio.Future[T]) -> T:
         """What a queued update's drain task set on ``done``; its errors raised as ``_call`` raises them."""
