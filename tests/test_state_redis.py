@@ -331,6 +331,22 @@ async def redis_pair(redis_url: str) -> AsyncIterator[tuple[RedisStateStore, Red
         await store.aclose()
 
 
+async def test_scripts_lost_by_redis_are_loaded_again(redis_url: str) -> None:
+    """The store runs its scripts by SHA; a Redis that lost them (restarted, SCRIPT FLUSH) gets them again."""
+    store = RedisStateStore(state_client(redis_url), cache_ttl=0)
+    admin = state_client(redis_url)
+    try:
+        assert (await store.take_window("rpm:s", kind="requests", now=1.0, limit=5, amount=1)).taken
+        await store.update("n", lambda old: (1, None))
+        await admin.script_flush()
+        assert (await store.take_window("rpm:s", kind="requests", now=2.0, limit=5, amount=1)).taken
+        assert await store.update("n", lambda old: (old + 1, old)) == 1
+        assert await store.get("n") == 2
+    finally:
+        await admin.aclose()
+        await store.aclose()
+
+
 async def test_concurrent_updates_of_one_key_go_out_as_one_write(
     redis_pair: tuple[RedisStateStore, RedisStateStore],
 ) -> None:

@@ -59,10 +59,11 @@ def _detach(coroutine: Coroutine[Any, Any, Any], suspended: object) -> None:
         return await Detachable(coroutine, suspended)
 
     task = asyncio.ensure_future(rest())
-    task.add_done_callback(_retrieve)
+    task.add_done_callback(retrieve_outcome)
 
 
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Retrieve a detached coroutine's outcome, so asyncio does not log it as never retrieved."""
+def retrieve_outcome(task: asyncio.Future[Any]) -> None:
+    """A done callback retrieving a task's outcome nobody awaits, so asyncio does not log it as never
+    retrieved."""
     if not task.cancelled():
         task.exception()

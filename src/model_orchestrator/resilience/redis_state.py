@@ -38,7 +38,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -48,8 +48,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from model_orchestrator.core.clock import Clock
-from model_orchestrator.core.errors import StateUnavailableError
-from model_orchestrator.resilience.detachable import Detachable
+from model_orchestrator.resilience.detachable import retrieve_outcome
+from model_orchestrator.resilience.redis_commands import RedisCommands, unavailable
 from model_orchestrator.resilience.redis_scripts import ADJUST, SWAP, TAKE
 from model_orchestrator.resilience.state_codec import StateCodec, default_codec
 from model_orchestrator.resilience.state_store import (
@@ -69,11 +69,8 @@ _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
 def redis_client(url: str, *, timeout: float = 2.0) -> Redis:
-    """A client for ``url`` whose connects and reads give up after ``timeout`` seconds, never retried.
-
-    For users that bound nothing themselves (``SharedBudgetKeeper``'s tasks). ``RedisStateStore`` takes a
-    ``state_client``: it bounds every command itself, and a socket timeout would cost it CPU per command.
-    """
+    """A client for ``url`` whose connects and reads give up after ``timeout`` seconds, never retried: for
+    users that bound nothing themselves (``SharedBudgetKeeper``). Not for ``RedisStateStore``."""
     return Redis.from_url(
         url,
         socket_timeout=timeout,
@@ -84,13 +81,10 @@ def redis_client(url: str, *, timeout: float = 2.0) -> Redis:
 
 
 def state_client(url: str, *, connect_timeout: float = 2.0) -> Redis:
-    """A client for ``RedisStateStore``: connects give up after ``connect_timeout`` seconds, never retried,
-    and commands have no socket timeout (the store bounds each one itself, ``command_timeout``).
-
-    Why not a socket timeout: redis-py then sends every command under ``asyncio.wait_for`` (on Python
-    3.11 a task per send, and a cancellation that lands as the send completes is lost) and reads it under
-    a timeout bound to the task that sent it, which must stay the task that reads.
-    """
+    """A client for ``RedisStateStore``: connects give up after ``connect_timeout`` seconds, never retried;
+    commands have no socket timeout (the store bounds each, ``redis_commands``). With one, redis-py sends
+    under ``asyncio.wait_for`` (a task per send on 3.11, which can lose a cancellation) and reads under a
+    timeout bound to the sending task, which a command left to finish elsewhere must not carry."""
     return Redis.from_url(
         url,
         socket_timeout=None,
@@ -109,18 +103,6 @@ class _Seen:
     at: float
 
 
-class _Running:
-    """A command in flight in its caller's task: due by when, and whether this store cancelled it."""
-
-    __slots__ = ("cancelling", "due", "expired", "task")
-
-    def __init__(self, task: asyncio.Task[Any], due: float, cancelling: int) -> None:
-        self.task = task
-        self.due = due
-        self.cancelling = cancelling  # the task's pending cancellations before the command
-        self.expired = False
-
-
 _Change = Callable[[Any], tuple[Any, Any]]
 _Waiter = tuple[_Change, "asyncio.Future[Any] | None"]
 
@@ -131,8 +113,7 @@ class RedisStateStore:
     ``cache_ttl``: how long (real seconds) a value read or written by this process answers reads and
     unchanged updates without a round trip, so how late a change made elsewhere may be seen here
     (0: always read). ``write_delay``: how long ``record`` and ``adjust_window`` may hold a change.
-    ``command_timeout``: the bound on every command, also those nobody waits on (a late write, a key's
-    queued updates); ``client`` has no socket timeout (``state_client``).
+    ``command_timeout``: the bound on every command, waited on or not; ``client``: from ``state_client``.
     """
 
     def __init__(
@@ -146,18 +127,13 @@ class RedisStateStore:
         write_delay: float = 0.02,
         command_timeout: float = 2.0,
     ) -> None:
-        if client.connection_pool.connection_kwargs.get("socket_timeout") is not None:
-            raise ValueError(
-                "RedisStateStore needs a client without a socket timeout (it bounds every command itself, "
-                "command_timeout): make it with state_client(url)"
-            )
+        self._commands = RedisCommands(client, timeout=command_timeout, on_failure=self._forget)
         self._client = client
         self._codec = codec or default_codec()
         self._prefix = prefix
         self._max_attempts = max_attempts
         self._cache_ttl = cache_ttl
         self._write_delay = write_delay
-        self._command_timeout = command_timeout
         self._seen: dict[str, _Seen] = {}
         self._ahead: dict[str, object | None] = {}  # the cached value with the held-back changes applied
         # Updates of one key wait here for the one in flight; one task per key drains its queue.
@@ -167,8 +143,6 @@ class RedisStateStore:
         self._flush: asyncio.TimerHandle | None = None
         self._late: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._running: set[_Running] = set()  # commands in flight in their callers' tasks
-        self._watch: asyncio.TimerHandle | None = None
         self._take = client.register_script(TAKE)
         self._swap = client.register_script(SWAP)
         self._adjust = client.register_script(ADJUST)
@@ -196,7 +170,7 @@ class RedisStateStore:
         hit, value = self.cached(key)
         if hit:
             return value
-        return (await self._call(self._read(self._prefix + key))).value
+        return (await self._commands.run(self._read(self._prefix + key))).value
 
     async def update(self, key: str, change: Callable[[S | None], tuple[S, R]]) -> R:
         known, value = self.cached(key)
@@ -235,7 +209,7 @@ class RedisStateStore:
                 if raw is not None
             }
 
-        return await self._call(scan())
+        return await self._commands.run(scan())
 
     async def take_window(
         self, key: str, *, kind: WindowKind, now: float, limit: int | None, amount: int
@@ -252,7 +226,7 @@ class RedisStateStore:
             limit = "" if take.limit is None else str(take.limit)
             args += [take.kind, limit, str(take.amount), str(len(held))]
             args += [str(part) for pair in held.items() for part in pair]
-        reply = await self._call(self._take(keys=names, args=args))
+        reply = await self._commands.run(self._commands.script(self._take, names, args))
         fields = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
         replies = [fields[i : i + 3] for i in range(0, len(fields), 3)]
         if all(fits == "1" for fits, _, _ in replies):
@@ -269,14 +243,6 @@ class RedisStateStore:
         held = self._adjusts.setdefault(self._prefix + key, {})
         held[slot] = held.get(slot, 0) + delta
         self._flush_soon()
-
-    async def ping(self) -> None:
-        """Raise ``StateUnavailableError`` unless Redis answers."""
-
-        async def ping() -> None:
-            await self._client.ping()
-
-        await self._call(ping())
 
     async def flush(self) -> None:
         """Write what ``record`` and ``adjust_window`` hold now, and wait for every queued update."""
@@ -308,7 +274,7 @@ class RedisStateStore:
     async def _write_adjusts(self, adjusts: dict[str, dict[int, int]]) -> None:
         try:
             async with (
-                asyncio.timeout(self._command_timeout),
+                asyncio.timeout(self._commands.timeout),
                 self._client.pipeline(transaction=False) as pipe,
             ):
                 for name, held in adjusts.items():
@@ -337,7 +303,7 @@ class RedisStateStore:
                 if not batch:
                     continue
                 try:
-                    async with asyncio.timeout(self._command_timeout):
+                    async with asyncio.timeout(self._commands.timeout):
                         results = await self._commit(name, [change for change, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - raised to every waiter; a late write is dropped
                     for _, done in batch:
@@ -380,7 +346,7 @@ class RedisStateStore:
                 seen, fresh = await self._read(name), True
                 continue
             encoded = self._codec.encode(value).encode()
-            written, current = await self._swap(keys=[name], args=[seen.raw or b"", encoded])
+            written, current = await self._commands.script(self._swap, [name], [seen.raw or b"", encoded])
             if written:
                 self._seen[name] = _Seen(encoded, value, time.monotonic())
                 return results
@@ -415,74 +381,15 @@ class RedisStateStore:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(retrieve_outcome)
         return task
 
-    async def _call(self, command: Coroutine[Any, Any, T]) -> T:
-        """``command`` within ``command_timeout``, run in the caller's task (no task of its own), Redis
-        errors raised as ``StateUnavailableError``. A caller cancelled (``FailoverStateStore``'s deadline,
-        or this store's) leaves at once even if the command does not stop: it is then left to finish in a
-        task of its own (``Detachable``; redis-py did not stop one of five concurrent commands on a
-        frozen server)."""
-        if self._running:
-            # Other commands are in flight: send after them, back to back. A send that finds redis-server
-            # busy cost 9 µs of kernel CPU here, one that wakes it 24 µs (at 32 in flight: 20-30 µs a call).
-            try:
-                await asyncio.sleep(0)
-            except BaseException:
-                command.close()
-                raise
-        task = asyncio.current_task()
-        assert task is not None  # a coroutine awaited runs in a task
-        running = _Running(task, time.monotonic() + self._command_timeout, task.cancelling())
-        self._running.add(running)
-        if self._watch is None:
-            self._watch = asyncio.get_running_loop().call_later(self._command_timeout / 2, self._sweep)
-        try:
-            return await Detachable(command)
-        except asyncio.CancelledError:
-            self._forget()  # a deadline missed may be an outage: Redis may come back empty
-            if running.expired and task.uncancel() <= running.cancelling:  # this store's cancellation
-                raise _unavailable(TimeoutError(f"{self._command_timeout:g}s")) from None
-            raise
-        except (RedisError, OSError) as exc:
-            self._forget()  # Redis may come back empty: nothing cached before the outage is answered
-            raise _unavailable(exc) from exc
-        finally:
-            self._running.discard(running)
-
-    def _sweep(self) -> None:
-        """Cancel the callers whose command is past ``command_timeout`` (checked every half of it: one
-        timer for every command in flight instead of one per command, which cost 4-10 µs each)."""
-        self._watch = None
-        now = time.monotonic()
-        for running in self._running:
-            if not running.expired and now >= running.due:
-                running.expired = True
-                running.task.cancel()
-        if self._running:
-            self._watch = asyncio.get_running_loop().call_later(self._command_timeout / 2, self._sweep)
-
     async def _result(self, done: asyncio.Future[T]) -> T:
-        """What a queued update's drain task set on ``done``; its errors raised as ``_call`` raises them."""
+        """What a queued update's drain task set on ``done``; errors raised as ``RedisCommands.run`` does."""
         try:
             return await done
         except asyncio.CancelledError:
             self._forget()
             raise
         except (RedisError, OSError, TimeoutError) as exc:
-            raise _unavailable(exc) from exc
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Retrieve a finished task's outcome, so asyncio does not log it as never retrieved."""
-    if not task.cancelled():
-        task.exception()
-
-
-def _unavailable(exc: BaseException) -> StateUnavailableError:
-    reason = f"no answer within its bound ({exc})" if isinstance(exc, TimeoutError) else str(exc)
-    return StateUnavailableError(
-        f"shared state (Redis) failed: {type(exc).__name__}: {reason}; check that it runs and "
-        "that state.url points at it"
-    )
+            raise unavailable(exc) from exc
