@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -62,8 +63,13 @@ def server_pids(proc: subprocess.Popen[bytes], workers: int) -> list[int]:
     """The processes that serve: the command itself for one worker, else the supervisor's children."""
     if workers == 1:
         return [proc.pid]
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    return [int(pid) for pid in children]
+    # The port answers as soon as the first worker listens: wait until every worker has started.
+    for _ in range(200):
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        if len(children) >= workers:
+            return [int(pid) for pid in children]
+        time.sleep(0.05)
+    raise SystemExit(f"only {len(children)} of {workers} workers started")
 
 
 async def measure(
