@@ -22,8 +22,7 @@ async def _writer_server(items: AsyncIterator[bytes], writes: list[int]) -> Test
     async def handler(request: web.Request) -> web.StreamResponse:
         writer = EventWriter(request, {"x-test": "yes"})
         writer.add(b"<")
-        async for item in writer.each(items):
-            writer.add(item)
+        await writer.relay(items, writer.add)
         await writer.end(b">")
         writes.append(writer.writes)
         return writer.response
@@ -93,8 +92,7 @@ async def test_a_failed_write_cancels_the_stream_where_it_waits() -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         writer = EventWriter(request, {})
         try:
-            async for item in writer.each(items(request)):
-                writer.add(item)
+            await writer.relay(items(request), writer.add)
         except ConnectionResetError as exc:
             failures.append(type(exc).__name__)
             raise

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
 
 from aiohttp import web
 from pydantic_core import to_json
 
 from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.stream_start import StartedStream, start_stream
+from model_orchestrator.core.tools import ToolCallDelta
 from model_orchestrator.gateway.sse_writer import EventWriter
 from model_orchestrator.orchestrator import StreamHandle
 
@@ -47,3 +49,31 @@ def remember(delta: StreamDelta, last: StreamDelta) -> StreamDelta:
     return StreamDelta(
         finish_reason=delta.finish_reason or last.finish_reason, usage=delta.usage or last.usage
     )
+
+
+class FormatEvents(Protocol):
+    """A wire format's events for one delta's text and for one tool-call piece."""
+
+    def text(self, text: str) -> list[bytes]: ...
+
+    def tool(self, piece: ToolCallDelta) -> list[bytes]: ...
+
+
+class DeltaEvents:
+    """``EventWriter.relay``'s callback for a typed-event format: each delta's events queued on ``writer``,
+    and ``last``, what the end of the stream needs (finish reason, usage)."""
+
+    __slots__ = ("_events", "_queue", "last")
+
+    def __init__(self, writer: EventWriter, events: FormatEvents) -> None:
+        self._queue = writer.add
+        self._events = events
+        self.last = StreamDelta()
+
+    def add(self, delta: StreamDelta) -> None:
+        """Queue ``delta``'s events."""
+        if delta.text:
+            self._queue(*self._events.text(delta.text))
+        for piece in delta.tool_calls:
+            self._queue(*self._events.tool(piece))
+        self.last = remember(delta, self.last)

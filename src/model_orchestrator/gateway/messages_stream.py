@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.tools import ToolCallDelta
 from model_orchestrator.core.usage import Usage
-from model_orchestrator.gateway.event_stream import held_stream, remember, sse_event
+from model_orchestrator.gateway.event_stream import DeltaEvents, held_stream, sse_event
 from model_orchestrator.gateway.messages_convert import stop_reason, wire_usage
 from model_orchestrator.gateway.messages_errors import error_event
 from model_orchestrator.gateway.streaming import StreamPlan, stream_metadata
@@ -110,19 +109,16 @@ async def serve_message_stream(
             sse_event("message_start", {"type": "message_start", "message": message}),
             sse_event("ping", {"type": "ping"}),
         )
-        blocks, last = _Blocks(), StreamDelta()
+        blocks = _Blocks()
+        relayed = DeltaEvents(writer, blocks)
         try:
-            async for delta in writer.each(deltas):
-                if delta.text:
-                    writer.add(*blocks.text(delta.text))
-                for piece in delta.tool_calls:
-                    writer.add(*blocks.tool(piece))
-                last = remember(delta, last)
+            await writer.relay(deltas, relayed.add)
         except (ConnectionResetError, web.HTTPException):
             raise
         except Exception as exc:  # noqa: BLE001 - whatever broke the stream is reported in it, then it ends
             await writer.end(error_event(exc, operator=plan.operator))
             return writer.response
+        last = relayed.last
         closing = {
             "type": "message_delta",
             "delta": {"stop_reason": stop_reason(last.finish_reason), "stop_sequence": None},

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from model_orchestrator.core.response import StreamDelta
 from model_orchestrator.core.tools import ToolCall, ToolCallDelta
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.gateway.errors import from_exception
-from model_orchestrator.gateway.event_stream import held_stream, remember, sse_event
+from model_orchestrator.gateway.event_stream import DeltaEvents, held_stream, sse_event
 from model_orchestrator.gateway.responses_convert import call_item, response_object, text_item
 from model_orchestrator.gateway.streaming import StreamPlan, stream_metadata
 from model_orchestrator.orchestrator import StreamHandle
@@ -159,14 +158,9 @@ async def serve_response_stream(
             events.event("response.created", response=start),
             events.event("response.in_progress", response=start),
         )
-        last = StreamDelta()
+        relayed = DeltaEvents(writer, events)
         try:
-            async for delta in writer.each(deltas):
-                if delta.text:
-                    writer.add(*events.text(delta.text))
-                for piece in delta.tool_calls:
-                    writer.add(*events.tool(piece))
-                last = remember(delta, last)
+            await writer.relay(deltas, relayed.add)
         except (ConnectionResetError, web.HTTPException):
             raise
         except Exception as exc:  # noqa: BLE001 - whatever broke the stream is reported in it, then it ends
@@ -178,7 +172,7 @@ async def serve_response_stream(
             failed["error"] = {"code": error.code or error.type, "message": message}
             await writer.end(events.event("response.failed", response=failed))
             return writer.response
-        closing = events.close()
+        closing, last = events.close(), relayed.last
         whole = response_object(
             body,
             response_id=response_id,

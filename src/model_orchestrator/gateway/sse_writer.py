@@ -6,7 +6,7 @@ the sender and was the largest single cost of the streamed gateway: docs/decisio
 
 - the status line and headers leave with the first events, not in a write of their own;
 - events are buffered while the façade's stream has more ready, and written together just before the
-  gateway would wait for the next delta (``each``), so a burst of deltas read from one upstream packet is
+  gateway would wait for the next delta (``relay``), so a burst of deltas read from one upstream packet is
   one write, and a slow upstream still sees each delta forwarded as soon as it arrives;
 - the last events and the end of the chunked body are one write (``end``).
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
@@ -43,7 +43,7 @@ class EventWriter:
         self.writes = 0  # socket writes made so far (the end's included)
 
     def add(self, *events: bytes) -> None:
-        """Queue ``events``; they are written at the next ``flush``, wait in ``each``, or ``end``."""
+        """Queue ``events``; they are written at the next ``flush``, wait in ``relay``, or ``end``."""
         self._pending.extend(events)
 
     async def flush(self) -> None:
@@ -65,58 +65,53 @@ class EventWriter:
         await self.response.write_eof(data)
         self.writes += 1
 
-    def each(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
-        """``items``, with what is queued written first whenever the next item is not ready yet (never
-        while items keep coming without a wait)."""
-        return _Flushing(items, self)
+    def relay(self, items: AsyncIterator[T], each: Callable[[T], None]) -> Awaitable[None]:
+        """Read ``items`` to their end, calling ``each`` on every one (it queues that item's events); what
+        is queued is written whenever the next item is not ready yet (never while items keep coming
+        without a wait). One driver for the whole stream: no awaitable of its own per item."""
+        return _Relay(items, each, self)
 
     async def _prepared(self) -> None:
         if not self.response.prepared:
             await self.response.prepare(self._request)
 
 
-class _Flushing(Generic[T]):
-    """``items`` as ``EventWriter.each`` passes them on (no frame of its own per item)."""
+class _Relay(Generic[T]):
+    """``EventWriter.relay``: drives each ``items.__anext__()`` itself; if one would suspend (its item is
+    not there yet), the writer's queue is written before the task waits. Each step is driven exactly as
+    ``await step`` would drive it."""
 
-    __slots__ = ("_items", "_writer")
+    __slots__ = ("_each", "_items", "_writer")
 
-    def __init__(self, items: AsyncIterator[T], writer: EventWriter) -> None:
+    def __init__(self, items: AsyncIterator[T], each: Callable[[T], None], writer: EventWriter) -> None:
         self._items = items
+        self._each = each
         self._writer = writer
 
-    def __aiter__(self) -> _Flushing[T]:
-        return self
-
-    def __anext__(self) -> _FlushBeforeWaiting[T]:
-        return _FlushBeforeWaiting(self._items.__anext__(), self._writer)
-
-
-class _FlushBeforeWaiting(Generic[T]):
-    """Awaits ``step``; if it would suspend (its next item is not there yet), the writer's queue is
-    written before the task waits. ``step`` is driven exactly as ``await step`` would drive it."""
-
-    __slots__ = ("_step", "_writer")
-
-    def __init__(self, step: Awaitable[T], writer: EventWriter) -> None:
-        self._step = step
-        self._writer = writer
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        step = self._step.__await__()
-        try:
-            waiting = step.send(None)
-        except StopIteration as ready:
-            value: T = ready.value
-            return value
-        try:
-            yield from self._writer.flush().__await__()
-        except BaseException:
-            # The stream is paused at its own await: cancel it there, so it unwinds (and can be closed)
-            # before the write's failure reaches the route.
-            with contextlib.suppress(BaseException):
-                step.throw(asyncio.CancelledError())
-            raise
-        return (yield from _resume(step, waiting))
+    def __await__(self) -> Generator[Any, Any, None]:
+        following, each, writer = self._items.__anext__, self._each, self._writer
+        while True:
+            try:
+                step = following().__await__()
+                waiting = step.send(None)
+            except StopIteration as ready:
+                item: T = ready.value
+            except StopAsyncIteration:
+                return
+            else:
+                try:
+                    yield from writer.flush().__await__()
+                except BaseException:
+                    # The stream is paused at its own await: cancel it there, so it unwinds (and can be
+                    # closed) before the write's failure reaches the route.
+                    with contextlib.suppress(BaseException):
+                        step.throw(asyncio.CancelledError())
+                    raise
+                try:
+                    item = yield from _resume(step, waiting)
+                except StopAsyncIteration:
+                    return
+            each(item)
 
 
 def _resume(step: Generator[Any, Any, T], waiting: Any) -> Generator[Any, Any, T]:

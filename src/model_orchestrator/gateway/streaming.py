@@ -32,6 +32,7 @@ from model_orchestrator.core.stream_start import start_stream
 from model_orchestrator.gateway.chat_tools import chunk_tool_calls
 from model_orchestrator.gateway.convert import ChunkEncoder, wire_finish, wire_usage
 from model_orchestrator.gateway.errors import from_exception
+from model_orchestrator.gateway.event_stream import remember
 from model_orchestrator.gateway.sse_writer import EventWriter
 from model_orchestrator.orchestrator import StreamHandle
 from model_orchestrator.orchestrator.access import without_hosts, without_hosts_in
@@ -70,26 +71,38 @@ async def _relay(
 ) -> None:
     encode = ChunkEncoder(plan.completion_id, plan.requested, int(time.time()))
     writer.add(encode.role())
-    last = StreamDelta()
+    chunks = _Chunks(writer, encode)
     try:
-        async for delta in writer.each(deltas):
-            if delta.text:
-                writer.add(encode.text(delta.text))
-            if delta.tool_calls:
-                writer.add(encode.tool_calls(chunk_tool_calls(delta.tool_calls)))
-            if delta.finish_reason is not None or delta.usage is not None:
-                last = StreamDelta(
-                    finish_reason=delta.finish_reason or last.finish_reason, usage=delta.usage or last.usage
-                )
+        await writer.relay(deltas, chunks.add)
     except (ConnectionResetError, web.HTTPException):
         raise
     except Exception as exc:  # noqa: BLE001 - whatever broke the stream is reported in it, then the stream ends
         await writer.end(b"data: " + _error_json(exc, plan.operator) + b"\n\n")
         return
+    last = chunks.last
     final = [encode.finish(wire_finish(last.finish_reason), stream_metadata(plan, stream.result()))]
     if plan.include_usage:
         final.append(encode.usage(wire_usage(last.usage)))
     await writer.end(*final, DONE)
+
+
+class _Chunks:
+    """Each delta's chunks, queued on the writer; keeps what the end needs (finish reason, usage)."""
+
+    __slots__ = ("_encode", "_queue", "last")
+
+    def __init__(self, writer: EventWriter, encode: ChunkEncoder) -> None:
+        self._queue = writer.add
+        self._encode = encode
+        self.last = StreamDelta()
+
+    def add(self, delta: StreamDelta) -> None:
+        if delta.text:
+            self._queue(self._encode.text(delta.text))
+        if delta.tool_calls:
+            self._queue(self._encode.tool_calls(chunk_tool_calls(delta.tool_calls)))
+        if delta.finish_reason is not None or delta.usage is not None:
+            self.last = remember(delta, self.last)
 
 
 def stream_metadata(plan: StreamPlan, result: OrchestrationResult) -> object:
