@@ -74,6 +74,39 @@ async def test_a_stream_that_never_waits_is_one_write() -> None:
     assert writes == [1]
 
 
+async def test_a_stream_failing_after_a_wait_fails_the_relay_with_what_came_before_written() -> None:
+    gate = asyncio.Event()
+    failures: list[str] = []
+
+    async def items() -> AsyncIterator[bytes]:
+        yield b"1"
+        await gate.wait()
+        raise RuntimeError("upstream broke")
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        writer = EventWriter(request, {})
+        try:
+            await writer.relay(items(), writer.add)
+        except RuntimeError as exc:
+            failures.append(str(exc))
+            await writer.end(b"!")
+        return writer.response
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http, http.get(server.make_url("/")) as response:
+            async with asyncio.timeout(10):  # a guard against hanging, not a measurement
+                assert await response.content.readexactly(1) == b"1"  # written before the wait
+            gate.set()
+            assert await response.read() == b"!"
+    finally:
+        await server.close()
+    assert failures == ["upstream broke"]
+
+
 async def test_a_failed_write_cancels_the_stream_where_it_waits() -> None:
     ended: list[str] = []
     failures: list[str] = []
