@@ -1,64 +1,63 @@
-"""The HTTP seam every HTTP adapter sends through: one pooled aiohttp session per ``HttpTransport``.
+"""The HTTP seam every HTTP adapter sends through: a pool of keep-alive HTTP/1.1 connections per origin.
 
-Owns connection pooling, timeouts and deadlines (on the injected clock, the one every layer reads),
-line framing of streamed bodies, and translating
-aiohttp's exceptions into the core error tree (timeouts -> ``RequestTimeoutError``, connection failures,
-resets and truncated bodies -> ``UpstreamConnectionError``). It does not know any wire format, does not
-look at status codes (adapters classify those) and never sees a provider name: adapters fill in
-``provider`` and ``deployment`` on the errors it raises.
+Owns connection pooling (a cap on connections in use, idle ones reused newest first and dropped after
+``keepalive_timeout``), TLS for https, request framing, timeouts and deadlines (on the injected clock, the
+one every layer reads), line framing of streamed bodies, and turning network failures into the core error
+tree (timeouts -> ``RequestTimeoutError``, refused or failed connections, resets and truncated bodies ->
+``UpstreamConnectionError``). It does not know any wire format, does not look at status codes (adapters
+classify those) and never sees a provider name: adapters fill in ``provider`` and ``deployment`` on the
+errors it raises. One exchange on the wire is ``http_connection.Http1Connection``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-
-import aiohttp
-from yarl import URL
+from types import TracebackType
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import (
     DeadlineExceededError,
-    ProviderError,
     RequestTimeoutError,
     UpstreamConnectionError,
 )
 from model_orchestrator.core.transport import HttpResponse, HttpStream, LineBuffer, Timeouts, Transport
+from model_orchestrator.providers.http_connection import Http1Connection
+from model_orchestrator.providers.http_request import Origin, RequestHeads
 
-__all__ = ["HttpResponse", "HttpStream", "HttpTransport", "Timeouts", "Transport", "translate_client_error"]
+__all__ = ["HttpResponse", "HttpStream", "HttpTransport", "Timeouts", "Transport"]
 
 
 class HttpTransport:
-    """The default ``Transport``: one pooled ``aiohttp.ClientSession``, created lazily inside the running
-    event loop.
+    """The default ``Transport``: keep-alive HTTP/1.1 connections, opened lazily in the running event loop.
 
-    The session is bound to the loop that first used it; ``aclose`` releases it, after which the
-    transport may be used again (a fresh session is made). The transport belongs to whoever built
-    it: adapters never close it.
+    At most ``limit`` connections are in use at once (more requests wait for one). https upstreams are
+    verified with ``tls``, by default the system's trusted CAs (``SSL_CERT_FILE`` points elsewhere). The
+    pool is bound to the loop that first used it; ``aclose`` closes every connection, after which the
+    transport may be used again. The transport belongs to whoever built it: adapters never close it.
     """
 
     def __init__(
         self,
         *,
         limit: int = 100,
-        limit_per_host: int = 0,
         keepalive_timeout: float = 30.0,
-        trust_env: bool = False,
         clock: Clock | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
         self._limit = limit
-        self._limit_per_host = limit_per_host
         self._keepalive_timeout = keepalive_timeout
-        self._trust_env = trust_env
-        self._session: aiohttp.ClientSession | None = None
+        self._heads = RequestHeads()
+        self._idle: dict[tuple[str, str, int], list[Http1Connection]] = {}
+        self._open: set[Http1Connection] = set()
+        self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Without a deadline the limits depend on the deployment's timeouts only: built once, not per call.
-        self._fixed_limits: dict[tuple[Timeouts, bool], aiohttp.ClientTimeout] = {}
+        self._tls = tls
 
     def __repr__(self) -> str:
-        state = "open" if self._session is not None and not self._session.closed else "idle"
+        state = "open" if self._open else "idle"
         return f"HttpTransport(limit={self._limit}, {state})"
 
     @property
@@ -77,8 +76,8 @@ class HttpTransport:
     ) -> HttpResponse:
         """POST ``body`` and read the whole response (within ``timeout.read`` and the deadline, a time on
         the transport's clock)."""
-        limits = self._client_timeout(timeout, deadline, stream=False)
-        return await self._request("POST", url, headers, body, limits)
+        total = _sooner(timeout.read, self._remaining(deadline))
+        return await self._exchange("POST", url, headers, body, timeout.connect, total)
 
     async def get(
         self,
@@ -89,8 +88,8 @@ class HttpTransport:
         deadline: float | None = None,
     ) -> HttpResponse:
         """GET ``url`` and read the whole response (health probes list models this way)."""
-        limits = self._client_timeout(timeout, deadline, stream=False)
-        return await self._request("GET", url, headers, None, limits)
+        total = _sooner(timeout.read, self._remaining(deadline))
+        return await self._exchange("GET", url, headers, None, timeout.connect, total)
 
     def stream_post(
         self,
@@ -100,146 +99,190 @@ class HttpTransport:
         body: bytes,
         timeout: Timeouts,
         deadline: float | None = None,
-    ) -> AbstractAsyncContextManager[HttpStream]:
+    ) -> _StreamedExchange:
         """POST ``body``; the context yields the response as soon as its headers arrive. No silence may
         last longer than ``timeout.stall``; the deadline bounds the whole stream."""
-        return self._stream(url, headers, body, self._client_timeout(timeout, deadline, stream=True))
+        remaining = self._remaining(deadline)
+        origin, request = self._heads.request("POST", url, headers, body)
+        return _StreamedExchange(
+            self, origin, request, timeout.connect, remaining, _sooner(timeout.stall, remaining)
+        )
 
     async def aclose(self) -> None:
-        """Close the pooled connections (idempotent)."""
-        session, self._session, self._loop = self._session, None, None
-        if session is not None and not session.closed:
-            await session.close()
+        """Close every connection (idempotent)."""
+        connections, self._open, self._idle = self._open, set(), {}
+        self._slots = self._loop = None
+        for connection in connections:
+            connection.abort()
 
-    async def _request(
+    async def _exchange(
         self,
         method: str,
         url: str,
         headers: Mapping[str, str],
         body: bytes | None,
-        client_timeout: aiohttp.ClientTimeout,
+        connect: float,
+        total: float,
     ) -> HttpResponse:
-        session = self._session_in_loop()
+        origin, request = self._heads.request(method, url, headers, body)
+        connection = await self.checkout(origin, _sooner(connect, total))
         try:
-            async with session.request(
-                method, url, data=body, headers=headers, timeout=client_timeout
-            ) as resp:
-                data = await resp.read()
-                return HttpResponse(resp.status, _lower_headers(resp.headers), data)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate_client_error(exc, url) from exc
-
-    @asynccontextmanager
-    async def _stream(
-        self, url: str, headers: Mapping[str, str], body: bytes, client_timeout: aiohttp.ClientTimeout
-    ) -> AsyncIterator[HttpStream]:
-        session = self._session_in_loop()
-        try:
-            resp = await session.post(url, data=body, headers=headers, timeout=client_timeout)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate_client_error(exc, url) from exc
-        try:
-            yield _AiohttpStream(resp, url)
+            connection.begin(request, total=total, stall=None)
+            data = await connection.read_body()
         except BaseException:
-            # Cancelled or failed mid-body: drop the connection instead of returning it to the pool,
-            # so the upstream sees the disconnect and stops generating.
-            resp.close()
+            self.release(connection, reuse=False)
             raise
-        else:
-            resp.release()
+        self.release(connection, reuse=True)
+        return HttpResponse(connection.status, connection.headers, data)
 
-    def _client_timeout(
-        self, timeout: Timeouts, deadline: float | None, *, stream: bool
-    ) -> aiohttp.ClientTimeout:
+    def _remaining(self, deadline: float | None) -> float | None:
         if deadline is None:
-            limits = self._fixed_limits.get((timeout, stream))
-            if limits is None:
-                limits = self._fixed_limits[timeout, stream] = _limits(timeout, None, stream=stream)
-            return limits
+            return None
         remaining = deadline - self._clock.monotonic()
         if remaining <= 0:
             raise DeadlineExceededError("the request deadline passed before it was sent")
-        return _limits(timeout, remaining, stream=stream)
+        return remaining
 
-    def _session_in_loop(self) -> aiohttp.ClientSession:
+    async def checkout(self, origin: Origin, connect: float) -> Http1Connection:
+        """A connection to ``origin``: the newest idle one still open, or a new one; waits for a free slot
+        when ``limit`` are in use."""
+        slots = self._slots_in_loop()
+        await slots.acquire()
+        try:
+            idle = self._idle.get(origin.key)
+            if idle:
+                oldest_usable = self._clock.monotonic() - self._keepalive_timeout
+                while idle:
+                    connection = idle.pop()
+                    if not connection.closed and connection.idle_since > oldest_usable:
+                        return connection
+                    self._drop(connection)
+            return await self._connect(origin, connect)
+        except BaseException:
+            slots.release()
+            raise
+
+    def release(self, connection: Http1Connection, *, reuse: bool) -> None:
+        """Give a connection back: kept for the next request when its exchange ended cleanly, else closed."""
+        if self._slots is not None and connection in self._open:
+            self._slots.release()
+        if reuse and connection.reusable and connection in self._open:
+            connection.idle_since = self._clock.monotonic()
+            self._idle.setdefault(connection.origin_key, []).append(connection)
+        else:
+            self._drop(connection)
+
+    def _drop(self, connection: Http1Connection) -> None:
+        connection.abort()
+        self._open.discard(connection)
+
+    async def _connect(self, origin: Origin, limit: float) -> Http1Connection:
         loop = asyncio.get_running_loop()
-        if self._session is not None and not self._session.closed:
+        tls = self._tls_context() if origin.tls else None
+        try:
+            async with asyncio.timeout(limit):
+                _, connection = await loop.create_connection(
+                    lambda: Http1Connection(loop, origin.where, origin.key),
+                    origin.host,
+                    origin.port,
+                    ssl=tls,
+                    server_hostname=origin.host if tls else None,
+                )
+        except TimeoutError as exc:
+            raise RequestTimeoutError(
+                f"request to {origin.where} timed out (connecting, {limit:g} s)"
+            ) from exc
+        except OSError as exc:
+            detail = str(exc) or type(exc).__name__
+            raise UpstreamConnectionError(
+                f"connection to {origin.where} failed: {type(exc).__name__}: {detail}"
+            ) from exc
+        self._open.add(connection)
+        return connection
+
+    def _slots_in_loop(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is not None:
             if self._loop is not loop:
                 raise RuntimeError("HttpTransport is bound to another event loop; build one per loop")
-            return self._session
-        connector = aiohttp.TCPConnector(
-            limit=self._limit,
-            limit_per_host=self._limit_per_host,
-            keepalive_timeout=self._keepalive_timeout,
-        )
-        self._session = aiohttp.ClientSession(connector=connector, trust_env=self._trust_env)
+            return self._slots
+        self._slots = asyncio.Semaphore(self._limit)
         self._loop = loop
-        return self._session
+        return self._slots
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
 
 
-class _AiohttpStream:
-    """``HttpStream`` over an aiohttp response; read errors are translated like request errors."""
+class _StreamedExchange:
+    """One streamed POST: an async context manager whose value is the response (``HttpStream``).
 
-    def __init__(self, resp: aiohttp.ClientResponse, url: str) -> None:
-        self._resp = resp
-        self._url = url
-        self.status = resp.status
-        self.headers: Mapping[str, str] = _lower_headers(resp.headers)
+    Leaving the block before the body's end, or by an error, drops the connection so the upstream sees
+    the disconnect and stops generating; a body read to its end returns the connection to the pool.
+    """
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        origin: Origin,
+        request: bytes,
+        connect: float,
+        total: float | None,
+        stall: float,
+    ) -> None:
+        self._transport = transport
+        self._origin = origin
+        self._request = request
+        self._connect = connect
+        self._total = total
+        self._stall = stall
+        self._connection: Http1Connection | None = None
+        self.status = 0
+        self.headers: Mapping[str, str] = {}
+
+    async def __aenter__(self) -> _StreamedExchange:
+        transport = self._transport
+        connection = await transport.checkout(self._origin, _sooner(self._connect, self._stall))
+        try:
+            connection.begin(self._request, total=self._total, stall=self._stall)
+            await connection.head()
+        except BaseException:
+            transport.release(connection, reuse=False)
+            raise
+        self._connection = connection
+        self.status = connection.status
+        self.headers = connection.headers
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._transport.release(connection, reuse=kind is None)
 
     async def read(self) -> bytes:
-        try:
-            return await self._resp.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate_client_error(exc, self._url) from exc
+        """The whole remaining body (used for error responses)."""
+        return await self._open().read_body()
 
     async def lines(self) -> AsyncIterator[bytes]:
+        """The body's lines without their line endings."""
+        connection = self._open()
         buffer = LineBuffer()
-        try:
-            async for chunk in self._resp.content.iter_any():
-                for line in buffer.feed(chunk):
-                    yield line
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate_client_error(exc, self._url) from exc
+        while chunk := await connection.next_chunk():
+            for line in buffer.feed(chunk):
+                yield line
         rest = buffer.rest()
         if rest is not None:
             yield rest
 
-
-def translate_client_error(exc: BaseException, url: str) -> ProviderError:
-    """The core error for an aiohttp/timeout failure; the message never includes the URL's query."""
-    where = _safe_url(url)
-    detail = _redact_url(str(exc), url, where) or type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        # aiohttp's ServerTimeoutError/ConnectionTimeoutError are TimeoutErrors too.
-        return RequestTimeoutError(f"request to {where} timed out ({type(exc).__name__})")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return UpstreamConnectionError(f"response from {where} was cut off: {detail}")
-    return UpstreamConnectionError(f"connection to {where} failed: {type(exc).__name__}: {detail}")
-
-
-def _limits(timeout: Timeouts, remaining: float | None, *, stream: bool) -> aiohttp.ClientTimeout:
-    """aiohttp's limits for one call: a stream is bounded by its stalls (and the deadline), a whole
-    answer by ``timeout.read``; the connect limit never outlasts the total."""
-    if stream:
-        total, stall = remaining, _sooner(timeout.stall, remaining)
-    else:
-        total, stall = _sooner(timeout.read, remaining), None
-    return aiohttp.ClientTimeout(total=total, sock_connect=_sooner(timeout.connect, total), sock_read=stall)
+    def _open(self) -> Http1Connection:
+        if self._connection is None:
+            raise RuntimeError("the streamed response is read inside its `async with` block only")
+        return self._connection
 
 
 def _sooner(limit: float, other: float | None) -> float:
     return limit if other is None else min(limit, other)
-
-
-def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without query, fragment or user info (keys sometimes travel there)."""
-    parsed = URL(url)
-    return str(parsed.with_query(None).with_fragment(None).with_user(None))
-
-
-def _redact_url(text: str, url: str, safe: str) -> str:
-    return text.replace(url, safe) if url != safe else text
