@@ -1,4 +1,5 @@
-"""CPU cost per POST: bare ``httpx.AsyncClient`` vs bare ``aiohttp.ClientSession`` vs our ``HttpTransport``.
+"""CPU cost per POST: bare ``httpx.AsyncClient`` vs bare ``aiohttp.ClientSession`` vs our ``HttpTransport``
+(our own keep-alive HTTP/1.1 client on httptools since issue 13).
 
 All three talk to the same ``FakeUpstream`` in the same run. The server lives in a child process so
 ``time.process_time()`` in this process counts the client's CPU only. Each client runs N sequential
@@ -90,7 +91,7 @@ async def _measure(url: str, n: int, concurrency: int, rounds: int) -> list[Meas
     clients: dict[str, Post] = {
         "httpx.AsyncClient": via_httpx,
         "aiohttp.ClientSession": via_aiohttp,
-        "HttpTransport (aiohttp)": via_transport,
+        "HttpTransport (httptools)": via_transport,
     }
     best: dict[tuple[str, str], tuple[float, float]] = {}
     try:
@@ -146,10 +147,10 @@ def main() -> None:
     print(_table(results))
     cpu = {(r.client, r.mode): r.cpu_us for r in results}
     overhead = statistics.mean(
-        cpu[("HttpTransport (aiohttp)", m)] - cpu[("aiohttp.ClientSession", m)]
+        cpu[("HttpTransport (httptools)", m)] - cpu[("aiohttp.ClientSession", m)]
         for m in {r.mode for r in results}
     )
-    print(f"\nHttpTransport overhead over bare aiohttp: {overhead:+.1f} µs CPU per request (mean of modes)")
+    print(f"\nHttpTransport minus bare aiohttp: {overhead:+.1f} µs CPU per request (mean of modes)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The HTTP seam's shapes: what an HTTP adapter sends through (``Transport``) and gets back.
 
 Owns the protocol and its plain data (limits, a read response, a streamed response) so that the real
-transport (``providers.http.HttpTransport``, aiohttp) and the in-memory one for tests
+transport (``providers.http.HttpTransport``, HTTP/1.1 on httptools) and the in-memory one for tests
 (``testing.MockTransport``) are interchangeable behind ``Client(transport=...)``-style injection, as in
 httpx. It does not send anything, know a wire format or look at status codes.
 """
