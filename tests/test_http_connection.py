@@ -131,6 +131,15 @@ async def test_chunked_and_gzip_bodies_are_decoded(transport: HttpTransport) -> 
     assert second.body == b"deflated"
 
 
+async def test_an_interim_response_is_skipped(transport: HttpTransport) -> None:
+    interim = b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n"
+    listener, url = await _start(RawServer(lambda _: interim + _ok(b"final", b"x-final: yes")))
+    async with listener:
+        response = await transport.post(url, headers=JSON, body=BODY, timeout=Timeouts())
+    assert (response.status, response.body, response.headers["x-final"]) == (200, b"final", "yes")
+    assert "link" not in response.headers
+
+
 async def test_a_body_without_length_ends_with_the_close_and_the_connection_is_not_reused(
     transport: HttpTransport,
 ) -> None:

@@ -171,6 +171,8 @@ class Http1Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
+        if self.status < 200:
+            return  # an interim response (103 Early Hints): the real one follows on the same socket
         headers = self.headers
         self._until_close = (
             "content-length" not in headers
@@ -203,6 +205,9 @@ class Http1Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.status < 200:
+            self.headers = {}
+            return
         if self._decoder is not None:
             self._chunks.append(self._decoder.flush())
             self._decoder = None
