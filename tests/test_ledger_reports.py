@@ -177,6 +177,8 @@ async def test_stats_requests_add_up_however_they_ended(tmp_path: Path) -> None:
         config = parse_config(f"models:\n{models}ledger: {{url: '{ledger_url}'}}\n")
         async with Orchestrator(config, env={"K": "key"}) as orch:
             await orch.complete("Capital of France?", model="fast")
+            # The winner waits until the loser's request is on the wire, so the loser is an attempt.
+            fast.script(Reply("Paris", usage=(1000, 200), latency=0.5))
             await orch.complete("Capital of France?", strategy="race", members=["fast", "slow"])
             with pytest.raises(BudgetExceededError):
                 await orch.complete("Capital of France?", model="fast", max_cost=1e-9)
