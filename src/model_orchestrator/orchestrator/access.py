@@ -209,7 +209,7 @@ async def identify(
     if not is_well_formed(presented):
         return AuthFailure("invalid_api_key", "Incorrect API key provided.")
     if is_master(presented, master_key):
-        return Principal(key_id=None, master=True)
+        return OPEN
     key = await keys.verify(presented) if keys is not None else None
     if key is None:
         return AuthFailure("invalid_api_key", "Incorrect API key provided.")
