@@ -64,7 +64,7 @@ class Ledger:
         self.recorder = LedgerRecorder(
             self._open_sink,
             flush_interval=settings.flush_interval,
-            batch_size=settings.batch_size,
+            batch_size=settings.rows_per_batch,
             max_queue=settings.max_queue,
             on_commit=self._committed,
         )

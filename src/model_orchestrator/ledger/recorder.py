@@ -150,9 +150,11 @@ class LedgerRecorder:
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 _log.warning("ledger queue full (%d rows): %d events dropped", self._max_queue, self.dropped)
             return
-        writer = self._writer
-        if writer is not None and writer.failure is None:  # while failing, retries wait for the interval
-            self._queue.wake.set()
+        writer, wake = self._writer, self._queue.wake
+        # While failing, retries wait for the interval. Set once: every row queued while the writer is
+        # busy lands here, and the writer looks at the whole queue after clearing the flag.
+        if writer is not None and writer.failure is None and not wake.is_set():
+            wake.set()
 
     async def flush(self) -> None:
         """Write every queued row now (raises if the database refuses them; they stay queued)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_FILE_NAME = "ledger.sqlite3"
+DEFAULT_BATCH_SIZE = 2000
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
@@ -26,26 +27,37 @@ class LedgerSettings:
 
     ``flush_interval`` (seconds) and ``batch_size`` bound how long a row waits in memory: a crash loses
     at most the rows of the last ``flush_interval`` (plus the batch being written); a request still running
-    is written as unfinished within two intervals. ``max_queue`` bounds memory in rows: when the database
-    cannot keep up, further rows are dropped and counted (checked as a batch fills), never blocking a
-    request. A reservation whose process died is forgotten after ``reservation_ttl`` seconds.
-    ``store_prompts`` keeps each request's router input text for retraining on feedback (off: no text
-    is ever stored); a stored prompt nobody labelled is deleted after ``prompt_retention_days``.
+    is written as unfinished within two intervals. ``batch_size`` is also the most rows one transaction
+    writes; unset, it is ``DEFAULT_BATCH_SIZE`` (``max_queue`` when that is smaller), large because under
+    load a transaction's cost is mostly fixed (docs/decisions.md, "The ledger's writer"). ``max_queue``
+    bounds memory in rows: when the database cannot keep up, further rows are dropped and counted (checked
+    as a batch fills), never blocking a request. A reservation whose process died is forgotten after
+    ``reservation_ttl`` seconds. ``store_prompts`` keeps each request's router input text for retraining
+    on feedback (off: no text is ever stored); a stored prompt nobody labelled is deleted after
+    ``prompt_retention_days``.
     """
 
     url: str
     flush_interval: float = 1.0
-    batch_size: int = 200
+    batch_size: int | None = None
     max_queue: int = 10_000
     reservation_ttl: float = 3600.0
     store_prompts: bool = False
     prompt_retention_days: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.flush_interval <= 0 or self.batch_size < 1 or self.max_queue < self.batch_size:
+        batch = self.rows_per_batch
+        if self.flush_interval <= 0 or batch < 1 or self.max_queue < batch:
             raise ValueError("flush_interval must be > 0, batch_size >= 1 and max_queue >= batch_size")
         if self.prompt_retention_days <= 0:
             raise ValueError("prompt_retention_days must be > 0")
+
+    @property
+    def rows_per_batch(self) -> int:
+        """``batch_size``, or the default when it is unset."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return min(DEFAULT_BATCH_SIZE, self.max_queue)
 
     @property
     def dialect(self) -> str:

@@ -4,19 +4,22 @@
 the Core tables (``tables.py``), compiled once for the dialect: attempts, labels and prompts are inserts
 that ignore a key already present, requests an upsert in which a NULL never erases a known value (a
 finish completing a start written earlier). So a batch written twice (a retry after a commit whose
-acknowledgement was lost, or several processes) counts nothing twice. Each batch is one transaction
-with one ``executemany`` per table.
+acknowledgement was lost, or several processes) counts nothing twice. Each batch is one transaction.
 
 SQLite: the DB-API (``sqlite3``) directly on the thread's own connection (WAL, ``synchronous=NORMAL``, the
 store's busy timeout), as SQLAlchemy's ``exec_driver_sql`` cost twice as much CPU per batch for the same
-statement (docs/decisions.md, "The ledger's writer"). PostgreSQL: SQLAlchemy's asyncpg engine on an event
-loop private to the thread (asyncpg has no blocking API), the same compiled statements.
+statement; each table's rows go in a few multi-row statements (``MultiRowInsert``) rather than one
+``executemany``, which gives the GIL up and takes it back for every row (docs/decisions.md, "The ledger's
+writer"). PostgreSQL: SQLAlchemy's asyncpg engine on an event loop private to the thread (asyncpg has no
+blocking API), one ``executemany`` per table of the same compiled statements.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +34,13 @@ from model_orchestrator.ledger.records import (
     PROMPT_COLUMNS,
     REQUEST_COLUMNS,
     Batch,
+    Row,
 )
 from model_orchestrator.ledger.settings import async_url
 from model_orchestrator.ledger.store import sqlite_pragmas
 from model_orchestrator.ledger.tables import attempts, outcome_labels, request_prompts, requests
+
+_COLUMNS = (ATTEMPT_COLUMNS, REQUEST_COLUMNS, LABEL_COLUMNS, PROMPT_COLUMNS)
 
 
 def statements(dialect: sa.Dialect) -> tuple[str, str, str, str]:
@@ -50,13 +56,13 @@ def statements(dialect: sa.Dialect) -> tuple[str, str, str, str]:
         },
     )
     compiled = (
-        (insert(attempts).on_conflict_do_nothing(index_elements=["attempt_id"]), ATTEMPT_COLUMNS),
-        (upsert, REQUEST_COLUMNS),
-        (insert(outcome_labels).on_conflict_do_nothing(), LABEL_COLUMNS),
-        (insert(request_prompts).on_conflict_do_nothing(), PROMPT_COLUMNS),
+        insert(attempts).on_conflict_do_nothing(index_elements=["attempt_id"]),
+        upsert,
+        insert(outcome_labels).on_conflict_do_nothing(),
+        insert(request_prompts).on_conflict_do_nothing(),
     )
     sql = []
-    for statement, columns in compiled:
+    for statement, columns in zip(compiled, _COLUMNS, strict=True):
         done = statement.compile(dialect=dialect)
         if tuple(done.positiontup or ()) != columns:
             raise RuntimeError(f"ledger rows do not match {statement.table.name}'s columns")
@@ -70,20 +76,58 @@ def statement_rows(batch: Batch, sql: tuple[str, str, str, str]) -> list[tuple[s
     return [(statement, list(part)) for statement, part in zip(sql, rows, strict=True) if part]
 
 
+class MultiRowInsert:
+    """One table's statement widened to ``VALUES (...), (...), ...`` for several rows at once.
+
+    ``sqlite3`` releases the GIL around each step of a statement, and while the event loop is busy every
+    take back waits for it (up to the 5 ms switch interval) and costs both threads a context switch:
+    ``executemany`` steps once per row, this once per chunk. Chunks are powers of two (at most
+    ``max_rows``, and within the connection's limit on parameters), so a batch of any length is a few
+    statements and few distinct statements sit in ``sqlite3``'s cache.
+    """
+
+    def __init__(self, sql: str, columns: int, *, max_parameters: int, max_rows: int = 1024) -> None:
+        values = "(" + ", ".join("?" * columns) + ")"
+        head, found, tail = sql.partition(" VALUES " + values)
+        if not found:
+            raise RuntimeError(f"no single-row VALUES clause in {sql!r}")
+        self._head, self._tail, self._values = head + " VALUES ", tail, values
+        self._largest = 1 << (max(1, min(max_rows, max_parameters // columns)).bit_length() - 1)
+        self._sql: dict[int, str] = {}
+
+    def chunks(self, rows: Sequence[Row]) -> Iterator[tuple[str, list[Any]]]:
+        """(SQL, its parameters flattened) for consecutive chunks of ``rows``, largest first."""
+        start = 0
+        while start < len(rows):
+            size = min(self._largest, 1 << ((len(rows) - start).bit_length() - 1))
+            sql = self._sql.get(size)
+            if sql is None:
+                sql = self._sql[size] = self._head + ", ".join([self._values] * size) + self._tail
+            yield sql, list(chain.from_iterable(rows[start : start + size]))
+            start += size
+
+
 class SqliteSink:
     """Batches into a SQLite file through its own ``sqlite3`` connection (made on the writer thread)."""
 
     def __init__(self, path: str) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
         sqlite_pragmas(self._db)
-        self._sql = statements(sqlite_dialect.pysqlite.dialect())
+        limit = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        sql = statements(sqlite_dialect.pysqlite.dialect())
+        self._inserts = [
+            MultiRowInsert(statement, len(columns), max_parameters=limit)
+            for statement, columns in zip(sql, _COLUMNS, strict=True)
+        ]
 
     def write(self, batch: Batch) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement, rows in statement_rows(batch, self._sql):
-                db.executemany(statement, rows)
+            tables = (batch.attempts, batch.requests, batch.labels, batch.prompts)
+            for insert, rows in zip(self._inserts, tables, strict=True):
+                for statement, parameters in insert.chunks(rows):
+                    db.execute(statement, parameters)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
