@@ -3,6 +3,11 @@
   - handle():   the recorder's work on the call path per event (a tuple appended to a queue), in µs
   - write:      the writer thread's CPU per attempt row, by batch size (1, 10, 50, 200, 1000), SQLite and
                 PostgreSQL; on SQLite also through SQLAlchemy's ``exec_driver_sql`` (the alternative)
+  - ids:        the writer thread's CPU per request (its attempt and request rows) on SQLite, in tables
+                already holding 0, 20,000 and 200,000 requests, with random 128-bit ids (what the façade,
+                the gateway and ObservedModel make today) and with time-ordered ids (milliseconds first):
+                random keys dirty a different B-tree page per row in three indexes, so the cost grows
+                with the table
   - budget:     one reserve + settle (what a budgeted deployment call adds), sequential and at
                 concurrency 32, SQLite and PostgreSQL
 PostgreSQL is measured when ``--postgres URL`` is given (a server whose user may create databases), or
@@ -15,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +37,7 @@ from model_orchestrator.core.events import AttemptSucceeded  # noqa: E402
 from model_orchestrator.core.usage import Usage  # noqa: E402
 from model_orchestrator.ledger.ledger import Ledger  # noqa: E402
 from model_orchestrator.ledger.recorder import LedgerRecorder  # noqa: E402
-from model_orchestrator.ledger.records import Batch, attempt_row  # noqa: E402
+from model_orchestrator.ledger.records import Batch, Row, attempt_row, request_row, utc_day  # noqa: E402
 from model_orchestrator.ledger.settings import LedgerSettings, sqlite_url  # noqa: E402
 from model_orchestrator.ledger.writer_sql import SqliteSink, sink_for  # noqa: E402
 
@@ -71,10 +78,13 @@ class AlchemySink(SqliteSink):
 
     def __init__(self, url: str) -> None:
         import sqlalchemy as sa
+        from sqlalchemy.dialects import sqlite
 
         from model_orchestrator.ledger.store import LedgerStore
+        from model_orchestrator.ledger.writer_sql import statements
 
         super().__init__(sa.make_url(url).database or "")
+        self._sql = statements(sqlite.pysqlite.dialect())
         self._store = LedgerStore.connect(url)
         assert self._store._sync is not None
         self._engine = self._store._sync
@@ -115,6 +125,51 @@ async def write_cost(url: str, rows: int, alchemy: bool = False) -> dict[int, fl
     finally:
         await ledger.aclose()
     return result
+
+
+def request_rows(n: int, ordered: bool) -> tuple[Row, Row]:
+    """Request ``n``'s attempt and request rows, ids random or time-ordered (ms first, then random)."""
+    at = 1_800_000_000.0 + n / 1000
+
+    def new_id() -> str:
+        return f"{int(at * 1000):012x}{os.urandom(10).hex()}" if ordered else os.urandom(16).hex()
+
+    rid = new_id()
+    finish = (rid, at, "safe", "fallback", None, None, True, "fast", 0.0004, 0.8, 1200, 300, 1, None)
+    start = (rid, at - 0.8, utc_day(at), "safe", "fallback", None, None, None, None)
+    return attempt_row(replace(attempt(n), attempt_id=new_id(), request_id=rid)), request_row(start, finish)
+
+
+async def id_cost(url: str, table: int, ordered: bool, requests: int = 4000) -> float:
+    """Writer CPU µs per request (two rows, batches of the default size) after ``table`` requests."""
+    ledger = Ledger(LedgerSettings(url))
+    await ledger.store()  # migrated
+    size = LedgerSettings(url).rows_per_batch // 2
+
+    def batches(first: int, count: int) -> list[Batch]:
+        made = []
+        for start in range(first, first + count, size):
+            rows = [request_rows(n, ordered) for n in range(start, min(start + size, first + count))]
+            made.append(Batch([a for a, _ in rows], [r for _, r in rows]))
+        return made
+
+    def measure() -> float:
+        sink = sink_for(url)
+        try:
+            for batch in batches(0, table):
+                sink.write(batch)
+            measured = batches(table, requests)
+            started = time.thread_time()
+            for batch in measured:
+                sink.write(batch)
+            return (time.thread_time() - started) / requests * 1e6
+        finally:
+            sink.close()
+
+    try:
+        return await asyncio.to_thread(measure)
+    finally:
+        await ledger.aclose()
 
 
 async def budget_cost(url: str, calls: int) -> tuple[float, float]:
@@ -178,6 +233,15 @@ def main() -> None:
                 writes = asyncio.run(write_cost(url, args.rows, alchemy))
                 table = ", ".join(f"batch {size}: {cost:.1f} µs" for size, cost in writes.items())
                 print(f"{name}{label} writer CPU per attempt row: {table}")
+            if name == "sqlite":
+                for ordered in (False, True):
+                    costs = []
+                    for held in (0, 20_000, 200_000):
+                        fresh = sqlite_url(folder / f"ids-{ordered}-{held}.sqlite3")
+                        cost = asyncio.run(id_cost(fresh, held, ordered))
+                        costs.append(f"{held:,} requests: {cost:.1f} µs")
+                    shape = "time-ordered" if ordered else "random"
+                    print(f"sqlite writer CPU per request, {shape} ids, table of " + ", ".join(costs))
             sequential, concurrent = asyncio.run(budget_cost(url, 300))
             print(
                 f"{name} budget reserve+settle: {sequential:.2f} ms sequential (median), "
