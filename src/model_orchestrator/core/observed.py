@@ -8,12 +8,12 @@ route or decide anything.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 
 from model_orchestrator.core.clock import Clock, SystemClock
 from model_orchestrator.core.errors import OrchestratorError
 from model_orchestrator.core.events import AttemptFailed, AttemptStarted, AttemptSucceeded, EventBus
+from model_orchestrator.core.ids import new_id
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.pricing import Price, cost_of
 from model_orchestrator.core.request import ChatRequest
@@ -102,7 +102,7 @@ class ObservedModel(WrapperModel):
         self._succeeded(request, attempt, final, cost, self._clock.monotonic() - started)
 
     def _start(self, request: ChatRequest) -> str:
-        attempt = os.urandom(16).hex()  # as unique as uuid4().hex, a fifth of its cost
+        attempt = new_id()
         scope = current_scope()
         if scope is not None:
             scope.record_attempt()

@@ -16,13 +16,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from model_orchestrator.core.ids import new_id
 from model_orchestrator.gateway.auth import OPEN, Authenticator, Principal, require_master
 from model_orchestrator.gateway.connections import SERVER_NAME, ConnectionGuard
 from model_orchestrator.gateway.errors import INVALID, UNAVAILABLE, GatewayError, from_exception
@@ -62,7 +62,7 @@ def context_middleware(
 
     @web.middleware
     async def context(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request_id = os.urandom(16).hex()  # as unique as uuid4().hex (122 random bits), a fifth of its cost
+        request_id = new_id()
         request[REQUEST_ID_KEY] = request_id
         started = time.perf_counter()
         try:

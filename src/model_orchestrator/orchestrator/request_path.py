@@ -11,13 +11,13 @@ and its documentation are the façade's (``facade.py``); the parts come from the
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from model_orchestrator.core.errors import BudgetExceededError, ConfigError
 from model_orchestrator.core.explanation import Explanation
+from model_orchestrator.core.ids import new_id
 from model_orchestrator.core.lifecycle import RequestLifecycle
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.model import ChatModel
@@ -72,12 +72,12 @@ class RequestPath:
             changes["max_cost"] = max_cost
         if isinstance(prompt, str):
             # Built with its options in one go: a text prompt has no request id of its own to keep.
-            changes.setdefault("request_id", _new_id())
+            changes.setdefault("request_id", new_id())
             return ChatRequest.from_prompt(prompt, system=system, **changes)  # type: ignore[arg-type]
         if system is not None:
             raise TypeError("system= is for a text prompt; put a system message first in the messages")
         base = prompt if isinstance(prompt, ChatRequest) else ChatRequest(messages=tuple(prompt))
-        changes.setdefault("request_id", base.request_id or _new_id())
+        changes.setdefault("request_id", base.request_id or new_id())
         return base.with_options(**changes)
 
     def begin(self, request: ChatRequest, requested: str, strategy: str) -> RequestLifecycle:
@@ -213,11 +213,6 @@ class RequestPath:
                 f"reserved output), over max_cost {usd(scope.max_cost)}; nothing was sent (raise the cap, "
                 "lower --max-tokens, or choose a cheaper model)"
             )
-
-
-def _new_id() -> str:
-    # As unique as uuid4().hex (32 hex digits, 128 random bits), at a fifth of its cost.
-    return os.urandom(16).hex()
 
 
 def _succeeded(
