@@ -11,8 +11,10 @@ and streamed: a bare aiohttp streamed read (each SSE ``data:`` line json-decoded
 ``Orchestrator.stream`` on the same fallback, ledger off and on. Each path runs in two harnesses: a
 plain sequential loop (one call at a time) and 64 calls in flight (asyncio.gather under a semaphore),
 after 50 warm-up calls. CPU is this process's (``time.process_time``: the ledger's writer thread
-included, and its batched writes flushed at both ends of the window), per call. Prints the ratios
-issue 13 sets targets for (fallback / bare <= 1.5x, streamed <= 1.5x, ledger on / off <= 1.1x).
+included, and its batched writes flushed at both ends of the window), per call, each window
+starting from a settled heap (``gc.collect`` then ``gc.freeze``, as ``orchestrator serve`` does).
+Prints the ratios issue 13 sets targets for (fallback / bare <= 1.5x, streamed <= 1.5x, ledger on / off
+<= 1.1x).
 Start-up times are in ``benchmarks/startup.py``.
 
 Usage: python benchmarks/overhead.py [--calls N] [--rounds N]
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sqlite3
@@ -88,6 +91,10 @@ async def measure(call: Call, calls: int, concurrency: int, settle: Settle | Non
         await call()
     if settle is not None:
         await settle()
+    # A settled heap, as the served gateway has (settle_heap): otherwise a full collection of the
+    # start-up heap (40-50 ms) lands in one path's window, the same one every round, by chance.
+    gc.collect()
+    gc.freeze()
     sem = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
@@ -102,7 +109,9 @@ async def measure(call: Call, calls: int, concurrency: int, settle: Settle | Non
         await asyncio.gather(*(one() for _ in range(calls)))
     if settle is not None:
         await settle()
-    return (time.process_time() - cpu0) / calls * 1e6
+    spent = (time.process_time() - cpu0) / calls * 1e6
+    gc.unfreeze()
+    return spent
 
 
 def bare_calls(session: Any, url: str, stream_url: str) -> dict[str, Call]:
