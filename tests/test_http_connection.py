@@ -311,6 +311,30 @@ async def test_a_whole_answer_that_never_comes_times_out_and_frees_its_slot() ->
         await transport.aclose()
 
 
+async def test_a_kept_alive_connection_times_out_each_request_on_its_own_limit() -> None:
+    # The first request arms a long timer that the connection keeps; the second, on the same socket with
+    # a shorter limit, must still time out on its own limit, and a third after it must still be answered.
+    transport = HttpTransport(limit=1)
+    replies = iter([_ok(b"first"), None, _ok(b"third")])
+
+    def answer(request: bytes) -> bytes | None:
+        reply = next(replies)
+        return reply if reply is not None else b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf"
+
+    server = RawServer(answer)
+    listener, url = await _start(server)
+    async with listener:
+        first = await transport.post(url, headers=JSON, body=BODY, timeout=Timeouts(read=30.0))
+        with pytest.raises(RequestTimeoutError):
+            await asyncio.wait_for(
+                transport.post(url, headers=JSON, body=BODY, timeout=Timeouts(read=0.1)), timeout=5
+            )
+        third = await transport.post(url, headers=JSON, body=BODY, timeout=Timeouts(read=30.0))
+        await transport.aclose()
+    assert (first.body, third.body) == (b"first", b"third")
+    assert server.connections == 2  # the timed-out exchange closed its socket
+
+
 def test_the_transport_works_on_uvloop() -> None:
     async def calls() -> tuple[int, list[bytes]]:
         transport = HttpTransport()

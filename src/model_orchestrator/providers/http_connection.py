@@ -88,7 +88,7 @@ class Http1Connection(asyncio.Protocol):
         limit = _sooner(stall, total)
         if limit is not None:
             self._total_at = None if total is None else now + total
-            self._timer = self._loop.call_at(now + limit, self._check_limits)
+            self._arm(now + limit)
         assert self._transport is not None
         self._transport.write(request)
 
@@ -213,7 +213,6 @@ class Http1Connection(asyncio.Protocol):
             self._decoder = None
         self._keep_alive = self._parser.should_keep_alive()
         self._complete = True
-        self._cancel_timer()
         self._wake()
 
     # -- internals ------------------------------------------------------------------------------------
@@ -249,10 +248,23 @@ class Http1Connection(asyncio.Protocol):
         if self._error is not None:
             raise self._error
 
+    def _arm(self, due: float) -> None:
+        """Have ``_check_limits`` run by ``due``. A timer already due sooner is kept (it re-arms for the
+        rest when it fires), so a kept-alive connection arms about once per limit, not once per request:
+        a timer per request is a heap push and a cancel on every call."""
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= due:
+                return
+            timer.cancel()
+        self._timer = self._loop.call_at(due, self._check_limits)
+
     def _check_limits(self) -> None:
         self._timer = None
-        now = self._loop.time()
         total_at, stall = self._total_at, self._stall
+        if self._complete or self._closed or (total_at is None and stall is None):
+            return  # the exchange this timer was armed for is over; the next one arms its own
+        now = self._loop.time()
         if total_at is not None and now >= total_at:
             self._fail(RequestTimeoutError(f"request to {self._where} timed out (no full answer in time)"))
         elif stall is not None and now - self._last_data >= stall:
