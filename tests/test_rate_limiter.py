@@ -109,6 +109,13 @@ def test_request_log_records_pacing_only_sends_without_counting_them() -> None:
     assert took and slot == 3 and take_request(counted, 4.0, rpm=1)[1] is False
 
 
+def test_a_send_keeps_every_other_field_of_the_request_log() -> None:
+    # The log after a send is built field by field (not with ``replace``): nothing else may be lost.
+    paced = RequestLog(last_sent=1.0, not_before=2.0, pace_interval=0.5, pace_until=9.0)
+    log, took, _ = take_request(paced, 3.0, rpm=None)
+    assert took and log == replace(paced, last_sent=3.0)
+
+
 def test_snapshots_pace_sends_near_exhaustion_and_stop_them_at_zero() -> None:
     low = RateLimitSnapshot(remaining_requests=4, limit_requests=100, reset_requests_after=20.0)
     log = learn_from_snapshot(RequestLog(last_sent=0.0), low, now=1.0)

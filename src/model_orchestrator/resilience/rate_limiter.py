@@ -84,6 +84,9 @@ class _Ticket:
     token_slot: int | None
 
 
+_NOTHING_RESERVED = _Ticket(0, None)
+
+
 class RateLimitedModel(WrapperModel):
     """Reserves room under one deployment's ``RateLimitPolicy`` before every upstream call.
 
@@ -157,7 +160,7 @@ class RateLimitedModel(WrapperModel):
     async def _acquire(self, request: ChatRequest) -> _Ticket:
         """Wait (bounded) until both limits have room, then record the send; or raise."""
         if not self._tracks_requests and self._policy.tpm is None:
-            return _Ticket(0, None)
+            return _NOTHING_RESERVED
         # Only a token limit needs the estimate (a prompt's token count is a walk over all its text).
         tokens = 0 if self._policy.tpm is None else self.estimate_tokens(request)
         started = self._store.now(self._clock)
@@ -172,6 +175,15 @@ class RateLimitedModel(WrapperModel):
 
     async def _take(self, now: float, tokens: int) -> tuple[_Ticket | None, float]:
         """Record the send at ``now`` in both windows, or in neither: the ticket, or when to try again."""
+        if self._policy.tpm is None:
+            # Requests alone (an rpm, or the adaptive pacing every deployment has by default): one window,
+            # so one plain take, without the all-or-none bookkeeping of several.
+            grant = await self._store.take_window(
+                self._rpm_key, kind="requests", now=now, limit=self._policy.rpm, amount=1
+            )
+            if grant.taken:
+                return _NOTHING_RESERVED, now
+            return None, now if grant.ready_at is None else grant.ready_at
         takes = []
         if self._tracks_requests:
             takes.append(WindowTake(self._rpm_key, "requests", self._policy.rpm, 1))

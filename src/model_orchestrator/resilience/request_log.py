@@ -45,10 +45,15 @@ def take_request(log: RequestLog, now: float, rpm: int | None) -> tuple[RequestL
     was counted in (None when requests are only paced, not counted)."""
     if request_ready_at(log, now, rpm) > now:
         return log, False, None
-    if rpm is None:
-        return replace(log, last_sent=now), True, None
-    window, slot = sliding_window.take(log.window, now, rpm, 1)
-    return replace(log, window=window, last_sent=now), slot is not None, slot
+    return sent_at(log, now, rpm)
+
+
+def sent_at(log: RequestLog, now: float, rpm: int | None) -> tuple[RequestLog, bool, int | None]:
+    """``take_request`` for a log already known to be ready at ``now`` (its caller has just asked)."""
+    window, slot = (log.window, None) if rpm is None else sliding_window.take(log.window, now, rpm, 1)
+    # Built whole rather than with ``replace`` (half the cost): every adaptive call takes one.
+    taken = RequestLog(window, now, log.not_before, log.pace_interval, log.pace_until)
+    return taken, rpm is None or slot is not None, slot
 
 
 def learn_from_snapshot(log: RequestLog, snapshot: RateLimitSnapshot, now: float) -> RequestLog:

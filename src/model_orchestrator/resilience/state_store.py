@@ -20,7 +20,7 @@ from typing import Literal, Protocol, TypeVar
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import StateUnavailableError
 from model_orchestrator.resilience import sliding_window
-from model_orchestrator.resilience.request_log import RequestLog, request_ready_at, take_request
+from model_orchestrator.resilience.request_log import RequestLog, request_ready_at, sent_at
 from model_orchestrator.resilience.sliding_window import WindowLog
 
 S = TypeVar("S")
@@ -122,7 +122,7 @@ def take_from(
         ready = request_ready_at(log, now, limit)
         if ready > now:
             return log, WindowGrant(False, ready_at=ready)
-        taken, took, slot = take_request(log, now, limit)
+        taken, took, slot = sent_at(log, now, limit)
         return taken, WindowGrant(took, slot, log.last_sent, None if took else now)
     window = value if isinstance(value, WindowLog) else WindowLog()
     if limit is None:
@@ -166,7 +166,9 @@ class MemoryStateStore:
     async def take_window(
         self, key: str, *, kind: WindowKind, now: float, limit: int | None, amount: int
     ) -> WindowGrant:
-        return await self.update(key, lambda old: take_from(old, kind, now, limit, amount))
+        value, grant = take_from(self._values.get(key), kind, now, limit, amount)
+        self._values[key] = value
+        return grant
 
     async def take_windows(self, takes: Sequence[WindowTake], *, now: float) -> tuple[WindowGrant, ...]:
         planned = [take_from(self._values.get(t.key), t.kind, now, t.limit, t.amount) for t in takes]
