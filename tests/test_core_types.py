@@ -112,3 +112,70 @@ def test_event_bus_isolates_failing_sinks() -> None:
     unsubscribe()
     bus.emit(event)
     assert sink.events == [event]
+
+
+def test_hot_events_keep_the_dataclass_init_behaviour() -> None:
+    # RequestStarted, RequestFinished and the attempt events get a quicker __init__ (core.events): the
+    # same signature, defaults and frozen, comparable instances as the dataclass's own.
+    from model_orchestrator.core.events import RequestFinished, RequestStarted
+
+    positional = AttemptStarted("r", 1.0, "a", "m", "p", "d")
+    by_name = AttemptStarted(
+        request_id="r", timestamp=1.0, attempt_id="a", model="m", provider="p", deployment="d"
+    )
+    assert positional == by_name and positional.estimated_input_tokens == 0
+    assert dataclasses.replace(positional, model="z").model == "z"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        positional.model = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        AttemptStarted("r", 1.0)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        AttemptStarted("r", 1.0, "a", "m", "p", "d", unknown=1)  # type: ignore[call-arg]
+    started = RequestStarted("r", 1.0, "safe", "fallback")
+    assert (started.tags, started.messages, started.prompt) == ((), None, None)
+    finished = RequestFinished("r", 1.0, "safe", "fallback", True, 0.5, cost=0.25)
+    assert [getattr(finished, f.name) for f in dataclasses.fields(finished)] == [
+        "r",
+        1.0,
+        "safe",
+        "fallback",
+        True,
+        0.5,
+        None,
+        0.25,
+        0,
+        0,
+        0,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+
+
+def test_quick_init_refuses_what_it_cannot_build_and_keeps_post_init() -> None:
+    from model_orchestrator.core.frozen import quick_init
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Listed:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError, match="plain defaults"):
+        quick_init(Listed)
+
+    @quick_init
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        value: int
+        doubled: int = dataclasses.field(default=0, init=False)
+
+        def __post_init__(self) -> None:
+            if self.value < 0:
+                raise ValueError("negative")
+            object.__setattr__(self, "doubled", self.value * 2)
+
+    assert Checked(3).doubled == 6
+    with pytest.raises(ValueError, match="negative"):
+        Checked(-1)

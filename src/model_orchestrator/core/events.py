@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from model_orchestrator.core.explanation import Explanation
+from model_orchestrator.core.frozen import quick_init
 from model_orchestrator.core.messages import Message
 from model_orchestrator.core.usage import Usage
 
@@ -26,6 +27,7 @@ class Event:
     timestamp: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AttemptStarted(Event):
     """A call to one deployment began."""
@@ -37,6 +39,7 @@ class AttemptStarted(Event):
     estimated_input_tokens: int = 0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AttemptSucceeded(Event):
     """A call to one deployment returned an answer."""
@@ -215,6 +218,7 @@ class BudgetWarning(Event):
     fraction: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RequestStarted(Event):
     """The façade began serving a request (the root of its attempts)."""
@@ -232,6 +236,7 @@ class RequestStarted(Event):
     prompt: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RequestFinished(Event):
     """The façade finished a request; ``cost`` covers every attempt (None when a price was unknown)."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from model_orchestrator.core.frozen import quick_init
 
+
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StepRecord:
     """One model a strategy tried or consulted.
@@ -45,6 +48,7 @@ class StepRecord:
         return data
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Explanation:
     """A strategy's account of one request: what it tried, what it chose, how sure it is."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from model_orchestrator.core.frozen import quick_init
 from model_orchestrator.core.tools import ToolCall
 
 
@@ -18,6 +19,7 @@ class Role(StrEnum):
     TOOL = "tool"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TextPart:
     """One piece of text content. ``cache_breakpoint`` asks providers with prompt caching to cache the
@@ -54,6 +56,7 @@ class ImagePart:
 ContentPart = TextPart | ImagePart
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """One chat turn: a role and its content parts.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal, get_args
 
 from model_orchestrator.core.errors import ConfigError, InvalidRequestError
+from model_orchestrator.core.frozen import quick_init
 from model_orchestrator.core.messages import ImagePart, Message, Role
 from model_orchestrator.core.tools import JsonSchemaFormat, ToolChoice, ToolDefinition
 
@@ -24,6 +26,7 @@ class ResponseFormat(StrEnum):
     JSON = "json"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One request to a chat model.
@@ -95,8 +98,8 @@ class ChatRequest:
         if self.has_fallback:
             return self
         copy = object.__new__(ChatRequest)
-        for name, value in zip(_SLOTS, _read_slots(self), strict=True):
-            object.__setattr__(copy, name, value)
+        for set_slot, value in zip(_SLOT_SETTERS, _read_slots(self), strict=True):
+            set_slot(copy, value)
         object.__setattr__(copy, "has_fallback", True)
         return copy
 
@@ -128,3 +131,8 @@ class ChatRequest:
 
 _SLOTS: tuple[str, ...] = ChatRequest.__slots__
 _read_slots = operator.attrgetter(*_SLOTS)
+# Each slot's own setter (its member descriptor's): past the frozen check, a third cheaper than
+# ``object.__setattr__`` by name.
+_SLOT_SETTERS: tuple[Callable[[object, object], None], ...] = tuple(
+    ChatRequest.__dict__[name].__set__ for name in _SLOTS
+)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from model_orchestrator.core.explanation import Explanation
+from model_orchestrator.core.frozen import quick_init
 from model_orchestrator.core.rate_limits import EMPTY_RATE_LIMITS, RateLimitSnapshot
 from model_orchestrator.core.tools import ToolCall, ToolCallDelta
 from model_orchestrator.core.usage import Usage
@@ -31,6 +32,7 @@ class TokenLogprob:
     top: tuple[tuple[str, float], ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Completion:
     """A finished answer from one model call (or from a strategy that chose one).
@@ -56,6 +58,7 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StreamDelta:
     """One piece of a streamed answer.

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model_orchestrator.core.frozen import quick_init
 
+
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens a call consumed.
