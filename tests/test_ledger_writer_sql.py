@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from model_orchestrator.core.events import AttemptSucceeded, RequestFinished, RequestStarted
+from model_orchestrator.core.events import AttemptFailed, AttemptSucceeded, RequestFinished, RequestStarted
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.ledger.ledger import Ledger
 from model_orchestrator.ledger.records import (
@@ -62,6 +63,47 @@ def test_the_sqlite_sink_writes_a_large_batch_in_few_statements(tmp_path: Path) 
     assert len(inserts) == 7  # 1024 + 256 + 128 + 64 + 16 + 8 + 4 rows
     with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
         assert db.execute("SELECT count(*), sum(input_tokens) FROM attempts").fetchone() == (1500, 15000)
+
+
+def test_a_row_leaves_out_its_null_optional_columns_and_every_value_lands(tmp_path: Path) -> None:
+    asyncio.run(_migrated(sqlite_url(tmp_path / "ledger.sqlite3")))
+    failed = AttemptFailed(
+        request_id="r1",
+        timestamp=1_700_000_001.0,
+        attempt_id="a00001",
+        model="m",
+        provider="p",
+        deployment="m@p",
+        error_type="RateLimitError",
+        error_message="slow down",
+        status_code=429,
+        retryable=True,
+        latency=0.1,
+    )  # unpriced: cost None
+    attempts = [attempt_row(_attempt(0)), attempt_row(failed), attempt_row(_attempt(2))]
+    plain = request_row(None, request_finish(_finished("r1")))
+    tagged = request_row(
+        request_start(replace(_started("r2"), tags=("a", "b"), api_key_id="k", max_cost=0.5)),
+        request_finish(replace(_finished("r2"), ok=False, error_type="Boom")),
+    )
+    docs = request_row(request_start(_started("r3")), request_finish(_finished("r3")))  # category only
+    statements: list[str] = []
+    sink = SqliteSink(str(tmp_path / "ledger.sqlite3"))
+    try:
+        sink._db.set_trace_callback(statements.append)
+        sink.write(Batch(attempts, [plain, tagged, docs]))
+    finally:
+        sink.close()
+    requests = [s for s in statements if s.startswith("INSERT INTO requests")]
+    columns = sorted(s.split("VALUES")[0].count(",") + 1 for s in requests)
+    assert columns == [13, 14, 18]  # one statement per shape of NULLs, each naming only its columns
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
+        assert db.execute("SELECT * FROM attempts ORDER BY attempt_id").fetchall() == [
+            tuple(int(v) if isinstance(v, bool) else v for v in row) for row in attempts
+        ]
+        assert db.execute("SELECT * FROM requests ORDER BY request_id").fetchall() == [
+            tuple(int(v) if isinstance(v, bool) else v for v in row) for row in (plain, tagged, docs)
+        ]
 
 
 @pytest.fixture(params=DATABASES)
