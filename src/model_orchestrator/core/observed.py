@@ -122,9 +122,9 @@ class ObservedModel(WrapperModel):
     def _succeeded(
         self, request: ChatRequest, attempt: str, usage: Usage, cost: float | None, latency: float
     ) -> None:
-        _charge(self._name, cost)
         scope = current_scope()
         if scope is not None:
+            scope.record_cost(self._name, cost)
             scope.record_success(self._provider, self._deployment)
         self._bus.emit(
             AttemptSucceeded(
