@@ -65,7 +65,7 @@ def test_the_sqlite_sink_writes_a_large_batch_in_few_statements(tmp_path: Path) 
         assert db.execute("SELECT count(*), sum(input_tokens) FROM attempts").fetchone() == (1500, 15000)
 
 
-def test_a_row_leaves_out_its_null_optional_columns_and_every_value_lands(tmp_path: Path) -> None:
+def test_a_row_binds_only_its_unusual_values_and_every_value_lands(tmp_path: Path) -> None:
     asyncio.run(_migrated(sqlite_url(tmp_path / "ledger.sqlite3")))
     failed = AttemptFailed(
         request_id="r1",
@@ -80,7 +80,8 @@ def test_a_row_leaves_out_its_null_optional_columns_and_every_value_lands(tmp_pa
         retryable=True,
         latency=0.1,
     )  # unpriced: cost None
-    attempts = [attempt_row(_attempt(0)), attempt_row(failed), attempt_row(_attempt(2))]
+    cached = replace(_attempt(2), usage=Usage(10, 5, cached_input_tokens=4, estimated=True))
+    attempts = [attempt_row(_attempt(0)), attempt_row(failed), attempt_row(cached)]
     plain = request_row(None, request_finish(_finished("r1")))
     tagged = request_row(
         request_start(replace(_started("r2"), tags=("a", "b"), api_key_id="k", max_cost=0.5)),
@@ -94,6 +95,8 @@ def test_a_row_leaves_out_its_null_optional_columns_and_every_value_lands(tmp_pa
         sink.write(Batch(attempts, [plain, tagged, docs]))
     finally:
         sink.close()
+    named = sorted(s.split(" VALUES")[0].count(",") + 1 for s in statements if "INTO attempts" in s)
+    assert named == [17, 17, 19]  # one statement per shape; usual NULLs left out (zeros: literals)
     requests = [s for s in statements if s.startswith("INSERT INTO requests")]
     columns = sorted(s.split("VALUES")[0].count(",") + 1 for s in requests)
     assert columns == [13, 14, 18]  # one statement per shape of NULLs, each naming only its columns

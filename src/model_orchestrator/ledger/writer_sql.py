@@ -10,9 +10,9 @@ SQLite: the DB-API (``sqlite3``) directly on the thread's own connection (WAL, `
 store's busy timeout), as SQLAlchemy's ``exec_driver_sql`` cost twice as much CPU per batch for the same
 statement; each table's rows go in a few multi-row statements (``MultiRowInsert``) rather than one
 ``executemany``, which gives the GIL up and takes it back for every row (docs/decisions.md, "The ledger's
-writer"), and a row leaves out the optional columns it has as NULL (``NarrowInsert``). PostgreSQL:
-SQLAlchemy's asyncpg engine on an event loop private to the thread (asyncpg has no blocking API), one
-``executemany`` per table of the full compiled statements.
+writer"), and a row binds only the values that are not its column's usual NULL or 0 (``NarrowInsert``).
+PostgreSQL: SQLAlchemy's asyncpg engine on an event loop private to the thread (asyncpg has no blocking
+API), one ``executemany`` per table of the full compiled statements.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
-from operator import is_, itemgetter
+from operator import eq, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +43,23 @@ from model_orchestrator.ledger.store import sqlite_pragmas
 from model_orchestrator.ledger.tables import attempts, outcome_labels, request_prompts, requests
 
 _COLUMNS = (ATTEMPT_COLUMNS, REQUEST_COLUMNS, LABEL_COLUMNS, PROMPT_COLUMNS)
-# Per table, the nullable columns ``NarrowInsert`` leaves out of a row that has them NULL, as most
-# requests do (no category, tags, key, cost cap or error). Omitted, a column takes its default (NULL), and
-# the requests upsert's coalesce keeps a value a start written earlier knew. Attempts gained nothing
-# measurable from it (two NULLs of 19 on a success), so their rows bind every column.
-_OPTIONAL: tuple[tuple[str, ...], ...] = (
-    (),
-    ("category", "tags", "api_key_id", "max_cost", "error_type"),
-    (),
-    (),
+# Per table, the columns ``NarrowInsert`` does not bind in a row that holds their usual value: NULL (left
+# out: the column's default) or 0 (written as a literal). Most requests have no category, tags, key, cost
+# cap or error; most attempts no error, cached, reasoning or cache-write tokens, and exact usage.
+# Omitted, a request column is NULL in ``excluded``, so the upsert's coalesce keeps what a start written
+# earlier knew.
+_USUAL: tuple[dict[str, int | None], ...] = (
+    {
+        "error_type": None,
+        "status_code": None,
+        "cached_input_tokens": 0,
+        "reasoning_tokens": 0,
+        "usage_estimated": 0,
+        "cache_write_tokens": 0,
+    },
+    {"category": None, "tags": None, "api_key_id": None, "max_cost": None, "error_type": None},
+    {},
+    {},
 )
 
 
@@ -106,11 +114,11 @@ class MultiRowInsert:
     """
 
     def __init__(self, sql: str, columns: int, *, max_parameters: int, max_rows: int = 1024) -> None:
-        values = "(" + ", ".join("?" * columns) + ")"
-        head, found, tail = sql.partition(" VALUES " + values)
-        if not found:
-            raise RuntimeError(f"no single-row VALUES clause in {sql!r}")
-        self._head, self._tail, self._values = head + " VALUES ", tail, values
+        head, found, tail = sql.partition(" VALUES (")
+        values, closed, tail = tail.partition(")")
+        if not (found and closed) or values.count("?") != columns:
+            raise RuntimeError(f"no single-row VALUES clause of {columns} parameters in {sql!r}")
+        self._head, self._tail, self._values = head + " VALUES ", tail, f"({values})"
         self._largest = 1 << (max(1, min(max_rows, max_parameters // columns)).bit_length() - 1)
         self._sql: dict[int, str] = {}
 
@@ -131,12 +139,12 @@ class MultiRowInsert:
 
 
 class NarrowInsert:
-    """One table's rows grouped by which of its ``optional`` columns are NULL, each group's statement
-    leaving those columns out.
+    """One table's rows grouped by which columns hold their usual value (``usual``: NULL or 0), each
+    group's statement binding only the others: NULLs are left out, zeros written as literals.
 
-    A finished request's row commonly binds five NULLs of 18 parameters; left out, the writer's CPU per
-    request (its attempt and request rows) fell from 8.1-8.9 to 6.8-7.5 µs, grouping included
-    (docs/decisions.md, "The ledger's writer").
+    Each bound value costs ``sqlite3`` and SQLite about 0.2 µs, NULL or not, and a request's two rows
+    commonly hold eleven usual values of 37: unbound, the writer's CPU per request (both rows, grouping
+    included) fell from 8.1-8.9 µs to 5.8-6.0 (docs/decisions.md, "The ledger's writer").
     """
 
     def __init__(
@@ -144,31 +152,32 @@ class NarrowInsert:
         statement: sa.Insert,
         dialect: sa.Dialect,
         columns: tuple[str, ...],
-        optional: tuple[str, ...],
+        usual: dict[str, int | None],
         *,
         max_parameters: int,
     ) -> None:
-        if len(optional) == 1:  # itemgetter of one index gives the value, not a tuple
-            raise ValueError("name no optional column, or at least two")
+        if len(usual) == 1:  # itemgetter of one index gives the value, not a tuple
+            raise ValueError("name no column with a usual value, or at least two")
         self._statement, self._dialect, self._columns = statement, dialect, columns
         self._limit = max_parameters
-        self._nulls = (None,) * len(optional)
-        self._all_null = (True,) * len(optional)  # the usual shape, found by one comparison
-        self._spots = [columns.index(name) for name in optional]
-        self._optional = itemgetter(*self._spots) if optional else None
+        self._usual = usual
+        # Compared with ==: NULL equals only NULL, and False and 0.0 count as 0 (SQLite stores them so).
+        self._values = tuple(usual.values())
+        self._all_usual = (True,) * len(usual)  # the common shape, found by one comparison
+        self._pick = itemgetter(*(columns.index(name) for name in usual)) if usual else None
         self._shapes: dict[tuple[bool, ...], tuple[MultiRowInsert, itemgetter[Any]]] = {}
 
     def chunks(self, rows: Sequence[Row]) -> Iterator[tuple[str, list[Any]]]:
-        """(SQL, its parameters flattened) for ``rows``, a few statements per shape of NULLs."""
-        pick = self._optional
+        """(SQL, its parameters flattened) for ``rows``, a few statements per shape."""
+        pick = self._pick
         if pick is None:
             yield from self._shape(())[0].chunks(rows)
             return
         groups: dict[tuple[bool, ...], list[Row]] = {}
-        nulls, all_null = self._nulls, self._all_null
+        usual, all_usual = self._values, self._all_usual
         for row in rows:
             values = pick(row)
-            shape = all_null if values == nulls else tuple(map(is_, values, nulls))
+            shape = all_usual if values == usual else tuple(map(eq, values, usual))
             group = groups.get(shape)
             if group is None:
                 group = groups[shape] = []
@@ -180,11 +189,18 @@ class NarrowInsert:
     def _shape(self, shape: tuple[bool, ...]) -> tuple[MultiRowInsert, itemgetter[Any]]:
         made = self._shapes.get(shape)
         if made is None:
-            left_out = {self._columns[spot] for spot, null in zip(self._spots, shape, strict=True) if null}
-            kept = tuple(name for name in self._columns if name not in left_out)
-            sql = compiled(self._statement, self._dialect, kept)
+            unbound = {name for name, found in zip(self._usual, shape, strict=True) if found}
+            kept = tuple(name for name in self._columns if name not in unbound)
+            literals: dict[str, Any] = {
+                name: sa.literal_column(str(value))
+                for name, value in self._usual.items()
+                if name in unbound and value is not None
+            }
+            statement = self._statement.values(literals) if literals else self._statement
             made = self._shapes[shape] = (
-                MultiRowInsert(sql, len(kept), max_parameters=self._limit),
+                MultiRowInsert(
+                    compiled(statement, self._dialect, kept), len(kept), max_parameters=self._limit
+                ),
                 itemgetter(*(self._columns.index(name) for name in kept)),
             )
         return made
@@ -199,8 +215,8 @@ class SqliteSink:
         dialect = sqlite_dialect.pysqlite.dialect()
         limit = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._inserts = [
-            NarrowInsert(statement, dialect, columns, optional, max_parameters=limit)
-            for statement, columns, optional in zip(inserts(dialect), _COLUMNS, _OPTIONAL, strict=True)
+            NarrowInsert(statement, dialect, columns, usual, max_parameters=limit)
+            for statement, columns, usual in zip(inserts(dialect), _COLUMNS, _USUAL, strict=True)
         ]
 
     def write(self, batch: Batch) -> None:
