@@ -10,7 +10,7 @@ SQLite: the DB-API (``sqlite3``) directly on the thread's own connection (WAL, `
 store's busy timeout), as SQLAlchemy's ``exec_driver_sql`` cost twice as much CPU per batch for the same
 statement; each table's rows go in a few multi-row statements (``MultiRowInsert``) rather than one
 ``executemany``, which gives the GIL up and takes it back for every row (docs/decisions.md, "The ledger's
-writer"), and a row binds only the values that are not its column's usual NULL or 0 (``NarrowInsert``).
+writer"), and a row binds only the values that differ from its column's usual one (``NarrowInsert``).
 PostgreSQL: SQLAlchemy's asyncpg engine on an event loop private to the thread (asyncpg has no blocking
 API), one ``executemany`` per table of the full compiled statements.
 """
@@ -44,11 +44,12 @@ from model_orchestrator.ledger.tables import attempts, outcome_labels, request_p
 
 _COLUMNS = (ATTEMPT_COLUMNS, REQUEST_COLUMNS, LABEL_COLUMNS, PROMPT_COLUMNS)
 # Per table, the columns ``NarrowInsert`` does not bind in a row that holds their usual value: NULL (left
-# out: the column's default) or 0 (written as a literal). Most requests have no category, tags, key, cost
-# cap or error; most attempts no error, cached, reasoning or cache-write tokens, and exact usage.
+# out: the column's default) or a constant (written as a literal). Most requests have no category, tags,
+# key, cost cap or error, succeed, at the first attempt; most attempts succeed, with no cached, reasoning
+# or cache-write tokens, and exact usage.
 # Omitted, a request column is NULL in ``excluded``, so the upsert's coalesce keeps what a start written
 # earlier knew.
-_USUAL: tuple[dict[str, int | None], ...] = (
+_USUAL: tuple[dict[str, int | str | None], ...] = (
     {
         "error_type": None,
         "status_code": None,
@@ -56,8 +57,17 @@ _USUAL: tuple[dict[str, int | None], ...] = (
         "reasoning_tokens": 0,
         "usage_estimated": 0,
         "cache_write_tokens": 0,
+        "status": "ok",
     },
-    {"category": None, "tags": None, "api_key_id": None, "max_cost": None, "error_type": None},
+    {
+        "category": None,
+        "tags": None,
+        "api_key_id": None,
+        "max_cost": None,
+        "error_type": None,
+        "ok": 1,
+        "attempts": 1,
+    },
     {},
     {},
 )
@@ -139,12 +149,12 @@ class MultiRowInsert:
 
 
 class NarrowInsert:
-    """One table's rows grouped by which columns hold their usual value (``usual``: NULL or 0), each
-    group's statement binding only the others: NULLs are left out, zeros written as literals.
+    """One table's rows grouped by which columns hold their usual value (``usual``: NULL or a constant),
+    each group's statement binding only the others: NULLs are left out, constants written as literals.
 
     Each bound value costs ``sqlite3`` and SQLite about 0.2 µs, NULL or not, and a request's two rows
-    commonly hold eleven usual values of 37: unbound, the writer's CPU per request (both rows, grouping
-    included) fell from 8.1-8.9 µs to 5.8-6.0 (docs/decisions.md, "The ledger's writer").
+    commonly hold fourteen usual values of 37: unbound, the writer's CPU per request (both rows, grouping
+    included) fell from 8.1-8.9 µs to 5.0-5.4 (docs/decisions.md, "The ledger's writer").
     """
 
     def __init__(
@@ -152,7 +162,7 @@ class NarrowInsert:
         statement: sa.Insert,
         dialect: sa.Dialect,
         columns: tuple[str, ...],
-        usual: dict[str, int | None],
+        usual: dict[str, int | str | None],
         *,
         max_parameters: int,
     ) -> None:
@@ -161,7 +171,7 @@ class NarrowInsert:
         self._statement, self._dialect, self._columns = statement, dialect, columns
         self._limit = max_parameters
         self._usual = usual
-        # Compared with ==: NULL equals only NULL, and False and 0.0 count as 0 (SQLite stores them so).
+        # Compared with ==: NULL equals only NULL; False and 0.0 count as 0, True as 1 (as SQLite stores).
         self._values = tuple(usual.values())
         self._all_usual = (True,) * len(usual)  # the common shape, found by one comparison
         self._pick = itemgetter(*(columns.index(name) for name in usual)) if usual else None
@@ -192,7 +202,7 @@ class NarrowInsert:
             unbound = {name for name, found in zip(self._usual, shape, strict=True) if found}
             kept = tuple(name for name in self._columns if name not in unbound)
             literals: dict[str, Any] = {
-                name: sa.literal_column(str(value))
+                name: sa.literal_column(f"'{value}'" if isinstance(value, str) else str(value))
                 for name, value in self._usual.items()
                 if name in unbound and value is not None
             }
