@@ -155,15 +155,24 @@ def test_hot_events_keep_the_dataclass_init_behaviour() -> None:
     ]
 
 
-def test_quick_init_refuses_what_it_cannot_build_and_keeps_post_init() -> None:
+def test_quick_init_keeps_factories_init_false_defaults_and_post_init() -> None:
     from model_orchestrator.core.frozen import quick_init
 
+    @quick_init
     @dataclasses.dataclass(frozen=True, slots=True)
     class Listed:
         items: list[int] = dataclasses.field(default_factory=list)
 
-    with pytest.raises(TypeError, match="plain defaults"):
-        quick_init(Listed)
+    first, second = Listed(), Listed()
+    assert first.items == [] and first.items is not second.items  # a new list each time
+    assert Listed([1]).items == [1] and repr(Listed()).endswith("Listed(items=[])")
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Unset:
+        value: int = dataclasses.field(init=False)
+
+    with pytest.raises(TypeError, match="needs a default"):
+        quick_init(Unset)
 
     @quick_init
     @dataclasses.dataclass(frozen=True, slots=True)

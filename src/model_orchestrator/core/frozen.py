@@ -10,31 +10,40 @@ printed and replaced as the dataclass says).
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, Field, fields
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
+class _Factory:
+    """The default of a field with a ``default_factory``: not given, so the factory makes it."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
 def quick_init(cls: type[T]) -> type[T]:
     """``cls`` (a ``@dataclass(frozen=True, slots=True)``, applied below this decorator) with the quicker
     ``__init__``. Written like the one dataclasses generates: its source compiled once, at import, from
-    the field names alone: fields in order (an ``init=False`` one set to its default), then
-    ``__post_init__`` when the class has one. No field may have a ``default_factory``."""
+    the field names alone: fields in order (an ``init=False`` one set to its default; a
+    ``default_factory`` called when its field is not given), then ``__post_init__`` when the class has
+    one."""
     declared = fields(cls)  # type: ignore[arg-type]
-    plain = all(f.default_factory is MISSING and (f.init or f.default is not MISSING) for f in declared)
-    if not plain or "__slots__" not in vars(cls):
-        raise TypeError(f"{cls.__name__}: quick_init is for slotted dataclasses with plain defaults")
-    scope: dict[str, Any] = {}
+    if "__slots__" not in vars(cls):
+        raise TypeError(f"{cls.__name__}: quick_init is for slotted dataclasses")
+    scope: dict[str, Any] = {"_FACTORY": _FACTORY}
     params, body = [], []
     for f in declared:
         holder = next(k for k in cls.__mro__ if f.name in vars(k))  # the class whose slot holds the field
         scope[f"_set_{f.name}"] = vars(holder)[f.name].__set__
-        if f.default is not MISSING:
-            scope[f"_default_{f.name}"] = f.default
-        if f.init:
-            params.append(f.name if f.default is MISSING else f"{f.name}=_default_{f.name}")
-        body.append(f"_set_{f.name}(self, {f.name if f.init else f'_default_{f.name}'})")
+        param, value = _field_code(cls, f, scope)
+        if param is not None:
+            params.append(param)
+        body.append(f"_set_{f.name}(self, {value})")
     if hasattr(cls, "__post_init__"):
         body.append("self.__post_init__()")
     made: dict[str, Any] = {}
@@ -45,3 +54,21 @@ def quick_init(cls: type[T]) -> type[T]:
     init.__annotations__ = {**{f.name: f.type for f in declared if f.init}, "return": None}
     setattr(cls, "__init__", init)  # noqa: B010 - mypy refuses assigning to a method
     return cls
+
+
+def _field_code(cls: type, f: Field[Any], scope: dict[str, Any]) -> tuple[str | None, str]:
+    """The field's parameter in ``__init__`` (None: not one) and the expression of its value."""
+    name = f.name
+    if f.default is not MISSING:
+        scope[f"_default_{name}"] = f.default
+        if not f.init:
+            return None, f"_default_{name}"
+        return f"{name}=_default_{name}", name
+    if f.default_factory is not MISSING:
+        scope[f"_factory_{name}"] = f.default_factory
+        if not f.init:
+            return None, f"_factory_{name}()"
+        return f"{name}=_FACTORY", f"_factory_{name}() if {name} is _FACTORY else {name}"
+    if not f.init:
+        raise TypeError(f"{cls.__name__}.{name}: a field left out of __init__ needs a default")
+    return name, name

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from model_orchestrator.core.explanation import Explanation
+from model_orchestrator.core.frozen import quick_init
 from model_orchestrator.core.request_scope import RequestScope
 from model_orchestrator.core.response import Completion
 from model_orchestrator.core.tools import ToolCall
@@ -24,6 +25,7 @@ def _now_iso() -> str:
     return cached[1]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrchestrationResult:
     """The answer plus how it was obtained: which model, what it cost, what was tried.

@@ -24,6 +24,7 @@ from typing import Literal
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import CircuitOpenError, ConfigError
 from model_orchestrator.core.events import CircuitClosed, CircuitHalfOpened, CircuitOpened, EventBus
+from model_orchestrator.core.frozen import quick_init
 from model_orchestrator.core.model import ChatModel
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.response import Completion, StreamDelta
@@ -74,6 +75,7 @@ class BreakerPolicy:
         return self.window_seconds / self.window_buckets
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BreakerState:
     """One deployment's breaker, as stored. Times are on the store's timebase

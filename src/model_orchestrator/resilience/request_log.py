@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from model_orchestrator.core.frozen import quick_init
 from model_orchestrator.core.rate_limits import RateLimitSnapshot
 from model_orchestrator.resilience import sliding_window
 from model_orchestrator.resilience.sliding_window import WindowLog
@@ -19,6 +20,7 @@ from model_orchestrator.resilience.sliding_window import WindowLog
 LOW_REMAINING_SHARE = 0.1
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RequestLog:
     """State under ``rpm:<deployment>``: the sends of the last minute and provider-driven pacing."""

@@ -19,6 +19,7 @@ from typing import Literal, Protocol, TypeVar
 
 from model_orchestrator.core.clock import Clock
 from model_orchestrator.core.errors import StateUnavailableError
+from model_orchestrator.core.frozen import quick_init
 from model_orchestrator.resilience import sliding_window
 from model_orchestrator.resilience.request_log import RequestLog, request_ready_at, sent_at
 from model_orchestrator.resilience.sliding_window import WindowLog
@@ -36,6 +37,7 @@ WindowKind = Literal["requests", "units"]
 be None: paced only); ``units``: a bare ``WindowLog`` (tokens, a virtual key's requests)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class WindowGrant:
     """The outcome of ``take_window``. Taken: ``slot`` is where the units were counted (None: not

@@ -23,6 +23,7 @@ from model_orchestrator.core.errors import (
 )
 from model_orchestrator.core.events import EventBus, FallbackTriggered, RetryScheduled
 from model_orchestrator.core.explanation import StepRecord
+from model_orchestrator.core.frozen import quick_init
 from model_orchestrator.core.request import ChatRequest
 from model_orchestrator.core.request_scope import current_scope
 from model_orchestrator.core.response import Completion
@@ -40,6 +41,7 @@ def with_fallback(request: ChatRequest, has_fallback: bool) -> ChatRequest:
     return request.with_fallback_flag() if has_fallback else request
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A member's answer with its score (None: no scorer)."""
