@@ -45,10 +45,9 @@ from model_orchestrator.ledger.tables import attempts, outcome_labels, request_p
 _COLUMNS = (ATTEMPT_COLUMNS, REQUEST_COLUMNS, LABEL_COLUMNS, PROMPT_COLUMNS)
 # Per table, the columns ``NarrowInsert`` does not bind in a row that holds their usual value: NULL (left
 # out: the column's default) or a constant (written as a literal). Most requests have no category, tags,
-# key, cost cap or error, succeed, at the first attempt; most attempts succeed, with no cached, reasoning
-# or cache-write tokens, and exact usage.
-# Omitted, a request column is NULL in ``excluded``, so the upsert's coalesce keeps what a start written
-# earlier knew.
+# key, cost cap or error and succeed at the first attempt; most attempts succeed with exact usage and no
+# cached, reasoning or cache-write tokens. Omitted, a request column is NULL in ``excluded``, so the
+# upsert's coalesce keeps what a start written earlier knew.
 _USUAL: tuple[dict[str, int | str | None], ...] = (
     {
         "error_type": None,
