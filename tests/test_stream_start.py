@@ -8,7 +8,7 @@ import pytest
 
 from model_orchestrator.core.errors import ServerError
 from model_orchestrator.core.response import StreamDelta
-from model_orchestrator.core.stream_start import DeferredStream, has_content, start_stream
+from model_orchestrator.core.stream_start import DeferredStream, closing, has_content, start_stream
 from model_orchestrator.core.tools import ToolCallDelta
 
 
@@ -131,3 +131,24 @@ async def test_a_started_stream_of_started_layers_reads_the_source_directly_and_
     async with started:
         assert [(await anext(started)).text for _ in range(3)] == ["", "Hi", "!"]
     assert source.closed and source.read == 3  # left before "?": closing the started stream closed the source
+
+
+async def test_closing_closes_the_stream_however_the_block_is_left_and_passes_errors_on() -> None:
+    source = _Source(StreamDelta(text="a"), StreamDelta(text="b"))
+    async with closing(source.stream()) as deltas:
+        assert (await anext(deltas)).text == "a"
+    assert source.closed and source.read == 1
+
+    failing = _Source(StreamDelta(text="a"))
+    with pytest.raises(ServerError, match="caller broke"):
+        async with closing(failing.stream()) as deltas:
+            await anext(deltas)
+            raise ServerError("caller broke", status_code=500, retryable=True)
+    assert failing.closed
+
+    ended = _Source(StreamDelta(text="a"))
+    with pytest.raises(StopAsyncIteration):
+        async with closing(ended.stream()) as deltas:
+            while True:
+                await anext(deltas)
+    assert ended.closed
