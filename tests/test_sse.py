@@ -63,3 +63,13 @@ async def test_invalid_utf8_is_replaced_not_raised() -> None:
 
 async def test_id_with_nul_is_ignored() -> None:
     assert await _events(b"id: a\x00b", b"data: x", b"") == [SseEvent(None, "x", None)]
+
+
+async def test_only_the_first_lines_byte_order_mark_is_dropped() -> None:
+    # A later one is part of the field name, so the line is an unknown field and ignored.
+    assert await _events(b"data: x", b"\xef\xbb\xbfdata: y", b"") == [SseEvent(None, "x")]
+
+
+async def test_invalid_utf8_in_a_value_without_a_space_and_in_other_fields_is_replaced() -> None:
+    events = await _events(b"event: \xffe", b"id: \xfe", b"data:\xff\xfe", b"")
+    assert events == [SseEvent("\ufffde", "\ufffd\ufffd", "\ufffd")]
