@@ -88,6 +88,11 @@ async def test_a_body_with_a_field_of_the_wrong_type_is_a_retryable_502_naming_i
         ('"text"', "it is not an object"),
         (_chunk({"content": ["a"]}), "content is not a string"),
         ({**_chunk({}), "choices": [3]}, "choices[0] is not an object"),
+        ({**_chunk({}), "choices": {"index": 0}}, "choices is not a list"),
+        ({**_chunk({}), "choices": [{"delta": "Par"}]}, "delta is not an object"),
+        (_chunk({}, finish=7), "finish_reason is not a string"),  # type: ignore[arg-type]
+        (_chunk({}, model=["m"]), "model is not a string"),
+        (_chunk({}, x_groq=[]), "x_groq is not an object"),
         (_chunk({"tool_calls": [{"index": "first"}]}), "a tool call piece's index is not an integer"),
     ],
 )
@@ -124,6 +129,16 @@ async def test_a_null_choices_on_the_usage_chunk_ends_the_stream_normally() -> N
     deltas = await _stream(_streaming(_chunk({"content": "Paris."}), _chunk({}, "stop"), last))
     assert [d.text for d in deltas] == ["Paris.", ""]
     assert deltas[-1].usage == Usage(input_tokens=9, output_tokens=1)
+
+
+async def test_usage_in_groqs_x_groq_is_read_from_the_last_chunk_and_a_null_model_keeps_the_last() -> None:
+    last = {
+        **_chunk({}, "stop", model=None),
+        "x_groq": {"usage": {"prompt_tokens": 9, "completion_tokens": 1}},
+    }
+    deltas = await _stream(_streaming(_chunk({"content": "Paris."}), last))
+    assert deltas[-1].usage == Usage(input_tokens=9, output_tokens=1)
+    assert deltas[-1].model == "m-2024"
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -11,6 +11,7 @@ https://platform.openai.com/docs/guides/error-codes
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic_core import to_json
@@ -264,22 +265,40 @@ class StreamDecoder:
         if event == "error" or chunk.get("error") is not None:
             detail = _detail_of(chunk.get("error"), data)
             raise _error_from_detail(_status_of(detail), detail, RateLimitSnapshot())
-        self._model = strict_text(chunk.get("model"), "model") or self._model
+        # The field readers are called only for a value of an unusual type (they raise, or read null):
+        # in the usual chunk every value already has its type, and this runs once per chunk.
+        model = chunk.get("model")
+        if type(model) is not str:
+            model = strict_text(model, "model")
+        self._model = model or self._model
         usage = chunk.get("usage")
-        if usage is None:
+        if usage is None and "x_groq" in chunk:
             # Groq's ``x_groq`` carries usage on the last chunk (https://console.groq.com/docs/api-reference).
-            usage = strict_object(chunk.get("x_groq"), "x_groq").get("usage")
+            usage = strict_object(chunk["x_groq"], "x_groq").get("usage")
         if usage is not None:
             self._usage = usage_of(usage)
-        choices = strict_list(chunk.get("choices"), "choices")
+        choices = chunk.get("choices")
+        if type(choices) is not list:
+            choices = strict_list(choices, "choices")
         if not choices:
             return None
-        choice = strict_object(choices[0], "choices[0]")
-        self._finish = strict_text(choice.get("finish_reason"), "finish_reason") or self._finish
-        delta = strict_object(choice.get("delta"), "delta")
-        text = strict_text(delta.get("content"), "content") or ""
+        choice = choices[0]
+        return self._choice_delta(choice if type(choice) is dict else strict_object(choice, "choices[0]"))
+
+    def _choice_delta(self, choice: Mapping[str, Any]) -> StreamDelta | None:
+        """The delta of a chunk's first choice (None when it carries nothing to pass on)."""
+        finish = choice.get("finish_reason")
+        if finish is not None:
+            self._finish = strict_text(finish, "finish_reason") or self._finish
+        delta = choice.get("delta")
+        if type(delta) is not dict:
+            delta = strict_object(delta, "delta")
+        text = delta.get("content")
+        if type(text) is not str:
+            text = strict_text(text, "content") or ""
         logprobs = (logprobs_of(choice.get("logprobs")) or ()) if self._logprobs else ()
-        calls = tool_call_deltas_of(delta.get("tool_calls"), self._calls)
+        pieces = delta.get("tool_calls")
+        calls = () if pieces is None else tool_call_deltas_of(pieces, self._calls)
         if not text and not logprobs and not calls:
             return None
         self._chars += len(text)
