@@ -22,7 +22,6 @@ from model_orchestrator.core.events import (
     RequestFinished,
     RequestStarted,
 )
-from model_orchestrator.core.usage import Usage
 from model_orchestrator.ledger.ledger import Ledger, LedgerError
 from model_orchestrator.ledger.recorder import LedgerRecorder
 from model_orchestrator.ledger.records import (
@@ -37,20 +36,7 @@ from model_orchestrator.ledger.settings import LedgerSettings
 from model_orchestrator.ledger.writer_sql import sink_for
 from model_orchestrator.testing import FakeUpstream, Fault, Reply
 from tests.ledger_db import DATABASES, url_for
-
-
-def attempt(n: int, request_id: str = "r") -> AttemptSucceeded:
-    return AttemptSucceeded(
-        request_id=request_id,
-        timestamp=1_700_000_000.0 + n,
-        attempt_id=f"a{n:05d}",
-        model="m",
-        provider="p",
-        deployment="m@p",
-        usage=Usage(10, 5),
-        cost=0.001,
-        latency=0.5,
-    )
+from tests.ledger_events import attempt
 
 
 class Sink:

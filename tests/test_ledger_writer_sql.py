@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from model_orchestrator.core.events import AttemptFailed, AttemptSucceeded, RequestFinished, RequestStarted
+from model_orchestrator.core.events import AttemptFailed, RequestFinished, RequestStarted
 from model_orchestrator.core.usage import Usage
 from model_orchestrator.ledger.ledger import Ledger
 from model_orchestrator.ledger.records import (
@@ -24,6 +24,7 @@ from model_orchestrator.ledger.records import (
 from model_orchestrator.ledger.settings import DEFAULT_BATCH_SIZE, LedgerSettings, sqlite_url
 from model_orchestrator.ledger.writer_sql import MultiRowInsert, SqliteSink, sink_for
 from tests.ledger_db import DATABASES, url_for
+from tests.ledger_events import attempt
 
 ONE_ROW = "INSERT INTO t (a, b, c) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 
@@ -56,7 +57,7 @@ def test_the_sqlite_sink_writes_a_large_batch_in_few_statements(tmp_path: Path) 
     sink = SqliteSink(str(tmp_path / "ledger.sqlite3"))
     try:
         sink._db.set_trace_callback(statements.append)
-        sink.write(Batch([attempt_row(_attempt(n)) for n in range(1500)]))
+        sink.write(Batch([attempt_row(attempt(n, f"r{n}")) for n in range(1500)]))
     finally:
         sink.close()
     inserts = [s for s in statements if s.startswith("INSERT")]
@@ -80,8 +81,8 @@ def test_a_row_binds_only_its_unusual_values_and_every_value_lands(tmp_path: Pat
         retryable=True,
         latency=0.1,
     )  # unpriced: cost None
-    cached = replace(_attempt(2), usage=Usage(10, 5, cached_input_tokens=4, estimated=True))
-    attempts = [attempt_row(_attempt(0)), attempt_row(failed), attempt_row(cached)]
+    cached = replace(attempt(2, "r2"), usage=Usage(10, 5, cached_input_tokens=4, estimated=True))
+    attempts = [attempt_row(attempt(0, "r0")), attempt_row(failed), attempt_row(cached)]
     plain = request_row(None, request_finish(_finished("r1")))
     tagged = request_row(
         request_start(replace(_started("r2"), tags=("a", "b"), api_key_id="k", max_cost=0.5)),
@@ -122,7 +123,7 @@ async def test_one_batch_holding_a_start_alone_and_later_its_finish_merges_them(
         store = await ledger.store()
         start = request_start(_started("r1"))
         batch = Batch(
-            [attempt_row(_attempt(n)) for n in range(300)],
+            [attempt_row(attempt(n, f"r{n}")) for n in range(300)],
             [request_row(start, None), request_row(None, request_finish(_finished("r1")))],
         )
 
@@ -159,20 +160,6 @@ async def _migrated(url: str) -> None:
     ledger = Ledger(LedgerSettings(url))
     await ledger.store()
     await ledger.aclose()
-
-
-def _attempt(n: int) -> AttemptSucceeded:
-    return AttemptSucceeded(
-        request_id=f"r{n}",
-        timestamp=1_700_000_000.0 + n,
-        attempt_id=f"a{n:05d}",
-        model="m",
-        provider="p",
-        deployment="m@p",
-        usage=Usage(10, 5),
-        cost=0.001,
-        latency=0.5,
-    )
 
 
 def _started(request_id: str) -> RequestStarted:
