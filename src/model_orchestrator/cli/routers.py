@@ -235,6 +235,12 @@ def train_router_command(
     if summary.get("family_recognised") is not None and len(summary["families"]) > 1:
         share = summary["family_recognised"]
         click.echo(f"task family recognised from the prompt in {share:.1%} of held-out prompts")
+    if "tree_factors" in summary:
+        factors = ", ".join(
+            f"{name} {factor:.2f}" if factor else f"{name} off"
+            for name, factor in summary["tree_factors"].items()
+        )
+        click.echo(f"boosted trees on the prompt's counts, weight per family (out of fold): {factors}")
     click.echo(
         f"wrote {output} ({len(data) / 1024:.0f} KiB); use it with `routing: {{learned_router: {output}}}`"
     )

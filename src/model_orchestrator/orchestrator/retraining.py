@@ -134,7 +134,7 @@ def compare(
             "nothing to route by; label answers of weaker models too"
         )
     folds = max(2, min(folds, len(examples)))
-    settings = TrainingSettings(calibration_folds=0)
+    settings = TrainingSettings(seed=seed)
     candidate = cross_validated_scores(examples, folds, seed, settings, prior=prior)
     weak = [0.0] * len(examples)
 

@@ -101,7 +101,7 @@ class EvaluationOptions:
     cv_folds: int = 0
     leave_one_out: bool = False
     seed: int = 0
-    settings: TrainingSettings = field(default_factory=lambda: TrainingSettings(calibration_folds=0))
+    settings: TrainingSettings = field(default_factory=TrainingSettings)
 
 
 def evaluate(examples: Sequence[RoutingExample], options: EvaluationOptions) -> list[BenchmarkReport]:

@@ -3,11 +3,11 @@ task family (length, numbers, reasoning and negation cues), for traffic unlike t
 
 The learned router's n-gram weights are specific to the kinds of prompts it was trained on; trained
 without a benchmark, it routes that benchmark worse than prompt length does. This router reads only
-``features.GENERIC_NAMES`` with one linear model (``training.fit_generic`` fits it, centred within each
-family, and stores it in the same router file), so it cannot recognise a family, and it transfers: in
-leave-one-benchmark-out on the dev data it is above prompt length on all three benchmarks
-(docs/decisions.md). Its score is the share of training prompts that scored lower (0-1), so a strong
-share maps to a threshold directly. It does not pick models.
+``features.GENERIC_NAMES`` with one linear model (``generic_training.fit_generic`` fits it, centred
+within each family; the trainer stores it in the same router file), so it cannot recognise a family,
+and it transfers: in leave-one-benchmark-out on the dev data it is above prompt length on all three
+benchmarks (docs/decisions.md). Its score is the share of training prompts that scored lower (0-1), so
+a strong share maps to a threshold directly. It does not pick models.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``LearnedRouter``: the probability that a prompt needs the strong model, from the prompt alone.
 
-A linear model over hashed word n-grams and a few counts predicts what calling the strong model instead
-of the weak one gains on this prompt; prompts are first assigned to the nearest task family (the
+A linear model over hashed word n-grams and a few counts, plus boosted trees over the counts (their
+weight per family chosen in training), predicts what calling the strong model instead of the weak one
+gains on this prompt; prompts are first assigned to the nearest task family (the
 model keeps family-specific weights beside the shared ones), and a logistic calibration turns the gain
 into a probability. It loads from the file ``orchestrator train-router`` writes (the package ships one,
 trained on the RouteLLM-derived dev data), offline, in milliseconds; scoring one prompt takes well
@@ -32,6 +33,7 @@ from model_orchestrator.routing.features import (
     nearest_family,
 )
 from model_orchestrator.routing.generic import GenericRouter
+from model_orchestrator.routing.trees import TreeEnsemble
 
 PACKAGED_FILE = "learned_router.bin"
 
@@ -72,6 +74,7 @@ class LearnedRouter:
         self._family_bias = [float(x) for x in header["family_bias"]]
         self._slope, self._intercept = (float(x) for x in header["calibration"])
         self._quantiles = [float(x) for x in header["quantiles"]]
+        self._trees, self._tree_factors = _trees(header, model, len(self._families))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> LearnedRouter:
@@ -151,7 +154,24 @@ class LearnedRouter:
         for index, value in enumerate(features.dense):
             standard = (value - self._mean[index]) / self._std[index]
             gain += standard * (self._shared_dense[index] + own[index])
+        if self._trees is not None and self._tree_factors[family]:
+            gain += self._tree_factors[family] * self._trees.predict(features.dense, family)
         return gain
+
+
+def _trees(
+    header: Mapping[str, Any], model: artifact.Artifact, families: int
+) -> tuple[TreeEnsemble | None, list[float]]:
+    """The file's boosted trees and their factor per family (files written before the trees have none)."""
+    block = header.get("trees")
+    if block is None:
+        return None, [0.0] * families
+    factors = [float(x) for x in block["factors"]]
+    if len(factors) != families or len(block["family_means"]) != families:
+        raise ConfigError(
+            "router file is damaged: its trees do not match its families; retrain it with train-router"
+        )
+    return TreeEnsemble.from_file(block, model.arrays), factors
 
 
 def _rows(values: array[Any], count: int, width: int) -> Sequence[Sequence[float]]:

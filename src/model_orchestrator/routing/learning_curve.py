@@ -51,7 +51,7 @@ def learning_curve(
     settings: TrainingSettings | None = None,
 ) -> list[CurvePoint]:
     """The curve for every benchmark with at least ``MIN_PROMPTS`` scored prompts (see the docstring)."""
-    settings = settings or TrainingSettings(calibration_folds=0)
+    settings = settings or TrainingSettings()
     scored = [e for e in examples if e.scored]
     points: list[CurvePoint] = []
     for benchmark in families(scored):

@@ -4,15 +4,14 @@ The target is what the strong model gains over the weak one on each prompt (``st
 per family to [-1, 1]): routing by expected gain ranks better than routing by "the weak model fails",
 which also sends prompts that neither model answers. Features are ``features.featurise``'s, each
 n-gram both shared and copied per task family (so one file serves several kinds of traffic without
-one drowning the others), plus standardised counts. The solver is conjugate gradients on the normal
-equations: deterministic, a few seconds for ten thousand prompts on two cores. Out-of-fold predictions
-calibrate the probability (a logistic fit of "the strong model did better") and give the score
-quantiles that turn a wanted strong-call share into a threshold.
+one drowning the others), plus standardised counts, solved by ``sparse_ridge.py``. Out-of-fold
+predictions calibrate the probability (a logistic fit of "the strong model did better"), weigh the
+trees, and give the score quantiles that turn a wanted strong-call share into a threshold.
 
-Beside it, the file carries the generic router (``routing/generic.py``): a ridge regression of the gain
-on the family-independent counts (``features.GENERIC_NAMES``), fitted with features and target centred
-within each family so that it learns "harder than the family's usual prompt" rather than which family is
-harder, plus a fixed weight on length; it is what transfers to kinds of prompts not in the data.
+Beside the n-grams, boosted trees over the same counts (``routing/trees.py``) learn the prompt's shape;
+how much they count is chosen per family on the out-of-fold predictions. The file also carries the
+generic router (``routing/generic_training.py``), which is what transfers to kinds of prompts not in the
+data.
 
 numpy is imported here only (the ``routing`` extra); scoring (``learned.py``) never needs it.
 """
@@ -22,7 +21,7 @@ from __future__ import annotations
 import random
 from array import array
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from model_orchestrator.core.errors import ConfigError
@@ -30,13 +29,16 @@ from model_orchestrator.routing import artifact
 from model_orchestrator.routing.dataset import RoutingExample, families
 from model_orchestrator.routing.features import (
     DENSE_NAMES,
-    GENERIC_NAMES,
     family_bucket,
     family_salt,
     featurise,
     fingerprint,
     nearest_family,
 )
+from model_orchestrator.routing.generic_training import fit_generic
+from model_orchestrator.routing.sparse_ridge import Design, conjugate_gradients, design_product
+from model_orchestrator.routing.tree_training import TreeSettings, blend_weights, fit_trees
+from model_orchestrator.routing.trees import TreeEnsemble
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,6 +54,7 @@ class TrainingSettings:
     hash_size: int = 2**17
     family_hash_size: int = 2**12
     l2: float = 6.0
+    trees: TreeSettings = field(default_factory=TreeSettings)
     calibration_folds: int = 3
     max_iterations: int = 200
     family_balance: float = 0.0
@@ -71,17 +74,6 @@ def numpy_module() -> Any:
             "training and evaluating routers needs numpy: pip install 'model-orchestrator[routing]'"
         ) from exc
     return numpy
-
-
-@dataclass(frozen=True, slots=True)
-class _Design:
-    """The training matrix in coordinate form (rows, buckets, values) plus the dense block."""
-
-    rows: Vector
-    columns: Any
-    values: Vector
-    dense: Vector
-    count: int
 
 
 class _Fitted:
@@ -110,12 +102,12 @@ class _Trainer:
         scales = _family_scales(self.examples, self.origins)
         self.target = self.np.array([e.gain(scales[e.family]) for e in self.examples])
         self.features = [featurise(e.prompt) for e in self.examples]
-        raw = self.np.array([f.dense for f in self.features], dtype=float)
-        self.mean = raw.mean(axis=0)
-        self.std = raw.std(axis=0) + 1e-9
-        self.standard = (raw - self.mean) / self.std
+        self.raw = self.np.array([f.dense for f in self.features], dtype=float)
+        self.mean = self.raw.mean(axis=0)
+        self.std = self.raw.std(axis=0) + 1e-9
+        self.standard = (self.raw - self.mean) / self.std
 
-    def design(self, indices: Sequence[int], family_of: Sequence[int]) -> _Design:
+    def design(self, indices: Sequence[int], family_of: Sequence[int]) -> Design:
         np = self.np
         parts = [self._columns(index, family) for index, family in zip(indices, family_of, strict=True)]
         lengths = [len(p) for p in parts]
@@ -123,7 +115,7 @@ class _Trainer:
         weights = np.repeat([self.features[i].key_weight for i in indices], lengths)
         columns = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         dense = self._dense_block([self.standard[i] for i in indices], family_of)
-        return _Design(rows, columns, weights, dense, len(indices))
+        return Design(rows, columns, weights, dense, len(indices))
 
     def _columns(self, index: int, family: int) -> Any:
         """The buckets of one prompt's n-grams: shared, then ``family``'s copies (cached per pair)."""
@@ -153,7 +145,15 @@ class _Trainer:
         y = self.target[list(indices)]
         weights = self._sample_weights(family_of)
         intercept = float(self.np.average(y, weights=weights))
-        hashed, dense = _conjugate_gradients(self.np, design, y - intercept, weights, self.settings)
+        hashed, dense = conjugate_gradients(
+            self.np,
+            design,
+            y - intercept,
+            weights,
+            size=self.settings.hash_size,
+            l2=self.settings.l2,
+            iterations=self.settings.max_iterations,
+        )
         return _Fitted(hashed, dense, intercept)
 
     def _sample_weights(self, family_of: Sequence[int]) -> Vector:
@@ -166,7 +166,29 @@ class _Trainer:
 
     def predict(self, fitted: _Fitted, indices: Sequence[int], family_of: Sequence[int]) -> Vector:
         design = self.design(indices, family_of)
-        return _product(self.np, design, fitted.weights, fitted.dense) + fitted.intercept
+        return design_product(self.np, design, fitted.weights, fitted.dense) + fitted.intercept
+
+    def fit_trees(self, indices: Sequence[int]) -> TreeEnsemble | None:
+        """Boosted trees of the gain on the counts of the rows ``indices`` (None when turned off)."""
+        if self.settings.trees.count <= 0:
+            return None
+        rows = list(indices)
+        family_of = [self.family_index[i] for i in rows]
+        return fit_trees(
+            self.np, self.raw[rows], self.target[rows], family_of, len(self.families), self.settings.trees
+        )
+
+    def predict_trees(
+        self, trees: TreeEnsemble | None, indices: Sequence[int], family_of: Sequence[int]
+    ) -> Vector:
+        """The trees' gains for the rows ``indices`` as members of ``family_of`` (zeros without trees)."""
+        values = [0.0] * len(indices)
+        if trees is not None:
+            values = [
+                trees.predict(self.features[i].dense, f) for i, f in zip(indices, family_of, strict=True)
+            ]
+        result: Vector = self.np.array(values)
+        return result
 
     def centroids(self, indices: Sequence[int]) -> Vector:
         """Per family, the normalised mean of its prompts' normalised hashed unigram vectors."""
@@ -210,62 +232,35 @@ def _family_scales(examples: Sequence[RoutingExample], names: Sequence[str]) -> 
     return scales
 
 
-def _product(np: Any, design: _Design, weights: Vector, dense: Vector) -> Vector:
-    sparse = np.bincount(design.rows, weights=weights[design.columns] * design.values, minlength=design.count)
-    result: Vector = sparse + design.dense @ dense
-    return result
+@dataclass(frozen=True, slots=True)
+class OutOfFold:
+    """Every example's predictions from models that did not see it: the ridge gain, the trees' gain,
+    the family it was recognised as, and how often that family was the right one."""
+
+    ridge: Vector
+    trees: Vector
+    guessed: list[int]
+    family_accuracy: float
 
 
-def _conjugate_gradients(
-    np: Any, design: _Design, y: Vector, rows: Vector, settings: TrainingSettings
-) -> tuple[Any, Any]:
-    """Solve (XᵀSX + λI) w = XᵀSy (S: the row weights) for the hashed and dense weights together."""
-    size, l2 = settings.hash_size, settings.l2
-
-    def transpose(vector: Vector) -> tuple[Vector, Vector]:
-        sparse = np.bincount(design.columns, weights=vector[design.rows] * design.values, minlength=size)
-        return sparse, design.dense.T @ vector
-
-    def normal(w: Vector, v: Vector) -> tuple[Vector, Vector]:
-        sparse, dense = transpose(rows * _product(np, design, w, v))
-        return sparse + l2 * w, dense + l2 * v
-
-    rhs_w, rhs_v = transpose(rows * y)
-    w, v = np.zeros(size), np.zeros(design.dense.shape[1])
-    r_w, r_v = rhs_w.copy(), rhs_v.copy()
-    p_w, p_v = r_w.copy(), r_v.copy()
-    rs = float(r_w @ r_w + r_v @ r_v)
-    tolerance = 1e-10 * rs
-    for _ in range(settings.max_iterations):
-        a_w, a_v = normal(p_w, p_v)
-        alpha = rs / float(p_w @ a_w + p_v @ a_v)
-        w, v = w + alpha * p_w, v + alpha * p_v
-        r_w, r_v = r_w - alpha * a_w, r_v - alpha * a_v
-        new = float(r_w @ r_w + r_v @ r_v)
-        if new <= tolerance:
-            break
-        p_w, p_v = r_w + (new / rs) * p_w, r_v + (new / rs) * p_v
-        rs = new
-    return w, v
-
-
-def out_of_fold(trainer: _Trainer, folds: int, seed: int) -> tuple[Vector, float]:
-    """Predicted gains for every example from a model that did not see it, and how often the family
-    was recognised correctly."""
+def out_of_fold(trainer: _Trainer, folds: int, seed: int) -> OutOfFold:
+    """Predictions for every example from the ``folds`` models that did not see it."""
     np = trainer.np
     order = list(range(len(trainer.examples)))
     random.Random(seed).shuffle(order)
-    predictions = np.zeros(len(order))
-    correct = 0
+    ridge, trees = np.zeros(len(order)), np.zeros(len(order))
+    guessed = [0] * len(order)
     for fold in range(folds):
         held = sorted(order[fold::folds])
         held_set = set(held)
         kept = [i for i in range(len(order)) if i not in held_set]
-        fitted = trainer.fit(kept)
-        guessed = trainer.nearest_family(trainer.centroids(kept), held)
-        correct += sum(g == trainer.family_index[i] for g, i in zip(guessed, held, strict=True))
-        predictions[held] = trainer.predict(fitted, held, guessed)
-    return predictions, correct / len(order)
+        families = trainer.nearest_family(trainer.centroids(kept), held)
+        ridge[held] = trainer.predict(trainer.fit(kept), held, families)
+        trees[held] = trainer.predict_trees(trainer.fit_trees(kept), held, families)
+        for index, family in zip(held, families, strict=True):
+            guessed[index] = family
+    correct = sum(g == f for g, f in zip(guessed, trainer.family_index, strict=True))
+    return OutOfFold(ridge, trees, guessed, correct / len(order))
 
 
 def calibrate(np: Any, gains: Vector, better: Vector) -> tuple[float, float]:
@@ -293,12 +288,24 @@ def train_router(
     trainer = _Trainer(examples, settings)
     np = trainer.np
     every = list(range(len(examples)))
-    if settings.calibration_folds >= 2:
-        held_out, family_accuracy = out_of_fold(trainer, settings.calibration_folds, settings.seed)
-    else:
-        held_out, family_accuracy = None, None
     fitted = trainer.fit(every)
-    gains = held_out if held_out is not None else trainer.predict(fitted, every, trainer.family_index)
+    if settings.calibration_folds >= 2:
+        held_out = out_of_fold(trainer, settings.calibration_folds, settings.seed)
+        trees = trainer.fit_trees(every)
+        factors = blend_weights(
+            np,
+            (held_out.ridge, held_out.trees),
+            trainer.target,
+            held_out.guessed,
+            len(trainer.families),
+            settings.trees,
+            settings.seed,
+        )
+        gains = held_out.ridge + np.asarray(factors)[held_out.guessed] * held_out.trees
+        family_accuracy: float | None = held_out.family_accuracy
+    else:  # no held-out predictions to weigh the trees with: the ridge model alone
+        trees, factors, family_accuracy = None, [], None
+        gains = trainer.predict(fitted, every, trainer.family_index)
     slope, intercept = calibrate(np, gains, (trainer.target > 0).astype(float))
     probabilities = 1.0 / (1.0 + np.exp(-(slope * gains + intercept)))
     summary = {
@@ -309,36 +316,19 @@ def train_router(
         "settings": asdict(settings),
     }
     centroids = trainer.centroids(every)
-    generic = fit_generic(trainer)
-    data = _encode(trainer, fitted, centroids, (slope, intercept), probabilities, generic, summary)
+    generic = fit_generic(
+        np,
+        trainer.raw,
+        trainer.target,
+        trainer.origin_index,
+        l2=settings.generic_l2,
+        length_weight=settings.generic_length_weight,
+    )
+    if trees is not None:
+        summary["tree_factors"] = dict(zip(trainer.families, factors, strict=True))
+    blended = (trees, factors) if trees is not None else None
+    data = _encode(trainer, fitted, centroids, (slope, intercept), probabilities, generic, summary, blended)
     return data, summary
-
-
-def fit_generic(trainer: _Trainer) -> dict[str, Any]:
-    """The generic router's weights over the raw ``GENERIC_NAMES`` counts, its offset, and its score
-    quantiles on the training prompts (see the module docstring)."""
-    np, settings = trainer.np, trainer.settings
-    columns = [DENSE_NAMES.index(n) for n in GENERIC_NAMES]
-    raw = np.array([[f.dense[c] for c in columns] for f in trainer.features], dtype=float)
-    mean, std = raw.mean(axis=0), raw.std(axis=0) + 1e-9
-    standard = (raw - mean) / std
-    target = trainer.target.copy()
-    family_of = np.asarray(trainer.origin_index)
-    for family in range(len(trainer.origins)):
-        rows = family_of == family
-        standard[rows] -= standard[rows].mean(axis=0)
-        target[rows] -= target[rows].mean()
-    gram = standard.T @ standard + settings.generic_l2 * np.eye(len(columns))
-    weights = np.linalg.solve(gram, standard.T @ target) / std
-    weights[GENERIC_NAMES.index("log_chars")] += settings.generic_length_weight
-    offset = -float(weights @ mean)
-    scores = raw @ weights + offset
-    return {
-        "names": list(GENERIC_NAMES),
-        "weights": weights.tolist(),
-        "offset": offset,
-        "quantiles": np.quantile(scores, np.linspace(0, 1, 101)).tolist(),
-    }
 
 
 def _encode(
@@ -349,6 +339,7 @@ def _encode(
     probabilities: Vector,
     generic: dict[str, Any],
     summary: dict[str, Any],
+    blended: tuple[TreeEnsemble, list[float]] | None,
 ) -> bytes:
     np, settings = trainer.np, trainer.settings
     width, count = len(DENSE_NAMES), len(trainer.families)
@@ -378,4 +369,8 @@ def _encode(
         "centroids": array("f", centroids.astype("<f4").tobytes()),
         "fingerprints": array("I", sorted({fingerprint(e.prompt) for e in trainer.examples})),
     }
+    if blended is not None:
+        trees, factors = blended
+        header["trees"] = {**trees.header(), "factors": factors}
+        arrays.update(trees.arrays())
     return artifact.encode(header, arrays)
