@@ -148,3 +148,11 @@ def test_deeper_trees_score_the_same_after_a_round_trip() -> None:
     assert predicted == [trees.predict(list(r), 0) for r in held]
     both = truth == 1
     assert np.mean(np.array(predicted)[both]) - np.mean(np.array(predicted)[~both]) > 0.5
+
+
+def test_the_shipped_router_keeps_its_trees_for_mmlu_only() -> None:
+    """What train-router decided on the dev data (docs/decisions.md): the trees pass the bootstrap test
+    on MMLU and not on GSM8K, so GSM8K prompts score as they did before the trees."""
+    router = LearnedRouter.load()
+    factors = router.training["tree_factors"]
+    assert factors["mmlu"] > 0 and factors["gsm8k"] == 0
