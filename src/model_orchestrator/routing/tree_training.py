@@ -103,7 +103,11 @@ class _Grower:
         self.binned = binned
         self.edges = edges
         self.settings = settings
-        self.width = settings.bins + 1
+        width = settings.bins + 1
+        # Each feature's bins offset into a block of its own, so one bincount serves every feature.
+        self.flat = binned + np.arange(binned.shape[1]) * width
+        self.shape = (binned.shape[1], width)
+        self.cuts = np.arange(width)[None, :] < np.array([len(e) for e in edges])[:, None]
 
     def grow(self, residual: Vector) -> _Tree:
         np, depth = self.np, self.settings.depth
@@ -136,24 +140,20 @@ class _Grower:
             return -1, -1
         values = residual[members]
         total = float(values.sum())
-        best, found = 0.0, (-1, -1)
-        for feature, edges in enumerate(self.edges):
-            if not len(edges):
-                continue
-            bins = self.binned[members, feature]
-            sums = np.cumsum(np.bincount(bins, weights=values, minlength=self.width))[: len(edges)]
-            counts = np.cumsum(np.bincount(bins, minlength=self.width))[: len(edges)]
-            allowed = (counts >= least) & (count - counts >= least)
-            if not allowed.any():
-                continue
-            left = np.maximum(counts, 1)
-            right = np.maximum(count - counts, 1)
-            gains = np.where(allowed, sums**2 / left + (total - sums) ** 2 / right, -np.inf)
-            cut = int(np.argmax(gains))
-            gain = float(gains[cut]) - total**2 / count
-            if gain > best:
-                best, found = gain, (feature, cut)
-        return found
+        flat = self.flat[members].ravel()
+        size = self.shape[0] * self.shape[1]
+        weights = np.repeat(values, self.shape[0])
+        sums = np.bincount(flat, weights=weights, minlength=size).reshape(self.shape).cumsum(axis=1)
+        counts = np.bincount(flat, minlength=size).reshape(self.shape).cumsum(axis=1)
+        allowed = self.cuts & (counts >= least) & (count - counts >= least)
+        left = np.maximum(counts, 1)
+        right = np.maximum(count - counts, 1)
+        gains = np.where(allowed, sums**2 / left + (total - sums) ** 2 / right, -np.inf)
+        best = int(np.argmax(gains))  # the first feature, then the first cut, among equals
+        if float(gains.flat[best]) - total**2 / count <= 0.0:
+            return -1, -1
+        feature, cut = divmod(best, self.shape[1])
+        return feature, cut
 
 
 def captured_gain(np: Any, scores: Vector, target: Vector) -> float:
