@@ -21,6 +21,7 @@ from model_orchestrator.routing.answers import ANSWER_SCORERS, AnswerScorer, Pro
 from model_orchestrator.routing.baselines import LengthRouter, RandomRouter
 from model_orchestrator.routing.complexity import ComplexityScorer
 from model_orchestrator.routing.dataset import RoutingExample, families
+from model_orchestrator.routing.features import PromptFeatures, featurise
 from model_orchestrator.routing.learned import LearnedRouter
 from model_orchestrator.routing.metrics import RouterMetrics, evaluate_scores
 from model_orchestrator.routing.training import TrainingSettings, train_router
@@ -277,9 +278,11 @@ def held_out_scores(
 ) -> dict[str, list[float]]:
     """Every example's learned and generic gains from a router trained on everything but its fold."""
     scores = {"learned": [0.0] * len(examples), "generic": [0.0] * len(examples)}
+    features = [featurise(e.prompt) for e in examples]
     for held in folds:
         held_set = set(held)
-        router = _trained([e for i, e in enumerate(examples) if i not in held_set], settings)
+        kept = [i for i in range(len(examples)) if i not in held_set]
+        router = _trained([examples[i] for i in kept], settings, [features[i] for i in kept])
         generic = router.generic()
         for i in held:
             scores["learned"][i] = router.score(examples[i].prompt).gain
@@ -308,10 +311,12 @@ def leave_one_family_out_scores(
     return held_out_scores(examples, family_folds(examples), settings)["learned"]
 
 
-def _trained(examples: Sequence[RoutingExample], settings: TrainingSettings) -> LearnedRouter:
+def _trained(
+    examples: Sequence[RoutingExample], settings: TrainingSettings, features: Sequence[PromptFeatures]
+) -> LearnedRouter:
     from model_orchestrator.routing import artifact
 
-    data, _summary = train_router(examples, settings)
+    data, _summary = train_router(examples, settings, features=features)
     return LearnedRouter(artifact.decode(data, "cross-validation fold"), source="cross-validation fold")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.routing import artifact
 from model_orchestrator.routing.dataset import RoutingExample, families
+from model_orchestrator.routing.features import featurise
 from model_orchestrator.routing.learned import LearnedRouter
 from model_orchestrator.routing.metrics import evaluate_scores
 from model_orchestrator.routing.training import TrainingSettings, train_router
@@ -79,6 +80,7 @@ def _benchmark_curve(
     counts = sorted({n for n in sizes if n < largest} | {largest})
     weak = [float(e.weak_score or 0.0) for e in subset]
     strong = [float(e.strong_score or 0.0) for e in subset]
+    features = [featurise(e.prompt) for e in subset]
     points = []
     for count in counts:
         learned, generic = [0.0] * len(subset), [0.0] * len(subset)
@@ -86,7 +88,9 @@ def _benchmark_curve(
             held_set = set(held)
             pool = [i for i in order if i not in held_set]
             chosen = rng.sample(pool, count) if count < len(pool) else pool
-            data, _summary = train_router([subset[i] for i in chosen], settings)
+            data, _summary = train_router(
+                [subset[i] for i in chosen], settings, features=[features[i] for i in chosen]
+            )
             router = LearnedRouter(artifact.decode(data, "learning curve"), source="learning curve")
             generic_router = router.generic()
             for i in held:

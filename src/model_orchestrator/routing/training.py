@@ -29,6 +29,7 @@ from model_orchestrator.routing import artifact
 from model_orchestrator.routing.dataset import RoutingExample, families
 from model_orchestrator.routing.features import (
     DENSE_NAMES,
+    PromptFeatures,
     family_bucket,
     family_salt,
     featurise,
@@ -88,7 +89,12 @@ class _Fitted:
 class _Trainer:
     """Featurises once; fits, predicts and calibrates (one instance per training run)."""
 
-    def __init__(self, examples: Sequence[RoutingExample], settings: TrainingSettings) -> None:
+    def __init__(
+        self,
+        examples: Sequence[RoutingExample],
+        settings: TrainingSettings,
+        features: Sequence[PromptFeatures] | None = None,
+    ) -> None:
         self.np = numpy_module()
         self.settings = settings
         self.examples = list(examples)
@@ -101,7 +107,7 @@ class _Trainer:
         self._cache: dict[tuple[int, int], Any] = {}
         scales = _family_scales(self.examples, self.origins)
         self.target = self.np.array([e.gain(scales[e.family]) for e in self.examples])
-        self.features = [featurise(e.prompt) for e in self.examples]
+        self.features = list(features) if features is not None else [featurise(e.prompt) for e in examples]
         self.raw = self.np.array([f.dense for f in self.features], dtype=float)
         self.mean = self.raw.mean(axis=0)
         self.std = self.raw.std(axis=0) + 1e-9
@@ -279,13 +285,18 @@ def calibrate(np: Any, gains: Vector, better: Vector) -> tuple[float, float]:
 
 
 def train_router(
-    examples: Sequence[RoutingExample], settings: TrainingSettings | None = None
+    examples: Sequence[RoutingExample],
+    settings: TrainingSettings | None = None,
+    *,
+    features: Sequence[PromptFeatures] | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Train on ``examples``; returns the router file's bytes and a summary of the training run."""
+    """Train on ``examples``; returns the router file's bytes and a summary of the training run.
+    ``features`` (``featurise`` of each prompt, in order) saves featurising again when one caller
+    trains many routers on subsets of the same prompts (cross-validation)."""
     settings = settings or TrainingSettings()
     if len(examples) < 4 * max(settings.calibration_folds, 2):
         raise ConfigError(f"training a router needs more examples: got {len(examples)}")
-    trainer = _Trainer(examples, settings)
+    trainer = _Trainer(examples, settings, features)
     np = trainer.np
     every = list(range(len(examples)))
     fitted = trainer.fit(every)
