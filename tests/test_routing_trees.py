@@ -156,3 +156,11 @@ def test_the_shipped_router_keeps_its_trees_for_mmlu_only() -> None:
     router = LearnedRouter.load()
     factors = router.training["tree_factors"]
     assert factors["mmlu"] > 0 and factors["gsm8k"] == 0
+
+
+def test_impossible_tree_settings_are_refused_with_what_is_wrong() -> None:
+    with pytest.raises(ConfigError, match="depth must be 1 or more; bins must be 2 or more"):
+        TreeSettings(depth=0, bins=1)
+    with pytest.raises(ConfigError, match="learning_rate must be above 0"):
+        TreeSettings(learning_rate=float("nan"))
+    assert TreeSettings(count=0).count == 0

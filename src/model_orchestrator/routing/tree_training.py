@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from model_orchestrator.core.errors import ConfigError
 from model_orchestrator.routing.trees import TreeEnsemble
 
 if TYPE_CHECKING:
@@ -43,6 +44,22 @@ class TreeSettings:
     bins: int = 64
     resamples: int = 50
     confidence: float = 2.0
+
+    def __post_init__(self) -> None:
+        wrong = [
+            what
+            for what, bad in (
+                ("count must be 0 or more", self.count < 0),
+                ("depth must be 1 or more", self.depth < 1),
+                ("learning_rate must be above 0", not self.learning_rate > 0),
+                ("min_leaf must be 1 or more", self.min_leaf < 1),
+                ("bins must be 2 or more", self.bins < 2),
+                ("resamples must be 1 or more", self.resamples < 1),
+            )
+            if bad
+        ]
+        if wrong:
+            raise ConfigError(f"tree settings: {'; '.join(wrong)}")
 
 
 def fit_trees(
