@@ -101,6 +101,10 @@ def test_train_router_writes_a_file_the_other_commands_use(tmp_path: Path) -> No
     trained = run_cli("train-router", "--data", str(FIXTURE), "--output", str(output))
     assert trained.returncode == 0, trained.stderr
     assert "trained on 60 prompts (arith 30, quiz 30)" in trained.stdout and output.stat().st_size > 0
+    # Each out-of-fold fit sees 40 prompts, too few for a split (leaves need 40 each): the verdict is off.
+    assert "boosted trees on the prompt's counts, weight per family (out of fold): arith off, quiz off" in (
+        trained.stdout
+    )
     result = run_cli(
         "eval-router", "--data", str(FIXTURE), "--router", "learned", "--learned-router", str(output)
     )

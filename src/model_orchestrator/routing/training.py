@@ -303,14 +303,18 @@ def train_router(
     if settings.calibration_folds >= 2:
         held_out = out_of_fold(trainer, settings.calibration_folds, settings.seed)
         trees = trainer.fit_trees(every)
-        factors = blend_weights(
-            np,
-            (held_out.ridge, held_out.trees),
-            trainer.target,
-            held_out.guessed,
-            len(trainer.families),
-            settings.trees,
-            settings.seed,
+        factors = (
+            blend_weights(
+                np,
+                (held_out.ridge, held_out.trees),
+                trainer.target,
+                held_out.guessed,
+                len(trainer.families),
+                settings.trees,
+                settings.seed,
+            )
+            if trees is not None
+            else [0.0] * len(trainer.families)
         )
         gains = held_out.ridge + np.asarray(factors)[held_out.guessed] * held_out.trees
         family_accuracy: float | None = held_out.family_accuracy
