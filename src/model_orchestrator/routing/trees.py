@@ -64,7 +64,7 @@ class TreeEnsemble:
         training: a count often equals a threshold, so folding the mean into it could move prompts)."""
         row = [v - m for v, m in zip(values, self.family_means[family], strict=True)]
         total = self.base
-        if self.depth == 2:  # the shipped depth, unrolled: about three times faster than the loop below
+        if self.depth == 2:  # the shipped depth, unrolled: every routed prompt takes this path
             for f0, t0, f1, t1, f2, t2, l0, l1, l2, l3 in self._trees:
                 if row[f0] < t0:
                     total += l0 if row[f1] < t1 else l1
@@ -76,7 +76,7 @@ class TreeEnsemble:
             node = 0
             for _ in range(self.depth):
                 node = 2 * node + (1 if row[tree[2 * node]] < tree[2 * node + 1] else 2)
-            total += tree[2 * inner + node - inner]
+            total += tree[inner + node]  # the leaves follow the 2 x inner node entries
         return total
 
     def _tree_nodes(self) -> list[tuple[Any, ...]]:
